@@ -1,0 +1,91 @@
+"""A simulated machine: its state store plus the GPU models its GPUs are made of.
+
+Why this exists: the NVML entry points (``library.py``) and the simulator's control verbs
+(``control.py``: attach processes, reboot, inject faults) both need "the state, and the
+model of GPU i", with the models resolved once and checked to be complete enough to
+simulate.
+"""
+
+from __future__ import annotations
+
+from migctl.catalog import Catalog, model_from_dict
+from migctl.errors import NotSupportedError
+from migctl.model import GpuModel
+from migctl.sim.processes import is_alive
+from migctl.sim.state import MachineState, SimGpu, SimProcess
+from migctl.sim.store import StateStore
+
+
+def simulation_gaps(model: GpuModel) -> list[str]:
+    """What the catalog lacks to simulate ``model`` faithfully (empty: nothing)."""
+    if not model.mig_capable:
+        return []
+    gaps = []
+    if model.memory_slices is None:
+        gaps.append("its number of memory slices")
+    for p in model.gi_profiles:
+        missing = [
+            label
+            for label, value in (("id", p.id), ("memory", p.memory_mib), ("SM count", p.sm_count))
+            if value is None
+        ]
+        if not p.placements:
+            missing.append("placements")
+        if missing:
+            gaps.append(f"{p.name}: {', '.join(missing)}")
+    return gaps
+
+
+def check_simulatable(model: GpuModel) -> None:
+    gaps = simulation_gaps(model)
+    if gaps:
+        raise NotSupportedError(
+            f"cannot simulate {model.name}: the catalog does not know " + "; ".join(gaps),
+            hint="capture the real GPU with `migctl catalog capture -o FILE` and name that "
+            "file as the model in a machine file",
+            context={"model": model.key},
+        )
+
+
+class SimMachine:
+    """State access plus model resolution for one simulated machine."""
+
+    def __init__(self, store: StateStore, catalog: Catalog) -> None:
+        self.store = store
+        self.catalog = catalog
+        self._models: dict[str, GpuModel] = {}
+
+    def model_of(self, state: MachineState, gpu: SimGpu) -> GpuModel:
+        model = self._models.get(gpu.model)
+        if model is None:
+            embedded = state.models.get(gpu.model)
+            model = (
+                model_from_dict(embedded, "simulator state")
+                if embedded is not None
+                else self.catalog.get(gpu.model)
+            )
+            check_simulatable(model)
+            self._models[gpu.model] = model
+        return model
+
+    def validate(self, state: MachineState) -> None:
+        """Resolve every GPU's model now, so a bad machine fails before any use."""
+        for gpu in state.gpus:
+            self.model_of(state, gpu)
+
+
+def live_processes(gpu: SimGpu) -> list[SimProcess]:
+    return [p for p in gpu.processes if is_alive(p.pid, p.start_time)]
+
+
+def prune_dead(gpu: SimGpu) -> None:
+    gpu.processes = live_processes(gpu)
+
+
+def processes_on(gpu: SimGpu, gi: int | None = None, ci: int | None = None) -> list[SimProcess]:
+    """Live processes on the GPU, one GI, or one CI."""
+    return [
+        p
+        for p in live_processes(gpu)
+        if (gi is None or p.gi == gi) and (ci is None or p.ci == ci)
+    ]

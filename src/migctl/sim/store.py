@@ -1,0 +1,129 @@
+"""Where a simulated machine's state lives: a JSON file with a lock, or memory.
+
+Why this exists: consecutive CLI processes (and concurrent ones) must see one machine.
+Writers take an exclusive ``flock`` on ``STATE.lock``, read the current state, change it,
+and replace the file atomically (write, fsync, rename), so a reader never sees half a
+state and a crash never leaves one. Readers take no lock and cache by file identity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+from migctl.errors import InvalidInputError
+from migctl.sim.state import SCHEMA, MachineState
+
+SIM_DIR_ENV = "MIGCTL_SIM_DIR"
+
+
+def default_sim_dir() -> Path:
+    explicit = os.environ.get(SIM_DIR_ENV)
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "migctl" / "sim"
+
+
+class StateStore(Protocol):
+    """What the simulated library needs from a store."""
+
+    def read(self) -> MachineState: ...
+
+    def transaction(self) -> contextlib.AbstractContextManager[MachineState]: ...
+
+
+class MemoryStore:
+    """State in memory: for library use and fast property tests."""
+
+    def __init__(self, state: MachineState) -> None:
+        self._state = state
+
+    def read(self) -> MachineState:
+        return self._state
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[MachineState]:
+        working = copy.deepcopy(self._state)
+        yield working
+        self._state = working
+
+
+class FileStore:
+    """State in ``path`` (JSON), created by ``factory`` on first use."""
+
+    def __init__(self, path: Path, factory: Callable[[], MachineState]) -> None:
+        self.path = path
+        self._factory = factory
+        self._cache_key: tuple[int, int, int] | None = None
+        self._cache: MachineState | None = None
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def read(self) -> MachineState:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            with self.transaction() as state:
+                return copy.deepcopy(state)
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key != self._cache_key or self._cache is None:
+            self._cache = self._load()
+            self._cache_key = key
+        return self._cache
+
+    def _load(self) -> MachineState:
+        try:
+            raw = json.loads(self.path.read_text())
+            if raw.get("schema") != SCHEMA:
+                raise ValueError(f"schema {raw.get('schema')!r}, expected {SCHEMA}")
+            return MachineState.from_dict(raw)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InvalidInputError(
+                f"simulator state {self.path} is unreadable: {exc}",
+                hint=f"start the machine afresh with `migctl sim reset-state` (removes {self.path})",
+            ) from exc
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[MachineState]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                state = self._load() if self.path.exists() else self._factory()
+                yield state
+                self._write(state)
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def _write(self, state: MachineState) -> None:
+        text = json.dumps(state.to_dict(), indent=1, sort_keys=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        self._cache_key = None
+
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self._cache_key = None
