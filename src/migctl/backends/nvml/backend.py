@@ -70,6 +70,7 @@ class NvmlBackend(LiveGeometry):
         self._read_only = read_only
         self._label = label
         self._handles: dict[int, Any] = {}
+        self._names: dict[int, str] = {}
         self._live: dict[int, GpuModel] = {}
         nv.nvmlLib = library  # None: pynvml loads libnvidia-ml.so.1 itself
         nv._nvmlGetFunctionPointer_cache.clear()
@@ -138,8 +139,10 @@ class NvmlBackend(LiveGeometry):
 
     def where(self, index: int) -> str:
         """``"GPU 2 (NVIDIA H100 80GB HBM3)"`` for messages."""
-        name = _text(self.call(f"GPU {index}", nv.nvmlDeviceGetName, self.handle(index)))
-        return f"GPU {index} ({name})"
+        if index not in self._names:
+            name = _text(self.call(f"GPU {index}", nv.nvmlDeviceGetName, self.handle(index)))
+            self._names[index] = f"GPU {index} ({name})"
+        return self._names[index]
 
     # --- GPUs -----------------------------------------------------------------------
 

@@ -1,0 +1,58 @@
+"""Choose and open the backend: the simulator when asked for, else the real driver.
+
+Why this exists: one rule for every entry point (CLI, service, library users):
+``--sim NAME|PATH`` or ``MIGCTL_SIM`` selects a simulated machine; otherwise migctl
+loads the real NVML and, if there is none, says so and how to use the simulator — it
+never silently pretends. ``--read-only`` / ``MIGCTL_READ_ONLY=1`` refuses every mutation.
+"""
+
+from __future__ import annotations
+
+import os
+
+from migctl.backends.nvml import NvmlBackend
+from migctl.catalog import Catalog, load_catalog
+from migctl.sim import SimControl, SimLibrary, open_sim
+
+SIM_ENV = "MIGCTL_SIM"
+READ_ONLY_ENV = "MIGCTL_READ_ONLY"
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+def env_read_only() -> bool:
+    return os.environ.get(READ_ONLY_ENV, "").strip().lower() in TRUE_WORDS
+
+
+def sim_spec(explicit: str | None = None) -> str | None:
+    return explicit or os.environ.get(SIM_ENV) or None
+
+
+def open_backend(
+    sim: str | None = None,
+    *,
+    read_only: bool = False,
+    catalog: Catalog | None = None,
+) -> NvmlBackend:
+    """The NVML backend over the chosen simulated machine, or over the real driver."""
+    catalog = catalog or load_catalog()
+    read_only = read_only or env_read_only()
+    spec = sim_spec(sim)
+    if spec is None:
+        return NvmlBackend(catalog, read_only=read_only)
+    machine = open_sim(spec, catalog)
+    state = machine.store.read()
+    label = f"simulated {state.name} ({len(state.gpus)} GPUs, driver {state.driver_version})"
+    return NvmlBackend(catalog, library=SimLibrary(machine), read_only=read_only, label=label)
+
+
+def open_sim_control(sim: str | None = None, catalog: Catalog | None = None) -> SimControl:
+    """The simulator's control panel for the chosen machine (``migctl sim ...``)."""
+    from migctl.errors import UsageError
+
+    spec = sim_spec(sim)
+    if spec is None:
+        raise UsageError(
+            "no simulated machine chosen",
+            hint="pass --sim NAME (e.g. --sim dgx-h100) or export MIGCTL_SIM=NAME",
+        )
+    return SimControl(open_sim(spec, catalog or load_catalog()))
