@@ -81,19 +81,54 @@ NON_MIG: list[dict[str, Any]] = [
     {"key": "t4", "name": "Tesla T4", "pci": ["0x1EB8"], "mib": 15360, "arch": "Turing"},
     {"key": "a10", "name": "NVIDIA A10", "pci": ["0x2236"], "mib": 23028, "arch": "Ampere"},
     {"key": "a40", "name": "NVIDIA A40", "pci": ["0x2235"], "mib": None, "arch": "Ampere"},
-    {"key": "v100-sxm2-16gb", "name": "Tesla V100-SXM2-16GB", "pci": ["0x1DB1"], "mib": None,
-     "arch": "Volta", "aliases": ["v100"]},
-    {"key": "v100-sxm2-32gb", "name": "Tesla V100-SXM2-32GB", "pci": ["0x1DB5"], "mib": None,
-     "arch": "Volta"},
-    {"key": "v100-pcie-16gb", "name": "Tesla V100-PCIE-16GB", "pci": ["0x1DB4"], "mib": None,
-     "arch": "Volta"},
-    {"key": "rtx-4090", "name": "NVIDIA GeForce RTX 4090", "pci": ["0x2684"], "mib": 24564,
-     "arch": "Ada", "aliases": ["4090", "geforce-rtx-4090"]},
-    {"key": "rtx-5090", "name": "NVIDIA GeForce RTX 5090", "pci": ["0x2B85"], "mib": None,
-     "arch": "Blackwell", "aliases": ["5090", "geforce-rtx-5090"]},
-    {"key": "rtx-pro-4000", "name": "NVIDIA RTX PRO 4000 Blackwell", "pci": [], "mib": None,
-     "arch": "Blackwell", "aliases": ["rtx-pro-4000-blackwell"]},
+    {
+        "key": "v100-sxm2-16gb",
+        "name": "Tesla V100-SXM2-16GB",
+        "pci": ["0x1DB1"],
+        "mib": None,
+        "arch": "Volta",
+        "aliases": ["v100"],
+    },
+    {
+        "key": "v100-sxm2-32gb",
+        "name": "Tesla V100-SXM2-32GB",
+        "pci": ["0x1DB5"],
+        "mib": None,
+        "arch": "Volta",
+    },
+    {
+        "key": "v100-pcie-16gb",
+        "name": "Tesla V100-PCIE-16GB",
+        "pci": ["0x1DB4"],
+        "mib": None,
+        "arch": "Volta",
+    },
+    {
+        "key": "rtx-4090",
+        "name": "NVIDIA GeForce RTX 4090",
+        "pci": ["0x2684"],
+        "mib": 24564,
+        "arch": "Ada",
+        "aliases": ["4090", "geforce-rtx-4090"],
+    },
+    {
+        "key": "rtx-5090",
+        "name": "NVIDIA GeForce RTX 5090",
+        "pci": ["0x2B85"],
+        "mib": None,
+        "arch": "Blackwell",
+        "aliases": ["5090", "geforce-rtx-5090"],
+    },
+    {
+        "key": "rtx-pro-4000",
+        "name": "NVIDIA RTX PRO 4000 Blackwell",
+        "pci": [],
+        "mib": None,
+        "arch": "Blackwell",
+        "aliases": ["rtx-pro-4000-blackwell"],
+    },
 ]
+
 
 def pci_id(text: str) -> int:
     """'0x233010DE' -> 0x2330 (the device part; the low 16 bits are NVIDIA's vendor id)."""
@@ -144,7 +179,9 @@ def ci_profiles(entry: dict[str, Any], gis: list[dict[str, Any]]) -> list[dict[s
         published[(raw["gi_profile"], raw["nvml_ci_profile_index"])] = raw
     result = []
     for gi in gis:
-        profile = codec.model_from_dict({"key": "x", "name": "x", "gi_profiles": [gi]}).gi_profiles[0]
+        profile = codec.model_from_dict({"key": "x", "name": "x", "gi_profiles": [gi]}).gi_profiles[
+            0
+        ]
         for derived in derive_ci_profiles(profile, entry.get("architecture")):
             ci = codec.ci_to_dict(derived)
             raw = published.pop((gi["name"], ci["nvml_index"]), None)
@@ -153,26 +190,34 @@ def ci_profiles(entry: dict[str, Any], gis: list[dict[str, Any]]) -> list[dict[s
             result.append(ci)
     for raw in published.values():  # published CIs the pattern does not produce
         size = raw["compute_slices"]
-        result.append({
-            "gi_profile": raw["gi_profile"], "name": raw["name"],
-            "nvml_index": raw["nvml_ci_profile_index"], "compute_slices": size,
-            "sm_count": raw.get("sm_count"), "max_instances": raw["max_instances"],
-            "placements": raw.get("placements")
-            or [[k * size, size] for k in range(raw["max_instances"])],
-            "is_default": bool(raw.get("is_default")), "derived": False,
-            "source": raw.get("source") or "",
-        })
+        result.append(
+            {
+                "gi_profile": raw["gi_profile"],
+                "name": raw["name"],
+                "nvml_index": raw["nvml_ci_profile_index"],
+                "compute_slices": size,
+                "sm_count": raw.get("sm_count"),
+                "max_instances": raw["max_instances"],
+                "placements": raw.get("placements")
+                or [[k * size, size] for k in range(raw["max_instances"])],
+                "is_default": bool(raw.get("is_default")),
+                "derived": False,
+                "source": raw.get("source") or "",
+            }
+        )
     return result
 
 
 def merge_published_ci(derived: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
     merged = dict(derived)
     source = raw.get("source") or ""
-    merged.update({
-        "name": raw["name"],
-        "compute_slices": raw["compute_slices"],
-        "derived": False,
-    })
+    merged.update(
+        {
+            "name": raw["name"],
+            "compute_slices": raw["compute_slices"],
+            "derived": False,
+        }
+    )
     if raw.get("max_instances") is not None:
         merged["max_instances"] = raw["max_instances"]
     if raw.get("sm_count") is not None:
@@ -230,15 +275,26 @@ def mig_model(entry: dict[str, Any]) -> dict[str, Any]:
 
 def non_mig_model(raw: dict[str, Any]) -> dict[str, Any]:
     return {
-        "key": raw["key"], "name": raw["name"], "nvidia_smi_name": raw["name"],
-        "architecture": raw["arch"], "compute_capability": None,
-        "pci_device_ids": raw["pci"], "memory_slices": None, "compute_slices": None,
-        "max_gpu_instances": None, "total_memory_mib": raw["mib"], "sm_count": None,
-        "driver_min": None, "trust": "documented",
+        "key": raw["key"],
+        "name": raw["name"],
+        "nvidia_smi_name": raw["name"],
+        "architecture": raw["arch"],
+        "compute_capability": None,
+        "pci_device_ids": raw["pci"],
+        "memory_slices": None,
+        "compute_slices": None,
+        "max_gpu_instances": None,
+        "total_memory_mib": raw["mib"],
+        "sm_count": None,
+        "driver_min": None,
+        "trust": "documented",
         "confidence": "no MIG: listed so that migctl can say so",
         "sources": ["pci.ids (device id); memory as nvidia-smi prints it in public output"],
-        "notes": [], "aliases": raw.get("aliases", []), "mig_capable": False,
-        "gi_profiles": [], "ci_profiles": [],
+        "notes": [],
+        "aliases": raw.get("aliases", []),
+        "mig_capable": False,
+        "gi_profiles": [],
+        "ci_profiles": [],
     }
 
 

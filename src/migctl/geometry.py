@@ -49,9 +49,7 @@ def _media_conflict(profile: GiProfile, occupants: Sequence[Occupant]) -> str | 
     return None
 
 
-def count_refusal(
-    model: GpuModel, profile: GiProfile, occupants: Sequence[Occupant]
-) -> str | None:
+def count_refusal(model: GpuModel, profile: GiProfile, occupants: Sequence[Occupant]) -> str | None:
     """Why no more instances of ``profile`` may exist, ignoring placement; None if they may."""
     same = sum(1 for o in occupants if o.profile.name == profile.name)
     if same >= profile.max_instances:
@@ -71,7 +69,8 @@ def placement_refusal(
     """Why ``profile`` cannot be created at ``placement`` now; None if it can."""
     if placement not in profile.placements:
         legal = ",".join(str(p.start) for p in profile.placements)
-        return f"{profile.name} cannot start at {placement} (legal: {{{legal}}}:{profile.memory_slices})"
+        legal_text = f"{{{legal}}}:{profile.memory_slices}"
+        return f"{profile.name} cannot start at {placement} (legal: {legal_text})"
     reason = count_refusal(model, profile, occupants)
     if reason is not None:
         return reason
@@ -92,9 +91,7 @@ def free_placements(
     return [p for p in profile.placements if not p.mask() & taken]
 
 
-def remaining_capacity(
-    model: GpuModel, profile: GiProfile, occupants: Sequence[Occupant]
-) -> int:
+def remaining_capacity(model: GpuModel, profile: GiProfile, occupants: Sequence[Occupant]) -> int:
     """How many more ``profile`` instances fit (what NVML's remaining capacity reports).
 
     The placements of one profile have one size, so taking free ones lowest-first packs
@@ -130,9 +127,7 @@ def gi_id_for(model: GpuModel, placement: Placement) -> int:
     return (parts - 1) + placement.start // placement.size
 
 
-def fits_instead(
-    model: GpuModel, occupants: Sequence[Occupant], limit: int = 4
-) -> list[str]:
+def fits_instead(model: GpuModel, occupants: Sequence[Occupant], limit: int = 4) -> list[str]:
     """Largest profiles first, ``"3g.40gb at 4"`` for what can still be created."""
     options: list[str] = []
     ordered = sorted(model.gi_profiles, key=lambda p: (-p.memory_slices, -p.compute_slices, p.name))

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True, order=True)
 class Placement:
-    """Where an instance sits: ``start`` and ``size`` in slices (``nvidia-smi`` prints ``start:size``)."""
+    """Where an instance sits: ``start`` and ``size`` in slices (printed ``start:size``)."""
 
     start: int
     size: int

@@ -78,7 +78,8 @@ class Catalog:
         if model is None:
             raise NotFoundError(
                 f"unknown GPU model {text!r}",
-                hint="known MIG GPUs: " + ", ".join(m.key for m in self.mig_models)
+                hint="known MIG GPUs: "
+                + ", ".join(m.key for m in self.mig_models)
                 + "; see `migctl catalog`",
                 context={"model": text},
             )

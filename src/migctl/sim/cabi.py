@@ -21,7 +21,7 @@ KIND_CI = 3
 KIND_MIG = 4
 
 
-class NvmlReturn(Exception):  # noqa: N818 - a return code travelling as an exception
+class NvmlReturn(Exception):
     """Raised inside an entry point to return a non-success NVML code."""
 
     def __init__(self, code: int) -> None:

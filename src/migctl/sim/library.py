@@ -149,4 +149,3 @@ def _matching_fault(state: MachineState, name: str, gpu: int | None) -> SimFault
         if name.startswith(fault.function) and (fault.gpu is None or fault.gpu == gpu):
             return fault
     return None
-

@@ -85,7 +85,5 @@ def prune_dead(gpu: SimGpu) -> None:
 def processes_on(gpu: SimGpu, gi: int | None = None, ci: int | None = None) -> list[SimProcess]:
     """Live processes on the GPU, one GI, or one CI."""
     return [
-        p
-        for p in live_processes(gpu)
-        if (gi is None or p.gi == gi) and (ci is None or p.ci == ci)
+        p for p in live_processes(gpu) if (gi is None or p.gi == gi) and (ci is None or p.ci == ci)
     ]

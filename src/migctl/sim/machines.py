@@ -36,7 +36,11 @@ NAMED: dict[str, tuple[str, list[tuple[str, int]], dict[str, Any]]] = {
     "dgx-h100": ("NVIDIA DGX H100: 8 x H100 80GB HBM3", [("h100-80gb-hbm3", 8)], {}),
     "dgx-a100": ("NVIDIA DGX A100: 8 x A100-SXM4-40GB", [("a100-sxm4-40gb", 8)], {}),
     "hgx-h200": ("HGX H200: 8 x H200 141GB", [("h200-141gb", 8)], {}),
-    "h100-single": ("one H100 80GB HBM3 (like the project's test machine)", [("h100-80gb-hbm3", 1)], {}),
+    "h100-single": (
+        "one H100 80GB HBM3 (like the project's test machine)",
+        [("h100-80gb-hbm3", 1)],
+        {},
+    ),
     "h200-single": ("one H200 141GB", [("h200-141gb", 1)], {}),
     "a30-node": ("a PCIe node with 4 x A30 24GB", [("a30-24gb", 4)], {}),
     "rtx-pro-6000-node": (
@@ -146,10 +150,10 @@ def _resolve_model(
         for model in models:
             embedded[model.key] = model_to_dict(model)
         return models[0]
-    model = catalog.find(text)
-    if model is None:
+    found = catalog.find(text)
+    if found is None:
         raise InvalidInputError(f"{where}: unknown GPU model {text!r}", hint="see `migctl catalog`")
-    return model
+    return found
 
 
 def machine_from_file(path: Path, catalog: Catalog) -> MachineState:
@@ -165,7 +169,9 @@ def machine_from_file(path: Path, catalog: Catalog) -> MachineState:
     allowed = {"name", "driver_version", "permissions", "reset_supported", "gpus"}
     unknown = set(raw) - allowed
     if unknown:
-        raise InvalidInputError(f"{origin}: unknown key(s) {sorted(unknown)}", hint=f"allowed: {sorted(allowed)}")
+        raise InvalidInputError(
+            f"{origin}: unknown key(s) {sorted(unknown)}", hint=f"allowed: {sorted(allowed)}"
+        )
     permissions = _field(raw, "permissions", str, "allow", origin)
     if permissions not in {"allow", "deny", "root-only"}:
         raise InvalidInputError(f"{origin}: permissions must be allow, deny or root-only")

@@ -78,7 +78,7 @@ class GpuOps(OpsBase):
     def nvmlDeviceGetName(self, handle: Any, buffer: Any, length: Any) -> int:
         state = self.state()
         h = cabi.handle_of(handle)
-        gpu, model = self.gpu_of(state, h)
+        _gpu, model = self.gpu_of(state, h)
         name = model.nvidia_smi_name
         if h.kind == KIND_MIG:
             ref, ci = self.ci_ref(state, handle)

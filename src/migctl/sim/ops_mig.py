@@ -87,7 +87,9 @@ class MigOps(OpsBase):
         cabi.fill_array(array, count, list(profile.placements), write)
         return SUCCESS
 
-    def nvmlDeviceGetGpuInstanceRemainingCapacity(self, handle: Any, profile_id: Any, ref: Any) -> int:
+    def nvmlDeviceGetGpuInstanceRemainingCapacity(
+        self, handle: Any, profile_id: Any, ref: Any
+    ) -> int:
         gpu, model = self.mig_gpu(self.state(), handle)
         profile = self.gi_profile_by_id(model, profile_id)
         cabi.set_value(ref, remaining_capacity(model, profile, rules.occupants(model, gpu)))
@@ -95,7 +97,9 @@ class MigOps(OpsBase):
 
     # --- GI lifecycle ---------------------------------------------------------------
 
-    def _create_gi(self, handle: Any, profile_id: Any, placement: Placement | None, out: Any) -> int:
+    def _create_gi(
+        self, handle: Any, profile_id: Any, placement: Placement | None, out: Any
+    ) -> int:
         with self.machine.store.transaction() as state:
             self.check_permission(state)
             gpu, model = self.mig_gpu(state, handle)
@@ -109,8 +113,13 @@ class MigOps(OpsBase):
                 assert placement is not None
             elif placement not in profile.placements:
                 raise NvmlReturn(INVALID_ARGUMENT)
-            self.require(placement_refusal(model, profile, placement, current) is None, INSUFFICIENT_RESOURCES)
-            gi = SimGpuInstance(gi_id_for(model, placement), profile.id or 0, placement.start, placement.size)
+            self.require(
+                placement_refusal(model, profile, placement, current) is None,
+                INSUFFICIENT_RESOURCES,
+            )
+            gi = SimGpuInstance(
+                gi_id_for(model, placement), profile.id or 0, placement.start, placement.size
+            )
             gpu.gis.append(gi)
             gpu.gis.sort(key=lambda g: g.id)
         log.info("sim: created GI %s at %s on GPU %d", profile.name, placement, gpu.index)
@@ -134,7 +143,9 @@ class MigOps(OpsBase):
             ref.gpu.gis.remove(ref.gi)
         return SUCCESS
 
-    def nvmlDeviceGetGpuInstances(self, handle: Any, profile_id: Any, array: Any, count: Any) -> int:
+    def nvmlDeviceGetGpuInstances(
+        self, handle: Any, profile_id: Any, array: Any, count: Any
+    ) -> int:
         gpu, model = self.mig_gpu(self.state(), handle)
         profile = self.gi_profile_by_id(model, profile_id)
         self.require_mig_enabled(gpu)
@@ -156,7 +167,9 @@ class MigOps(OpsBase):
     def nvmlGpuInstanceGetInfo(self, handle: Any, ref: Any) -> int:
         gi_ref = self.gi_ref(self.state(), handle)
         info = cabi.target(ref)
-        info.device = cabi.handle_value(cabi.field_type(info, "device"), Handle(KIND_GPU, gi_ref.gpu.index))
+        info.device = cabi.handle_value(
+            cabi.field_type(info, "device"), Handle(KIND_GPU, gi_ref.gpu.index)
+        )
         info.id, info.profileId = gi_ref.gi.id, gi_ref.gi.profile_id
         info.placement.start, info.placement.size = gi_ref.gi.start, gi_ref.gi.size
         return SUCCESS
@@ -207,7 +220,9 @@ class MigOps(OpsBase):
         self._fill_ci_info(cabi.target(ref), gi_ref, profile, True)
         return SUCCESS
 
-    def nvmlGpuInstanceGetComputeInstanceRemainingCapacity(self, handle: Any, profile_id: Any, ref: Any) -> int:
+    def nvmlGpuInstanceGetComputeInstanceRemainingCapacity(
+        self, handle: Any, profile_id: Any, ref: Any
+    ) -> int:
         gi_ref = self.gi_ref(self.state(), handle)
         profile = self._ci_profile_by_id(gi_ref, profile_id)
         count = rules.ci_remaining_capacity(gi_ref.model, gi_ref.profile, gi_ref.gi, profile)
@@ -228,7 +243,9 @@ class MigOps(OpsBase):
 
     # --- CI lifecycle ---------------------------------------------------------------
 
-    def _create_ci(self, handle: Any, profile_id: Any, placement: Placement | None, out: Any) -> int:
+    def _create_ci(
+        self, handle: Any, profile_id: Any, placement: Placement | None, out: Any
+    ) -> int:
         with self.machine.store.transaction() as state:
             self.check_permission(state)
             ref = self.gi_ref(state, handle)
@@ -263,14 +280,18 @@ class MigOps(OpsBase):
             ref.gi.cis.remove(ci)
         return SUCCESS
 
-    def nvmlGpuInstanceGetComputeInstances(self, handle: Any, profile_id: Any, array: Any, count: Any) -> int:
+    def nvmlGpuInstanceGetComputeInstances(
+        self, handle: Any, profile_id: Any, array: Any, count: Any
+    ) -> int:
         gi_ref = self.gi_ref(self.state(), handle)
         profile = self._ci_profile_by_id(gi_ref, profile_id)
         found = [c for c in gi_ref.gi.cis if c.profile_id == profile.nvml_index]
         gpu_index, gi_id = gi_ref.gpu.index, gi_ref.gi.id
 
         def write(items: Any, position: int, ci: Any) -> None:
-            items[position] = cabi.handle_value(items._type_, Handle(KIND_CI, gpu_index, gi_id, ci.id))
+            items[position] = cabi.handle_value(
+                items._type_, Handle(KIND_CI, gpu_index, gi_id, ci.id)
+            )
 
         cabi.fill_array(array, count, found, write)
         return SUCCESS
@@ -287,7 +308,9 @@ class MigOps(OpsBase):
         gi_ref, ci = self.ci_ref(self.state(), handle)
         info = cabi.target(ref)
         gpu_index, gi_id = gi_ref.gpu.index, gi_ref.gi.id
-        info.device = cabi.handle_value(cabi.field_type(info, "device"), Handle(KIND_GPU, gpu_index))
+        info.device = cabi.handle_value(
+            cabi.field_type(info, "device"), Handle(KIND_GPU, gpu_index)
+        )
         info.gpuInstance = cabi.handle_value(
             cabi.field_type(info, "gpuInstance"), Handle(KIND_GI, gpu_index, gi_id)
         )

@@ -62,7 +62,9 @@ def lowest_free_id(used: set[int], first: int = 0) -> int:
 # Compute instances --------------------------------------------------------------------
 
 
-def ci_profile_by_id(model: GpuModel, gi_profile: GiProfile, ci_profile_id: int) -> CiProfile | None:
+def ci_profile_by_id(
+    model: GpuModel, gi_profile: GiProfile, ci_profile_id: int
+) -> CiProfile | None:
     return next(
         (c for c in model.ci_profiles_for(gi_profile.name) if c.nvml_index == ci_profile_id),
         None,
@@ -89,9 +91,7 @@ def ci_refusal(
     same = sum(1 for c in gi.cis if c.profile_id == ci_profile.nvml_index)
     if same >= ci_profile.max_instances:
         return f"{ci_profile.name} allows at most {ci_profile.max_instances} per GPU instance"
-    taken = occupied_mask(
-        Occupant(gi_profile, c.placement) for c in gi.cis
-    )
+    taken = occupied_mask(Occupant(gi_profile, c.placement) for c in gi.cis)
     if taken & placement.mask():
         return f"compute slices {placement} of GPU instance {gi.id} are taken"
     return None
@@ -101,9 +101,7 @@ def ci_free_placements(
     model: GpuModel, gi_profile: GiProfile, gi: SimGpuInstance, ci_profile: CiProfile
 ) -> list[Placement]:
     return [
-        p
-        for p in ci_profile.placements
-        if ci_refusal(model, gi_profile, gi, ci_profile, p) is None
+        p for p in ci_profile.placements if ci_refusal(model, gi_profile, gi, ci_profile, p) is None
     ]
 
 
@@ -124,7 +122,9 @@ def ci_remaining_capacity(
     return count
 
 
-def new_ci(gi: SimGpuInstance, ci_profile: CiProfile, placement: Placement, uuid: str) -> SimComputeInstance:
+def new_ci(
+    gi: SimGpuInstance, ci_profile: CiProfile, placement: Placement, uuid: str
+) -> SimComputeInstance:
     ci_id = lowest_free_id({c.id for c in gi.cis})
     ci = SimComputeInstance(ci_id, ci_profile.nvml_index, placement.start, placement.size, uuid)
     gi.cis.append(ci)

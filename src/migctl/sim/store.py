@@ -28,7 +28,9 @@ def default_sim_dir() -> Path:
     explicit = os.environ.get(SIM_DIR_ENV)
     if explicit:
         return Path(explicit)
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
     return Path(base) / "migctl" / "sim"
 
 
@@ -93,7 +95,8 @@ class FileStore:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InvalidInputError(
                 f"simulator state {self.path} is unreadable: {exc}",
-                hint=f"start the machine afresh with `migctl sim reset-state` (removes {self.path})",
+                hint="start the machine afresh with `migctl sim reset-state` "
+                f"(removes {self.path})",
             ) from exc
 
     @contextlib.contextmanager

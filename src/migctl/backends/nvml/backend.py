@@ -29,7 +29,6 @@ from migctl.errors import (
     ReadOnlyError,
 )
 from migctl.model import (
-    CiProfileStatus,
     ComputeInstance,
     GpuInfo,
     GpuInstance,
@@ -38,7 +37,6 @@ from migctl.model import (
     MigDevice,
     MigMode,
     Placement,
-    ProfileStatus,
 )
 
 log = logging.getLogger(__name__)
@@ -109,7 +107,9 @@ class NvmlBackend(LiveGeometry):
         except nv.NVMLError as exc:
             detail = ctx.pop("detail", None)
             hint = ctx.pop("hint", None)
-            raise convert(exc.value, str(exc), action, detail=detail, hint=hint, context=ctx) from exc
+            raise convert(
+                exc.value, str(exc), action, detail=detail, hint=hint, context=ctx
+            ) from exc
 
     def code_of(self, fn: Callable[..., Any], *args: Any) -> tuple[int, Any]:
         """(0, result) or (NVML error code, None): for probing calls whose failure is normal."""
@@ -212,7 +212,12 @@ class NvmlBackend(LiveGeometry):
         array = (nv.c_nvmlGpuInstance_t * max(capacity, 1))()
         count = ctypes.c_uint(len(array))
         self.call(
-            self.where(index), nv.nvmlDeviceGetGpuInstances, self.handle(index), profile_id, array, ctypes.byref(count)
+            self.where(index),
+            nv.nvmlDeviceGetGpuInstances,
+            self.handle(index),
+            profile_id,
+            array,
+            ctypes.byref(count),
         )
         return [array[i] for i in range(count.value)]
 
@@ -242,9 +247,13 @@ class NvmlBackend(LiveGeometry):
             raise self.create_error(exc, index, profile, placement, action) from exc
         info = self.call(action, nv.nvmlGpuInstanceGetInfo, gi)
         log.info("created GI %s at %s on GPU %d", profile.name, placement, index)
-        return GpuInstance(index, int(info.id), profile_id, profile.name, placement, profile.memory_mib)
+        return GpuInstance(
+            index, int(info.id), profile_id, profile.name, placement, profile.memory_mib
+        )
 
-    def create_error(self, exc: Any, index: int, profile: Any, placement: Placement, action: str) -> Exception:
+    def create_error(
+        self, exc: Any, index: int, profile: Any, placement: Placement, action: str
+    ) -> Exception:
         code = int(exc.value)
         detail = hint = None
         if code in (INSUFFICIENT_RESOURCES, INVALID_ARGUMENT):
@@ -262,8 +271,14 @@ class NvmlBackend(LiveGeometry):
             detail = hint = None
             if int(exc.value) == IN_USE:
                 detail, hint = self.explain_gi_in_use(index, gi_id)
-            raise convert(int(exc.value), str(exc), action, detail=detail, hint=hint,
-                          context={"gpu": index, "gi": gi_id}) from exc
+            raise convert(
+                int(exc.value),
+                str(exc),
+                action,
+                detail=detail,
+                hint=hint,
+                context={"gpu": index, "gi": gi_id},
+            ) from exc
         log.info("destroyed GI %d on GPU %d", gi_id, index)
 
     # --- compute instances ----------------------------------------------------------
@@ -275,34 +290,58 @@ class NvmlBackend(LiveGeometry):
             profile = status.profile
             array = (nv.c_nvmlComputeInstance_t * max(profile.max_instances, 1))()
             count = ctypes.c_uint(len(array))
-            self.call(self.where(index), nv.nvmlGpuInstanceGetComputeInstances, gi,
-                      profile.nvml_index, array, ctypes.byref(count))
+            self.call(
+                self.where(index),
+                nv.nvmlGpuInstanceGetComputeInstances,
+                gi,
+                profile.nvml_index,
+                array,
+                ctypes.byref(count),
+            )
             for position in range(count.value):
                 info = self.call(self.where(index), nv.nvmlComputeInstanceGetInfo, array[position])
-                result.append(ComputeInstance(
-                    index, gi_id, int(info.id), int(info.profileId), profile.name,
-                    Placement(int(info.placement.start), int(info.placement.size)),
-                ))
+                result.append(
+                    ComputeInstance(
+                        index,
+                        gi_id,
+                        int(info.id),
+                        int(info.profileId),
+                        profile.name,
+                        Placement(int(info.placement.start), int(info.placement.size)),
+                    )
+                )
         return sorted(result, key=lambda c: (c.placement.start, c.id))
 
     def create_compute_instance(
         self, index: int, gi_id: int, profile_id: int, placement: Placement
     ) -> ComputeInstance:
-        action = f"{self.where(index)}: cannot create compute instance {profile_id} at {placement} in GI {gi_id}"
+        action = (
+            f"{self.where(index)}: cannot create compute instance {profile_id} "
+            f"at {placement} in GI {gi_id}"
+        )
         self._refuse_if_read_only(action)
         gi = self.gi_handle(index, gi_id)
         statuses = {s.profile.nvml_index: s for s in self.ci_profiles(index, gi_id)}
         if profile_id not in statuses:
             raise NotFoundError(
                 f"{action}: GPU instance {gi_id} has no compute instance profile {profile_id}",
-                hint="available: " + ", ".join(f"{s.profile.name} ({i})" for i, s in statuses.items()),
+                hint="available: "
+                + ", ".join(f"{s.profile.name} ({i})" for i, s in statuses.items()),
             )
         profile = statuses[profile_id].profile
         action = f"{self.where(index)}: cannot create {profile.name} at {placement} in GI {gi_id}"
         c_placement = nv.c_nvmlComputeInstancePlacement_t(placement.start, placement.size)
-        ci = self.call(action, nv.nvmlGpuInstanceCreateComputeInstanceWithPlacement, gi, profile_id,
-                       ctypes.byref(c_placement), gpu=index, gi=gi_id, profile=profile.name,
-                       hint=f"see free compute slices with `migctl profiles -i {index} --ci {gi_id}`")
+        ci = self.call(
+            action,
+            nv.nvmlGpuInstanceCreateComputeInstanceWithPlacement,
+            gi,
+            profile_id,
+            ctypes.byref(c_placement),
+            gpu=index,
+            gi=gi_id,
+            profile=profile.name,
+            hint=f"see free compute slices with `migctl profiles -i {index} --ci {gi_id}`",
+        )
         info = self.call(action, nv.nvmlComputeInstanceGetInfo, ci)
         log.info("created CI %s at %s in GI %d on GPU %d", profile.name, placement, gi_id, index)
         return ComputeInstance(index, gi_id, int(info.id), profile_id, profile.name, placement)
@@ -313,14 +352,24 @@ class NvmlBackend(LiveGeometry):
         gi = self.gi_handle(index, gi_id)
         code, ci = self.code_of(nv.nvmlGpuInstanceGetComputeInstanceById, gi, ci_id)
         if code:
-            raise NotFoundError(f"{action}: no such compute instance",
-                                hint=f"see `migctl ci list -i {index}`",
-                                context={"gpu": index, "gi": gi_id, "ci": ci_id})
+            raise NotFoundError(
+                f"{action}: no such compute instance",
+                hint=f"see `migctl ci list -i {index}`",
+                context={"gpu": index, "gi": gi_id, "ci": ci_id},
+            )
         pids = [p.pid for p in self.processes(index) if p.gi_id == gi_id and p.ci_id == ci_id]
         detail = f"processes {', '.join(map(str, pids))} run on it" if pids else None
-        self.call(action, nv.nvmlComputeInstanceDestroy, ci, detail=detail,
-                  hint="stop those processes first" if pids else None,
-                  gpu=index, gi=gi_id, ci=ci_id, pids=pids)
+        self.call(
+            action,
+            nv.nvmlComputeInstanceDestroy,
+            ci,
+            detail=detail,
+            hint="stop those processes first" if pids else None,
+            gpu=index,
+            gi=gi_id,
+            ci=ci_id,
+            pids=pids,
+        )
         log.info("destroyed CI %d in GI %d on GPU %d", ci_id, gi_id, index)
 
     # --- MIG devices and processes --------------------------------------------------
@@ -334,12 +383,14 @@ class NvmlBackend(LiveGeometry):
             gi = getattr(proc, "gpuInstanceId", NO_INSTANCE)
             ci = getattr(proc, "computeInstanceId", NO_INSTANCE)
             used = proc.usedGpuMemory
-            result.append(GpuProcess(
-                pid=int(proc.pid),
-                used_memory_mib=None if used is None else int(used) // MIB,
-                gi_id=None if gi in (None, NO_INSTANCE) else int(gi),
-                ci_id=None if ci in (None, NO_INSTANCE) else int(ci),
-            ))
+            result.append(
+                GpuProcess(
+                    pid=int(proc.pid),
+                    used_memory_mib=None if used is None else int(used) // MIB,
+                    gi_id=None if gi in (None, NO_INSTANCE) else int(gi),
+                    ci_id=None if ci in (None, NO_INSTANCE) else int(ci),
+                )
+            )
         return sorted(result, key=lambda p: p.pid)
 
     def mig_devices(self, index: int) -> list[MigDevice]:
@@ -356,16 +407,25 @@ class NvmlBackend(LiveGeometry):
             gi = gis.get(gi_id)
             if gi is None:
                 continue
-            ci_name = next((c.profile_name for c in self.compute_instances(index, gi_id) if c.id == ci_id),
-                           gi.profile_name)
+            ci_name = next(
+                (c.profile_name for c in self.compute_instances(index, gi_id) if c.id == ci_id),
+                gi.profile_name,
+            )
             memory = self.call(where, nv.nvmlDeviceGetMemoryInfo, handle)
-            devices.append(MigDevice(
-                uuid=_text(self.call(where, nv.nvmlDeviceGetUUID, handle)),
-                gpu_index=index, gi_id=gi_id, ci_id=ci_id, gi_profile=gi.profile_name,
-                ci_profile=ci_name, placement=gi.placement,
-                memory_total_mib=int(memory.total) // MIB, memory_used_mib=int(memory.used) // MIB,
-                processes=tuple(p for p in procs if p.gi_id == gi_id and p.ci_id == ci_id),
-            ))
+            devices.append(
+                MigDevice(
+                    uuid=_text(self.call(where, nv.nvmlDeviceGetUUID, handle)),
+                    gpu_index=index,
+                    gi_id=gi_id,
+                    ci_id=ci_id,
+                    gi_profile=gi.profile_name,
+                    ci_profile=ci_name,
+                    placement=gi.placement,
+                    memory_total_mib=int(memory.total) // MIB,
+                    memory_used_mib=int(memory.used) // MIB,
+                    processes=tuple(p for p in procs if p.gi_id == gi_id and p.ci_id == ci_id),
+                )
+            )
         return sorted(devices, key=lambda d: (d.placement.start, d.gi_id, d.ci_id))
 
     def _mig_handles(self, index: int) -> list[Any]:
@@ -385,18 +445,37 @@ class NvmlBackend(LiveGeometry):
         action = f"{self.where(index)}: cannot {word} MIG mode"
         self._refuse_if_read_only(action)
         if self.mig_mode(index) is None:
-            raise convert(3, "Not Supported", action, detail="this GPU does not support MIG",
-                          hint="MIG GPUs: see `migctl catalog`")
+            raise convert(
+                3,
+                "Not Supported",
+                action,
+                detail="this GPU does not support MIG",
+                hint="MIG GPUs: see `migctl catalog`",
+            )
         detail = hint = None
         if not enabled and self.gpu_instances(index):
             ids = ", ".join(str(g.id) for g in self.gpu_instances(index))
             detail = f"GPU instances {ids} still exist"
             hint = f"destroy them first: `migctl gi destroy --all -i {index}`"
-        status = self.call(action, nv.nvmlDeviceSetMigMode, self.handle(index),
-                           nv.NVML_DEVICE_MIG_ENABLE if enabled else nv.NVML_DEVICE_MIG_DISABLE,
-                           detail=detail, hint=hint, gpu=index)
+        status = self.call(
+            action,
+            nv.nvmlDeviceSetMigMode,
+            self.handle(index),
+            nv.NVML_DEVICE_MIG_ENABLE if enabled else nv.NVML_DEVICE_MIG_DISABLE,
+            detail=detail,
+            hint=hint,
+            gpu=index,
+        )
         mode = self.mig_mode(index)
         assert mode is not None
         self._live.pop(index, None)
-        log.info("%sd MIG mode on GPU %d (current %s, pending %s)", word, index, mode.current, mode.pending)
-        return ModeChange(index, enabled, mode.current, mode.pending, self.pending_reason(index, status))
+        log.info(
+            "%sd MIG mode on GPU %d (current %s, pending %s)",
+            word,
+            index,
+            mode.current,
+            mode.pending,
+        )
+        return ModeChange(
+            index, enabled, mode.current, mode.pending, self.pending_reason(index, status)
+        )

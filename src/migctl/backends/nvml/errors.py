@@ -59,7 +59,7 @@ def convert(
     hint: str | None = None,
     context: dict[str, object] | None = None,
 ) -> MigctlError:
-    """``action`` says what was tried: ``"GPU 2 (H100 80GB HBM3): cannot create 4g.40gb at 0:4"``."""
+    """``action`` says what was tried, e.g. ``"GPU 2 (...): cannot create 4g.40gb at 0:4"``."""
     cls = _CLASS_BY_CODE.get(code, DriverError)
     message = f"{action}: {detail or driver_text.lower()}"
     return cls(

@@ -59,7 +59,9 @@ def _placements(fn: Callable[..., Any], owner: Any, profile_id: int) -> tuple[Pl
 def _ci_placements(gi: Any, profile_id: int) -> tuple[Placement, ...]:
     array = (nv.c_nvmlComputeInstancePlacement_t * 16)()
     count = ctypes.c_uint(len(array))
-    nv.nvmlGpuInstanceGetComputeInstancePossiblePlacements(gi, profile_id, array, ctypes.byref(count))
+    nv.nvmlGpuInstanceGetComputeInstancePossiblePlacements(
+        gi, profile_id, array, ctypes.byref(count)
+    )
     return tuple(Placement(int(array[i].start), int(array[i].size)) for i in range(count.value))
 
 
@@ -121,8 +123,13 @@ class LiveGeometry:
 
     def _gi_profile(self, index: int, position: int, info: Any) -> GiProfile:
         where = self.where(index)
-        placements = self.call(where, _placements, nv.nvmlDeviceGetGpuInstancePossiblePlacements,
-                               self.handle(index), int(info.id))
+        placements = self.call(
+            where,
+            _placements,
+            nv.nvmlDeviceGetGpuInstancePossiblePlacements,
+            self.handle(index),
+            int(info.id),
+        )
         return GiProfile(
             name=normalize_profile_name(_text(info.name)),
             nvml_index=position,
@@ -131,8 +138,13 @@ class LiveGeometry:
             memory_slices=placements[0].size if placements else 0,
             memory_mib=int(info.memorySizeMB),
             sm_count=int(info.multiprocessorCount),
-            engines=Engines(int(info.copyEngineCount), int(info.decoderCount),
-                            int(info.encoderCount), int(info.jpegCount), int(info.ofaCount)),
+            engines=Engines(
+                int(info.copyEngineCount),
+                int(info.decoderCount),
+                int(info.encoderCount),
+                int(info.jpegCount),
+                int(info.ofaCount),
+            ),
             max_instances=int(info.instanceCount),
             placements=placements,
             placements_verified=True,
@@ -149,7 +161,9 @@ class LiveGeometry:
         where = self.where(index)
         name = _text(self.call(where, nv.nvmlDeviceGetName, handle))
         known = self.catalog_model(index)
-        profiles = tuple(self._gi_profile(index, pos, info) for pos, info in self._raw_gi_profiles(index))
+        profiles = tuple(
+            self._gi_profile(index, pos, info) for pos, info in self._raw_gi_profiles(index)
+        )
         arch = self._architecture(handle, known)
         pci = self.call(where, nv.nvmlDeviceGetPciInfo, handle)
         memory = self.call(where, nv.nvmlDeviceGetMemoryInfo, handle)
@@ -214,8 +228,12 @@ class LiveGeometry:
         handle = self.handle(index)
         result = []
         for profile in self.live_model(index).gi_profiles:
-            code, free = self.code_of(nv.nvmlDeviceGetGpuInstanceRemainingCapacity, handle, profile.id)
-            result.append(ProfileStatus(index, profile, int(free) if code == 0 else 0, profile.max_instances))
+            code, free = self.code_of(
+                nv.nvmlDeviceGetGpuInstanceRemainingCapacity, handle, profile.id
+            )
+            result.append(
+                ProfileStatus(index, profile, int(free) if code == 0 else 0, profile.max_instances)
+            )
         return result
 
     # --- CI profiles ------------------------------------------------------------------
@@ -225,12 +243,16 @@ class LiveGeometry:
         gi_profile = self._gi_profile_of(index, gi_id)
         result = []
         for position in range(CI_PROFILE_INDEX_LIMIT):
-            code, info = self.code_of(nv.nvmlGpuInstanceGetComputeInstanceProfileInfo, gi, position, 0)
+            code, info = self.code_of(
+                nv.nvmlGpuInstanceGetComputeInstanceProfileInfo, gi, position, 0
+            )
             if code == INVALID_ARGUMENT:
                 break
             if code:
                 continue
-            _, free = self.code_of(nv.nvmlGpuInstanceGetComputeInstanceRemainingCapacity, gi, int(info.id))
+            _, free = self.code_of(
+                nv.nvmlGpuInstanceGetComputeInstanceRemainingCapacity, gi, int(info.id)
+            )
             profile = CiProfile(
                 gi_profile=gi_profile.name,
                 name=normalize_profile_name(_text(info.name)),
@@ -243,7 +265,9 @@ class LiveGeometry:
                 derived=False,
                 source="live NVML",
             )
-            result.append(CiProfileStatus(index, gi_id, profile, int(free or 0), profile.max_instances))
+            result.append(
+                CiProfileStatus(index, gi_id, profile, int(free or 0), profile.max_instances)
+            )
         return result
 
     def _gi_profile_of(self, index: int, gi_id: int) -> GiProfile:
@@ -252,7 +276,9 @@ class LiveGeometry:
 
     # --- explanations -----------------------------------------------------------------
 
-    def explain_refusal(self, index: int, profile: GiProfile, placement: Placement) -> tuple[str, str]:
+    def explain_refusal(
+        self, index: int, profile: GiProfile, placement: Placement
+    ) -> tuple[str, str]:
         """Why ``profile`` cannot go at ``placement`` now, and what fits instead."""
         model = self.live_model(index)
         occupants = [
@@ -262,12 +288,16 @@ class LiveGeometry:
         ]
         reason = placement_refusal(model, profile, placement, occupants) or "the driver refused"
         options = fits_instead(model, occupants)
-        hint = ("fits instead: " + "; ".join(options)) if options else "no GPU instance fits: the GPU is full"
+        hint = (
+            ("fits instead: " + "; ".join(options))
+            if options
+            else "no GPU instance fits: the GPU is full"
+        )
         return reason, hint
 
     def explain_gi_in_use(self, index: int, gi_id: int) -> tuple[str, str]:
         pids = [p.pid for p in self.processes(index) if p.gi_id == gi_id]
-        cis = [c for c in self._ci_ids(index, gi_id)]
+        cis = list(self._ci_ids(index, gi_id))
         parts = []
         if cis:
             parts.append(f"it still has compute instances {', '.join(map(str, cis))}")
@@ -275,8 +305,10 @@ class LiveGeometry:
             parts.append(f"processes {', '.join(map(str, pids))} run on it")
         detail = " and ".join(parts) or "in use by another client"
         hint = (
-            f"stop processes {', '.join(map(str, pids))} first" if pids
-            else f"destroy its compute instances first: `migctl ci destroy -i {index} --gi {gi_id} --all`"
+            f"stop processes {', '.join(map(str, pids))} first"
+            if pids
+            else "destroy its compute instances first: "
+            f"`migctl ci destroy -i {index} --gi {gi_id} --all`"
         )
         return detail, hint
 
@@ -284,14 +316,18 @@ class LiveGeometry:
         gi = self.gi_handle(index, gi_id)
         ids = []
         for position in range(CI_PROFILE_INDEX_LIMIT):
-            code, info = self.code_of(nv.nvmlGpuInstanceGetComputeInstanceProfileInfo, gi, position, 0)
+            code, info = self.code_of(
+                nv.nvmlGpuInstanceGetComputeInstanceProfileInfo, gi, position, 0
+            )
             if code == INVALID_ARGUMENT:
                 break
             if code:
                 continue
             array = (nv.c_nvmlComputeInstance_t * max(int(info.instanceCount), 1))()
             count = ctypes.c_uint(len(array))
-            if self.code_of(nv.nvmlGpuInstanceGetComputeInstances, gi, int(info.id), array, ctypes.byref(count))[0]:
+            if self.code_of(
+                nv.nvmlGpuInstanceGetComputeInstances, gi, int(info.id), array, ctypes.byref(count)
+            )[0]:
                 continue
             for i in range(count.value):
                 ids.append(int(nv.nvmlComputeInstanceGetInfo(array[i]).id))

@@ -1,0 +1,43 @@
+# migctl: `make demo` and `make test` set up their own virtual environment from nothing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS := planner,server,bench,dev
+
+.PHONY: demo test lint typecheck imports unit venv clean bench hardware
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m migctl.demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests tools bench
+	$(BIN)/ruff format --check src tests tools bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck imports unit
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.cli_latency --out bench/results
+
+hardware: $(STAMP)
+	MIGCTL_READ_ONLY=1 $(BIN)/python tools/hardware_check.py --out docs/hardware
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
