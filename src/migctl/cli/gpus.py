@@ -1,0 +1,147 @@
+"""Verbs about whole GPUs: ``list`` (like ``nvidia-smi -L``), ``status``, ``mode``.
+
+Why this exists: these are the first commands a user runs; they must show MIG device
+UUIDs, who uses what, and why a MIG mode change is still pending.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from migctl.cli import serialize
+from migctl.cli.output import emit, print_rows, table
+from migctl.cli.session import session
+from migctl.errors import InvalidStateError
+
+GpuOption = Annotated[
+    str | None,
+    typer.Option(
+        "--id", "-i", help="GPUs: indexes, UUIDs or PCI bus ids, comma separated; default all."
+    ),
+]
+
+
+def list_gpus(gpu: GpuOption = None) -> None:
+    """List GPUs and their MIG devices with UUIDs (like nvidia-smi -L)."""
+    from migctl.inventory import machine_view, resolve_gpus
+
+    backend = session().backend
+    views = machine_view(backend, resolve_gpus(backend, gpu))
+
+    def render() -> None:
+        rows = table("GPU", "Name", "UUID", "MIG", "Placement", "Total MiB")
+        for view in views:
+            info = view.info
+            mig = "n/a" if info.mig is None else ("on" if info.mig.current else "off")
+            if info.mig is not None and info.mig.change_pending:
+                mig += " (pending)"
+            rows.add_row(str(info.index), info.name, info.uuid, mig, "", str(info.memory_total_mib))
+            for device in view.devices:
+                label = f"  MIG {device.ci_profile} (GI {device.gi_id}, CI {device.ci_id})"
+                rows.add_row(
+                    "", label, device.uuid, "", str(device.placement), str(device.memory_total_mib)
+                )
+        print_rows(rows)
+
+    data = [
+        {**serialize.gpu_info(v.info), "mig_devices": [serialize.mig_device(d) for d in v.devices]}
+        for v in views
+    ]
+    emit("GpuList", {"gpus": data}, render)
+
+
+def status(gpu: GpuOption = None) -> None:
+    """One screen per GPU: a map of its memory slices, instances, MIG devices, processes."""
+    from migctl.cli.render_status import gpu_panel
+    from migctl.inventory import machine_view, resolve_gpus
+
+    current = session()
+    backend = current.backend
+    views = machine_view(backend, resolve_gpus(backend, gpu))
+
+    def render() -> None:
+        current.console.print(f"[dim]{backend.description}[/dim]")
+        for view in views:
+            current.console.print(gpu_panel(view))
+
+    emit(
+        "Status",
+        {"backend": backend.description, "gpus": [serialize.gpu_view(v) for v in views]},
+        render,
+    )
+
+
+mode_app = typer.Typer(help="Show, enable or disable MIG mode.", no_args_is_help=True)
+
+
+@mode_app.command("show")
+def mode_show(gpu: GpuOption = None) -> None:
+    """Current and pending MIG mode of each GPU."""
+    from migctl.inventory import resolve_gpus
+
+    backend = session().backend
+    infos = [backend.gpu(i) for i in resolve_gpus(backend, gpu)]
+
+    def render() -> None:
+        rows = table("GPU", "Name", "Current", "Pending")
+        for info in infos:
+            if info.mig is None:
+                rows.add_row(str(info.index), info.name, "not supported", "-")
+            else:
+                rows.add_row(
+                    str(info.index),
+                    info.name,
+                    "enabled" if info.mig.current else "disabled",
+                    "enabled" if info.mig.pending else "disabled",
+                )
+        print_rows(rows)
+
+    emit("MigMode", {"gpus": [serialize.gpu_info(i) for i in infos]}, render)
+
+
+def _change(gpu: str | None, enabled: bool) -> None:
+    from migctl.inventory import resolve_gpus
+    from migctl.workflow import set_mode
+
+    current = session()
+    backend = current.backend
+    changes = set_mode(backend, resolve_gpus(backend, gpu), enabled)
+    word = "enabled" if enabled else "disabled"
+
+    def render() -> None:
+        for change in changes:
+            if change.done:
+                current.console.print(f"GPU {change.gpu_index}: MIG {word}")
+            else:
+                current.console.print(
+                    f"GPU {change.gpu_index}: MIG {word} is pending: {change.reason}"
+                )
+
+    emit("MigModeChange", {"changes": [serialize.mode_change(c) for c in changes]}, render)
+    pending = [c for c in changes if not c.done]
+    if pending:
+        gpus = ",".join(str(c.gpu_index) for c in pending)
+        raise InvalidStateError(
+            f"MIG mode is not yet {word} on GPU {gpus}: the change waits for a GPU reset",
+            hint="stop the processes named above and run the command again, or reboot",
+        )
+
+
+@mode_app.command("enable")
+def mode_enable(gpu: GpuOption = None) -> None:
+    """Enable MIG mode (the GPU is reset when idle; otherwise the change stays pending)."""
+    _change(gpu, True)
+
+
+@mode_app.command("disable")
+def mode_disable(gpu: GpuOption = None) -> None:
+    """Disable MIG mode (all GPU instances must be destroyed first)."""
+    _change(gpu, False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("list")(list_gpus)
+    app.command("status")(status)
+    app.add_typer(mode_app, name="mode")

@@ -1,0 +1,120 @@
+"""The ``migctl`` entry point: global options, verb registration, exit codes.
+
+Why this exists: one place owns the contract with the shell. Every ``MigctlError``
+becomes its documented exit code and a message (JSON on stderr with ``--output json``);
+anything unexpected becomes exit 70 with a one-line report, never a traceback
+(``MIGCTL_DEBUG=1`` shows it for developers).
+
+Exit codes: 0 ok; 1 check failed (``migctl assert``); 2 usage; 3 not found;
+4 permission denied; 5 insufficient resources; 6 in use; 7 not supported; 8 read-only;
+9 no driver; 10 invalid state; 11 invalid input; 12 driver error; 70 internal error;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from migctl import __version__
+from migctl.cli import catalog_cmd, gpus, instances, sim_cmd
+from migctl.cli.session import OutputFormat, Session, session, set_session
+from migctl.errors import EXIT_INTERNAL, MigctlError
+
+EPILOG = (
+    "Exit codes: 0 ok, 1 check failed, 2 usage, 3 not found, 4 permission denied, "
+    "5 insufficient resources, 6 in use, 7 not supported, 8 read-only, 9 no driver, "
+    "10 invalid state, 11 invalid input, 12 driver error, 70 internal error. "
+    "Environment: MIGCTL_SIM, MIGCTL_READ_ONLY, MIGCTL_OUTPUT, MIGCTL_SIM_DIR, MIGCTL_CATALOG."
+)
+
+app = typer.Typer(
+    name="migctl",
+    help="NVIDIA Multi-Instance GPU (MIG) partitioning made easy and safe.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+    add_completion=False,
+)
+
+
+def _version(flag: bool) -> None:
+    if flag:
+        typer.echo(f"migctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    sim: Annotated[
+        str | None,
+        typer.Option(
+            "--sim", envvar="MIGCTL_SIM", help="Use a simulated machine: NAME or FILE.yaml."
+        ),
+    ] = None,
+    read_only: Annotated[
+        bool,
+        typer.Option("--read-only", envvar="MIGCTL_READ_ONLY", help="Refuse every change."),
+    ] = False,
+    output: Annotated[
+        OutputFormat,
+        typer.Option("--output", "-o", envvar="MIGCTL_OUTPUT", help="table or json."),
+    ] = OutputFormat.TABLE,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log more.")] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """NVIDIA MIG made easy: inspect GPUs, create and destroy instances, plan layouts."""
+    set_session(Session(sim=sim, read_only=read_only, output=output, verbose=verbose))
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+gpus.register(app)
+instances.register(app)
+app.add_typer(catalog_cmd.app, name="catalog")
+app.add_typer(sim_cmd.app, name="sim")
+
+
+def _report(error: MigctlError) -> int:
+    current = session()
+    if current.json:
+        print(json.dumps(error.to_dict()), file=sys.stderr)
+    else:
+        current.err.print(f"[bold red]error:[/bold red] {error.message}", markup=True)
+        if error.hint:
+            current.err.print(f"[yellow]hint:[/yellow] {error.hint}", markup=True)
+    return error.exit_code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (the console script exits with it)."""
+    code = 0
+    try:
+        app(args=argv, prog_name="migctl")  # standalone: usage errors print and exit 2
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except MigctlError as error:
+        code = _report(error)
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as exc:
+        if os.environ.get("MIGCTL_DEBUG"):
+            raise
+        print(
+            f"internal error: {type(exc).__name__}: {exc} (please report this bug; "
+            "MIGCTL_DEBUG=1 shows details)",
+            file=sys.stderr,
+        )
+        code = EXIT_INTERNAL
+    finally:
+        session().close()
+    return code

@@ -1,0 +1,128 @@
+"""Draw a GPU for ``migctl status``: its memory slices, who holds each, and who uses what.
+
+Why this exists: placement rules are spatial; a drawn slice map ("GI 2 holds slices 0-3,
+slices 6-7 are free") explains in one glance why a profile no longer fits.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from migctl.cli.output import UNKNOWN, table
+from migctl.geometry import slice_owners
+from migctl.inventory import GpuView, InstanceView, ProcessView
+
+COLORS = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta")
+CELL = 10
+
+
+def _label(gi_id: int, profile: str, width: int) -> str:
+    for text in (f"GI {gi_id} {profile}", f"{gi_id}:{profile}", f"GI {gi_id}", str(gi_id)):
+        if len(text) <= width:
+            return text
+    return str(gi_id)[:width]
+
+
+def slice_map(view: GpuView) -> Text:
+    """Two lines: slice numbers, then a bar with each GI's label over its slices."""
+    total = view.memory_slices or 0
+    profiles = {i.gi.id: i.gi.profile_name for i in view.instances}
+    owners = slice_owners(total, ((str(i.gi.id), i.gi.placement) for i in view.instances))
+    header = Text("slice  ")
+    bar = Text("      |")
+    for number in range(total):
+        header.append(f"{number:<{CELL}}")
+    position = 0
+    while position < total:
+        owner = owners[position]
+        end = position
+        while end < total and owners[end] == owner:
+            end += 1
+        width = (end - position) * CELL - 1
+        if owner is None:
+            bar.append(f"{'free':^{width}}", style="dim")
+        else:
+            gi_id = int(owner)
+            style = f"black on {COLORS[gi_id % len(COLORS)]}"
+            bar.append(f"{_label(gi_id, profiles[gi_id], width):^{width}}", style=style)
+        bar.append("|")
+        position = end
+    return Text.assemble(header, "\n", bar)
+
+
+def _process_text(processes: list[ProcessView]) -> str:
+    if not processes:
+        return "-"
+    parts = []
+    for proc in processes:
+        command = (proc.command or "?").split()[0].rsplit("/", 1)[-1]
+        memory = UNKNOWN if proc.used_memory_mib is None else f"{proc.used_memory_mib} MiB"
+        parts.append(f"{proc.pid} {proc.user or '?'} {command} ({memory})")
+    return "; ".join(parts)
+
+
+def instance_table(view: GpuView) -> Table:
+    rows = table(
+        "GI", "Profile", "Placement", "CI", "MIG device", "Used MiB", "Total MiB", "Processes"
+    )
+    for instance in view.instances:
+        _instance_rows(rows, instance, view)
+    return rows
+
+
+def _instance_rows(rows: Table, instance: InstanceView, view: GpuView) -> None:
+    gi = instance.gi
+    if not instance.devices:
+        rows.add_row(
+            str(gi.id),
+            gi.profile_name,
+            str(gi.placement),
+            "-",
+            "(no compute instance)",
+            "-",
+            str(gi.memory_mib or UNKNOWN),
+            "-",
+        )
+        return
+    for device in instance.devices:
+        procs = [p for p in view.processes if p.gi_id == device.gi_id and p.ci_id == device.ci_id]
+        rows.add_row(
+            str(gi.id),
+            device.ci_profile,
+            str(gi.placement),
+            str(device.ci_id),
+            device.uuid,
+            str(device.memory_used_mib),
+            str(device.memory_total_mib),
+            _process_text(procs),
+        )
+
+
+def _summary(view: GpuView) -> Text:
+    info = view.info
+    if info.mig is None:
+        mig = "not supported"
+    else:
+        mig = "enabled" if info.mig.current else "disabled"
+        if info.mig.change_pending:
+            mig += f" (pending: {'enable' if info.mig.pending else 'disable'} after reset)"
+    known = f"{view.model.key} ({view.model.trust.value})" if view.model else "not in catalog"
+    return Text(
+        f"MIG {mig}   memory {info.memory_used_mib}/{info.memory_total_mib} MiB used   "
+        f"catalog {known}   {info.uuid}   {info.pci_bus_id}"
+    )
+
+
+def gpu_panel(view: GpuView) -> Panel:
+    parts: list[RenderableType] = [_summary(view)]
+    mig_on = view.info.mig is not None and view.info.mig.current
+    if mig_on and view.memory_slices:
+        parts.append(slice_map(view))
+        parts.append(instance_table(view) if view.instances else Text("no GPU instances"))
+    elif view.processes:
+        parts.append(Text("processes: " + _process_text(list(view.processes))))
+    title = f"GPU {view.info.index}: {view.info.name}"
+    return Panel(Group(*parts), title=title, title_align="left", expand=False)

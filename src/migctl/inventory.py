@@ -1,0 +1,119 @@
+"""A consistent picture of the machine: GPUs, their instances, MIG devices and processes.
+
+Why this exists: ``migctl list``, ``status``, ``top``, metrics and the service all show
+"what is on each GPU and who uses it". This module reads it once through the backend and
+joins the pieces (GI -> CIs -> MIG device -> processes -> user), so every view agrees.
+Read-only; never changes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from migctl.backends.base import Backend
+from migctl.errors import NotFoundError, UsageError
+from migctl.host import process_facts
+from migctl.model import ComputeInstance, GpuInfo, GpuInstance, GpuModel, GpuProcess, MigDevice
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessView:
+    pid: int
+    used_memory_mib: int | None
+    gi_id: int | None
+    ci_id: int | None
+    user: str | None
+    command: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceView:
+    """A GPU instance with its compute instances and the MIG devices they are."""
+
+    gi: GpuInstance
+    cis: tuple[ComputeInstance, ...]
+    devices: tuple[MigDevice, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GpuView:
+    info: GpuInfo
+    model: GpuModel | None  # the catalog's entry, if known
+    memory_slices: int | None  # from the driver's placements; None without MIG
+    instances: tuple[InstanceView, ...] = ()
+    processes: tuple[ProcessView, ...] = field(default_factory=tuple)
+
+    @property
+    def devices(self) -> tuple[MigDevice, ...]:
+        return tuple(d for i in self.instances for d in i.devices)
+
+
+def resolve_gpus(backend: Backend, selection: str | None) -> list[int]:
+    """``None``/``"all"`` -> every GPU; else a comma list of indexes, UUIDs or PCI bus ids."""
+    gpus = backend.gpus()
+    if selection is None or selection.strip().lower() in {"", "all"}:
+        return [g.index for g in gpus]
+    chosen: list[int] = []
+    for token in (t.strip() for t in selection.split(",")):
+        if not token:
+            raise UsageError(f"empty GPU in {selection!r}", hint="use e.g. -i 0,1 or -i all")
+        chosen.append(_match_gpu(gpus, token))
+    return sorted(set(chosen))
+
+
+def _match_gpu(gpus: Sequence[GpuInfo], token: str) -> int:
+    if token.isdigit():
+        index = int(token)
+        if any(g.index == index for g in gpus):
+            return index
+    else:
+        for gpu in gpus:
+            if token.lower() in {gpu.uuid.lower(), gpu.pci_bus_id.lower()}:
+                return gpu.index
+            if gpu.pci_bus_id.lower().endswith(token.lower()) and ":" in token:
+                return gpu.index
+    known = ", ".join(str(g.index) for g in gpus) or "none"
+    raise NotFoundError(
+        f"no GPU {token!r} on this machine",
+        hint=f"GPUs: {known} (an index, a GPU UUID or a PCI bus id)",
+        context={"gpu": token},
+    )
+
+
+def _process_views(processes: Iterable[GpuProcess]) -> tuple[ProcessView, ...]:
+    views = []
+    for proc in processes:
+        facts = process_facts(proc.pid)
+        views.append(
+            ProcessView(
+                proc.pid, proc.used_memory_mib, proc.gi_id, proc.ci_id, facts.user, facts.command
+            )
+        )
+    return tuple(views)
+
+
+def gpu_view(backend: Backend, index: int) -> GpuView:
+    info = backend.gpu(index)
+    known = backend.catalog_model(index)
+    processes = _process_views(backend.processes(index))
+    if info.mig is None:
+        return GpuView(info, known, None, (), processes)
+    slices = backend.live_model(index).memory_slices
+    if not info.mig.current:
+        return GpuView(info, known, slices, (), processes)
+    devices = backend.mig_devices(index)
+    instances = tuple(
+        InstanceView(
+            gi,
+            tuple(backend.compute_instances(index, gi.id)),
+            tuple(d for d in devices if d.gi_id == gi.id),
+        )
+        for gi in backend.gpu_instances(index)
+    )
+    return GpuView(info, known, slices, instances, processes)
+
+
+def machine_view(backend: Backend, indices: Sequence[int] | None = None) -> list[GpuView]:
+    chosen = indices if indices is not None else [g.index for g in backend.gpus()]
+    return [gpu_view(backend, i) for i in chosen]
