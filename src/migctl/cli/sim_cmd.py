@@ -143,7 +143,13 @@ def hold(
         raise UsageError("--seconds must be >= 1")
     control = _control()
     index = _gpu_of_device(control, device)
-    holder = subprocess.Popen(["sleep", str(seconds)], start_new_session=True)
+    holder = subprocess.Popen(
+        ["sleep", str(seconds)],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     control.attach(holder.pid, index, device, memory, "sim-job")
     emit(
         "SimProcess",
