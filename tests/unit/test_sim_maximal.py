@@ -147,7 +147,8 @@ def test_geometry_agrees_with_independent_rules(catalog: Catalog, key: str) -> N
         occupants = [Occupant(s.profile, s.placement) for s in layout]
         for slot in slots:
             allowed = placement_refusal(model, slot.profile, slot.placement, occupants) is None
-            assert allowed == can_add(model, layout, slot), (expected(layout), slot.profile.name)
+            where = (expected(layout), slot.profile.name, slot.placement)
+            assert allowed == can_add(model, layout, slot), where
 
 
 @pytest.mark.parametrize("key", MODEL_KEYS)

@@ -307,6 +307,20 @@ def test_read_only_refuses_before_any_driver_call(
     assert len(after["faults"]) == len(mutating)
 
 
+def test_read_only_from_the_environment(catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIGCTL_READ_ONLY", "1")
+    backend = open_backend("dgx-h100", catalog=catalog)
+    try:
+        assert backend.read_only
+        with pytest.raises(ReadOnlyError) as caught:
+            backend.set_mig_mode(0, True)
+        assert caught.value.hint is not None and "MIGCTL_READ_ONLY" in caught.value.hint
+        assert backend.mig_mode(0) == MigMode(False, False)
+    finally:
+        backend.close()
+    assert not open_sim_control("dgx-h100", catalog).state().gpus[0].mig_pending
+
+
 def test_injected_fault_fails_exactly_the_next_create(
     h100: NvmlBackend, control: SimControl
 ) -> None:
