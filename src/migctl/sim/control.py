@@ -13,7 +13,13 @@ import logging
 from pathlib import Path
 
 from migctl.catalog import Catalog
-from migctl.errors import InUseError, InvalidInputError, NotFoundError, UsageError
+from migctl.errors import (
+    InUseError,
+    InvalidInputError,
+    NotFoundError,
+    NotSupportedError,
+    UsageError,
+)
 from migctl.sim.machine import SimMachine, processes_on, prune_dead
 from migctl.sim.machines import NAMED, machine_from_file, named_machine
 from migctl.sim.nvml_codes import NAMES
@@ -119,9 +125,16 @@ class SimControl:
         log.info("sim: rebooted")
 
     def reset_gpu(self, gpu_index: int) -> None:
-        """Like a GPU reset: refused while processes hold it; wipes its instances."""
+        """Like a GPU reset: refused while processes hold it (or where the machine cannot
+        reset a GPU, e.g. a pass-through VM); wipes its instances."""
         with self.machine.store.transaction() as state:
             gpu = self._gpu(state, gpu_index)
+            if not state.reset_supported:
+                raise NotSupportedError(
+                    f"GPU {gpu_index} cannot be reset on {state.name} (reset_supported: false)",
+                    hint="reboot the machine instead: `migctl sim reboot`",
+                    context={"gpu": gpu_index},
+                )
             busy = processes_on(gpu)
             if busy:
                 pids = ", ".join(str(p.pid) for p in busy)

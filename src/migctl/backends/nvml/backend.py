@@ -331,17 +331,17 @@ class NvmlBackend(LiveGeometry):
         profile = statuses[profile_id].profile
         action = f"{self.where(index)}: cannot create {profile.name} at {placement} in GI {gi_id}"
         c_placement = nv.c_nvmlComputeInstancePlacement_t(placement.start, placement.size)
-        ci = self.call(
-            action,
-            nv.nvmlGpuInstanceCreateComputeInstanceWithPlacement,
-            gi,
-            profile_id,
-            ctypes.byref(c_placement),
-            gpu=index,
-            gi=gi_id,
-            profile=profile.name,
-            hint=f"see free compute slices with `migctl profiles -i {index} --ci {gi_id}`",
-        )
+        try:
+            ci = nv.nvmlGpuInstanceCreateComputeInstanceWithPlacement(
+                gi, profile_id, ctypes.byref(c_placement)
+            )
+        except nv.NVMLError as exc:
+            code = int(exc.value)
+            hint = None  # other codes (e.g. no permission) keep their default hint
+            if code in (INSUFFICIENT_RESOURCES, INVALID_ARGUMENT):
+                hint = f"see free compute slices with `migctl profiles -i {index} --ci {gi_id}`"
+            ctx: dict[str, object] = {"gpu": index, "gi": gi_id, "profile": profile.name}
+            raise convert(code, str(exc), action, hint=hint, context=ctx) from exc
         info = self.call(action, nv.nvmlComputeInstanceGetInfo, ci)
         log.info("created CI %s at %s in GI %d on GPU %d", profile.name, placement, gi_id, index)
         return ComputeInstance(index, gi_id, int(info.id), profile_id, profile.name, placement)
@@ -440,6 +440,17 @@ class NvmlBackend(LiveGeometry):
 
     # --- MIG mode -------------------------------------------------------------------
 
+    def _mode_error(self, code: int, driver_text: str, index: int, action: str) -> Exception:
+        """Blame existing GPU instances only when the driver said IN_USE."""
+        detail = hint = None
+        instances = self.gpu_instances(index) if code == IN_USE else []
+        if instances:
+            ids = ", ".join(str(g.id) for g in instances)
+            detail = f"GPU instances {ids} still exist"
+            hint = f"destroy them first: `migctl gi destroy --all -i {index}`"
+        ctx: dict[str, object] = {"gpu": index}
+        return convert(code, driver_text, action, detail=detail, hint=hint, context=ctx)
+
     def set_mig_mode(self, index: int, enabled: bool) -> ModeChange:
         word = "enable" if enabled else "disable"
         action = f"{self.where(index)}: cannot {word} MIG mode"
@@ -452,20 +463,11 @@ class NvmlBackend(LiveGeometry):
                 detail="this GPU does not support MIG",
                 hint="MIG GPUs: see `migctl catalog`",
             )
-        detail = hint = None
-        if not enabled and self.gpu_instances(index):
-            ids = ", ".join(str(g.id) for g in self.gpu_instances(index))
-            detail = f"GPU instances {ids} still exist"
-            hint = f"destroy them first: `migctl gi destroy --all -i {index}`"
-        status = self.call(
-            action,
-            nv.nvmlDeviceSetMigMode,
-            self.handle(index),
-            nv.NVML_DEVICE_MIG_ENABLE if enabled else nv.NVML_DEVICE_MIG_DISABLE,
-            detail=detail,
-            hint=hint,
-            gpu=index,
-        )
+        flag = nv.NVML_DEVICE_MIG_ENABLE if enabled else nv.NVML_DEVICE_MIG_DISABLE
+        try:
+            status = nv.nvmlDeviceSetMigMode(self.handle(index), flag)
+        except nv.NVMLError as exc:
+            raise self._mode_error(int(exc.value), str(exc), index, action) from exc
         mode = self.mig_mode(index)
         assert mode is not None
         self._live.pop(index, None)
