@@ -28,6 +28,10 @@ OUT = Path(__file__).resolve().parents[1] / "src" / "migctl" / "catalog" / "data
 
 # Trust per reference entry name, as ../shared/README.md states it.
 VERIFIED = {"NVIDIA H100 80GB HBM3 (SXM5)", "NVIDIA H200 (SXM5 141GB)"}
+VERIFIED_CONFIDENCE = (
+    "verified: every GI profile (ids, SMs, memory, engines, counts, placements) equals a real "
+    "NVML capture on driver 580.159.04; CI profiles partly derived"
+)
 TRANSCRIPT = {
     "NVIDIA A30 (24GB)",
     "NVIDIA A100-SXM4-40GB",
@@ -263,7 +267,9 @@ def mig_model(entry: dict[str, Any]) -> dict[str, Any]:
         "sm_count": entry.get("sm_count"),
         "driver_min": entry.get("driver_min"),
         "trust": trust_of(entry),
-        "confidence": entry.get("confidence") or "",
+        "confidence": VERIFIED_CONFIDENCE
+        if entry["name"] in VERIFIED
+        else entry.get("confidence") or "",
         "sources": sources_of(entry),
         "notes": notes_of(entry),
         "aliases": list(aliases),

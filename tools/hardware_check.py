@@ -69,7 +69,13 @@ def raw_profiles(handle: Any) -> dict[int, dict[str, Any]]:
             "count": info.instanceCount,
             "sm": info.multiprocessorCount,
             "memory_mib": info.memorySizeMB,
-            "engines": [info.copyEngineCount, info.decoderCount, info.encoderCount, info.jpegCount, info.ofaCount],
+            "engines": [
+                info.copyEngineCount,
+                info.decoderCount,
+                info.encoderCount,
+                info.jpegCount,
+                info.ofaCount,
+            ],
             "placements": [(array[i].start, array[i].size) for i in range(count.value)],
             "free": free,
         }
@@ -105,12 +111,15 @@ def check_gpu(report: Report, backend: Any, index: int) -> dict[str, Any]:
     current, pending = nv.nvmlDeviceGetMigMode(handle)
     report.check(
         f"GPU {index} MIG mode",
-        info.mig is not None and (info.mig.current, info.mig.pending) == (bool(current), bool(pending)),
+        info.mig is not None
+        and (info.mig.current, info.mig.pending) == (bool(current), bool(pending)),
         f"current {current}, pending {pending}",
     )
     known = backend.catalog_model(index)
     live = backend.live_model(index)
-    report.check(f"GPU {index} found in catalog", known is not None, known.key if known else "unknown")
+    report.check(
+        f"GPU {index} found in catalog", known is not None, known.key if known else "unknown"
+    )
     diffs = compare_models(live, known) if known else ["not in catalog"]
     report.check(f"GPU {index} catalog matches the driver", not diffs, "; ".join(diffs))
     raw = raw_profiles(handle)
@@ -123,24 +132,38 @@ def check_gpu(report: Report, backend: Any, index: int) -> dict[str, Any]:
         p = status.profile
         e = p.engines
         mine = {
-            "name": f"MIG {p.name}", "slices": p.compute_slices, "count": p.max_instances, "sm": p.sm_count,
-            "memory_mib": p.memory_mib, "engines": [e.ce, e.dec, e.enc, e.jpeg, e.ofa],
-            "placements": [(x.start, x.size) for x in p.placements], "free": status.free,
+            "name": f"MIG {p.name}",
+            "slices": p.compute_slices,
+            "count": p.max_instances,
+            "sm": p.sm_count,
+            "memory_mib": p.memory_mib,
+            "engines": [e.ce, e.dec, e.enc, e.jpeg, e.ofa],
+            "placements": [(x.start, x.size) for x in p.placements],
+            "free": status.free,
         }
         theirs = {k: r[k] for k in mine}
-        report.check(f"GPU {index} profile {profile_id} ({p.name})", mine == theirs, json.dumps(theirs))
+        report.check(
+            f"GPU {index} profile {profile_id} ({p.name})", mine == theirs, json.dumps(theirs)
+        )
     lgipp = smi("mig", "-lgipp", "-i", str(index))
     if lgipp is not None:
         parsed = parse_lgipp(lgipp)
-        mine_pl = {pid: [(x.start, x.size) for x in s.profile.placements] for pid, s in statuses.items()}
+        mine_pl = {
+            pid: [(x.start, x.size) for x in s.profile.placements] for pid, s in statuses.items()
+        }
         report.check(f"GPU {index} nvidia-smi -lgipp placements", parsed == mine_pl, str(parsed))
     try:
         backend.create_gpu_instance(index, next(iter(statuses)), Placement(0, 1))
         report.check(f"GPU {index} read-only refuses a create", False, "a create was attempted!")
     except ReadOnlyError as refused:
         report.check(f"GPU {index} read-only refuses a create", True, refused.message)
-    return {"index": index, "name": info.name, "key": known.key if known else None, "raw_profiles": raw,
-            "mig_mode": [current, pending]}
+    return {
+        "index": index,
+        "name": info.name,
+        "key": known.key if known else None,
+        "raw_profiles": raw,
+        "mig_mode": [current, pending],
+    }
 
 
 def main() -> int:
@@ -165,15 +188,28 @@ def write(out: Path, backend: Any, gpus: list[dict[str, Any]], report: Report) -
     out.mkdir(parents=True, exist_ok=True)
     driver = backend.driver_version()
     stem = f"{gpus[0]['key'] or 'unknown'}-driver-{driver}" if gpus else f"no-gpu-{driver}"
-    document = {"date": dt.date.today().isoformat(), "driver": driver, "backend": backend.description,
-                "ok": report.ok, "checks": report.checks, "gpus": gpus}
+    document = {
+        "date": dt.date.today().isoformat(),
+        "driver": driver,
+        "backend": backend.description,
+        "ok": report.ok,
+        "checks": report.checks,
+        "gpus": gpus,
+    }
     (out / f"{stem}.json").write_text(json.dumps(document, indent=1, default=str) + "\n")
-    lines = [f"# Hardware check: {stem}", "", f"Date {document['date']}, {backend.description}. "
-             "Command: `MIGCTL_READ_ONLY=1 python tools/hardware_check.py --out docs/hardware` "
-             "(read-only: no MIG mode change, no instance created).", "",
-             f"Result: {'all checks pass' if report.ok else 'MISMATCHES found'} "
-             f"({sum(c['ok'] for c in report.checks)}/{len(report.checks)}).", "",
-             "| check | result | detail |", "|---|---|---|"]
+    lines = [
+        f"# Hardware check: {stem}",
+        "",
+        f"Date {document['date']}, {backend.description}. "
+        "Command: `MIGCTL_READ_ONLY=1 python tools/hardware_check.py --out docs/hardware` "
+        "(read-only: no MIG mode change, no instance created).",
+        "",
+        f"Result: {'all checks pass' if report.ok else 'MISMATCHES found'} "
+        f"({sum(c['ok'] for c in report.checks)}/{len(report.checks)}).",
+        "",
+        "| check | result | detail |",
+        "|---|---|---|",
+    ]
     for c in report.checks:
         detail = c["detail"].replace("|", "\\|").replace("\n", " ")[:160]
         lines.append(f"| {c['check']} | {'ok' if c['ok'] else 'MISMATCH'} | {detail} |")

@@ -64,7 +64,7 @@ class FileStore:
     def __init__(self, path: Path, factory: Callable[[], MachineState]) -> None:
         self.path = path
         self._factory = factory
-        self._cache_key: tuple[int, int, int] | None = None
+        self._cache_key: bytes | None = None
         self._cache: MachineState | None = None
 
     @property
@@ -75,24 +75,31 @@ class FileStore:
         return self.path.exists()
 
     def read(self) -> MachineState:
+        """The current state; parsed again only when the file's bytes changed.
+
+        Comparing bytes (not stat fields) cannot be fooled by a reused inode number with a
+        coarse timestamp; the file is small, so reading it is cheap.
+        """
         try:
-            st = self.path.stat()
+            text = self.path.read_bytes()
         except FileNotFoundError:
             with self.transaction() as state:
                 return copy.deepcopy(state)
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if key != self._cache_key or self._cache is None:
-            self._cache = self._load()
-            self._cache_key = key
+        if text != self._cache_key or self._cache is None:
+            self._cache = self._parse(text)
+            self._cache_key = text
         return self._cache
 
     def _load(self) -> MachineState:
+        return self._parse(self.path.read_bytes())
+
+    def _parse(self, text: bytes) -> MachineState:
         try:
-            raw = json.loads(self.path.read_text())
+            raw = json.loads(text)
             if raw.get("schema") != SCHEMA:
                 raise ValueError(f"schema {raw.get('schema')!r}, expected {SCHEMA}")
             return MachineState.from_dict(raw)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
             raise InvalidInputError(
                 f"simulator state {self.path} is unreadable: {exc}",
                 hint="start the machine afresh with `migctl sim reset-state` "
