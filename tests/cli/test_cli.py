@@ -45,7 +45,7 @@ def test_help_lists_verbs_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> 
         (["--sim", "dgx-h100", "list", "-i", "0,,1"], 2),
         (["--sim", "dgx-h100", "gi", "create", "9"], 2),  # 8 GPUs: -i required
         (["--sim", "dgx-h100", "gi", "create", "9:x", "-i", "0"], 2),
-        (["--sim", "dgx-h100", "gi", "destroy", "-i", "0"], 2),  # neither --id nor --all
+        (["--sim", "dgx-h100", "gi", "destroy", "-i", "0"], 2),  # neither --gi nor --all
         (["--sim", "dgx-h100", "sim", "fault", "add", "nvmlDeviceCreate", "BOGUS"], 2),
         (["--sim", "dgx-h100", "sim", "permissions", "everyone"], 2),
         (["catalog", "no-such-gpu"], 3),

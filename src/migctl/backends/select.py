@@ -9,10 +9,13 @@ never silently pretends. ``--read-only`` / ``MIGCTL_READ_ONLY=1`` refuses every 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from migctl.backends.nvml import NvmlBackend
 from migctl.catalog import Catalog, load_catalog
-from migctl.sim import SimControl, SimLibrary, open_sim
+
+if TYPE_CHECKING:
+    from migctl.backends.nvml import NvmlBackend
+    from migctl.sim import SimControl
 
 SIM_ENV = "MIGCTL_SIM"
 READ_ONLY_ENV = "MIGCTL_READ_ONLY"
@@ -34,11 +37,15 @@ def open_backend(
     catalog: Catalog | None = None,
 ) -> NvmlBackend:
     """The NVML backend over the chosen simulated machine, or over the real driver."""
+    from migctl.backends.nvml import NvmlBackend
+
     catalog = catalog or load_catalog()
     read_only = read_only or env_read_only()
     spec = sim_spec(sim)
     if spec is None:
         return NvmlBackend(catalog, read_only=read_only)
+    from migctl.sim import SimLibrary, open_sim
+
     machine = open_sim(spec, catalog)
     state = machine.store.read()
     label = f"simulated {state.name} ({len(state.gpus)} GPUs, driver {state.driver_version})"
@@ -48,6 +55,7 @@ def open_backend(
 def open_sim_control(sim: str | None = None, catalog: Catalog | None = None) -> SimControl:
     """The simulator's control panel for the chosen machine (``migctl sim ...``)."""
     from migctl.errors import UsageError
+    from migctl.sim import SimControl, open_sim
 
     spec = sim_spec(sim)
     if spec is None:

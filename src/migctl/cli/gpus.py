@@ -25,20 +25,20 @@ GpuOption = Annotated[
 
 def list_gpus(gpu: GpuOption = None) -> None:
     """List GPUs and their MIG devices with UUIDs (like nvidia-smi -L)."""
-    from migctl.inventory import machine_view, resolve_gpus
+    from migctl.inventory import resolve_gpus
 
     backend = session().backend
-    views = machine_view(backend, resolve_gpus(backend, gpu))
+    infos = [backend.gpu(i) for i in resolve_gpus(backend, gpu)]
+    devices = {info.index: backend.mig_devices(info.index) for info in infos}
 
     def render() -> None:
         rows = table("GPU", "Name", "UUID", "MIG", "Placement", "Total MiB")
-        for view in views:
-            info = view.info
+        for info in infos:
             mig = "n/a" if info.mig is None else ("on" if info.mig.current else "off")
             if info.mig is not None and info.mig.change_pending:
                 mig += " (pending)"
             rows.add_row(str(info.index), info.name, info.uuid, mig, "", str(info.memory_total_mib))
-            for device in view.devices:
+            for device in devices[info.index]:
                 label = f"  MIG {device.ci_profile} (GI {device.gi_id}, CI {device.ci_id})"
                 rows.add_row(
                     "", label, device.uuid, "", str(device.placement), str(device.memory_total_mib)
@@ -46,8 +46,11 @@ def list_gpus(gpu: GpuOption = None) -> None:
         print_rows(rows)
 
     data = [
-        {**serialize.gpu_info(v.info), "mig_devices": [serialize.mig_device(d) for d in v.devices]}
-        for v in views
+        {
+            **serialize.gpu_info(i),
+            "mig_devices": [serialize.mig_device(d) for d in devices[i.index]],
+        }
+        for i in infos
     ]
     emit("GpuList", {"gpus": data}, render)
 

@@ -5,10 +5,8 @@ Why this exists: JSON output is a contract for scripts; one module owns its shap
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from migctl.backends.base import ModeChange
-from migctl.inventory import GpuView, InstanceView, ProcessView
 from migctl.model import (
     CiProfile,
     ComputeInstance,
@@ -19,6 +17,10 @@ from migctl.model import (
     MigDevice,
     Placement,
 )
+
+if TYPE_CHECKING:
+    from migctl.backends.base import ModeChange
+    from migctl.inventory import GpuView, InstanceView, ProcessView
 
 
 def placement(p: Placement) -> dict[str, int]:

@@ -8,14 +8,16 @@ GPU resets, failures. These verbs act on the machine chosen with ``--sim`` / MIG
 from __future__ import annotations
 
 import subprocess
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from migctl.cli.output import emit, print_rows, table
 from migctl.cli.session import session
 from migctl.errors import NotFoundError, UsageError
-from migctl.sim import SimControl
+
+if TYPE_CHECKING:
+    from migctl.sim import SimControl
 
 app = typer.Typer(
     help="Control the simulated machine (chosen with --sim or MIGCTL_SIM).", no_args_is_help=True

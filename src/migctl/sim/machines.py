@@ -20,8 +20,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from migctl.catalog import Catalog, model_to_dict, read_catalog_file
 from migctl.errors import InvalidInputError, NotFoundError
 from migctl.model import GpuModel
@@ -157,6 +155,8 @@ def _resolve_model(
 
 
 def machine_from_file(path: Path, catalog: Catalog) -> MachineState:
+    import yaml  # only custom machine files need it
+
     origin = str(path)
     try:
         raw = yaml.safe_load(path.read_text())

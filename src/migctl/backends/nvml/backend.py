@@ -29,6 +29,7 @@ from migctl.errors import (
     ReadOnlyError,
 )
 from migctl.model import (
+    CiProfile,
     ComputeInstance,
     GpuInfo,
     GpuInstance,
@@ -70,6 +71,7 @@ class NvmlBackend(LiveGeometry):
         self._handles: dict[int, Any] = {}
         self._names: dict[int, str] = {}
         self._live: dict[int, GpuModel] = {}
+        self._ci_defs: dict[tuple[int, str], list[CiProfile]] = {}
         nv.nvmlLib = library  # None: pynvml loads libnvidia-ml.so.1 itself
         nv._nvmlGetFunctionPointer_cache.clear()
         try:
@@ -286,8 +288,7 @@ class NvmlBackend(LiveGeometry):
     def compute_instances(self, index: int, gi_id: int) -> list[ComputeInstance]:
         gi = self.gi_handle(index, gi_id)
         result = []
-        for status in self.ci_profiles(index, gi_id):
-            profile = status.profile
+        for profile in self.ci_profile_defs(index, gi_id):
             array = (nv.c_nvmlComputeInstance_t * max(profile.max_instances, 1))()
             count = ctypes.c_uint(len(array))
             self.call(
@@ -399,6 +400,11 @@ class NvmlBackend(LiveGeometry):
             return []
         where = self.where(index)
         gis = {g.id: g for g in self.gpu_instances(index)}
+        ci_names = {
+            (gi_id, ci.id): ci.profile_name
+            for gi_id in gis
+            for ci in self.compute_instances(index, gi_id)
+        }
         procs = self.processes(index)
         devices = []
         for handle in self._mig_handles(index):
@@ -407,10 +413,7 @@ class NvmlBackend(LiveGeometry):
             gi = gis.get(gi_id)
             if gi is None:
                 continue
-            ci_name = next(
-                (c.profile_name for c in self.compute_instances(index, gi_id) if c.id == ci_id),
-                gi.profile_name,
-            )
+            ci_name = ci_names.get((gi_id, ci_id), gi.profile_name)
             memory = self.call(where, nv.nvmlDeviceGetMemoryInfo, handle)
             devices.append(
                 MigDevice(
@@ -471,6 +474,7 @@ class NvmlBackend(LiveGeometry):
         mode = self.mig_mode(index)
         assert mode is not None
         self._live.pop(index, None)
+        self._ci_defs = {k: v for k, v in self._ci_defs.items() if k[0] != index}
         log.info(
             "%sd MIG mode on GPU %d (current %s, pending %s)",
             word,

@@ -70,6 +70,7 @@ class LiveGeometry:
 
     _catalog: Catalog
     _live: dict[int, GpuModel]
+    _ci_defs: dict[tuple[int, str], list[CiProfile]]
 
     # provided by NvmlBackend
     def call(self, action: str, fn: Callable[..., T], *args: Any, **ctx: Any) -> T:
@@ -240,8 +241,28 @@ class LiveGeometry:
 
     def ci_profiles(self, index: int, gi_id: int) -> list[CiProfileStatus]:
         gi = self.gi_handle(index, gi_id)
-        gi_profile = self._gi_profile_of(index, gi_id)
         result = []
+        for profile in self.ci_profile_defs(index, gi_id):
+            _, free = self.code_of(
+                nv.nvmlGpuInstanceGetComputeInstanceRemainingCapacity, gi, profile.nvml_index
+            )
+            result.append(
+                CiProfileStatus(index, gi_id, profile, int(free or 0), profile.max_instances)
+            )
+        return result
+
+    def ci_profile_defs(self, index: int, gi_id: int) -> list[CiProfile]:
+        """The CI profiles a GI offers; NVML says they do not change while MIG mode holds,
+        so they are read once per GI profile and kept."""
+        gi_profile = self._gi_profile_of(index, gi_id)
+        key = (index, gi_profile.name)
+        if key not in self._ci_defs:
+            self._ci_defs[key] = self._read_ci_profiles(index, gi_id, gi_profile)
+        return self._ci_defs[key]
+
+    def _read_ci_profiles(self, index: int, gi_id: int, gi_profile: GiProfile) -> list[CiProfile]:
+        gi = self.gi_handle(index, gi_id)
+        found = []
         for position in range(CI_PROFILE_INDEX_LIMIT):
             code, info = self.code_of(
                 nv.nvmlGpuInstanceGetComputeInstanceProfileInfo, gi, position, 0
@@ -250,25 +271,21 @@ class LiveGeometry:
                 break
             if code:
                 continue
-            _, free = self.code_of(
-                nv.nvmlGpuInstanceGetComputeInstanceRemainingCapacity, gi, int(info.id)
+            found.append(
+                CiProfile(
+                    gi_profile=gi_profile.name,
+                    name=normalize_profile_name(_text(info.name)),
+                    nvml_index=int(info.id),
+                    compute_slices=int(info.sliceCount),
+                    sm_count=int(info.multiprocessorCount),
+                    max_instances=int(info.instanceCount),
+                    placements=self.call(self.where(index), _ci_placements, gi, int(info.id)),
+                    is_default=int(info.sliceCount) == gi_profile.compute_slices,
+                    derived=False,
+                    source="live NVML",
+                )
             )
-            profile = CiProfile(
-                gi_profile=gi_profile.name,
-                name=normalize_profile_name(_text(info.name)),
-                nvml_index=int(info.id),
-                compute_slices=int(info.sliceCount),
-                sm_count=int(info.multiprocessorCount),
-                max_instances=int(info.instanceCount),
-                placements=self.call(self.where(index), _ci_placements, gi, int(info.id)),
-                is_default=int(info.sliceCount) == gi_profile.compute_slices,
-                derived=False,
-                source="live NVML",
-            )
-            result.append(
-                CiProfileStatus(index, gi_id, profile, int(free or 0), profile.max_instances)
-            )
-        return result
+        return found
 
     def _gi_profile_of(self, index: int, gi_id: int) -> GiProfile:
         gi = next(g for g in self.gpu_instances(index) if g.id == gi_id)
