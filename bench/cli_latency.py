@@ -25,6 +25,14 @@ import time
 from pathlib import Path
 
 MIGCTL = [sys.executable, "-m", "migctl"]
+FLOORS = {  # what any Python CLI pays before doing its own work
+    "python -c pass (floor)": [sys.executable, "-c", "pass"],
+    "import pynvml; nvmlInit() (floor)": [
+        sys.executable,
+        "-c",
+        "import pynvml; pynvml.nvmlInit(); pynvml.nvmlDeviceGetCount()",
+    ],
+}
 
 
 def timed(command: list[str], env: dict[str, str], repeat: int) -> dict[str, float]:
@@ -55,6 +63,7 @@ def prepare_sim(env: dict[str, str]) -> None:
 def sim_rows(repeat: int) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as state:
         env = {**os.environ, "MIGCTL_SIM_DIR": state}
+        env.pop("MIGCTL_READ_ONLY", None)  # the simulated machine may change; the real one never
         prepare_sim(env)
         rows = []
         for verb in ("list", "profiles", "status"):
@@ -71,7 +80,9 @@ def real_rows(repeat: int) -> list[dict[str, object]]:
         ("profiles", ["nvidia-smi", "mig", "-lgip"]),
         ("status", None),
     ]
-    rows = []
+    rows: list[dict[str, object]] = []
+    for label, floor in FLOORS.items():
+        rows.append({"where": "real GPU", "command": label, **timed(floor, env, repeat)})
     for verb, reference in pairs:
         mine = timed([*MIGCTL, verb], env, repeat)
         row: dict[str, object] = {"where": "real GPU", "command": f"migctl {verb}", **mine}
