@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from migctl.errors import InvalidInputError, NotFoundError, UsageError
+from migctl.errors import InvalidInputError, NotFoundError, PermissionDeniedError, UsageError
 from migctl.leases import liveness, rows
 from migctl.leases.choose import choose_device
 from migctl.leases.ownership import check_may_change, refuse_ended
@@ -73,8 +73,7 @@ class LeaseStore:
         self._clock = clock
         self._holder_alive = holder_alive
         self._backoff = backoff or Backoff()
-        with converted_errors(self.path, busy_timeout_s):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        _make_parent_directory(self.path)
         with self._connection() as conn:
             self.schema_version = prepare_database(conn, migrations)
 
@@ -312,6 +311,17 @@ class LeaseStore:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._connection() as conn, write_transaction(conn):
             yield conn
+
+
+def _make_parent_directory(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PermissionDeniedError(
+            f"cannot create the lease database directory {path.parent}: {exc.strerror}",
+            hint="set MIGCTL_LEASE_DB to a file in a writable directory",
+            context={"path": str(path)},
+        ) from exc
 
 
 def _check_ttl(ttl_seconds: float | None) -> None:
