@@ -108,9 +108,19 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 def prepare_database(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
-    """Switch to WAL and bring the schema up to date; returns the schema version."""
-    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
+    """Switch to WAL and bring the schema up to date; returns the schema version.
+
+    An up-to-date WAL database is only read (no write lock), so opening a store never waits
+    behind another process's transaction.
+    """
+    latest = max((m.version for m in migrations), default=0)
+    mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if mode == "wal" and current == latest:
+        return current
+    if mode != "wal":
+        mode = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+    if mode != "wal":
         raise InvalidStateError(
             f"the lease database cannot use WAL journaling (got {mode!r})",
             hint="put MIGCTL_LEASE_DB on a local file system (not NFS or a read-only mount)",
