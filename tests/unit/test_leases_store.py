@@ -396,3 +396,10 @@ def test_prune_history_drops_only_old_ended_leases(store: LeaseStore, clock: Fak
     assert store.prune_history(older_than_seconds=100) == 1
     remaining = [x.lease_id for x in store.list_leases(active_only=False)]
     assert remaining == [recent.lease_id, active.lease_id]
+
+
+def test_store_reopens_its_connection_after_close(tmp_path: Path) -> None:
+    with LeaseStore(tmp_path / "l.db", hostname=HOST) as store:
+        lease = store.acquire(DeviceRequest(), ALICE, DEVICES)
+    store.close()  # closing twice is harmless
+    assert store.get(lease.uuid) == lease  # the next call opens a fresh connection

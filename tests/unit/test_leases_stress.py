@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import random
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -87,3 +88,33 @@ def test_concurrent_workers_never_share_a_device(tmp_path: Path) -> None:
         assert lease.ended_at is not None
         by_device[lease.uuid].append((lease.created_at, lease.ended_at))
     assert all(_overlaps(intervals) == 0 for intervals in by_device.values())
+
+
+def test_threads_sharing_one_store_never_share_a_device(tmp_path: Path) -> None:
+    store = LeaseStore(tmp_path / "leases.db", backoff=FAST)
+    holders: dict[str, str] = {}
+    clashes: list[str] = []
+    guard = threading.Lock()
+
+    def run(index: int) -> None:
+        owner = LeaseOwner(user=f"t{index}", uid=index, host=os.uname().nodename)
+        for _ in range(CYCLES):
+            lease = store.acquire(DeviceRequest(), owner, DEVICES, wait_seconds=60)
+            with guard:
+                if lease.uuid in holders:
+                    clashes.append(lease.uuid)
+                holders[lease.uuid] = owner.user
+            time.sleep(random.uniform(0, 0.001))
+            with guard:
+                del holders[lease.uuid]
+            store.release(lease.lease_id, user=owner.user)
+        store.close()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert clashes == [] and holders == {}
+    assert store.list_leases() == []
+    assert len(store.list_leases(active_only=False)) == 6 * CYCLES

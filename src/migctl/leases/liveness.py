@@ -34,7 +34,8 @@ class ProcStat:
 def read_proc_stat(pid: int, proc: Path = PROC) -> ProcStat | None:
     """State and start time of ``pid``, or None when ``/proc/<pid>/stat`` cannot be read."""
     try:
-        text = (proc / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
+        with open(f"{proc}/{pid}/stat", "rb") as stat_file:
+            text = stat_file.read().decode("ascii", errors="replace")
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.

@@ -15,6 +15,7 @@ Only the lease store imports this module; it imports only ``migctl.errors``.
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +25,8 @@ from pathlib import Path
 
 from migctl.errors import InUseError, InvalidStateError, MigctlError, PermissionDeniedError
 
+_BEGIN_FIRST_DELAY_S = 0.0005
+_BEGIN_MAX_DELAY_S = 0.004
 END_REASONS_SQL = "('released', 'expired', 'holder-died', 'revoked')"
 
 _V1_STATEMENTS = (
@@ -95,9 +98,11 @@ def connect(path: Path, *, busy_timeout_s: float) -> sqlite3.Connection:
 
 
 @contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def write_transaction(
+    conn: sqlite3.Connection, *, busy_timeout_s: float
+) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` on any exception."""
-    conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(conn, busy_timeout_s=busy_timeout_s)
     try:
         yield conn
     except BaseException:
@@ -107,7 +112,37 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
-def prepare_database(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
+def begin_immediate(conn: sqlite3.Connection, *, busy_timeout_s: float) -> None:
+    """Take the write lock, retrying every few milliseconds until ``busy_timeout_s`` passes.
+
+    SQLite's own busy handler sleeps up to 100 ms between tries, which under contention gives
+    some writers waits of seconds; polling with short jittered sleeps wakes them promptly.
+    """
+    deadline = time.monotonic() + busy_timeout_s
+    delay_s = _BEGIN_FIRST_DELAY_S
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(random.uniform(0, delay_s))
+            delay_s = min(delay_s * 2, _BEGIN_MAX_DELAY_S)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def prepare_database(
+    conn: sqlite3.Connection, migrations: Sequence[Migration], *, busy_timeout_s: float
+) -> int:
     """Switch to WAL and bring the schema up to date; returns the schema version.
 
     An up-to-date WAL database is only read (no write lock), so opening a store never waits
@@ -125,7 +160,7 @@ def prepare_database(conn: sqlite3.Connection, migrations: Sequence[Migration]) 
             f"the lease database cannot use WAL journaling (got {mode!r})",
             hint="put MIGCTL_LEASE_DB on a local file system (not NFS or a read-only mount)",
         )
-    with write_transaction(conn):
+    with write_transaction(conn, busy_timeout_s=busy_timeout_s):
         return _migrate(conn, migrations)
 
 
@@ -165,7 +200,7 @@ def converted_errors(path: Path, busy_timeout_s: float) -> Iterator[None]:
 
 def convert_sqlite_error(exc: sqlite3.Error, path: Path, busy_timeout_s: float) -> MigctlError:
     text = str(exc).lower()
-    if "locked" in text or "busy" in text:
+    if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
         return InUseError(
             f"lease database {path} stayed locked by another process for {busy_timeout_s:g} s",
             hint="retry; if it persists, look for a hung migctl process holding the database",

@@ -14,10 +14,10 @@ How double grants are made impossible:
 * stale leases (TTL passed, holder process gone) are ended inside the same transaction, before
   choosing, so they never block and are never handed out twice.
 
-Each operation opens its own short-lived connection: a store is safe to share across threads and
-to use after ``fork()``. Ended leases stay as history rows (``end_reason``), so "who used what"
-can be shown. Anyone above the backends may import this module; it imports only ``migctl.errors``
-and the other ``migctl.leases`` modules.
+A store keeps one connection per thread and process (see ``connections``): it is safe to share
+across threads and to use after ``fork()``. Ended leases stay as history rows (``end_reason``),
+so "who used what" can be shown. Anyone above the backends may import this module; it imports
+only ``migctl.errors`` and the other ``migctl.leases`` modules.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ from pathlib import Path
 from migctl.errors import InvalidInputError, NotFoundError, PermissionDeniedError, UsageError
 from migctl.leases import liveness, rows
 from migctl.leases.choose import choose_device
+from migctl.leases.connections import ConnectionCache
 from migctl.leases.ownership import check_may_change, refuse_ended
 from migctl.leases.paths import default_db_path
 from migctl.leases.schema import (
     MIGRATIONS,
     Migration,
-    connect,
     converted_errors,
     prepare_database,
     write_transaction,
@@ -74,8 +74,9 @@ class LeaseStore:
         self._holder_alive = holder_alive
         self._backoff = backoff or Backoff()
         _make_parent_directory(self.path)
+        self._connections = ConnectionCache(self.path, busy_timeout_s=busy_timeout_s)
         with self._connection() as conn:
-            self.schema_version = prepare_database(conn, migrations)
+            self.schema_version = prepare_database(conn, migrations, busy_timeout_s=busy_timeout_s)
 
     # -- acquire ---------------------------------------------------------------------------
 
@@ -170,8 +171,7 @@ class LeaseStore:
         """
         with self._transaction() as conn:
             now = self._clock()
-            self._reap_in(conn, now)
-            lease = self._find_target(conn, target)
+            lease = self._current_target(conn, target, now)
             refuse_ended(lease, action="release")
             check_may_change(lease, user=user, admin=admin, action="release")
             reason = EndReason.RELEASED if lease.user == user else EndReason.REVOKED
@@ -197,8 +197,7 @@ class LeaseStore:
         _check_ttl(ttl_seconds)
         with self._transaction() as conn:
             now = self._clock()
-            self._reap_in(conn, now)
-            lease = self._find_target(conn, lease_id)
+            lease = self._current_target(conn, lease_id, now)
             refuse_ended(lease, action="renew")
             if user is not None:
                 check_may_change(lease, user=user, admin=admin, action="renew")
@@ -238,8 +237,7 @@ class LeaseStore:
     def get_lease(self, lease_id: int) -> Lease:
         """Lease ``lease_id``, active or ended; NotFoundError when there is none."""
         with self._transaction() as conn:
-            self._reap_in(conn, self._clock())
-            return self._find_target(conn, lease_id)
+            return self._current_target(conn, lease_id, self._clock())
 
     def reap(self) -> list[Lease]:
         """End every stale lease now (TTL passed, holder gone); returns the leases it ended."""
@@ -263,25 +261,39 @@ class LeaseStore:
 
     def _reap_in(self, conn: sqlite3.Connection, now: float) -> list[rows.StoredLease]:
         """End stale leases inside the caller's transaction; returns the leases still active."""
-        still_active = []
-        for stored in rows.fetch_active(conn):
-            reason = rows.stale_reason(
-                stored, now=now, hostname=self.hostname, holder_alive=self._holder_alive
-            )
-            if reason is None:
-                still_active.append(stored)
-                continue
-            rows.end(conn, stored.lease.lease_id, now=now, reason=reason, ended_by=REAPER)
-            lease = stored.lease
-            logger.info("lease %d on %s ended: %s", lease.lease_id, lease.uuid, reason.value)
-        return still_active
+        return [
+            stored
+            for stored in rows.fetch_active(conn)
+            if not self._reap_if_stale(conn, stored, now)
+        ]
 
-    def _find_target(self, conn: sqlite3.Connection, target: int | str) -> Lease:
+    def _reap_if_stale(
+        self, conn: sqlite3.Connection, stored: rows.StoredLease, now: float
+    ) -> bool:
+        """End ``stored`` if it is stale (TTL passed, holder gone); True when it ended now."""
+        reason = rows.stale_reason(
+            stored, now=now, hostname=self.hostname, holder_alive=self._holder_alive
+        )
+        if reason is None:
+            return False
+        rows.end(conn, stored.lease.lease_id, now=now, reason=reason, ended_by=REAPER)
+        lease = stored.lease
+        logger.info("lease %d on %s ended: %s", lease.lease_id, lease.uuid, reason.value)
+        return True
+
+    def _current_target(self, conn: sqlite3.Connection, target: int | str, now: float) -> Lease:
+        """The lease ``target`` names, ended first if it is stale (only that one is checked)."""
+        stored = self._find_target(conn, target)
+        if stored.lease.active and self._reap_if_stale(conn, stored, now):
+            stored = self._find_target(conn, stored.lease.lease_id)
+        return stored.lease
+
+    def _find_target(self, conn: sqlite3.Connection, target: int | str) -> rows.StoredLease:
         """A lease by id (int or digits), or the active/latest lease of a device uuid."""
         if isinstance(target, int) or target.isdigit():
             stored = rows.fetch_one(conn, int(target))
             if stored is not None:
-                return stored.lease
+                return stored
             raise NotFoundError(
                 f"no lease {target}",
                 hint="list leases with `migctl lease list --all`",
@@ -291,25 +303,38 @@ class LeaseStore:
             conn, "WHERE device_uuid = ? ORDER BY ended_at IS NULL DESC, lease_id DESC", (target,)
         )
         if found:
-            return found[0].lease
+            return found[0]
         raise NotFoundError(
             f"no lease on device {target}",
             hint="list leases with `migctl lease list`",
             context={"uuid": target},
         )
 
+    def close(self) -> None:
+        """Close the calling thread's connection (others close when their threads end)."""
+        self._connections.discard()
+
+    def __enter__(self) -> LeaseStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         with converted_errors(self.path, self.busy_timeout_s):
-            conn = connect(self.path, busy_timeout_s=self.busy_timeout_s)
             try:
-                yield conn
-            finally:
-                conn.close()
+                yield self._connections.get()
+            except sqlite3.Error:
+                self._connections.discard()  # start the next operation on a fresh connection
+                raise
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connection() as conn, write_transaction(conn):
+        with (
+            self._connection() as conn,
+            write_transaction(conn, busy_timeout_s=self.busy_timeout_s),
+        ):
             yield conn
 
 
