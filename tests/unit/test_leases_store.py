@@ -260,6 +260,10 @@ def test_list_filters_by_owner_and_sorts_by_gpu_then_gi(store: LeaseStore) -> No
     store.release("MIG-g1-1g", user="alice")
     history = store.list_leases(active_only=False, user="alice")
     assert [(x.uuid, x.active) for x in history] == [("MIG-g1-1g", False), ("MIG-g0-1g-a", True)]
+    store.acquire(DeviceRequest(uuid="MIG-g1-1g"), BOB, DEVICES)
+    device_history = store.list_leases(active_only=False, uuid="MIG-g1-1g")
+    assert [(x.user, x.active) for x in device_history] == [("alice", False), ("bob", True)]
+    assert [x.user for x in store.list_leases(uuid="MIG-g1-1g", user="alice")] == []
 
 
 def test_holder_died_is_reaped_before_choosing(tmp_path: Path, clock: FakeClock) -> None:

@@ -214,17 +214,24 @@ class LeaseStore:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def list_leases(self, *, active_only: bool = True, user: str | None = None) -> list[Lease]:
-        """Active leases sorted by GPU index, GI id, CI id; or all (history too) by lease id."""
+    def list_leases(
+        self, *, active_only: bool = True, user: str | None = None, uuid: str | None = None
+    ) -> list[Lease]:
+        """Active leases sorted by GPU index, GI id, CI id; or all (history too) by lease id.
+
+        ``user`` and ``uuid`` filter by owner and by device ("who used this device").
+        """
+        conditions = ["ended_at IS NULL"] if active_only else ["1"]
+        params: list[object] = []
+        for column, value in (("owner_user", user), ("device_uuid", uuid)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        order = "gpu_index, gi_id, ci_id, lease_id" if active_only else "lease_id"
         with self._transaction() as conn:
             self._reap_in(conn, self._clock())
-            where = "WHERE ended_at IS NULL" if active_only else "WHERE 1"
-            params: tuple[object, ...] = ()
-            if user is not None:
-                where += " AND owner_user = ?"
-                params = (user,)
-            order = "gpu_index, gi_id, ci_id, lease_id" if active_only else "lease_id"
-            found = rows.fetch(conn, f"{where} ORDER BY {order}", params)
+            where = " AND ".join(conditions)
+            found = rows.fetch(conn, f"WHERE {where} ORDER BY {order}", tuple(params))
         return [stored.lease for stored in found]
 
     def get(self, uuid: str) -> Lease | None:
