@@ -228,7 +228,19 @@ def _read_lines(path: str) -> list[str]:
         return []
 
 
-def render_markdown(results: list[dict[str, Any]], command: str, machine: list[str]) -> str:
+HEADER = [
+    "# Lease store stress benchmark", "",
+    "Many processes loop acquire (waiting) -> hold (uniform 0..hold ms) -> release on one "
+    "SQLite lease store. ops/s counts acquires + releases per wall-clock second. Acquire "
+    "latency includes waiting for a free device when devices < processes. Double grants "
+    "are counted three ways (O_EXCL marker per held device, overlapping hold intervals in "
+    "the workers' logs, overlapping intervals in the store's history); leaked = rows still "
+    "active after every worker exited, counted before any reaping.", "",
+]  # fmt: skip
+
+
+def render_section(results: list[dict[str, Any]], command: str, machine: list[str]) -> str:
+    """One run: machine, exact command, results table."""
     rows = [
         "| processes x cycles | devices | grants | wall s | ops/s | acquire p50 ms "
         "| acquire p99 ms | acquire max ms | release p50 / p99 ms | double grants | leaked "
@@ -246,17 +258,20 @@ def render_markdown(results: list[dict[str, Any]], command: str, machine: list[s
             f"| {'PASS' if passed(r) else 'FAIL'} |"
         )
     return "\n".join([
-        "# Lease store stress benchmark", "",
-        "Many processes loop acquire (waiting) -> hold (uniform 0..hold ms) -> release on one "
-        "SQLite lease store. ops/s counts acquires + releases per wall-clock second. Acquire "
-        "latency includes waiting for a free device when devices < processes. Double grants "
-        "are counted three ways (O_EXCL marker per held device, overlapping hold intervals in "
-        "the workers' logs, overlapping intervals in the store's history); leaked = rows still "
-        "active after every worker exited, counted before any reaping.", "",
-        "## Machine", "", *machine, "",
-        "## Command", "", "```", command, "```", "",
-        "## Results", "", *rows, "",
+        f"## Run on {platform.node()} ({os.cpu_count()} CPUs)", "",
+        "Machine:", "", *machine, "",
+        "Command:", "", "```", command, "```", "",
+        *rows, "",
     ])  # fmt: skip
+
+
+def write_report(output: Path, section: str, *, append: bool) -> None:
+    """Write the header and this run's section; with ``append``, add the section to the file."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if append and output.exists():
+        output.write_text(output.read_text().rstrip("\n") + "\n\n" + section)
+    else:
+        output.write_text("\n".join(HEADER) + "\n" + section)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -274,6 +289,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--output", type=Path, default=RESULTS,
                         help="markdown report to write ('-' for none)")  # fmt: skip
+    parser.add_argument("--append", action="store_true",
+                        help="add this run to the report instead of replacing it")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -296,11 +313,10 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             print(json.dumps(result, indent=None))
         machine = machine_description(db_path)
-    report = render_markdown(results, command, machine)
-    print(report)
+    section = render_section(results, command, machine)
+    print(section)
     if str(args.output) != "-":
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report)
+        write_report(args.output, section, append=args.append)
     return 0 if all(passed(r) for r in results) else 1
 
 
