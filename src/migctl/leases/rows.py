@@ -1,0 +1,123 @@
+"""SQL for lease rows: the column list, row -> :class:`Lease`, insert, end, and reaping.
+
+Why this module exists: the store's transactions read like the rules they implement, while the
+column bookkeeping lives here once. Every function takes a connection that is already inside a
+``BEGIN IMMEDIATE`` transaction (reads may also run outside one).
+
+Only the lease store imports this module; it imports ``migctl.errors`` and the lease types.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from migctl.errors import InUseError
+from migctl.leases.types import DeviceCandidate, EndReason, Lease, LeaseOwner
+
+COLUMNS = (
+    "lease_id, device_uuid, gpu_index, gi_id, ci_id, profile, memory_mib, sm_count, "
+    "owner_user, owner_uid, host, job_name, holder_pid, created_at, ttl_seconds, "
+    "heartbeat_at, expires_at, ended_at, end_reason, ended_by, holder_start_ticks"
+)
+SELECT = f"SELECT {COLUMNS} FROM leases"
+
+HolderAlive = Callable[[int, int | None], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLease:
+    """A lease row plus what only the store needs (the holder's recorded start time)."""
+
+    lease: Lease
+    holder_start_ticks: int | None
+
+
+def from_row(row: tuple[Any, ...]) -> StoredLease:
+    """Map one ``SELECT`` row (column order as :data:`COLUMNS`)."""
+    reason = None if row[18] is None else EndReason(row[18])
+    lease = Lease(
+        lease_id=row[0], uuid=row[1], gpu_index=row[2], gi_id=row[3], ci_id=row[4],
+        profile=row[5], memory_mib=row[6], sm_count=row[7], user=row[8], uid=row[9],
+        host=row[10], job=row[11], pid=row[12], created_at=row[13], ttl_seconds=row[14],
+        heartbeat_at=row[15], expires_at=row[16], ended_at=row[17], end_reason=reason,
+        ended_by=row[19],
+    )  # fmt: skip
+    return StoredLease(lease=lease, holder_start_ticks=row[20])
+
+
+def fetch(
+    conn: sqlite3.Connection, where: str = "", params: tuple[object, ...] = ()
+) -> list[StoredLease]:
+    """Rows matching ``where`` (an SQL tail such as ``WHERE ended_at IS NULL``)."""
+    return [from_row(tuple(row)) for row in conn.execute(f"{SELECT} {where}", params)]
+
+
+def fetch_active(conn: sqlite3.Connection) -> list[StoredLease]:
+    return fetch(conn, "WHERE ended_at IS NULL ORDER BY lease_id")
+
+
+def fetch_one(conn: sqlite3.Connection, lease_id: int) -> StoredLease | None:
+    found = fetch(conn, "WHERE lease_id = ?", (lease_id,))
+    return found[0] if found else None
+
+
+def insert(
+    conn: sqlite3.Connection,
+    device: DeviceCandidate,
+    owner: LeaseOwner,
+    *,
+    now: float,
+    ttl_seconds: float | None,
+    holder_start_ticks: int | None,
+) -> int:
+    """Insert an active lease; the UNIQUE partial index refuses a second one on the device."""
+    expires_at = None if ttl_seconds is None else now + ttl_seconds
+    try:
+        cursor = conn.execute(
+            "INSERT INTO leases (device_uuid, gpu_index, gi_id, ci_id, profile, memory_mib, "
+            "sm_count, owner_user, owner_uid, host, job_name, holder_pid, holder_start_ticks, "
+            "created_at, ttl_seconds, heartbeat_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                device.uuid, device.gpu_index, device.gi_id, device.ci_id, device.profile,
+                device.memory_mib, device.sm_count, owner.user, owner.uid, owner.host, owner.job,
+                owner.pid, holder_start_ticks, now, ttl_seconds, now, expires_at,
+            ),
+        )  # fmt: skip
+    except sqlite3.IntegrityError as exc:
+        raise InUseError(
+            f"{device.describe()} already has an active lease (refused by the database)",
+            hint="choose another device, or wait for its lease to end",
+            context={"uuid": device.uuid},
+        ) from exc
+    lease_id = cursor.lastrowid
+    assert lease_id is not None  # an INSERT into a rowid table always sets it
+    return lease_id
+
+
+def end(
+    conn: sqlite3.Connection, lease_id: int, *, now: float, reason: EndReason, ended_by: str
+) -> None:
+    """End an active lease (no-op on an ended one)."""
+    conn.execute(
+        "UPDATE leases SET ended_at = ?, end_reason = ?, ended_by = ? "
+        "WHERE lease_id = ? AND ended_at IS NULL",
+        (now, reason.value, ended_by, lease_id),
+    )
+
+
+def stale_reason(
+    stored: StoredLease, *, now: float, hostname: str, holder_alive: HolderAlive
+) -> EndReason | None:
+    """Why an active lease should end now (TTL passed, holder gone), or None if it stands."""
+    lease = stored.lease
+    if lease.expires_at is not None and lease.expires_at <= now:
+        return EndReason.EXPIRED
+    if lease.pid is None or lease.host != hostname:
+        return None  # no holder process, or one this host cannot see: only the TTL applies
+    if holder_alive(lease.pid, stored.holder_start_ticks):
+        return None
+    return EndReason.HOLDER_DIED
