@@ -210,9 +210,8 @@ def diagnose(
     if not obstacles:
         obstacles.append(_collision_obstacle(model, wanted, existing, nearest))
     where = f" beside {_describe(existing)}" if existing else ""
-    message = (
-        f"cannot place {count_text(wanted)} on {model.name}{where}: "
-        + "; ".join(o.message for o in obstacles)
+    message = f"cannot place {count_text(wanted)} on {model.name}{where}: " + "; ".join(
+        o.message for o in obstacles
     )
     hint = (
         "nearest layouts that fit: " + " | ".join(n.describe() for n in nearest)

@@ -170,5 +170,6 @@ def nearest_layouts(
     found.sort(key=_loss_key(wanted))
     unique: dict[tuple[tuple[str, ...], tuple[str, ...]], NearestLayout] = {}
     for layout in found:
-        unique.setdefault((layout.profiles, tuple(str(o.placement) for o in layout.occupants)), layout)
+        where = tuple(str(o.placement) for o in layout.occupants)
+        unique.setdefault((layout.profiles, where), layout)
     return list(unique.values())[:limit]
