@@ -5,7 +5,8 @@ destroy an instance that has processes or an active lease unless the user forces
 search is exact: every subset of the current GPU instances is tried as the kept set, with
 every way of matching them to the desired ones; the best plan loses the fewest busy
 instances, then destroys the fewest GIs, then keeps the most memory slices, then destroys
-the fewest CIs (counting those inside destroyed GIs). New instances get placements that fit around the kept ones.
+the fewest CIs (counting those inside destroyed GIs). New instances get placements that
+fit around the kept ones.
 Ops come out executable in order: CI destroys, GI destroys, GI creates, CI creates.
 
 Pure: imports ``migctl.model``/``geometry``/``errors`` and the planner. Used by the engine.
