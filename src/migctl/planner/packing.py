@@ -111,19 +111,22 @@ class PackResult:
         """GPUs above the lower bound (0: provably optimal in GPUs)."""
         return self.objective.gpus - self.lower_bound_gpus
 
-    def to_dict(self) -> dict[str, object]:
-        return {
+    def to_dict(self, include_timing: bool = True) -> dict[str, object]:
+        """JSON-ready; without timing it is identical for identical inputs."""
+        result: dict[str, object] = {
             "method": self.method,
             "optimal": self.optimal,
             "objective": self.objective.to_dict(),
             "lower_bound_gpus": self.lower_bound_gpus,
             "gap_gpus": self.gap_gpus,
-            "solve_time_s": round(self.solve_time_s, 6),
             "patterns": self.patterns,
             "unmet": list(self.unmet),
             "notes": list(self.notes),
             "layouts": [layout.to_dict() for layout in self.layouts],
         }
+        if include_timing:
+            result["solve_time_s"] = round(self.solve_time_s, 6)
+        return result
 
 
 @dataclass(frozen=True, slots=True)

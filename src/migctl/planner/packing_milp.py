@@ -142,6 +142,8 @@ class _Model:
 
 def lp_gpu_bound(problem: Problem, unmet: list[int], time_limit_s: float = 10.0) -> int | None:
     """Fewest GPUs by LP relaxation for serving all but ``unmet`` per class (rounded up)."""
+    if not problem.classes:
+        return 0
     model = _Model(problem, unmet)
     result = model.solve(model.objectives[1][1], integral=False, time_limit_s=time_limit_s)
     if result.status != 0 or result.fun is None:
@@ -158,6 +160,8 @@ def solve_exact(
     heuristic served everything), which skips the first stage.
     """
     started = time.perf_counter()
+    if not problem.classes:  # nothing asked: nothing to solve
+        return Allocation("milp", True, [{} for _ in problem.models], [], 0.0)
     model = _Model(problem, known_unmet)
     best, optimal, notes = None, True, []
     stages = model.objectives[1:] if known_unmet is not None else model.objectives
