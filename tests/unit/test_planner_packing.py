@@ -14,7 +14,7 @@ from planner_oracles import catalog, legal, models
 
 from migctl.errors import InvalidInputError
 from migctl.geometry import Occupant
-from migctl.model import GpuModel
+from migctl.model import GiProfile, GpuModel
 from migctl.planner import Demand, PackResult, Requirement, compare_methods, pack
 from migctl.planner.placement import place
 from migctl.planner.profiles import plain_profiles
@@ -94,16 +94,16 @@ def oracle(gpus: Sequence[GpuModel], demands: Sequence[Demand]) -> tuple[int, in
     """Fewest (unmet, GPUs) by trying every assignment of instances to GPU or nowhere."""
     wanted = [i for i, d in enumerate(demands) for _ in range(d.count)]
     best = (len(wanted) + 1, 0)
-    choices = [
+    choices: list[list[tuple[int, GiProfile] | None]] = [
         [None, *((g, p) for g, m in enumerate(gpus) for p in demands[i].candidates(m))]
         for i in wanted
     ]
     for combo in itertools.product(*choices):
-        per_gpu: dict[int, list[object]] = {}
+        per_gpu: dict[int, list[GiProfile]] = {}
         for choice in combo:
             if choice is not None:
                 per_gpu.setdefault(choice[0], []).append(choice[1])
-        if all(place(gpus[g], ps) is not None for g, ps in per_gpu.items()):  # type: ignore[arg-type]
+        if all(place(gpus[g], ps) is not None for g, ps in per_gpu.items()):
             best = min(best, (sum(c is None for c in combo), len(per_gpu)))
     return best
 
