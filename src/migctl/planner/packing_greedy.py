@@ -1,11 +1,19 @@
-"""Fast packing heuristic: best-fit decreasing over groups of identical GPUs.
+"""Fast packing heuristics, no solver: best-fit decreasing and greedy pattern repetition.
 
 Why this exists: fleets of thousands of GPUs need an answer in milliseconds and must not
-depend on a solver. Demand classes are taken largest first; each instance goes to the
-fullest GPU that can still take its smallest acceptable profile (best fit), or opens a
-fresh GPU. GPUs with identical contents are kept as one group with a count, and a group
-moves at once, so the work grows with the number of distinct GPU states, not with the
-number of GPUs or instances. Imported by ``planner.packing``.
+depend on a solver. Two heuristics run and the better answer wins:
+
+* best-fit decreasing: demand classes largest first; each instance goes to the fullest
+  GPU that can still take its smallest acceptable profile, or opens a fresh GPU;
+* pattern greedy: among the layout patterns that serve the hardest class still waiting,
+  take the one serving the most demand (``class_weights``: the share of a GPU that each
+  instance needs at least) and repeat it on as many GPUs as the demand allows: good
+  where compute and memory slices must both be filled (3g+4x1g beats 3g+3g) and on
+  fleets that mix GPU models.
+
+GPUs with identical contents are kept as one group with a count and move at once, so the
+work grows with the number of distinct GPU states, not with GPUs or instances.
+Imported by ``planner.packing``.
 """
 
 from __future__ import annotations
@@ -89,7 +97,7 @@ def _move(groups: dict[GroupKey, int], key: GroupKey, state: LabeledState, count
     groups[new_key] = groups.get(new_key, 0) + count
 
 
-def greedy(problem: Problem) -> Allocation:
+def best_fit(problem: Problem) -> Allocation:
     """Best-fit decreasing over GPU groups; near-constant in the number of GPUs.
 
     Each step fills one GPU of the best group with as many instances of the class as
@@ -118,3 +126,112 @@ def greedy(problem: Problem) -> Allocation:
         if state and count:
             states[model_index][state] = count
     return Allocation("greedy", False, states, unmet, time.perf_counter() - started)
+
+
+# Pattern greedy --------------------------------------------------------------------------
+
+
+def class_weights(problem: Problem) -> list[float]:
+    """What one instance of each class is worth, in GPUs, comparable across GPU models.
+
+    The fraction of a GPU (mean of memory and compute slice shares) that the class's
+    smallest acceptable profile takes on the model where it takes the least.
+    """
+    weights = []
+    for entry in problem.classes:
+        shares = []
+        for model_index, names in enumerate(entry.candidates):
+            if names:
+                model = problem.models[model_index]
+                profile = problem.profile(model_index, names[0])
+                memory = profile.memory_slices / (model.memory_slices or profile.memory_slices)
+                compute = profile.compute_slices / (model.compute_slices or profile.compute_slices)
+                shares.append((memory + compute) / 2)
+        weights.append(min(shares, default=0.0))
+    return weights
+
+
+def _fill_pattern(
+    problem: Problem,
+    model_index: int,
+    pattern: tuple[str, ...],
+    left: list[int],
+    weights: list[float],
+) -> tuple[tuple[float, float], LabeledState]:
+    """Serve classes from the pattern's slots, largest slot first, hardest class first."""
+    remaining = list(left)
+    served: list[tuple[str, int]] = []
+    slots = sorted(pattern, key=lambda n: -problem.profile(model_index, n).memory_slices)
+    for name in slots:
+        takers = [
+            c
+            for c, entry in enumerate(problem.classes)
+            if remaining[c] and name in entry.candidates[model_index]
+        ]
+        if takers:
+            chosen = max(takers, key=lambda c: (weights[c], -c))
+            remaining[chosen] -= 1
+            served.append((name, chosen))
+    hardest = max((weights[c] for _, c in served), default=0.0)
+    return (hardest, sum(weights[c] for _, c in served)), tuple(sorted(served))
+
+
+def _best_pattern(
+    problem: Problem, free: list[int], left: list[int], weights: list[float]
+) -> tuple[int, LabeledState] | None:
+    best: tuple[tuple[float, float, int], int, LabeledState] | None = None
+    for model_index, count in enumerate(free):
+        if not count:
+            continue
+        for pattern in problem.patterns(model_index):
+            (hardest, worth), state = _fill_pattern(problem, model_index, pattern, left, weights)
+            used = sum(problem.profile(model_index, n).memory_slices for n, _ in state)
+            score = (hardest, worth, -used)
+            if state and (best is None or score > best[0]):
+                best = (score, model_index, state)
+    return None if best is None else (best[1], best[2])
+
+
+def pattern_greedy(problem: Problem) -> Allocation:
+    """Repeat the most valuable pattern as often as the demand allows, then the next."""
+    started = time.perf_counter()
+    free = [len(indices) for indices in problem.gpu_indices]
+    left = [entry.count for entry in problem.classes]
+    states: list[dict[LabeledState, int]] = [{} for _ in problem.models]
+    weights = class_weights(problem)
+    while any(left):
+        found = _best_pattern(problem, free, left, weights)
+        if found is None:
+            break
+        model_index, state = found
+        uses: dict[int, int] = {}
+        for _, c in state:
+            uses[c] = uses.get(c, 0) + 1
+        copies = min(free[model_index], *(left[c] // k for c, k in uses.items()))
+        free[model_index] -= copies
+        for c, k in uses.items():
+            left[c] -= k * copies
+        states[model_index][state] = states[model_index].get(state, 0) + copies
+    return Allocation("greedy", False, states, left, time.perf_counter() - started)
+
+
+def rank(problem: Problem, allocation: Allocation) -> tuple[int, int, int, int]:
+    """The objective (unmet, GPUs, memory slices, compute slices) of an allocation."""
+    gpus = memory = compute = 0
+    for model_index, states in enumerate(allocation.states):
+        for state, count in states.items():
+            gpus += count
+            for name, _ in state:
+                profile = problem.profile(model_index, name)
+                memory += count * profile.memory_slices
+                compute += count * profile.compute_slices
+    return (sum(allocation.unmet), gpus, memory, compute)
+
+
+def greedy(problem: Problem) -> Allocation:
+    """The better of best-fit decreasing and pattern greedy (both solver-free)."""
+    started = time.perf_counter()
+    answers = [best_fit(problem), pattern_greedy(problem)]
+    best = min(answers, key=lambda a: rank(problem, a))
+    best.seconds = time.perf_counter() - started
+    return best

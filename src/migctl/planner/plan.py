@@ -13,7 +13,7 @@ its id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -285,7 +285,3 @@ def _planned_gi_dict(gi: PlannedGi) -> dict[str, object]:
             {"profile": c.profile, "placement": str(c.placement), "ci_id": c.ci_id} for c in gi.cis
         ],
     }
-
-
-def ops_of_kind(ops: Sequence[Op], kind: str) -> list[Op]:
-    return [op for op in ops if op.kind == kind]

@@ -9,7 +9,7 @@ agree. Pure functions of ``migctl.model`` / ``migctl.geometry`` values; imported
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import lru_cache
 
 from migctl.errors import NotFoundError, NotSupportedError
@@ -73,19 +73,6 @@ def count_text(profiles: Iterable[GiProfile | str]) -> str:
     names = [p if isinstance(p, str) else p.name for p in profiles]
     counts = Counter(names)
     return " + ".join(f"{counts[name]}x {name}" for name in dict.fromkeys(names)) or "nothing"
-
-
-def fits(model: GpuModel, profiles: Sequence[GiProfile], existing: Sequence[Occupant] = ()) -> bool:
-    """True when ``profiles`` can all be placed beside ``existing`` (exact)."""
-    if existing:
-        return place(model, profiles, existing) is not None
-    return _fits_empty(model, tuple(sorted(p.name for p in profiles)))
-
-
-@lru_cache(maxsize=65536)
-def _fits_empty(model: GpuModel, names: tuple[str, ...]) -> bool:
-    profiles = [resolve_profile(model, name) for name in names]
-    return place(model, profiles) is not None
 
 
 @lru_cache(maxsize=65536)
