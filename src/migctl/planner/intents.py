@@ -1,0 +1,260 @@
+"""Intents: say what you need, get profiles and placements. Split, size by need, fit demand.
+
+Why this exists: people think "split this GPU in 4", "something with 12 GiB" or "four
+12 GiB and one 35 GiB instance on this machine", not in profile names, which differ per
+GPU model. These helpers turn such intents into exact layouts:
+
+* ``split(model, n)``: n equal instances of the largest profile allowing n;
+* ``smallest_profile(model, memory_mib=, sms=, share=)``: the smallest profile meeting a
+  need, with a human reason;
+* ``parse_demand("4x12GiB,1x35GiB,2x1g.10gb")`` and ``fit_demand(models, demand)``: the
+  layout over a machine's GPUs that serves all of it on the fewest GPUs, or what does not
+  fit. Units: GiB/MiB are binary; GB/MB are decimal (10^9 / 10^6 bytes), rounded up to MiB.
+
+Pure; imported by the CLI, the engine and the service.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from migctl.errors import InsufficientResourcesError, InvalidInputError
+from migctl.geometry import Occupant, remaining_capacity
+from migctl.model import GiProfile, GpuModel
+from migctl.planner.feasibility import InfeasibleError, Obstacle
+from migctl.planner.nearest import NearestLayout
+from migctl.planner.packing import Demand, PackResult, pack
+from migctl.planner.profiles import placed_on_empty, plain_profiles, require_plannable
+from migctl.planner.sizing import Requirement, smallest_meeting
+
+# Split ---------------------------------------------------------------------------------
+
+
+def _largest_first(profile: GiProfile) -> tuple[int, int, int, str]:
+    return (
+        -profile.compute_slices,
+        -profile.memory_slices,
+        -(profile.memory_mib or 0),
+        profile.name,
+    )
+
+
+def _most_equal(model: GpuModel) -> tuple[int, GiProfile]:
+    """The most equal plain instances the GPU holds, and the largest profile allowing it."""
+    ranked = sorted(plain_profiles(model), key=_largest_first)
+    best = max(ranked, key=lambda p: remaining_capacity(model, p, ()))  # first of the maxima
+    return remaining_capacity(model, best, ()), best
+
+
+def split(model: GpuModel, n: int) -> list[Occupant]:
+    """``n`` equal instances of the largest plain profile that allows ``n``, placed.
+
+    Largest = most compute slices, then memory slices, then MiB. Raises InvalidInputError
+    for n < 1 and InfeasibleError when no profile allows n instances on this GPU.
+    """
+    if n < 1:
+        raise InvalidInputError(f"cannot split a GPU into {n} instances", hint="use n >= 1")
+    require_plannable(model)
+    for profile in sorted(plain_profiles(model), key=_largest_first):
+        occupants = placed_on_empty(model, (profile.name,) * n)
+        if occupants is not None:
+            return list(occupants)
+    most, profile = _most_equal(model)
+    limit = model.max_gpu_instances
+    if limit is not None and n > limit:
+        obstacle = Obstacle(
+            "max_gpu_instances",
+            f"{model.name} allows at most {limit} GPU instances",
+            needed=n,
+            limit=limit,
+        )
+    else:
+        obstacle = Obstacle(
+            "max_instances",
+            f"no profile of {model.name} allows {n} instances (at most {most}, of {profile.name})",
+            needed=n,
+            limit=most,
+        )
+    occupants = placed_on_empty(model, (profile.name,) * most) or ()
+    nearest = NearestLayout(tuple(occupants), (profile.name,) * (n - most), ())
+    raise InfeasibleError(
+        f"cannot split {model.name} into {n} equal instances: {obstacle.message}",
+        model_key=model.key,
+        wanted=[f"{n} equal instances"],
+        obstacles=[obstacle],
+        nearest=[nearest],
+        hint=f"the finest equal split is {most}x {profile.name}",
+    )
+
+
+# Sizing by need --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    profile: GiProfile
+    reason: str  # "3g.40gb: 40448 MiB >= 12288 MiB asked; smallest that fits"
+
+
+def smallest_profile(
+    model: GpuModel,
+    memory_mib: int | None = None,
+    sms: int | None = None,
+    share: float | None = None,
+    *,
+    include_variants: bool = False,
+) -> Sizing:
+    """The smallest profile of ``model`` giving at least what is asked, and why.
+
+    ``share`` is a fraction of the GPU's compute slices (0.7: 70%). Media and graphics
+    variants (+me, +me.all, -me, +gfx) count only with ``include_variants``.
+    """
+    need = Requirement(memory_mib, sms, share, include_variants)
+    profile, reason = smallest_meeting(model, need)
+    return Sizing(profile, reason)
+
+
+# Demand ----------------------------------------------------------------------------------
+
+_UNITS_MIB = {"gib": 1024.0, "mib": 1.0, "gb": 1e9 / 2**20, "mb": 1e6 / 2**20}
+_ITEM = re.compile(r"^(?:(?P<count>\d+)\s*[x×*]\s*)?(?P<size>\S.*?)$", re.IGNORECASE)
+_SIZE = re.compile(r"^(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>[a-z]+)$", re.IGNORECASE)
+_PROFILE = re.compile(r"^\d+g\.\d+gb(?:[+-][a-z.]+)*$", re.IGNORECASE)
+DEMAND_HINT = "write items as COUNTxSIZE separated by commas, e.g. 4x12GiB,1x35GiB,2x1g.10gb"
+
+
+@dataclass(frozen=True, slots=True)
+class DemandItem:
+    count: int
+    memory_mib: int | None  # set for sizes
+    profile: str | None  # set for profile names
+    text: str  # the item as written
+
+    def to_demand(self) -> Demand:
+        if self.profile is not None:
+            return Demand(self.count, profiles=(self.profile,), label=self.text)
+        return Demand(
+            self.count, requirement=Requirement(memory_mib=self.memory_mib), label=self.text
+        )
+
+
+def _bad_item(position: int, item: str, why: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"demand item {position} {item!r}: {why}",
+        hint=DEMAND_HINT,
+        context={"item": item, "position": position},
+    )
+
+
+def _parse_item(position: int, item: str) -> DemandItem:
+    text = item.strip()
+    match = _ITEM.match(text)
+    if not text or match is None:
+        raise _bad_item(position, item, "empty item")
+    count = int(match.group("count") or 1)
+    if count < 1:
+        raise _bad_item(position, item, "the count must be at least 1")
+    size = match.group("size").strip()
+    if re.fullmatch(r"\d+\s*[x×*]", size):
+        raise _bad_item(position, item, "the size after the count is missing")
+    if _PROFILE.match(size):
+        return DemandItem(count, None, size.lower(), text)
+    sized = _SIZE.match(size)
+    if sized is None:
+        raise _bad_item(position, item, f"{size!r} is neither a size (12GiB) nor a profile name")
+    unit = sized.group("unit").lower()
+    if unit not in _UNITS_MIB:
+        raise _bad_item(position, item, f"unknown unit {sized.group('unit')!r} (GiB, MiB, GB, MB)")
+    memory_mib = math.ceil(float(sized.group("value")) * _UNITS_MIB[unit] - 1e-9)
+    if memory_mib < 1:
+        raise _bad_item(position, item, "the size must be more than 0")
+    return DemandItem(count, memory_mib, None, text)
+
+
+def parse_demand(text: str) -> list[DemandItem]:
+    """``"4x12GiB,1x35GiB,2x1g.10gb"`` -> items; InvalidInputError names a bad item."""
+    if not text.strip():
+        raise InvalidInputError("the demand is empty", hint=DEMAND_HINT)
+    return [_parse_item(i, part) for i, part in enumerate(text.split(","), start=1)]
+
+
+@dataclass(frozen=True, slots=True)
+class DemandFit:
+    """A machine's layout for a demand: fits or not, per-GPU layouts, and the problems."""
+
+    items: tuple[DemandItem, ...]
+    result: PackResult
+    problems: tuple[str, ...]  # empty when everything fits
+
+    @property
+    def fits(self) -> bool:
+        return not self.problems
+
+    def profiles_used(self) -> dict[str, dict[str, int]]:
+        """Per demand item: profile name -> instances."""
+        used: dict[str, Counter[str]] = {item.text: Counter() for item in self.items}
+        for layout in self.result.layouts:
+            for instance in layout.instances:
+                used[self.items[instance.demand].text][instance.profile] += 1
+        return {text: dict(sorted(counts.items())) for text, counts in used.items()}
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "fits": self.fits,
+            "problems": list(self.problems),
+            "profiles_used": self.profiles_used(),
+            "packing": self.result.to_dict(),
+        }
+
+    def require(self) -> DemandFit:
+        """Self when everything fits, else InsufficientResourcesError saying what not."""
+        if self.problems:
+            raise InsufficientResourcesError(
+                "the demand does not fit: " + "; ".join(self.problems),
+                hint="ask for less, or for smaller instances",
+                context={"problems": list(self.problems)},
+            )
+        return self
+
+
+def _problem(models: Sequence[GpuModel], item: DemandItem, unmet: int) -> str:
+    offered = [m for m in models if item.to_demand().candidates(m)]
+    if offered:
+        return f"{unmet} of {item.text} did not fit: the {len(models)} GPU(s) are full"
+    if item.profile is not None:
+        names = sorted({m.name for m in models})
+        return f"{item.text}: no GPU here has profile {item.profile} ({', '.join(names)})"
+    reasons = []
+    for model in dict.fromkeys(models):
+        try:
+            smallest_meeting(model, Requirement(memory_mib=item.memory_mib))
+        except InsufficientResourcesError as exc:
+            reasons.append(f"{exc.message} ({exc.hint})")
+    return f"{item.text}: " + "; ".join(reasons)
+
+
+def fit_demand(
+    models: Sequence[GpuModel],
+    demand: str | Sequence[DemandItem],
+    *,
+    time_limit_s: float = 10.0,
+) -> DemandFit:
+    """Fit ``demand`` on a machine whose GPU i is ``models[i]``, on the fewest GPUs.
+
+    Exact for machine sizes (the pattern MILP); the smallest adequate profile is used
+    unless a larger one saves a GPU.
+    """
+    items = parse_demand(demand) if isinstance(demand, str) else list(demand)
+    if not models:
+        raise InvalidInputError("no GPUs to fit the demand on", hint="give the machine's GPUs")
+    result = pack(models, [item.to_demand() for item in items], time_limit_s=time_limit_s)
+    problems = tuple(
+        _problem(models, item, unmet)
+        for item, unmet in zip(items, result.unmet, strict=True)
+        if unmet
+    )
+    return DemandFit(tuple(items), result, problems)
