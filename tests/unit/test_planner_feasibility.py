@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from planner_oracles import brute_force_fits, catalog, legal, models, names
+from tests.unit.planner_oracles import brute_force_fits, catalog, legal, models, names
 
 from migctl.errors import InsufficientResourcesError, NotFoundError
 from migctl.geometry import Occupant

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from planner_oracles import brute_force_fits, catalog, legal, models
+from tests.unit.planner_oracles import brute_force_fits, catalog, legal, models
 
 from migctl.errors import InsufficientResourcesError, InvalidInputError
 from migctl.model import GpuModel

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from planner_oracles import catalog, legal, models
+from tests.unit.planner_oracles import catalog, legal, models
 
 from migctl.errors import InvalidInputError
 from migctl.geometry import Occupant

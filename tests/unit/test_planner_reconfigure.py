@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from planner_oracles import catalog, models
+from tests.unit.planner_oracles import catalog, models
 
 from migctl.errors import InvalidInputError
 from migctl.geometry import Occupant, free_placements, placement_refusal
