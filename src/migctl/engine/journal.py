@@ -1,0 +1,130 @@
+"""The apply journal: a checkpoint before the first change, and progress after each one.
+
+Why this exists: "nothing is lost" — a crash (power, SIGKILL, a bug) at any point of an
+apply must leave a state the next run detects and repairs. Before its first change an
+apply writes the checkpoint (every affected GPU's MIG mode, GIs and CIs with placements)
+and the planned operations; after each operation it records progress. The file is
+replaced atomically, so it is always either the old or the new version. A lock held for
+the whole apply tells a crashed apply (journal present, lock free) from a running one.
+
+One journal per machine: the real machine, or each simulated machine by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from migctl.errors import InUseError, InvalidInputError
+
+STATE_DIR_ENV = "MIGCTL_STATE_DIR"
+SCHEMA = 1
+
+
+def state_dir() -> Path:
+    """``$MIGCTL_STATE_DIR``, else /var/lib/migctl for root, else ~/.local/state/migctl."""
+    explicit = os.environ.get(STATE_DIR_ENV)
+    if explicit:
+        return Path(explicit)
+    if os.geteuid() == 0:
+        return Path("/var/lib/migctl")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "migctl"
+
+
+@dataclass
+class JournalEntry:
+    """What an apply in progress has written down."""
+
+    machine: str
+    pid: int
+    started_at: str
+    target: dict[str, Any]  # gpu index (str) -> desired layout (dict)
+    checkpoint: dict[str, Any]  # gpu index (str) -> state before the first change
+    ops: list[dict[str, Any]]  # planned operations, in order
+    done: int = 0  # operations completed
+    status: str = "running"  # running | rolling-back
+    created_gis: dict[str, int] = field(default_factory=dict)  # "gpu:start" -> GI id
+    schema: int = SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> JournalEntry:
+        if raw.get("schema") != SCHEMA:
+            raise ValueError(f"journal schema {raw.get('schema')!r}, expected {SCHEMA}")
+        return cls(**raw)
+
+
+class Journal:
+    """The journal file of one machine, with its apply lock."""
+
+    def __init__(self, machine: str, directory: Path | None = None) -> None:
+        self.machine = machine
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in machine)
+        base = directory or state_dir()
+        self.path = base / f"journal-{safe}.json"
+        self.lock_path = base / f"journal-{safe}.lock"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the apply lock; refuse when another apply holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle: IO[str] = open(self.lock_path, "a+")  # noqa: SIM115 - held for the with-block
+        try:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise InUseError(
+                    f"another migctl apply is changing {self.machine} right now",
+                    hint="wait for it to finish; `migctl recover` repairs an interrupted one",
+                ) from exc
+            yield
+        finally:
+            handle.close()
+
+    def read(self) -> JournalEntry | None:
+        try:
+            raw = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError(
+                f"the apply journal {self.path} is unreadable: {exc}",
+                hint=f"inspect it, then remove it to start afresh ({self.path})",
+            ) from exc
+        try:
+            return JournalEntry.from_dict(raw)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"the apply journal {self.path} is malformed: {exc}") from exc
+
+    def write(self, entry: JournalEntry) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".")
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(entry.to_dict(), out, indent=1, sort_keys=True)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def clear(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
