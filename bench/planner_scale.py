@@ -329,11 +329,13 @@ def write_report(
         "",
         f"Command: `{command}`  ",
         f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}"
-        f", {time.strftime('%Y-%m-%d')}. Timings are wall-clock of one `pack()` call (patterns,"
+        f", {time.strftime('%Y-%m-%d')}, a shared 2-core machine. Timings are wall-clock of one"
+        " `pack()` call (patterns,"
         " solve, per-GPU layouts with placements); peak MiB from tracemalloc in a second run.",
         "",
         "exact = pattern MILP (HiGHS; lexicographic: unmet, GPUs, memory slices, compute "
-        "slices); heuristic = best-fit decreasing over groups of identical GPUs. Lower bound = "
+        "slices); heuristic = the better of best-fit decreasing and greedy pattern repetition, "
+        "both over groups of identical GPUs (no solver). Lower bound = "
         "max(LP relaxation, memory-slice count) for the exact solution's served demand. Each "
         "workload's demand is its mix repeated until its smallest profiles fill ~90% of the "
         "fleet's memory slices (so MIG rounding and placement rules decide how many GPUs).",

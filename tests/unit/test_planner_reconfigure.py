@@ -18,7 +18,7 @@ from tests.unit.planner_oracles import catalog, models
 
 from migctl.errors import InvalidInputError
 from migctl.geometry import Occupant, free_placements, placement_refusal
-from migctl.model import GiProfile, GpuModel, Placement
+from migctl.model import ComputeInstance, GiProfile, GpuInstance, GpuModel, Placement
 from migctl.planner import (
     BusyInstanceError,
     CreateCi,
@@ -382,3 +382,17 @@ def test_plan_json_is_stable() -> None:
     first = json.dumps(reconfigure(H100, current, desired).to_dict(), sort_keys=True)
     assert first == json.dumps(reconfigure(H100, current, desired).to_dict(), sort_keys=True)
     assert '"create_gi"' in first and '"destroy_gi"' in first
+
+
+def test_current_state_from_backend_values() -> None:
+    gis = [GpuInstance(0, 5, 9, "3g.40gb", P(4, 4)), GpuInstance(0, 3, 14, "2g.20gb", P(0, 2))]
+    cis = [
+        ComputeInstance(0, 5, 0, 2, "3g.40gb", P(0, 3)),
+        ComputeInstance(0, 3, 0, 1, "2g.20gb", P(0, 2)),
+    ]
+    current = CurrentGpu.from_instances(0, gis, cis, busy_cis=[(5, 0)])
+    assert [g.gi_id for g in current.gis] == [3, 5]
+    assert current.gis[1].in_use and not current.gis[0].in_use
+    assert reconfigure(H100, current, [DesiredGi("3g.40gb"), DesiredGi("2g.20gb")]).is_noop
+    with pytest.raises(BusyInstanceError):
+        reconfigure(H100, current, [DesiredGi("7g.80gb")])

@@ -26,8 +26,13 @@ from dataclasses import dataclass
 from migctl.errors import InvalidInputError
 from migctl.geometry import Occupant
 from migctl.model import GpuModel, Placement
-from migctl.planner.packing_greedy import greedy
-from migctl.planner.packing_milp import lp_gpu_bound, solve_exact, variable_count
+from migctl.planner.packing_greedy import greedy, rank
+from migctl.planner.packing_milp import (
+    lp_gpu_bound,
+    scipy_available,
+    solve_exact,
+    variable_count,
+)
 from migctl.planner.packing_model import (
     Allocation,
     Demand,
@@ -158,13 +163,8 @@ def _slice_bound(problem: Problem, unmet: list[int]) -> int:
 
 def _lower_bound(problem: Problem, unmet: list[int], use_lp: bool) -> int:
     bound = _slice_bound(problem, unmet)
-    if use_lp:
-        try:
-            lp = lp_gpu_bound(problem, unmet)
-        except InvalidInputError:  # pragma: no cover - defensive
-            lp = None
-        except ImportError:  # pragma: no cover - scipy missing
-            lp = None
+    if use_lp and scipy_available():
+        lp = lp_gpu_bound(problem, unmet)
         if lp is not None:
             bound = max(bound, lp)
     return bound
@@ -248,6 +248,9 @@ def _solve(
     heuristic = greedy(problem)
     if method == "heuristic":
         return heuristic, None
+    if method == "auto" and not scipy_available():
+        heuristic.notes.append("scipy is not installed; heuristic only")
+        return heuristic, None
     if method == "auto" and variable_count(problem) > MAX_EXACT_VARIABLES:
         heuristic.notes.append("exact model too large; heuristic only")
         return heuristic, None
@@ -274,15 +277,13 @@ def pack(
     chosen = heuristic
     if exact is not None:
         chosen = exact
-        if not exact.optimal and _rank(problem, heuristic) < _rank(problem, exact):
+        if not exact.optimal and rank(problem, heuristic) < rank(problem, exact):
+            heuristic.notes.extend([*exact.notes, "the heuristic beat the unfinished exact model"])
             chosen = heuristic
+    elif method == "exact":
+        heuristic.notes.append(f"the exact model found no solution in {time_limit_s} s")
     bound = _lower_bound(problem, chosen.unmet, use_lp=method != "heuristic")
     return _result(problem, chosen, bound, time.perf_counter() - started)
-
-
-def _rank(problem: Problem, allocation: Allocation) -> Objective:
-    layouts, unmet = _expand(problem, allocation)
-    return _objective(problem, layouts, unmet)
 
 
 def compare_methods(

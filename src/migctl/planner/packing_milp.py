@@ -36,6 +36,14 @@ def _scipy() -> tuple[Any, Any, Any]:
     return np, LinearConstraint, milp
 
 
+def scipy_available() -> bool:
+    try:
+        _scipy()
+    except NotSupportedError:
+        return False
+    return True
+
+
 @dataclass
 class _Layout:
     """Column positions of the variables and the coefficients of each objective."""
