@@ -87,7 +87,8 @@ def test_exact_and_heuristic_are_legal_and_ordered(
     check_result(gpus, demands, comparison.exact)
     check_result(gpus, demands, comparison.heuristic)
     assert comparison.exact.objective <= comparison.heuristic.objective
-    assert comparison.lower_bound_gpus <= comparison.exact.objective.gpus
+    if comparison.exact.objective.unmet == 0:  # the bound counts GPUs needed for all demand
+        assert comparison.lower_bound_gpus <= comparison.exact.objective.gpus
 
 
 def oracle(gpus: Sequence[GpuModel], demands: Sequence[Demand]) -> tuple[int, int]:
