@@ -1,7 +1,9 @@
-"""Facts about processes on this host: who runs a PID and what it is.
+"""Facts about processes on this host: who runs a PID, what it is, whether it still runs.
 
 Why this exists: NVML reports only PIDs; a user asking "who is on this MIG device?" wants
-a user name and a command. Read paths degrade: anything unreadable becomes ``None``.
+a user name and a command, and leases, the simulator and the apply journal need to know
+whether a holder still lives (the start time from ``/proc/PID/stat`` guards against a
+recycled PID; zombies count as exited). Read paths degrade: unreadable becomes ``None``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,32 @@ def _command(pid: int) -> str | None:
         return None
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError, OSError):
+        return None
+    # the command name (field 2) may hold spaces and parentheses: split after the last ')'
+    _, _, rest = text.rpartition(")")
+    return rest.split()
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 (starttime, clock ticks since boot), or None if there is no such live PID."""
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in {"Z", "X"}:
+        return None
+    return int(fields[19])
+
+
 def process_facts(pid: int) -> ProcessFacts:
     uid = _uid(pid)
     return ProcessFacts(pid=pid, user=_user(uid), uid=uid, command=_command(pid))
+
+
+def is_alive(pid: int, start_time: int | None) -> bool:
+    """True while ``pid`` runs (and, with ``start_time``, is the same process as then)."""
+    current = process_start_time(pid)
+    if current is None:
+        return False
+    return start_time is None or current == start_time

@@ -26,7 +26,10 @@ def desired_to_dict(layout: DesiredLayout) -> dict[str, Any]:
                 "cis": None
                 if gi.cis is None
                 else [
-                    {"profile": ci.profile, "placement": None if ci.placement is None else str(ci.placement)}
+                    {
+                        "profile": ci.profile,
+                        "placement": None if ci.placement is None else str(ci.placement),
+                    }
                     for ci in gi.cis
                 ],
             }
@@ -40,7 +43,9 @@ def desired_from_dict(raw: dict[str, Any]) -> DesiredLayout:
     for gi in raw.get("gis", []):
         cis = None
         if gi.get("cis") is not None:
-            cis = tuple(DesiredCi(ci["profile"], _placement(ci.get("placement"))) for ci in gi["cis"])
+            cis = tuple(
+                DesiredCi(ci["profile"], _placement(ci.get("placement"))) for ci in gi["cis"]
+            )
         gis.append(DesiredGi(gi["profile"], _placement(gi.get("placement")), cis))
     return DesiredLayout(tuple(gis), bool(raw.get("mig_enabled", True)))
 

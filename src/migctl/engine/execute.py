@@ -70,7 +70,9 @@ class Executor:
         elif isinstance(op, DestroyGi):
             self.backend.destroy_gpu_instance(op.gpu_index, op.gi_id)
         elif isinstance(op, CreateGi):
-            created = self.backend.create_gpu_instance(op.gpu_index, op.profile_id or 0, op.placement)
+            created = self.backend.create_gpu_instance(
+                op.gpu_index, op.profile_id or 0, op.placement
+            )
             progress.created_gis[_key(op.gpu_index, op.placement.start)] = created.id
         elif isinstance(op, CreateCi):
             gi_id = self._gi_id(op, progress)
@@ -81,7 +83,8 @@ class Executor:
         holder = self.leased(gpu, gi_id, ci_id)
         if holder and not self.force:
             raise InUseError(
-                f"GPU {gpu}: compute instance {ci_id} of GI {gi_id} was leased after planning: {holder}",
+                f"GPU {gpu}: compute instance {ci_id} of GI {gi_id} was leased "
+                f"after planning: {holder}",
                 hint="release the lease, or apply again (the new plan will keep it)",
             )
 
@@ -94,4 +97,6 @@ class Executor:
         for gi in self.backend.gpu_instances(op.gpu_index):  # after a resume
             if gi.placement == op.gi.placement:
                 return gi.id
-        raise InUseError(f"GPU {op.gpu_index}: no GPU instance at {op.gi.placement} to hold {op.profile}")
+        raise InUseError(
+            f"GPU {op.gpu_index}: no GPU instance at {op.gi.placement} to hold {op.profile}"
+        )

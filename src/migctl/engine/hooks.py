@@ -52,12 +52,20 @@ class Hooks:
             log.info("hook %s: %s", point, command)
             env = {**os.environ, "MIGCTL_HOOK": point}
             try:
-                result = subprocess.run(  # noqa: S602 - operators' own hook commands
-                    command, shell=True, input=json.dumps(payload), text=True,
-                    capture_output=True, env=env, timeout=TIMEOUT_S, check=False,
+                result = subprocess.run(
+                    command,
+                    shell=True,
+                    input=json.dumps(payload),
+                    text=True,
+                    capture_output=True,
+                    env=env,
+                    timeout=TIMEOUT_S,
+                    check=False,
                 )
             except subprocess.TimeoutExpired as exc:
-                raise HookFailedError(f"hook {point} timed out after {TIMEOUT_S} s: {command}") from exc
+                raise HookFailedError(
+                    f"hook {point} timed out after {TIMEOUT_S} s: {command}"
+                ) from exc
             if result.returncode != 0:
                 raise HookFailedError(
                     f"hook {point} failed with exit code {result.returncode}: {command}",
@@ -92,11 +100,17 @@ def load_hooks(path: Path | None) -> Hooks:
         if point not in POINTS:
             raise InvalidInputError(
                 f"{path}: unknown hook point {key!r}",
-                hint="points: " + ", ".join(POINTS) + " (or mig-parted's " + ", ".join(MIG_PARTED_NAMES) + ")",
+                hint="points: "
+                + ", ".join(POINTS)
+                + " (or mig-parted's "
+                + ", ".join(MIG_PARTED_NAMES)
+                + ")",
             )
         commands[point] = commands.get(point, ()) + _commands(value, f"{path}: {key}")
     return Hooks(commands)
 
 
 def describe(hooks: Hooks) -> str:
-    return "; ".join(f"{p}: {' && '.join(shlex.quote(c) for c in cs)}" for p, cs in hooks.commands.items())
+    return "; ".join(
+        f"{p}: {' && '.join(shlex.quote(c) for c in cs)}" for p, cs in hooks.commands.items()
+    )

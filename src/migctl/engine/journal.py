@@ -36,7 +36,9 @@ def state_dir() -> Path:
         return Path(explicit)
     if os.geteuid() == 0:
         return Path("/var/lib/migctl")
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
     return Path(base) / "migctl"
 
 

@@ -144,8 +144,28 @@ class _Api(GpuOps, MigOps):
             return None
 
 
+MUTATIONS = frozenset(
+    {
+        "nvmlDeviceSetMigMode",
+        "nvmlDeviceCreateGpuInstance",
+        "nvmlDeviceCreateGpuInstanceWithPlacement",
+        "nvmlGpuInstanceDestroy",
+        "nvmlGpuInstanceCreateComputeInstance",
+        "nvmlGpuInstanceCreateComputeInstanceWithPlacement",
+        "nvmlComputeInstanceDestroy",
+    }
+)
+MUTATION_GROUP = "nvml@mutation"  # a fault "function" that matches every state change
+
+
+def _matches(fault: SimFault, name: str) -> bool:
+    if fault.function == MUTATION_GROUP:
+        return name in MUTATIONS
+    return name.startswith(fault.function)
+
+
 def _matching_fault(state: MachineState, name: str, gpu: int | None) -> SimFault | None:
     for fault in state.faults:
-        if name.startswith(fault.function) and (fault.gpu is None or fault.gpu == gpu):
+        if _matches(fault, name) and (fault.gpu is None or fault.gpu == gpu):
             return fault
     return None

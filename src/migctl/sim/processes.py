@@ -3,30 +3,16 @@
 Why this exists: a simulated MIG device is busy while a real process (``migctl run``'s
 child, a test's ``sleep``) holds it, and free again once that PID exits, exactly like a
 CUDA process on real hardware. The start time from ``/proc/PID/stat`` guards against a
-recycled PID; zombies count as exited.
+recycled PID; zombies count as exited (see ``migctl.host``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from migctl.host import is_alive, process_start_time
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError, OSError):
-        return None
-    # the command name (field 2) may hold spaces and parentheses: split after the last ')'
-    _, _, rest = text.rpartition(")")
-    return rest.split()
-
-
-def process_start_time(pid: int) -> int | None:
-    """Field 22 (starttime, clock ticks since boot), or None if there is no such live PID."""
-    fields = _stat_fields(pid)
-    if fields is None or fields[0] in {"Z", "X"}:
-        return None
-    return int(fields[19])
+__all__ = ["is_alive", "process_name", "process_start_time"]
 
 
 def process_name(pid: int) -> str:
@@ -34,10 +20,3 @@ def process_name(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
-
-
-def is_alive(pid: int, start_time: int | None) -> bool:
-    current = process_start_time(pid)
-    if current is None:
-        return False
-    return start_time is None or current == start_time

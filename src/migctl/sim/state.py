@@ -76,7 +76,8 @@ class SimGpu:
 class SimFault:
     """Make the next ``count`` calls of ``function`` fail with NVML ``error``.
 
-    ``function`` is an NVML entry point name or a prefix of one (``nvmlDeviceCreate``);
+    ``function`` is an NVML entry point name or a prefix of one (``nvmlDeviceCreate``), or
+    ``nvml@mutation`` for every call that changes state (mode, create, destroy);
     ``gpu`` limits it to one GPU index. ``error`` is an NVML return code, or ``-9`` to
     kill the calling process with SIGKILL just before the call takes effect (crash tests).
     ``skip`` lets that many matching calls pass first.

@@ -1,0 +1,232 @@
+"""Apply desired layouts to a machine: plan, check, checkpoint, execute, verify, roll back.
+
+Why this exists: this is migctl's promise — change only what must change, never disturb
+work in progress, and always be able to undo. The steps:
+
+1. under the apply lock, note an interrupted earlier apply (its journal) and repair it by
+   planning from what is there now;
+2. plan every GPU (``planner.reconfigure``); when all plans are empty, stop: the layout
+   already holds;
+3. ``before-apply`` hook; write the journal (checkpoint + operations) before the first change;
+4. execute GPU by GPU with explicit placements, recording progress; a GPU whose MIG mode
+   change waits for a reset is reported pending with the processes in the way;
+5. verify: planning again must give empty plans;
+6. on any failure, restore the checkpoint (never touching busy instances) and report both
+   the failure and the restore; then clear the journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from migctl.backends.base import Backend
+from migctl.engine.codec import checkpoint_of, desired_to_dict, targets_to_dict
+from migctl.engine.current import active_leases, read_current
+from migctl.engine.execute import Executor, Progress
+from migctl.engine.hooks import Hooks
+from migctl.engine.journal import Journal, JournalEntry, now
+from migctl.errors import DriverError, MigctlError
+from migctl.host import is_alive
+from migctl.planner import CurrentGpu, DesiredLayout, Plan, SetMigMode, reconfigure
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApplyOutcome:
+    plans: dict[int, Plan]
+    dry_run: bool = False
+    executed: dict[int, int] = field(default_factory=dict)  # gpu -> operations done
+    pending: dict[int, str] = field(default_factory=dict)  # gpu -> why MIG mode waits
+    recovered: str | None = None  # an interrupted apply found and repaired
+    error: MigctlError | None = None  # the failure that caused a rollback
+    rolled_back: bool = False
+    rollback_error: MigctlError | None = None
+
+    @property
+    def changed(self) -> bool:
+        return any(self.executed.values())
+
+    @property
+    def noop(self) -> bool:
+        return all(p.is_noop for p in self.plans.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "noop": self.noop,
+            "plans": [p.to_dict() for _, p in sorted(self.plans.items())],
+            "executed": {str(k): v for k, v in sorted(self.executed.items())},
+            "pending": {str(k): v for k, v in sorted(self.pending.items())},
+            "recovered": self.recovered,
+            "error": None if self.error is None else self.error.to_dict(),
+            "rolled_back": self.rolled_back,
+            "rollback_error": None
+            if self.rollback_error is None
+            else self.rollback_error.to_dict(),
+        }
+
+
+def machine_id(backend: Backend) -> str:
+    """Which machine a journal belongs to: the simulated machine's name, or this host."""
+    description = backend.description
+    if description.startswith("simulated "):
+        return "sim-" + description.split()[1]
+    return "host-" + os.uname().nodename
+
+
+def plan_machine(
+    backend: Backend, targets: Mapping[int, DesiredLayout], *, force: bool = False
+) -> tuple[dict[int, Plan], dict[int, CurrentGpu]]:
+    """A plan per GPU from what is there now, and that current state."""
+    leases = active_leases()
+    plans: dict[int, Plan] = {}
+    currents: dict[int, CurrentGpu] = {}
+    for gpu, desired in sorted(targets.items()):
+        current = read_current(backend, gpu, leases)
+        currents[gpu] = current
+        plans[gpu] = reconfigure(backend.live_model(gpu), current, desired, force=force)
+    return plans, currents
+
+
+def _leased_check(backend: Backend) -> Any:
+    def leased(gpu: int, gi_id: int, ci_id: int) -> str | None:
+        leases = active_leases()
+        if not leases:
+            return None
+        for device in backend.mig_devices(gpu):
+            if (device.gi_id, device.ci_id) == (gi_id, ci_id):
+                return leases.get(device.uuid)
+        return None
+
+    return leased
+
+
+def _interrupted(journal: Journal) -> str | None:
+    entry = journal.read()
+    if entry is None:
+        return None
+    state = "still running" if is_alive(entry.pid, None) and entry.pid != os.getpid() else "dead"
+    return (
+        f"an apply started {entry.started_at} by PID {entry.pid} ({state}) was interrupted after "
+        f"{entry.done} of {len(entry.ops)} operations; repaired by planning from the current state"
+    )
+
+
+def apply(
+    backend: Backend,
+    targets: Mapping[int, DesiredLayout],
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    hooks: Hooks | None = None,
+    journal: Journal | None = None,
+) -> ApplyOutcome:
+    """Make the machine match ``targets`` (see the module docstring)."""
+    hooks = hooks or Hooks()
+    journal = journal or Journal(machine_id(backend))
+    if dry_run:
+        plans, _ = plan_machine(backend, targets, force=force)
+        return ApplyOutcome(plans, dry_run=True)
+    with journal.locked():
+        recovered = _interrupted(journal)
+        plans, currents = plan_machine(backend, targets, force=force)
+        outcome = ApplyOutcome(plans, recovered=recovered)
+        if outcome.noop:
+            journal.clear()
+            return outcome
+        hooks.run("before-apply", {"plans": [p.to_dict() for p in plans.values()]})
+        entry = JournalEntry(
+            machine=journal.machine,
+            pid=os.getpid(),
+            started_at=now(),
+            target=targets_to_dict(dict(targets)),
+            checkpoint={str(g): desired_to_dict(checkpoint_of(c)) for g, c in currents.items()},
+            ops=[op.to_dict() for p in plans.values() for op in p.ops],
+        )
+        journal.write(entry)
+        try:
+            _execute(backend, plans, outcome, _Recorder(journal, entry), hooks, force=force)
+            _verify(backend, targets, outcome)
+        except MigctlError as failure:
+            outcome.error = failure
+            _roll_back(backend, currents, outcome, journal, entry)
+        if outcome.rollback_error is None:
+            journal.clear()
+    hooks.run("after-apply", outcome.to_dict())
+    return outcome
+
+
+@dataclass
+class _Recorder:
+    """Writes each finished operation of the whole machine's plan to the journal."""
+
+    journal: Journal
+    entry: JournalEntry
+    offset: int = 0
+
+    def __call__(self, progress: Progress) -> None:
+        self.entry.done = self.offset + progress.done
+        self.entry.created_gis.update(progress.created_gis)
+        self.journal.write(self.entry)
+
+
+def _execute(
+    backend: Backend,
+    plans: dict[int, Plan],
+    outcome: ApplyOutcome,
+    recorder: _Recorder,
+    hooks: Hooks,
+    *,
+    force: bool,
+) -> None:
+    if any(isinstance(op, SetMigMode) for p in plans.values() for op in p.ops):
+        hooks.run("before-mode-change", {"plans": [p.to_dict() for p in plans.values()]})
+    hooks.run("before-instance-changes", {"plans": [p.to_dict() for p in plans.values()]})
+    for gpu, plan in sorted(plans.items()):
+        executor = Executor(backend, leased=_leased_check(backend), force=force, record=recorder)
+        progress = executor.run(plan.ops, Progress())
+        outcome.executed[gpu] = progress.done
+        if progress.pending_mode is not None:
+            outcome.pending[gpu] = progress.pending_mode
+        recorder.offset += len(plan.ops)
+
+
+def _verify(backend: Backend, targets: Mapping[int, DesiredLayout], outcome: ApplyOutcome) -> None:
+    settled = {g: t for g, t in targets.items() if g not in outcome.pending}
+    plans, _ = plan_machine(backend, settled, force=True)
+    unfinished = [g for g, p in plans.items() if not p.is_noop]
+    if unfinished:
+        raise DriverError(
+            f"after the apply, GPU {', '.join(map(str, unfinished))} does not match the layout",
+            hint="the driver did not do what it reported; see `migctl status`",
+        )
+
+
+def _roll_back(
+    backend: Backend,
+    currents: dict[int, CurrentGpu],
+    outcome: ApplyOutcome,
+    journal: Journal,
+    entry: JournalEntry,
+) -> None:
+    entry.status = "rolling-back"
+    journal.write(entry)
+    checkpoint = {g: checkpoint_of(c) for g, c in currents.items()}
+    try:
+        plans, _ = plan_machine(backend, checkpoint, force=False)
+        for plan in plans.values():
+            Executor(backend, leased=lambda g, i, c: None).run(plan.ops, Progress())
+        outcome.rolled_back = True
+        log.warning("apply failed (%s); the checkpoint was restored", outcome.error)
+    except MigctlError as failure:
+        outcome.rollback_error = failure
+        log.error(
+            "rollback failed: %s; the journal %s is kept for `migctl recover`",
+            failure,
+            journal.path,
+        )
