@@ -17,7 +17,7 @@ from migctl.backends.select import open_backend, open_sim_control
 from migctl.engine.apply import apply
 from migctl.engine.assertion import check
 from migctl.engine.export import current_layouts
-from migctl.engine.hooks import Hooks, HookFailedError
+from migctl.engine.hooks import HookFailedError, Hooks
 from migctl.engine.journal import Journal
 from migctl.engine.recover import recover
 from migctl.errors import InUseError
@@ -129,7 +129,8 @@ def test_failing_before_hook_changes_nothing(backend: NvmlBackend, tmp_path: Pat
     hooks = Hooks({"before-apply": (f"cat > {seen}; exit 3",)})
     with pytest.raises(HookFailedError):
         apply(backend, {0: MIXED}, hooks=hooks)
-    assert backend.gpu(0).mig is not None and not backend.gpu(0).mig.current
+    mode = backend.gpu(0).mig
+    assert mode is not None and not mode.current
     plan = json.loads(seen.read_text())
     assert plan["plans"][0]["ops"][0]["op"] == "set_mig_mode"
 

@@ -8,12 +8,12 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.planner_oracles import brute_force_fits, catalog, legal, models, names
 
 from migctl.errors import InsufficientResourcesError, NotFoundError
 from migctl.geometry import Occupant
 from migctl.model import GiProfile, GpuModel, Placement
 from migctl.planner import InfeasibleError, plan_gpu
+from tests.unit.planner_oracles import brute_force_fits, catalog, legal, models, names
 
 CATALOG = catalog()
 H100 = CATALOG.get("h100-80gb-hbm3")

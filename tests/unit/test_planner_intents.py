@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.planner_oracles import brute_force_fits, catalog, legal, models
 
 from migctl.errors import InsufficientResourcesError, InvalidInputError
 from migctl.model import GpuModel
@@ -17,6 +16,7 @@ from migctl.planner import (
     split,
 )
 from migctl.planner.profiles import is_variant, plain_profiles
+from tests.unit.planner_oracles import brute_force_fits, catalog, legal, models
 
 CATALOG = catalog()
 H100 = CATALOG.get("h100-80gb-hbm3")

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.planner_oracles import catalog, legal, models
 
 from migctl.errors import InvalidInputError
 from migctl.geometry import Occupant
@@ -18,6 +17,7 @@ from migctl.model import GiProfile, GpuModel
 from migctl.planner import Demand, PackResult, Requirement, compare_methods, pack
 from migctl.planner.placement import place
 from migctl.planner.profiles import plain_profiles
+from tests.unit.planner_oracles import catalog, legal, models
 
 CATALOG = catalog()
 H100 = CATALOG.get("h100-80gb-hbm3")

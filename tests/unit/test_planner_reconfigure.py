@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.planner_oracles import catalog, models
 
 from migctl.errors import InvalidInputError
 from migctl.geometry import Occupant, free_placements, placement_refusal
@@ -37,6 +36,7 @@ from migctl.planner import (
     reconfigure,
 )
 from migctl.planner.placement import place
+from tests.unit.planner_oracles import catalog, models
 
 CATALOG = catalog()
 H100 = CATALOG.get("h100-80gb-hbm3")
