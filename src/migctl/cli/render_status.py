@@ -14,23 +14,25 @@ from rich.text import Text
 from migctl.cli.output import UNKNOWN, table
 from migctl.geometry import slice_owners
 from migctl.inventory import GpuView, InstanceView, ProcessView
+from migctl.model import Placement
 
 COLORS = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta")
 CELL = 10
 
 
-def _label(gi_id: int, profile: str, width: int) -> str:
-    for text in (f"GI {gi_id} {profile}", f"{gi_id}:{profile}", f"GI {gi_id}", str(gi_id)):
+def _label(name: str, profile: str, width: int) -> str:
+    for text in (f"{name} {profile}", f"{name}:{profile}", profile, name):
         if len(text) <= width:
             return text
-    return str(gi_id)[:width]
+    return name[:width]
 
 
-def slice_map(view: GpuView) -> Text:
-    """Two lines: slice numbers, then a bar with each GI's label over its slices."""
-    total = view.memory_slices or 0
-    profiles = {i.gi.id: i.gi.profile_name for i in view.instances}
-    owners = slice_owners(total, ((str(i.gi.id), i.gi.placement) for i in view.instances))
+def draw_slices(total: int, holders: list[tuple[str, str, Placement]]) -> Text:
+    """Two lines: slice numbers, then a bar with each holder's label over its slices.
+
+    ``holders`` are (name, profile, placement), e.g. ("GI 2", "3g.40gb", 4:4).
+    """
+    owners = slice_owners(total, ((str(i), p) for i, (_, _, p) in enumerate(holders)))
     header = Text("slice  ")
     bar = Text("      |")
     for number in range(total):
@@ -45,12 +47,17 @@ def slice_map(view: GpuView) -> Text:
         if owner is None:
             bar.append(f"{'free':^{width}}", style="dim")
         else:
-            gi_id = int(owner)
-            style = f"black on {COLORS[gi_id % len(COLORS)]}"
-            bar.append(f"{_label(gi_id, profiles[gi_id], width):^{width}}", style=style)
+            name, profile, _ = holders[int(owner)]
+            style = f"black on {COLORS[int(owner) % len(COLORS)]}"
+            bar.append(f"{_label(name, profile, width):^{width}}", style=style)
         bar.append("|")
         position = end
     return Text.assemble(header, "\n", bar)
+
+
+def slice_map(view: GpuView) -> Text:
+    holders = [(f"GI {i.gi.id}", i.gi.profile_name, i.gi.placement) for i in view.instances]
+    return draw_slices(view.memory_slices or 0, holders)
 
 
 def _process_text(processes: list[ProcessView]) -> str:

@@ -1,0 +1,361 @@
+"""Verbs about layouts: ``plan``, ``apply``, ``assert``, ``export``, ``recover``, ``split``.
+
+Why this exists: users describe what they want (a layout file, or an intent: split N
+ways, size by need, a demand mix); migctl works out where every instance goes, shows the
+plan with what it would disturb, changes only what must change, and can always undo.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from migctl.cli.gpus import GpuOption
+from migctl.cli.output import emit, note
+from migctl.cli.session import session
+from migctl.errors import EXIT_MISMATCH, InvalidStateError, UsageError
+
+if TYPE_CHECKING:
+    from migctl.engine.apply import ApplyOutcome
+    from migctl.engine.intents import IntentResult
+    from migctl.model import GpuModel
+    from migctl.planner import CurrentGpu, DesiredLayout
+
+FileOption = Annotated[
+    Path | None, typer.Option("--file", "-f", help="Layout file (native or mig-parted).")
+]
+ConfigOption = Annotated[
+    str | None, typer.Option("--config", "-c", help="Which named layout in the file.")
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Also destroy busy instances (leased or running).")
+]
+
+
+def parse_size_mib(text: str | None) -> int | None:
+    """``"12GiB"`` -> 12288; plain numbers are MiB."""
+    if text is None:
+        return None
+    from migctl.planner import parse_demand
+
+    item = parse_demand(f"1x{text}" if text[-1].isalpha() else f"1x{text}MiB")[0]
+    if item.memory_mib is None:
+        raise UsageError(f"{text!r} is not a memory size", hint="e.g. 12GiB, 40960MiB")
+    return int(item.memory_mib)
+
+
+def _models(gpu: str | None, model: str | None, count: int) -> tuple[dict[int, GpuModel], bool]:
+    """The GPUs to plan for: a catalog model offline, or the current machine's."""
+    current = session()
+    if model is not None:
+        found = current.catalog.get_mig(model)
+        return dict.fromkeys(range(count), found), True
+    from migctl.inventory import resolve_gpus
+
+    backend = current.backend
+    chosen = [i for i in resolve_gpus(backend, gpu) if backend.gpu(i).mig is not None]
+    return {i: backend.live_model(i) for i in chosen}, False
+
+
+def _intent(
+    models: dict[int, GpuModel],
+    split_n: int | None,
+    memory: str | None,
+    sms: int | None,
+    share: float | None,
+    count: int | None,
+    demand: str | None,
+) -> IntentResult | None:
+    from migctl.engine import intents
+
+    chosen = [x for x in (split_n, demand, memory or sms or share) if x]
+    if len(chosen) > 1:
+        raise UsageError("choose one of --split, --demand, or --memory/--sms/--share")
+    if split_n is not None:
+        return intents.split_layouts(models, split_n)
+    if demand is not None:
+        return intents.demand_layouts(models, demand)
+    if memory or sms or share:
+        return intents.sized_layouts(
+            models,
+            memory_mib=parse_size_mib(memory),
+            sms=sms,
+            share=None if share is None else share / 100 if share > 1 else share,
+            count=count,
+        )
+    return None
+
+
+def _file_targets(
+    path: Path, config: str | None, models: dict[int, GpuModel]
+) -> dict[int, DesiredLayout]:
+    from migctl.layout.bridge import load_targets
+
+    return load_targets(path, config, models)
+
+
+def _targets(
+    models: dict[int, GpuModel], file: Path | None, config: str | None, intent: IntentResult | None
+) -> tuple[dict[int, DesiredLayout], tuple[str, ...]]:
+    if file is not None and intent is not None:
+        raise UsageError("give a layout file or an intent, not both")
+    if file is not None:
+        return _file_targets(file, config, models), ()
+    if intent is not None:
+        return intent.targets, intent.reasons
+    raise UsageError("say what you want: -f LAYOUT.yaml, --split N, --demand ..., or --memory ...")
+
+
+def _offline_currents(models: dict[int, GpuModel]) -> dict[int, CurrentGpu]:
+    from migctl.planner import CurrentGpu
+
+    return {gpu: CurrentGpu(gpu, (), mig_enabled=False) for gpu in models}
+
+
+def plan(
+    file: FileOption = None,
+    config: ConfigOption = None,
+    gpu: GpuOption = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Plan offline for this GPU model.")
+    ] = None,
+    gpus: Annotated[int, typer.Option("--gpus", help="With --model: how many such GPUs.")] = 1,
+    split_n: Annotated[
+        int | None, typer.Option("--split", help="N equal instances per GPU.")
+    ] = None,
+    memory: Annotated[
+        str | None, typer.Option("--memory", help="Memory each instance needs, e.g. 12GiB.")
+    ] = None,
+    sms: Annotated[int | None, typer.Option("--sms", help="SMs each instance needs.")] = None,
+    share: Annotated[
+        float | None, typer.Option("--share", help="Share of the GPU each needs (70 or 0.7).")
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", help="With --memory/--sms/--share: how many.")
+    ] = None,
+    demand: Annotated[
+        str | None, typer.Option("--demand", help='A mix, e.g. "4x12GiB,1x35GiB,2x1g.10gb".')
+    ] = None,
+    force: ForceOption = False,
+) -> None:
+    """Show the plan (numbered operations, before/after slice maps) without changing anything."""
+    from migctl.cli.render_plan import print_plans
+    from migctl.planner import reconfigure
+
+    models, offline = _models(gpu, model, gpus)
+    intent = _intent(models, split_n, memory, sms, share, count, demand)
+    targets, reasons = _targets(models, file, config, intent)
+    if offline:
+        currents = _offline_currents(models)
+        plans = {g: reconfigure(models[g], currents[g], t, force=force) for g, t in targets.items()}
+    else:
+        from migctl.engine.apply import plan_machine
+
+        plans, currents = plan_machine(session().backend, targets, force=force)
+
+    def render() -> None:
+        note(reasons)
+        print_plans(session().console, plans, currents, models)
+
+    emit(
+        "Plan",
+        {"reasons": list(reasons), "plans": [p.to_dict() for _, p in sorted(plans.items())]},
+        render,
+    )
+
+
+def _disturbed(outcome: ApplyOutcome) -> dict[int, list[str]]:
+    """For a dry run: the busy instances the plan would destroy (only with --force)."""
+    from migctl.planner import DestroyCi, DestroyGi
+
+    found: dict[int, list[str]] = {}
+    for gpu, plan_ in outcome.plans.items():
+        for op in plan_.ops:
+            if isinstance(op, DestroyCi | DestroyGi) and op.busy:
+                found.setdefault(gpu, []).append(f"{op.profile} (GI {op.gi_id}): busy")
+    return found
+
+
+def _report_apply(outcome: ApplyOutcome, reasons: tuple[str, ...]) -> None:
+    current = session()
+
+    def render() -> None:
+        note(reasons)
+        if outcome.recovered:
+            current.console.print(f"[yellow]found:[/yellow] {outcome.recovered}")
+        if outcome.dry_run or outcome.noop:
+            from migctl.cli.render_plan import print_plans
+            from migctl.engine.current import read_current
+
+            currents = {g: read_current(current.backend, g, {}) for g in outcome.plans}
+            models = {g: current.backend.live_model(g) for g in outcome.plans}
+            if outcome.noop:
+                current.console.print("the machine already matches the layout: nothing to do")
+            else:
+                current.console.print("[bold]dry run[/bold]: nothing was changed")
+                print_plans(current.console, outcome.plans, currents, models, _disturbed(outcome))
+            return
+        for gpu, done in sorted(outcome.executed.items()):
+            current.console.print(
+                f"GPU {gpu}: {done} of {len(outcome.plans[gpu].ops)} operation(s) done"
+            )
+        for gpu, why in sorted(outcome.pending.items()):
+            current.console.print(f"GPU {gpu}: [yellow]MIG mode change pending[/yellow]: {why}")
+        if outcome.error is not None:
+            current.console.print(f"[red]failed:[/red] {outcome.error.message}")
+            restored = (
+                "the state before the apply was restored" if outcome.rolled_back else "NOT restored"
+            )
+            current.console.print(f"rollback: {restored}")
+
+    emit("ApplyResult", outcome.to_dict(), render)
+
+
+def _raise_for(outcome: ApplyOutcome) -> None:
+    if outcome.rollback_error is not None:
+        raise outcome.rollback_error
+    if outcome.error is not None:
+        raise outcome.error
+    if outcome.pending:
+        gpus = ", ".join(map(str, sorted(outcome.pending)))
+        raise InvalidStateError(
+            f"GPU {gpus}: the MIG mode change waits for a GPU reset; their layout is not applied yet",
+            hint="stop the processes named above, then apply again (or reboot)",
+        )
+
+
+def apply_cmd(
+    file: FileOption = None,
+    config: ConfigOption = None,
+    gpu: GpuOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan and what it would disturb.")
+    ] = False,
+    force: ForceOption = False,
+    hooks: Annotated[Path | None, typer.Option("--hooks", help="Hooks file (YAML).")] = None,
+    split_n: Annotated[
+        int | None, typer.Option("--split", help="N equal instances per GPU.")
+    ] = None,
+    demand: Annotated[str | None, typer.Option("--demand", help="A demand mix to fit.")] = None,
+) -> None:
+    """Make the machine match a layout: assert first, change only what must change."""
+    from migctl.engine.apply import apply
+    from migctl.engine.hooks import load_hooks
+
+    models, _ = _models(gpu, None, 0)
+    intent = _intent(models, split_n, None, None, None, None, demand)
+    targets, reasons = _targets(models, file, config, intent)
+    outcome = apply(
+        session().backend, targets, force=force, dry_run=dry_run, hooks=load_hooks(hooks)
+    )
+    _report_apply(outcome, reasons)
+    _raise_for(outcome)
+
+
+def split_cmd(
+    n: Annotated[int, typer.Argument(help="How many equal instances.")],
+    gpu: GpuOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan.")] = False,
+    force: ForceOption = False,
+) -> None:
+    """Split GPUs into N equal instances (the largest profile that allows N), and apply it."""
+    from migctl.engine.apply import apply
+
+    if gpu is None and len(session().backend.gpus()) > 1:
+        raise UsageError("say which GPUs to split with -i (e.g. -i 0 or -i all)")
+    models, _ = _models(gpu, None, 0)
+    intent = _intent(models, n, None, None, None, None, None)
+    assert intent is not None
+    outcome = apply(session().backend, intent.targets, force=force, dry_run=dry_run)
+    _report_apply(outcome, intent.reasons)
+    _raise_for(outcome)
+
+
+def assert_cmd(file: FileOption = None, config: ConfigOption = None, gpu: GpuOption = None) -> None:
+    """Exit 0 when the machine matches the layout, 1 with a readable diff when not."""
+    from migctl.engine.assertion import check
+
+    models, _ = _models(gpu, None, 0)
+    targets, _ = _targets(models, file, config, None)
+    diffs = check(session().backend, targets)
+
+    def render() -> None:
+        for gpu_index, lines in diffs.items():
+            if not lines:
+                session().console.print(f"GPU {gpu_index}: matches")
+            for line in lines:
+                session().console.print(f"GPU {gpu_index}: [red]{line}[/red]")
+
+    emit(
+        "Assert",
+        {"matches": not any(diffs.values()), "differences": {str(k): v for k, v in diffs.items()}},
+        render,
+    )
+    if any(diffs.values()):
+        raise typer.Exit(EXIT_MISMATCH)
+
+
+def export_cmd(
+    gpu: GpuOption = None,
+    fmt: Annotated[str, typer.Option("--format", help="native or mig-parted.")] = "native",
+    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
+    name: Annotated[str, typer.Option("--name", help="Name of the exported layout.")] = "exported",
+) -> None:
+    """Write the current layout as a layout file; applying it changes nothing."""
+    from migctl.engine.export import current_layouts
+    from migctl.inventory import resolve_gpus
+    from migctl.layout.bridge import export_text
+
+    if fmt not in {"native", "mig-parted"}:
+        raise UsageError(f"unknown format {fmt!r}", hint="native or mig-parted")
+    backend = session().backend
+    chosen = resolve_gpus(backend, gpu)
+    layouts = current_layouts(backend, chosen)
+    models = {g: backend.live_model(g) for g in layouts}
+    text = export_text(layouts, models, fmt, name)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        session().err.print(f"wrote {out}")
+
+
+def recover_cmd(
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Restore the state from before it.")
+    ] = False,
+) -> None:
+    """Repair an interrupted apply: complete it (default) or roll it back."""
+    from migctl.engine.recover import recover
+
+    result = recover(session().backend, rollback=rollback)
+    data: dict[str, Any] = {
+        "mode": result.mode,
+        "found": None if result.found is None else result.found.to_dict(),
+    }
+    if result.outcome is not None:
+        data["outcome"] = result.outcome.to_dict()
+
+    def render() -> None:
+        if result.found is None:
+            session().console.print("no interrupted apply: nothing to recover")
+            return
+        session().console.print(
+            f"found an apply started {result.found.started_at} by PID {result.found.pid}, "
+            f"{result.found.done}/{len(result.found.ops)} operations done; {result.mode}d"
+        )
+
+    emit("Recover", data, render)
+    if result.outcome is not None:
+        _raise_for(result.outcome)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan)
+    app.command("apply")(apply_cmd)
+    app.command("assert")(assert_cmd)
+    app.command("export")(export_cmd)
+    app.command("recover")(recover_cmd)
+    app.command("split")(split_cmd)
