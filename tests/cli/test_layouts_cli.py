@@ -6,6 +6,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def as_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object]]:
+def as_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
     code, out, _ = cli(capsys, "-o", "json", *args)
     return code, json.loads(out) if out.strip() else {}
 
@@ -59,7 +60,7 @@ def test_impossible_split_names_the_limit(capsys: pytest.CaptureFixture[str]) ->
 def test_sizing_by_need_gives_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
     code, data = as_json(capsys, "plan", "--model", "h100", "--memory", "12GiB", "--count", "2")
     assert code == 0
-    assert any("1g.20gb" in r and "12288" in r for r in data["reasons"])  # type: ignore[union-attr]
+    assert any("1g.20gb" in r and "12288" in r for r in data["reasons"])
 
 
 def test_split_applies_and_a_second_run_changes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -68,7 +69,7 @@ def test_split_applies_and_a_second_run_changes_nothing(capsys: pytest.CaptureFi
     code, second = as_json(capsys, "--sim", "dgx-h100", "split", "3", "-i", "0,1")
     assert code == 0 and second["noop"] is True
     code, listing = as_json(capsys, "--sim", "dgx-h100", "list", "-i", "0")
-    devices = listing["gpus"][0]["mig_devices"]  # type: ignore[index]
+    devices = listing["gpus"][0]["mig_devices"]
     assert [d["ci_profile"] for d in devices] == ["2g.20gb"] * 3
 
 
@@ -76,7 +77,7 @@ def test_dry_run_changes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     code, data = as_json(capsys, "--sim", "h100-single", "apply", "--split", "7", "--dry-run")
     assert code == 0 and data["dry_run"] is True and data["executed"] == {}
     code, mode = as_json(capsys, "--sim", "h100-single", "mode", "show")
-    assert mode["gpus"][0]["mig"]["current"] is False  # type: ignore[index]
+    assert mode["gpus"][0]["mig"]["current"] is False
 
 
 def test_busy_instance_blocks_apply_with_exit_6(
@@ -84,12 +85,12 @@ def test_busy_instance_blocks_apply_with_exit_6(
 ) -> None:
     assert cli(capsys, "--sim", "h100-single", "split", "2")[0] == 0
     _, listing = as_json(capsys, "--sim", "h100-single", "list")
-    uuid = listing["gpus"][0]["mig_devices"][0]["uuid"]  # type: ignore[index]
+    uuid = listing["gpus"][0]["mig_devices"][0]["uuid"]
     open_sim_control("h100-single").attach(holder.pid, 0, uuid, 64)
     code, _, err = cli(capsys, "--sim", "h100-single", "split", "7")
     assert code == 6 and "busy" in err
     _, after = as_json(capsys, "--sim", "h100-single", "list")
-    assert uuid in {d["uuid"] for d in after["gpus"][0]["mig_devices"]}  # type: ignore[index]
+    assert uuid in {d["uuid"] for d in after["gpus"][0]["mig_devices"]}
 
 
 def test_pending_mode_exits_10(
@@ -110,5 +111,5 @@ def test_demand_is_fitted_on_the_fewest_gpus(capsys: pytest.CaptureFixture[str])
         capsys, "--sim", "dgx-h100", "apply", "--demand", "4x12GiB,1x35GiB,2x1g.10gb", "-i", "all"
     )
     assert code == 0
-    touched = [g for g, n in data["executed"].items() if n]  # type: ignore[union-attr]
+    touched = [g for g, n in data["executed"].items() if n]
     assert len(touched) == 2
