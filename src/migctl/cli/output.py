@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal
-
-from rich import box
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, Literal
 
 from migctl.cli.session import session
 from migctl.model import Placement
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 SCHEMA = "migctl/v1"
 UNKNOWN = "—"
@@ -51,6 +51,9 @@ def placements_text(placements: Sequence[Placement]) -> str:
 
 
 def table(*columns: str, title: str | None = None) -> Table:
+    from rich import box
+    from rich.table import Table
+
     result = Table(
         title=title, title_justify="left", header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD
     )

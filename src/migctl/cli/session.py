@@ -13,15 +13,17 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from migctl.backends.nvml import NvmlBackend
     from migctl.catalog import Catalog
 
 
 def _console(stderr: bool) -> Console:
     """A console; when not a terminal, wide enough that UUIDs are never cut."""
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else int(os.environ.get("COLUMNS", "200"))
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
@@ -38,10 +40,22 @@ class Session:
     read_only: bool = False
     output: OutputFormat = OutputFormat.TABLE
     verbose: int = 0
-    console: Console = field(default_factory=lambda: _console(stderr=False))
-    err: Console = field(default_factory=lambda: _console(stderr=True))
     _backend: NvmlBackend | None = None
     _catalog: Catalog | None = None
+    _consoles: dict[bool, Console] = field(default_factory=dict)
+
+    @property
+    def console(self) -> Console:
+        """Standard output, created on first use (Rich costs start-up time)."""
+        if False not in self._consoles:
+            self._consoles[False] = _console(stderr=False)
+        return self._consoles[False]
+
+    @property
+    def err(self) -> Console:
+        if True not in self._consoles:
+            self._consoles[True] = _console(stderr=True)
+        return self._consoles[True]
 
     @property
     def json(self) -> bool:
