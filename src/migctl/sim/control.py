@@ -31,9 +31,16 @@ log = logging.getLogger(__name__)
 
 
 def open_sim(spec: str, catalog: Catalog, sim_dir: Path | None = None) -> SimMachine:
-    """A machine by name (``dgx-h100``), machine file (``node.yaml``) or ``memory:NAME``."""
+    """A machine by name (``dgx-h100``), machine file (``node.yaml``), or either in memory
+    only (``memory:dgx-h100``, ``memory:node.yaml``: nothing persists, for library use)."""
     if spec.startswith("memory:"):
-        machine = SimMachine(MemoryStore(named_machine(spec[7:], catalog)), catalog)
+        name = spec[len("memory:") :]
+        state = (
+            machine_from_file(Path(name), catalog)
+            if name.endswith((".yaml", ".yml"))
+            else named_machine(name, catalog)
+        )
+        machine = SimMachine(MemoryStore(state), catalog)
     else:
         machine = SimMachine(_file_store(spec, catalog, sim_dir or default_sim_dir()), catalog)
     machine.validate(machine.store.read())
