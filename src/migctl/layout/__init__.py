@@ -21,6 +21,7 @@ Typical use::
 from __future__ import annotations
 
 from migctl.layout.export import to_mig_parted, to_native
+from migctl.layout.fit import place_cis
 from migctl.layout.load import load_layout, load_layouts, parse_layouts, select_layout
 from migctl.layout.resolve import build_gpu_layout, machine_gpus, resolve
 from migctl.layout.types import (
@@ -50,6 +51,7 @@ __all__ = [
     "load_layouts",
     "machine_gpus",
     "parse_layouts",
+    "place_cis",
     "resolve",
     "select_layout",
     "to_mig_parted",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from migctl.model import CiProfile
+from migctl.model import CiProfile, Placement
 
 
 def ci_count_refusal(wanted: Sequence[CiProfile]) -> str | None:
@@ -27,27 +27,39 @@ def ci_count_refusal(wanted: Sequence[CiProfile]) -> str | None:
     return None
 
 
-def cis_fit(wanted: Sequence[CiProfile], gi_compute_slices: int) -> bool:
-    """Whether every CI in ``wanted`` can be placed inside one GI at the same time.
+def place_cis(
+    wanted: Sequence[CiProfile], gi_compute_slices: int
+) -> list[tuple[CiProfile, Placement | None]] | None:
+    """A placement inside one GI for every CI in ``wanted`` (biggest first); None if none.
 
-    Uses the catalog's CI placements when every profile has them (exact backtracking,
-    biggest first); otherwise only the compute slice total can be checked.
+    Exact backtracking over the catalog's CI placements. When some profile's placements
+    are unknown, only the compute slice total is checked and placements come back None.
     """
     if ci_count_refusal(wanted) is not None:
-        return False
+        return None
     if sum(ci.compute_slices for ci in wanted) > gi_compute_slices:
-        return False
-    if not all(ci.placements for ci in wanted):
-        return True
+        return None
     ordered = sorted(wanted, key=lambda ci: (-ci.compute_slices, len(ci.placements), ci.name))
+    if not all(ci.placements for ci in wanted):
+        return [(ci, None) for ci in ordered]
+    chosen: list[tuple[CiProfile, Placement | None]] = []
 
     def search(position: int, taken: int) -> bool:
         if position == len(ordered):
             return True
         for placement in ordered[position].placements:
             mask = placement.mask()
-            if not mask & taken and search(position + 1, taken | mask):
+            if mask & taken:
+                continue
+            chosen.append((ordered[position], placement))
+            if search(position + 1, taken | mask):
                 return True
+            chosen.pop()
         return False
 
-    return search(0, 0)
+    return chosen if search(0, 0) else None
+
+
+def cis_fit(wanted: Sequence[CiProfile], gi_compute_slices: int) -> bool:
+    """Whether every CI in ``wanted`` can be placed inside one GI at the same time."""
+    return place_cis(wanted, gi_compute_slices) is not None

@@ -99,7 +99,7 @@ def resolve(layout: Layout, gpus: Iterable[GpuSpec]) -> dict[int, GpuLayout]:
         for gpu in _matched(layout, rule, machine):
             winner[gpu.index] = rule
     return {
-        gpu.index: build_gpu_layout(layout, winner[gpu.index], gpu.model, gpu.label)
+        gpu.index: build_gpu_layout(layout, winner[gpu.index], gpu.model, f"GPU {gpu.index}")
         for gpu in machine
         if gpu.index in winner
     }
@@ -112,7 +112,7 @@ def build_gpu_layout(layout: Layout, rule: LayoutRule, model: GpuModel, where: s
     if not model.mig_capable:
         raise layout.error(
             rule.mig_path,
-            f"{where} does not support MIG, but this entry turns MIG on",
+            f"{where} ({model.name}) does not support MIG, but this entry turns MIG on",
             "select only MIG-capable GPUs here (e.g. by model), or set MIG off for this GPU",
         )
     items = [item for inst in rule.instances for item in _expand(layout, inst, model, where)]
@@ -278,7 +278,7 @@ def _check_fit(
     room = fits_instead(model, fixed)
     raise layout.error(
         rule.instances_path,
-        f"these instances cannot all be created on {where}: {why}",
+        f"these instances cannot all be created on {where} ({model.name}): {why}",
         "remove or shrink instances"
         + (f"; what still fits beside the fixed ones: {', '.join(room)}" if fixed and room else ""),
     )
