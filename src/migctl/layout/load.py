@@ -18,11 +18,19 @@ from migctl.layout.migparted import read_mig_parted
 from migctl.layout.native import API_VERSION, read_native
 from migctl.layout.problems import LineIndex, fail, invalid, join
 from migctl.layout.resolve import build_gpu_layout
-from migctl.layout.types import Layout, LayoutFile, LayoutFormat
+from migctl.layout.types import NVIDIA_PCI_VENDOR, Layout, LayoutFile, LayoutFormat, LayoutRule
 from migctl.layout.yamlio import load_yaml
 
 _NATIVE_KEYS = {"apiVersion", "kind", "layouts"}
 _MIG_PARTED_KEYS = {"version", "mig-configs"}
+
+
+def _kind_of(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the text {value[:30]!r}"
+    return f"a single value ({value!r})"
 
 
 def _read_document(data: Any, source: str, lines: LineIndex) -> LayoutFile:
@@ -30,7 +38,7 @@ def _read_document(data: Any, source: str, lines: LineIndex) -> LayoutFile:
         fail(
             source,
             "",
-            f"the document is a {type(data).__name__}, not a mapping",
+            f"the document is {_kind_of(data)}, not a mapping of keys to values",
             f"start the file with 'apiVersion: {API_VERSION}', 'kind: Layouts' and "
             "'layouts:' (or a mig-parted 'version: v1' and 'mig-configs:')",
             line=1,
@@ -50,10 +58,22 @@ def _read_document(data: Any, source: str, lines: LineIndex) -> LayoutFile:
     )
 
 
+def _check_pci_ids(layout: Layout, rule: LayoutRule, catalog: Catalog) -> None:
+    for position, pci in enumerate(rule.selector.pci_ids):
+        if pci.vendor != NVIDIA_PCI_VENDOR or catalog.by_pci_device_id(pci.device) is None:
+            raise layout.error(
+                join(rule.select_path, "pci", position),
+                f"no GPU in the catalog has PCI id {pci}",
+                'write the device id NVML reports (`migctl list`), e.g. "0x2330" for an '
+                "H100 80GB HBM3; or select by model",
+            )
+
+
 def _check_models(file: LayoutFile, catalog: Catalog) -> None:
-    """Model names must be known; entries that select by model are checked for it."""
+    """Model names and PCI ids must be known; entries that select by model are checked."""
     for layout in file.layouts:
         for rule in layout.rules:
+            _check_pci_ids(layout, rule, catalog)
             for position, name in enumerate(rule.selector.models):
                 model = catalog.find(name)
                 if model is None:
@@ -100,6 +120,7 @@ def select_layout(file: LayoutFile, name: str | None = None) -> Layout:
     """The layout called ``name`` (``-c NAME``); the only one when ``name`` is None."""
     top = "layouts" if file.format is LayoutFormat.NATIVE else "mig-configs"
     known = ", ".join(file.names)
+    line = file.layouts[0].lines.line_of([top]) if file.layouts else None
     if name is None:
         if len(file.layouts) == 1:
             return file.layouts[0]
@@ -108,6 +129,7 @@ def select_layout(file: LayoutFile, name: str | None = None) -> Layout:
             top,
             f"the file has {len(file.layouts)} layouts and none was chosen",
             f"choose one with -c NAME: {known}",
+            line=line,
         )
     layout = file.get(name)
     if layout is None:
@@ -116,6 +138,7 @@ def select_layout(file: LayoutFile, name: str | None = None) -> Layout:
             top,
             f"no layout named {name!r}",
             f"layouts in this file: {known}",
+            line=line,
         )
     return layout
 

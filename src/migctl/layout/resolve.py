@@ -112,7 +112,7 @@ def build_gpu_layout(layout: Layout, rule: LayoutRule, model: GpuModel, where: s
     if not model.mig_capable:
         raise layout.error(
             rule.mig_path,
-            f"{where} ({model.name}) does not support MIG, but this entry turns MIG on",
+            f"{model.name} ({where}) has no MIG, but this entry turns MIG on",
             "select only MIG-capable GPUs here (e.g. by model), or set MIG off for this GPU",
         )
     items = [item for inst in rule.instances for item in _expand(layout, inst, model, where)]
@@ -129,11 +129,13 @@ def build_gpu_layout(layout: Layout, rule: LayoutRule, model: GpuModel, where: s
     )
 
 
-def _unknown_profile(layout: Layout, path: str, name: str, model: GpuModel, where: str) -> NoReturn:
+def _unknown_profile(
+    layout: Layout, path: str, name: str, model: GpuModel, where: str, *, native: bool = True
+) -> NoReturn:
     choices = [p.name for p in model.gi_profiles]
     ci_form = profiles.split_mig_parted_key(model, name)
     extra = ""
-    if ci_form is not None:
+    if native and ci_form is not None:
         extra = f"{name} is a compute instance profile: write 'profile: {ci_form[0].name}' "
         extra += f"and 'compute: [{name}]'; "
     raise layout.error(
@@ -143,23 +145,25 @@ def _unknown_profile(layout: Layout, path: str, name: str, model: GpuModel, wher
     )
 
 
+def _unknown_ci(layout: Layout, path: str, name: str, gi: GiProfile, model: GpuModel) -> NoReturn:
+    offered = [ci.name for ci in model.ci_profiles_for(gi.name)] or [gi.name]
+    raise layout.error(
+        path,
+        f"unknown compute instance profile {name} in a {gi.name} GI on {model.name}",
+        profiles.suggestion(name, offered) + f"CI profiles of {gi.name}: " + ", ".join(offered),
+    )
+
+
 def _ci_names(
     layout: Layout, inst: InstanceRule, gi: GiProfile, model: GpuModel, where: str
 ) -> tuple[str, ...]:
     if inst.compute is None:
         return (profiles.default_ci_name(model, gi),)
-    offered = [ci.name for ci in model.ci_profiles_for(gi.name)] or [gi.name]
     chosen: list[CiProfile] = []
     for position, name in enumerate(inst.compute):
         ci = profiles.ci_profile(model, gi, name)
         if ci is None:
-            raise layout.error(
-                join(inst.key_path, "compute", position),
-                f"unknown compute instance profile {name} in a {gi.name} GI on {model.name}",
-                profiles.suggestion(name, offered)
-                + f"CI profiles of {gi.name}: "
-                + ", ".join(offered),
-            )
+            _unknown_ci(layout, join(inst.key_path, "compute", position), name, gi, model)
         chosen.append(ci)
     _check_cis(layout, join(inst.key_path, "compute"), gi, chosen)
     return tuple(ci.name for ci in chosen)
@@ -179,12 +183,12 @@ def _expand(layout: Layout, inst: InstanceRule, model: GpuModel, where: str) -> 
     if inst.compute_from_name:
         split = profiles.split_mig_parted_key(model, inst.profile)
         if split is None:
-            _unknown_profile(layout, inst.profile_path, inst.profile, model, where)
+            _unknown_profile(layout, inst.profile_path, inst.profile, model, where, native=False)
         gi, ci_name = split
         if ci_name != profiles.default_ci_name(model, gi):
             ci = profiles.ci_profile(model, gi, ci_name)
             if ci is None:
-                _unknown_profile(layout, inst.profile_path, inst.profile, model, where)
+                _unknown_ci(layout, inst.profile_path, inst.profile, gi, model)
             _check_cis(layout, inst.profile_path, gi, [ci])
         return [_Item(inst, gi, None, (ci_name,)) for _ in range(inst.count)]
     found = profiles.gi_profile(model, inst.profile)
@@ -219,7 +223,7 @@ def _check_counts(layout: Layout, rule: LayoutRule, model: GpuModel, items: list
                 item.rule.profile_path,
                 f"{counts[profile.name]} x {profile.name} asked, {model.name} allows at most "
                 f"{profile.max_instances} per GPU",
-                f"ask for at most {profile.max_instances} {profile.name}",
+                f"ask for at most {profile.max_instances} x {profile.name}",
             )
     limit = model.max_gpu_instances
     if limit is not None and len(items) > limit:

@@ -130,7 +130,9 @@ def _explain(error: ErrorDetails) -> tuple[list[PathPart], str, str]:
         op = ">=" if kind == "greater_than_equal" else ">"
         return parts, f"must be {op} {bound}, got {error['input']!r}", _hint_for(parts)
     if kind == "too_short":
-        return parts, "must not be empty", _hint_for(parts)
+        last = parts[-1] if parts else ""
+        hint = KEY_HINTS.get(last, "") if isinstance(last, str) else ""
+        return parts, "must not be empty", hint or f"add at least one entry under {key_path(parts)}"
     return parts, error["msg"], _hint_for(parts)
 
 
