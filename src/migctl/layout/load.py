@@ -59,7 +59,7 @@ def _read_document(data: Any, source: str, lines: LineIndex) -> LayoutFile:
 
 
 def _check_pci_ids(layout: Layout, rule: LayoutRule, catalog: Catalog) -> None:
-    for position, pci in enumerate(rule.selector.pci_ids):
+    for position, pci in enumerate(rule.selector.pci_ids or ()):
         if pci.vendor != NVIDIA_PCI_VENDOR or catalog.by_pci_device_id(pci.device) is None:
             raise layout.error(
                 join(rule.select_path, "pci", position),
@@ -74,7 +74,7 @@ def _check_models(file: LayoutFile, catalog: Catalog) -> None:
     for layout in file.layouts:
         for rule in layout.rules:
             _check_pci_ids(layout, rule, catalog)
-            for position, name in enumerate(rule.selector.models):
+            for position, name in enumerate(rule.selector.models or ()):
                 model = catalog.find(name)
                 if model is None:
                     raise layout.error(

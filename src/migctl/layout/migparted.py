@@ -33,7 +33,6 @@ from migctl.layout.types import (
     LayoutFile,
     LayoutFormat,
     LayoutRule,
-    PciId,
     Selector,
     parse_pci_text,
 )
@@ -93,14 +92,13 @@ class MigPartedDocument(StrictModel):
 
 
 def _selector(entry: MigPartedEntry) -> Selector:
-    pci: list[PciId] = []
-    for text in entry.device_filter or ():
-        parsed = parse_pci_text(text)
-        if parsed is not None:
-            pci.append(parsed)
+    pci = None
+    if entry.device_filter:  # absent or empty: no filter
+        parsed = (parse_pci_text(text) for text in entry.device_filter)
+        pci = tuple(p for p in parsed if p is not None)
     if entry.devices is None:
-        return Selector(pci_ids=tuple(pci), mig_capable_only=True)
-    return Selector(indexes=tuple(sorted(set(entry.devices))), pci_ids=tuple(pci))
+        return Selector(pci_ids=pci, mig_capable_only=True)
+    return Selector(indexes=tuple(sorted(set(entry.devices))), pci_ids=pci)
 
 
 def _instances(

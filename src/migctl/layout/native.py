@@ -24,7 +24,6 @@ from migctl.layout.types import (
     LayoutFile,
     LayoutFormat,
     LayoutRule,
-    PciId,
     Selector,
     parse_pci_text,
 )
@@ -120,15 +119,13 @@ class NativeDocument(StrictModel):
 
 
 def _selector(spec: SelectSpec) -> Selector:
-    pci: list[PciId] = []
-    for text in spec.pci or ():
-        parsed = parse_pci_text(text)
-        if parsed is not None:
-            pci.append(parsed)
+    pci = None
+    if spec.pci is not None:
+        pci = tuple(p for p in (parse_pci_text(text) for text in spec.pci) if p is not None)
     return Selector(
-        indexes=tuple(sorted(set(spec.index or ()))),
-        models=tuple(spec.model or ()),
-        pci_ids=tuple(pci),
+        indexes=tuple(sorted(set(spec.index))) if spec.index is not None else None,
+        models=tuple(spec.model) if spec.model is not None else None,
+        pci_ids=pci,
     )
 
 

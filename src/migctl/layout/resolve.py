@@ -67,7 +67,7 @@ def _matched(layout: Layout, rule: LayoutRule, machine: Sequence[MachineGpu]) ->
     matched = [gpu for gpu in machine if rule.selector.matches(gpu)]
     if rule.optional:
         return matched
-    missing = sorted(set(rule.selector.indexes) - {gpu.index for gpu in machine})
+    missing = sorted(set(rule.selector.indexes or ()) - {gpu.index for gpu in machine})
     if missing:
         raise layout.error(
             rule.select_path,

@@ -95,40 +95,41 @@ class PciId:
 
 @dataclass(frozen=True, slots=True)
 class Selector:
-    """Which GPUs a rule applies to. Empty tuples do not constrain; all given ones must hold.
+    """Which GPUs a rule applies to: every constraint given (not None) must hold.
 
+    An empty tuple is a constraint nothing meets (mig-parted's ``devices: []``).
     ``mig_capable_only`` reproduces mig-parted's ``devices: all``, which skips GPUs
     without MIG.
     """
 
-    indexes: tuple[int, ...] = ()
-    models: tuple[str, ...] = ()
-    pci_ids: tuple[PciId, ...] = ()
+    indexes: tuple[int, ...] | None = None
+    models: tuple[str, ...] | None = None
+    pci_ids: tuple[PciId, ...] | None = None
     mig_capable_only: bool = False
 
     @property
     def is_all(self) -> bool:
-        return not (self.indexes or self.models or self.pci_ids)
+        return self.indexes is None and self.models is None and self.pci_ids is None
 
     def matches(self, gpu: MachineGpu) -> bool:
         if self.mig_capable_only and not gpu.model.mig_capable:
             return False
-        if self.indexes and gpu.index not in self.indexes:
+        if self.indexes is not None and gpu.index not in self.indexes:
             return False
-        if self.models and not any(model_matches(name, gpu.model) for name in self.models):
+        if self.models is not None and not any(model_matches(n, gpu.model) for n in self.models):
             return False
-        return not self.pci_ids or any(
+        return self.pci_ids is None or any(
             pci.vendor == NVIDIA_PCI_VENDOR and pci.device in gpu.pci_ids() for pci in self.pci_ids
         )
 
     def describe(self) -> str:
         parts: list[str] = []
-        if self.indexes:
-            parts.append("index " + ",".join(str(i) for i in self.indexes))
-        if self.models:
-            parts.append("model " + ",".join(self.models))
-        if self.pci_ids:
-            parts.append("PCI id " + ",".join(str(p) for p in self.pci_ids))
+        if self.indexes is not None:
+            parts.append("index " + (",".join(str(i) for i in self.indexes) or "(none)"))
+        if self.models is not None:
+            parts.append("model " + (",".join(self.models) or "(none)"))
+        if self.pci_ids is not None:
+            parts.append("PCI id " + (",".join(str(p) for p in self.pci_ids) or "(none)"))
         text = " and ".join(parts) or "all GPUs"
         return text + (" (MIG-capable only)" if self.mig_capable_only else "")
 
