@@ -55,8 +55,7 @@ def _models(gpu: str | None, model: str | None, count: int) -> tuple[dict[int, G
     from migctl.inventory import resolve_gpus
 
     backend = current.backend
-    chosen = [i for i in resolve_gpus(backend, gpu) if backend.gpu(i).mig is not None]
-    return {i: backend.live_model(i) for i in chosen}, False
+    return {i: backend.live_model(i) for i in resolve_gpus(backend, gpu)}, False
 
 
 def _intent(
@@ -70,6 +69,7 @@ def _intent(
 ) -> IntentResult | None:
     from migctl.engine import intents
 
+    models = {g: m for g, m in models.items() if m.mig_capable}
     chosen = [x for x in (split_n, demand, memory or sms or share) if x]
     if len(chosen) > 1:
         raise UsageError("choose one of --split, --demand, or --memory/--sms/--share")
@@ -91,9 +91,12 @@ def _intent(
 def _file_targets(
     path: Path, config: str | None, models: dict[int, GpuModel]
 ) -> dict[int, DesiredLayout]:
+    """Targets from a file; GPUs without MIG are resolved too (a file may not enable MIG
+    there) but left out of the targets, since there is nothing to change on them."""
     from migctl.layout.bridge import load_targets
 
-    return load_targets(path, config, models)
+    targets = load_targets(path, config, models, session().catalog)
+    return {gpu: t for gpu, t in targets.items() if models[gpu].mig_capable}
 
 
 def _targets(
