@@ -144,7 +144,15 @@ def mode_disable(gpu: GpuOption = None) -> None:
     _change(gpu, False)
 
 
+def metrics() -> None:
+    """The machine's metrics in Prometheus text format, once (the daemon serves /metrics)."""
+    from migctl.metrics import render
+
+    typer.echo(render(session().backend).decode(), nl=False)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("metrics")(metrics)
     app.command("list")(list_gpus)
     app.command("status")(status)
     app.add_typer(mode_app, name="mode")
