@@ -146,3 +146,24 @@ def offline_gpus(
         packed = pack(fleet, demands, method="exact", time_limit_s=20.0)
         result.append(packed.objective.gpus)
     return result
+
+
+def busiest_moments(
+    pods: Sequence[Pod], requests: dict[str, Request], rules: GpuRules, count: int
+) -> list[int]:
+    """The ``count`` moments (creation times) with the most MIG slices alive."""
+    live, seen = 0, []
+    for time_s, created, index in events(pods):
+        request = requests[pods[index].name]
+        if request.kind == "whole":
+            units = rules.units * request.gpus
+        else:
+            units = rules.units_of(request.share) if request.kind == "share" else 0
+        live += units if created else -units
+        if created:
+            seen.append((live, time_s))
+    best: dict[int, int] = {}
+    for units, time_s in seen:
+        best[time_s] = units  # the last event at a time is the state after it
+    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))
+    return sorted(t for t, _ in ranked[:count])
