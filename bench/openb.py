@@ -287,13 +287,19 @@ FILL_NOTES = [
     "Reading the table: FGD's ratio counts requested milli, so a 470-milli pod on a 4g "
     "instance (4/7 = 571) counts 470. 'Slices allocated' counts whole instances; the "
     "difference is the rounding tax. The fractional rows are this harness with FGD's "
-    "fractional sharing: they land within about half a point of FGD's published random and "
+    "fractional sharing: they land within about a point of FGD's published random and "
     "best-fit numbers, which validates the harness (FGD shuffles with Go's generator; ours "
     "uses Python's with the same seeds, so runs are not the same orders). The MIG upper "
     "bound lets an oracle choose the most efficient pods among those arrived; no "
     "first-come scheduler can refuse pods that way, so it is far from reachable.",
 ]
 REPLAY_NOTES = [
+    "Reading the tables: the trace is light most of the time (the mean use of the peak-sized "
+    "fleet is about a fifth) and the policies barely differ; on the peak-sized fleet the "
+    "refusals are mostly 8-GPU pods, which need a whole empty node. MIG's cost shows at the "
+    "peak: the MIG policies have as many GPUs in use as migctl's exact packing of the live "
+    "pods needs at the busiest sampled moment (so no placement, even with migration, does "
+    "better there), a few more than fractional sharing needs.",
     "H100 80GB and A100 80GB have the same MIG geometry for the profiles used (1g.10gb, "
     "2g.20gb, 3g.40gb, 4g.40gb, 7g.80gb: same slices and placements), so their rows agree.",
 ]
