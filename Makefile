@@ -33,8 +33,13 @@ unit: $(STAMP)
 
 test: lint typecheck imports unit
 
+# Benchmarks take the large data sets as a path: make bench DATA=../shared/data
+DATA ?= ../shared/data
 bench: $(STAMP)
 	$(BIN)/python -m bench.cli_latency --out bench/results
+	$(BIN)/python -m bench.parvagpu --data $(DATA)/parvagpu --out bench/results
+	$(BIN)/python -m bench.openb --data $(DATA)/alibaba-openb --out bench/results
+	$(BIN)/python -m bench.planner_scale --data $(DATA) --out bench/results
 
 hardware: $(STAMP)
 	MIGCTL_READ_ONLY=1 $(BIN)/python tools/hardware_check.py --out docs/hardware

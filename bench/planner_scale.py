@@ -4,17 +4,16 @@ latency of one-GPU feasibility (``plan_gpu``).
 
 Why this exists: speed and quality goals live here, never in timed tests. Writes
 ``bench/results/planner_scale.md`` and ``planner_scale.png`` and prints the command that
-produced them. Reads the ParvaGPU and Alibaba data from the project's ``shared/data``
-when present (found by walking up from this file, or ``--shared``); skips them otherwise.
+produced them. The ParvaGPU and Alibaba workloads need ``--data DIR`` (the directory
+holding ``parvagpu/`` and ``alibaba-openb/``); without it they are skipped.
 
-Run: ``PYTHONPATH=src python -m bench.planner_scale [--sizes 100,1000] [--out DIR]``
+Run: ``PYTHONPATH=src python -m bench.planner_scale --data ../shared/data [--sizes 100,1000]``
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import platform
 import random
 import statistics
 import sys
@@ -25,9 +24,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.report import machine
 from migctl.catalog import load_catalog
 from migctl.model import GpuModel
-from migctl.planner import Demand, InfeasibleError, PackResult, Requirement, pack, plan_gpu
+from migctl.planner import (
+    Demand,
+    InfeasibleError,
+    PackResult,
+    Requirement,
+    pack,
+    place,
+    plan_gpu,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (100, 300, 1000, 3000, 10000, 20000)
@@ -63,15 +71,6 @@ class Row:
         return 100 * (self.heuristic.gpus_used - self.exact.gpus_used) / self.exact.gpus_used
 
 
-def find_shared(explicit: Path | None) -> Path | None:
-    if explicit is not None:
-        return explicit
-    for parent in [ROOT, *ROOT.parents]:
-        if (parent / "shared" / "data").is_dir():
-            return parent / "shared"
-    return None
-
-
 def scaled(model: GpuModel, mix: Sequence[tuple[Demand, float]]) -> Workload:
     """Repeat a weighted mix of demands until its smallest profiles fill ~90% of the slices."""
     slices = model.memory_slices or 8
@@ -94,13 +93,13 @@ def synthetic(model: GpuModel) -> Workload:
     return scaled(model, mix)
 
 
-def alibaba(model: GpuModel, shared: Path) -> Workload:
+def alibaba(model: GpuModel, data: Path) -> Workload:
     """GPU pods of the Alibaba openb trace, in the trace's proportions, as compute shares.
 
     A pod asking ``gpu_milli`` of one GPU needs the smallest profile with at least that
     share of the compute slices; a pod asking k whole GPUs counts as k full-GPU instances.
     """
-    path = shared / "data" / "alibaba-openb" / "openb_pod_list_default.csv"
+    path = data / "alibaba-openb" / "openb_pod_list_default.csv"
     weights: Counter[int] = Counter()
     with path.open() as handle:
         for row in csv.DictReader(handle):
@@ -133,10 +132,10 @@ def mixed_fleet(models: Sequence[GpuModel]) -> Workload:
     return build
 
 
-def parvagpu_mix(shared: Path) -> list[tuple[str, Counter[int], int]]:
+def parvagpu_mix(data: Path) -> list[tuple[str, Counter[int], int]]:
     """Per SLO scenario: instance sizes (g) and the GPUs ParvaGPU's own deployment used."""
     result = []
-    for path in sorted((shared / "data" / "parvagpu" / "deployment").glob("SLO*/*.csv")):
+    for path in sorted((data / "parvagpu" / "deployment").glob("SLO*/*.csv")):
         with path.open() as handle:
             rows = list(csv.DictReader(handle))
         sizes = Counter(int(r["Instance size"]) for r in rows)
@@ -176,7 +175,28 @@ def measure(name: str, n: int, build: Workload, time_limit_s: float) -> Row:
     return Row(name, n, total, result.lower_bound_gpus, exact, heuristic)
 
 
+def _quantile_rows(name: str, times: dict[str, list[float]]) -> list[str]:
+    lines = []
+    for outcome, values in times.items():
+        if values:
+            q = statistics.quantiles(values, n=20) if len(values) > 1 else values * 19
+            lines.append(
+                f"| {name} | {outcome} | {len(values)} | "
+                f"{statistics.median(values):.0f} | {q[18]:.0f} | {max(values):.0f} |"
+            )
+    return lines
+
+
+def _wishes(model: GpuModel, rng: random.Random, samples: int) -> list[list[str]]:
+    return [
+        [rng.choice(model.gi_profiles).name for _ in range(rng.randint(1, 7))]
+        for _ in range(samples)
+    ]
+
+
 def feasibility_latency(models: Sequence[GpuModel], samples: int) -> list[str]:
+    """``plan_gpu``: a layout with placements, or InfeasibleError with the reasons and
+    the nearest layouts that fit (the costly part)."""
     lines = [
         "| GPU model | outcome | calls | p50 µs | p95 µs | max µs |",
         "|---|---|---|---|---|---|",
@@ -184,8 +204,7 @@ def feasibility_latency(models: Sequence[GpuModel], samples: int) -> list[str]:
     rng = random.Random(7)
     for model in models:
         times: dict[str, list[float]] = {"fits": [], "infeasible (with explanation)": []}
-        for _ in range(samples):
-            wanted = [rng.choice(model.gi_profiles).name for _ in range(rng.randint(1, 7))]
+        for wanted in _wishes(model, rng, samples):
             started = time.perf_counter()
             try:
                 plan_gpu(model, wanted)
@@ -193,13 +212,27 @@ def feasibility_latency(models: Sequence[GpuModel], samples: int) -> list[str]:
             except InfeasibleError:
                 outcome = "infeasible (with explanation)"
             times[outcome].append((time.perf_counter() - started) * 1e6)
-        for outcome, values in times.items():
-            if values:
-                q = statistics.quantiles(values, n=20) if len(values) > 1 else values * 19
-                lines.append(
-                    f"| {model.key} | {outcome} | {len(values)} | "
-                    f"{statistics.median(values):.0f} | {q[18]:.0f} | {max(values):.0f} |"
-                )
+        lines += _quantile_rows(model.key, times)
+    return lines
+
+
+def placement_latency(models: Sequence[GpuModel], samples: int) -> list[str]:
+    """``place``: the exact placement search alone (what a scheduler calls per query)."""
+    lines = [
+        "| GPU model | outcome | calls | p50 µs | p95 µs | max µs |",
+        "|---|---|---|---|---|---|",
+    ]
+    rng = random.Random(7)
+    for model in models:
+        by_name = {p.name: p for p in model.gi_profiles}
+        times: dict[str, list[float]] = {"placed": [], "no placement exists": []}
+        for wanted in _wishes(model, rng, samples):
+            profiles = [by_name[n] for n in wanted]
+            started = time.perf_counter()
+            found = place(model, profiles)
+            outcome = "placed" if found is not None else "no placement exists"
+            times[outcome].append((time.perf_counter() - started) * 1e6)
+        lines += _quantile_rows(model.key, times)
     return lines
 
 
@@ -279,20 +312,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    parser.add_argument("--shared", type=Path, default=None)
+    parser.add_argument("--data", type=Path, default=None, help="holds parvagpu/, alibaba-openb/")
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--samples", type=int, default=300)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     catalog = load_catalog()
     h100, a100 = catalog.get("h100-80gb-hbm3"), catalog.get("a100-sxm4-80gb")
-    shared = find_shared(args.shared)
+    data = args.data
     workloads: dict[str, Workload] = {"H100 synthetic 5/12/30/70 GiB": synthetic(h100)}
     mixed = [catalog.get(k) for k in ("h100-80gb-hbm3", "a100-sxm4-40gb", "a30-24gb")]
     workloads["H100+A100-40GB+A30 fleet, 9 sizes"] = mixed_fleet(mixed)
-    mixes = parvagpu_mix(shared) if shared else []
-    if shared:
-        workloads["H100 Alibaba openb shares"] = alibaba(h100, shared)
+    mixes = parvagpu_mix(data) if data else []
+    if data:
+        workloads["H100 Alibaba openb shares"] = alibaba(h100, data)
         workloads["A100-80GB ParvaGPU mix"] = parva_scaled(a100, mixes)
     pack([h100], [Demand(1, ("1g.10gb",))], method="exact")  # warm up: imports, caches
     rows = []
@@ -307,10 +340,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "PYTHONPATH=src python -m bench.planner_scale " + " ".join(
         a for a in (argv if argv is not None else sys.argv[1:])
     )
+    latency = [
+        "## Placement search (`place`) on an empty GPU, random wishes of 1-7 profiles",
+        "",
+        *placement_latency(models, args.samples),
+        "",
+        "## One-GPU feasibility (`plan_gpu`), the same kind of wishes",
+        "",
+        "A layout with placements, or an InfeasibleError that says why and lists the nearest "
+        "layouts that fit (the explanation is the costly part).",
+        "",
+        *feasibility_latency(models, args.samples),
+    ]
     write_report(
         args.out,
         rows,
-        feasibility_latency(models, args.samples),
+        latency,
         parva_table(a100, mixes) if mixes else [],
         command.strip(),
     )
@@ -328,10 +373,9 @@ def write_report(
         "# Planner scale benchmark",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}"
-        f", {time.strftime('%Y-%m-%d')}, a shared 2-core machine. Timings are wall-clock of one"
-        " `pack()` call (patterns,"
-        " solve, per-GPU layouts with placements); peak MiB from tracemalloc in a second run.",
+        f"Machine: {machine()}, shared with other work. Timings are wall-clock of one `pack()` "
+        "call (patterns, solve, per-GPU layouts with placements); peak MiB from tracemalloc in "
+        "a second run.",
         "",
         "exact = pattern MILP (HiGHS; lexicographic: unmet, GPUs, memory slices, compute "
         "slices); heuristic = the better of best-fit decreasing and greedy pattern repetition, "
@@ -352,12 +396,13 @@ def write_report(
             "## ParvaGPU's published A100-80GB deployments, re-packed",
             "",
             "Same instance sizes and counts as ParvaGPU's deployment CSVs; GPUs counted "
-            "as distinct (node, GPU) pairs in them.",
+            "as distinct (node, GPU) pairs in them. (Choosing the instances too, jointly with "
+            "the packing, saves GPUs: see parvagpu.md.)",
             "",
             *parva,
             "",
         ]
-    text += ["## One-GPU feasibility (`plan_gpu`), random wishes of 1-7 profiles", "", *latency, ""]
+    text += [*latency, ""]
     (out / "planner_scale.md").write_text("\n".join(text))
 
 
