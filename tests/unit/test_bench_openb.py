@@ -7,6 +7,7 @@ from collections.abc import Hashable
 from pathlib import Path
 
 import pytest
+
 from bench import openb
 from bench.fleet import POLICIES, Fleet, NodeShape
 from bench.frag import NodeFrag, Task, typical_tasks
@@ -14,7 +15,6 @@ from bench.gpu_rules import FractionalRules, MigRules
 from bench.openb_data import Pod, Request, load_nodes, load_pods, mig_profile, request_for
 from bench.openb_fill import arrival_order, fill, mig_upper_bound
 from bench.openb_replay import gpu_pods, offline_gpus, replay
-
 from migctl.catalog import load_catalog
 from migctl.geometry import Occupant, placement_refusal, remaining_capacity
 from migctl.model import Placement

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
 from bench import parvagpu
 from bench.parvagpu_check import check_deployment
 from bench.parvagpu_data import (
@@ -18,7 +19,6 @@ from bench.parvagpu_data import (
     load_deployment,
 )
 from bench.parvagpu_solve import PARVAGPU_LAYOUTS, Rules, candidates, gpu_layouts, solve
-
 from migctl.catalog import load_catalog
 from migctl.planner import place
 
