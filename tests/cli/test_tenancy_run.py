@@ -110,6 +110,13 @@ def active_lease(db: Path) -> Lease | None:
     return leases[0] if leases else None
 
 
+def command_of(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -172,7 +179,7 @@ def test_sigint_reaches_the_child_and_the_lease_is_released(
 ) -> None:
     proc = spawn("-q", "--profile", "1g.10gb", "--", "sleep", "30")
     lease = wait_for(lambda: active_lease(lease_db))
-    assert pid_alive(lease.pid)
+    wait_for(lambda: command_of(lease.pid) == "sleep")
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=15) == 128 + signal.SIGINT  # sleep was killed by the SIGINT
     assert not pid_alive(lease.pid)
@@ -229,6 +236,7 @@ def test_the_device_is_busy_in_status_while_the_child_runs(
     proc = spawn("-q", "--profile", "1g.10gb", "--job", "busy-check", "--", "sleep", "30")
     try:
         lease = wait_for(lambda: active_lease(lease_db))
+        wait_for(lambda: command_of(lease.pid) == "sleep")  # attached before it exec'd
         device = _status_device(capsys, lease.uuid)
         assert device["pids"] == [lease.pid]
         assert device["lease"]["job"] == "busy-check"
@@ -261,6 +269,7 @@ def test_sigkilled_migctl_lease_lives_with_the_child_then_is_reclaimed(
 ) -> None:
     proc = spawn("-q", "--device", devices[0], "--", "sleep", "30")
     lease = wait_for(lambda: active_lease(lease_db))
+    wait_for(lambda: command_of(lease.pid) == "sleep")  # leased first, then exec'd
     proc.kill()  # SIGKILL: migctl cannot release anything
     proc.wait(timeout=10)
     assert pid_alive(lease.pid)  # the command lives on...
