@@ -15,7 +15,6 @@ from pathlib import Path
 from migctl.backends.base import Backend
 from migctl.errors import InvalidStateError, MigctlError, NotFoundError
 from migctl.leases import Lease, LeaseOwner, LeaseStore
-from migctl.tenancy.creation import device_creator
 from migctl.tenancy.selection import DeviceSelection, candidates
 
 log = logging.getLogger(__name__)
@@ -48,13 +47,18 @@ def acquire(
     meantime are seen. With ``options.create``, a new GPU instance is made in free slices when
     nothing free matches (see :mod:`migctl.tenancy.creation`).
     """
+    create = None
+    if options.create:
+        from migctl.tenancy.creation import device_creator  # planner + workflow: only if asked
+
+        create = device_creator(backend)
     return store.acquire(
         selection.request(),
         owner,
         lambda: candidates(backend),
         ttl_seconds=options.ttl_seconds,
         wait_seconds=options.wait_seconds,
-        create_device=device_creator(backend) if options.create else None,
+        create_device=create,
     )
 
 
