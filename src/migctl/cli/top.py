@@ -8,6 +8,7 @@ is not a terminal each refresh is printed as one frame, so scripts and tests can
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import datetime
 from typing import Annotated
@@ -64,7 +65,10 @@ def top(
         return
     from rich.live import Live
 
-    with Live(_frame(gpu), console=console, auto_refresh=False, screen=False) as live:
+    with (
+        contextlib.suppress(KeyboardInterrupt),  # Ctrl-C is how one leaves top: exit 0
+        Live(_frame(gpu), console=console, auto_refresh=False, screen=False) as live,
+    ):
         shown = 1
         while count is None or shown < count:
             time.sleep(interval)
