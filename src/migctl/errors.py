@@ -12,7 +12,9 @@ The tree (exit code in brackets)::
     MigctlError [12]
     ├── UsageError [2]                 bad arguments or options
     ├── NotFoundError [3]              GPU, profile, instance, model, file not found
+    │   └── CommandNotFoundError [127] ``migctl run``: the command does not exist
     ├── PermissionDeniedError [4]      needs root or the MIG capability
+    │   └── CommandNotExecutableError [126] ``migctl run``: the command cannot be executed
     ├── InsufficientResourcesError [5] the slices or instance counts do not allow it
     ├── InUseError [6]                 processes, instances or leases hold it
     ├── NotSupportedError [7]          the GPU or driver cannot do it (e.g. no MIG)
@@ -22,6 +24,7 @@ The tree (exit code in brackets)::
     ├── InvalidInputError [11]         a file or value failed validation
     └── DriverError [12]               any other driver failure
 
+126 and 127 follow the shell's convention for a command that cannot run.
 Exit code 1 is reserved for "the check ran and the answer is no" (``migctl assert``);
 exit code 70 for an internal bug (the CLI prints a short report, never a traceback).
 """
@@ -91,6 +94,16 @@ class PermissionDeniedError(MigctlError):
     kind = "permission_denied"
 
 
+class CommandNotFoundError(NotFoundError):
+    exit_code = 127
+    kind = "command_not_found"
+
+
+class CommandNotExecutableError(PermissionDeniedError):
+    exit_code = 126
+    kind = "command_not_executable"
+
+
 class InsufficientResourcesError(MigctlError):
     exit_code = 5
     kind = "insufficient_resources"
@@ -143,4 +156,6 @@ ALL_ERROR_CLASSES: tuple[type[MigctlError], ...] = (
     InvalidStateError,
     InvalidInputError,
     DriverError,
+    CommandNotFoundError,
+    CommandNotExecutableError,
 )

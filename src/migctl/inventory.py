@@ -81,7 +81,8 @@ def _match_gpu(gpus: Sequence[GpuInfo], token: str) -> int:
     )
 
 
-def _process_views(processes: Iterable[GpuProcess]) -> tuple[ProcessView, ...]:
+def process_views(processes: Iterable[GpuProcess]) -> tuple[ProcessView, ...]:
+    """GPU processes with their users and commands (from /proc; unknown becomes None)."""
     views = []
     for proc in processes:
         facts = process_facts(proc.pid)
@@ -96,7 +97,7 @@ def _process_views(processes: Iterable[GpuProcess]) -> tuple[ProcessView, ...]:
 def gpu_view(backend: Backend, index: int) -> GpuView:
     info = backend.gpu(index)
     known = backend.catalog_model(index)
-    processes = _process_views(backend.processes(index))
+    processes = process_views(backend.processes(index))
     if info.mig is None:
         return GpuView(info, known, None, (), processes)
     slices = backend.live_model(index).memory_slices

@@ -1,7 +1,8 @@
 """Verbs about whole GPUs: ``list`` (like ``nvidia-smi -L``), ``status``, ``mode``.
 
 Why this exists: these are the first commands a user runs; they must show MIG device
-UUIDs, who uses what, and why a MIG mode change is still pending.
+UUIDs, who uses what (processes with their users, lease holders), and why a MIG mode change
+is still pending.
 """
 
 from __future__ import annotations
@@ -24,31 +25,51 @@ GpuOption = Annotated[
 
 
 def list_gpus(gpu: GpuOption = None) -> None:
-    """List GPUs and their MIG devices with UUIDs (like nvidia-smi -L)."""
-    from migctl.inventory import resolve_gpus
+    """List GPUs and their MIG devices with UUIDs (like nvidia-smi -L), users and leases."""
+    from migctl.cli.render_status import lease_text, process_text
+    from migctl.inventory import process_views, resolve_gpus
+    from migctl.tenancy.holders import active_leases
 
     backend = session().backend
     infos = [backend.gpu(i) for i in resolve_gpus(backend, gpu)]
     devices = {info.index: backend.mig_devices(info.index) for info in infos}
+    procs = {d.uuid: process_views(d.processes) for ds in devices.values() for d in ds}
+    holders = active_leases() if procs else {}
 
     def render() -> None:
-        rows = table("GPU", "Name", "UUID", "MIG", "Placement", "Total MiB")
+        columns = ["GPU", "Name", "UUID", "MIG", "Placement", "Used MiB", "Total MiB"]
+        rows = table(*columns, "Processes", "Lease")
         for info in infos:
             mig = "n/a" if info.mig is None else ("on" if info.mig.current else "off")
             if info.mig is not None and info.mig.change_pending:
                 mig += " (pending)"
-            rows.add_row(str(info.index), info.name, info.uuid, mig, "", str(info.memory_total_mib))
+            used, total = str(info.memory_used_mib), str(info.memory_total_mib)
+            rows.add_row(str(info.index), info.name, info.uuid, mig, "", used, total, "", "")
             for device in devices[info.index]:
                 label = f"  MIG {device.ci_profile} (GI {device.gi_id}, CI {device.ci_id})"
                 rows.add_row(
-                    "", label, device.uuid, "", str(device.placement), str(device.memory_total_mib)
+                    "",
+                    label,
+                    device.uuid,
+                    "",
+                    str(device.placement),
+                    str(device.memory_used_mib),
+                    str(device.memory_total_mib),
+                    process_text(list(procs[device.uuid])),
+                    lease_text(holders.get(device.uuid)),
                 )
         print_rows(rows)
 
     data = [
         {
             **serialize.gpu_info(i),
-            "mig_devices": [serialize.mig_device(d) for d in devices[i.index]],
+            "mig_devices": [
+                {
+                    **serialize.mig_device(d, holders),
+                    "processes": [serialize.process(p) for p in procs[d.uuid]],
+                }
+                for d in devices[i.index]
+            ],
         }
         for i in infos
     ]
@@ -59,21 +80,20 @@ def status(gpu: GpuOption = None) -> None:
     """One screen per GPU: a map of its memory slices, instances, MIG devices, processes."""
     from migctl.cli.render_status import gpu_panel
     from migctl.inventory import machine_view, resolve_gpus
+    from migctl.tenancy.holders import active_leases
 
     current = session()
     backend = current.backend
     views = machine_view(backend, resolve_gpus(backend, gpu))
+    holders = active_leases() if any(v.devices for v in views) else {}
 
     def render() -> None:
         current.console.print(f"[dim]{backend.description}[/dim]")
         for view in views:
-            current.console.print(gpu_panel(view))
+            current.console.print(gpu_panel(view, holders))
 
-    emit(
-        "Status",
-        {"backend": backend.description, "gpus": [serialize.gpu_view(v) for v in views]},
-        render,
-    )
+    gpus = [serialize.gpu_view(v, holders) for v in views]
+    emit("Status", {"backend": backend.description, "gpus": gpus}, render)
 
 
 mode_app = typer.Typer(help="Show, enable or disable MIG mode.", no_args_is_help=True)

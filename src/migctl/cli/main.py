@@ -8,7 +8,8 @@ anything unexpected becomes exit 70 with a one-line report, never a traceback
 Exit codes: 0 ok; 1 check failed (``migctl assert``); 2 usage; 3 not found;
 4 permission denied; 5 insufficient resources; 6 in use; 7 not supported; 8 read-only;
 9 no driver; 10 invalid state; 11 invalid input; 12 driver error; 70 internal error;
-130 interrupted.
+130 interrupted. ``migctl run`` exits with its command's code (128+N if signal N killed it),
+126 when the command cannot be executed, 127 when it is not found.
 """
 
 from __future__ import annotations
@@ -22,15 +23,27 @@ from typing import Annotated
 import typer
 
 from migctl import __version__
-from migctl.cli import catalog_cmd, gpus, instances, layouts_cmd, sim_cmd
+from migctl.cli import (
+    catalog_cmd,
+    export_cmd,
+    gpus,
+    instances,
+    layouts_cmd,
+    leases_cmd,
+    run_cmd,
+    sim_cmd,
+    top,
+)
 from migctl.cli.session import OutputFormat, Session, session, set_session
 from migctl.errors import EXIT_INTERNAL, MigctlError
 
 EPILOG = (
     "Exit codes: 0 ok, 1 check failed, 2 usage, 3 not found, 4 permission denied, "
     "5 insufficient resources, 6 in use, 7 not supported, 8 read-only, 9 no driver, "
-    "10 invalid state, 11 invalid input, 12 driver error, 70 internal error. "
-    "Environment: MIGCTL_SIM, MIGCTL_READ_ONLY, MIGCTL_OUTPUT, MIGCTL_SIM_DIR, MIGCTL_CATALOG."
+    "10 invalid state, 11 invalid input, 12 driver error, 70 internal error; "
+    "migctl run: the command's own code, 126 not executable, 127 not found. "
+    "Environment: MIGCTL_SIM, MIGCTL_READ_ONLY, MIGCTL_OUTPUT, MIGCTL_SIM_DIR, MIGCTL_CATALOG, "
+    "MIGCTL_LEASE_DB, MIGCTL_CDI_PATH."
 )
 
 app = typer.Typer(
@@ -83,6 +96,10 @@ instances.register(app)
 layouts_cmd.register(app)
 app.add_typer(catalog_cmd.app, name="catalog")
 app.add_typer(sim_cmd.app, name="sim")
+leases_cmd.register(app)
+run_cmd.register(app)
+export_cmd.register(app)
+top.register(app)
 
 
 def _report(error: MigctlError) -> int:

@@ -1,10 +1,14 @@
 """Draw a GPU for ``migctl status``: its memory slices, who holds each, and who uses what.
 
 Why this exists: placement rules are spatial; a drawn slice map ("GI 2 holds slices 0-3,
-slices 6-7 are free") explains in one glance why a profile no longer fits.
+slices 6-7 are free") explains in one glance why a profile no longer fits. With lease holders
+passed in (``status``, ``top``), each MIG device also shows who holds it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -15,6 +19,11 @@ from migctl.cli.output import UNKNOWN, table
 from migctl.geometry import slice_owners
 from migctl.inventory import GpuView, InstanceView, ProcessView
 from migctl.model import Placement
+
+if TYPE_CHECKING:
+    from migctl.leases import Lease
+
+Holders = Mapping[str, "Lease"]  # MIG device uuid -> its active lease
 
 COLORS = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta")
 CELL = 10
@@ -60,7 +69,8 @@ def slice_map(view: GpuView) -> Text:
     return draw_slices(view.memory_slices or 0, holders)
 
 
-def _process_text(processes: list[ProcessView]) -> str:
+def process_text(processes: list[ProcessView]) -> str:
+    """``123 alice python (512 MiB); ...`` or ``-``."""
     if not processes:
         return "-"
     parts = []
@@ -71,17 +81,28 @@ def _process_text(processes: list[ProcessView]) -> str:
     return "; ".join(parts)
 
 
-def instance_table(view: GpuView) -> Table:
-    rows = table(
-        "GI", "Profile", "Placement", "CI", "MIG device", "Used MiB", "Total MiB", "Processes"
-    )
+def lease_text(lease: Lease | None) -> str:
+    """``alice (train) #7`` for a MIG device's lease holder; ``-`` when free."""
+    if lease is None:
+        return "-"
+    job = f" ({lease.job})" if lease.job else ""
+    return f"{lease.user}{job} #{lease.lease_id}"
+
+
+def instance_table(view: GpuView, holders: Holders | None = None) -> Table:
+    columns = ["GI", "Profile", "Placement", "CI", "MIG device", "Used MiB", "Total MiB"]
+    columns += ["Processes", *(["Lease"] if holders is not None else [])]
+    rows = table(*columns)
     for instance in view.instances:
-        _instance_rows(rows, instance, view)
+        _instance_rows(rows, instance, view, holders)
     return rows
 
 
-def _instance_rows(rows: Table, instance: InstanceView, view: GpuView) -> None:
+def _instance_rows(
+    rows: Table, instance: InstanceView, view: GpuView, holders: Holders | None
+) -> None:
     gi = instance.gi
+    lease_cells = [] if holders is None else ["-"]
     if not instance.devices:
         rows.add_row(
             str(gi.id),
@@ -92,10 +113,13 @@ def _instance_rows(rows: Table, instance: InstanceView, view: GpuView) -> None:
             "-",
             str(gi.memory_mib or UNKNOWN),
             "-",
+            *lease_cells,
         )
         return
     for device in instance.devices:
         procs = [p for p in view.processes if p.gi_id == device.gi_id and p.ci_id == device.ci_id]
+        if holders is not None:
+            lease_cells = [lease_text(holders.get(device.uuid))]
         rows.add_row(
             str(gi.id),
             device.ci_profile,
@@ -104,7 +128,8 @@ def _instance_rows(rows: Table, instance: InstanceView, view: GpuView) -> None:
             device.uuid,
             str(device.memory_used_mib),
             str(device.memory_total_mib),
-            _process_text(procs),
+            process_text(procs),
+            *lease_cells,
         )
 
 
@@ -123,13 +148,17 @@ def _summary(view: GpuView) -> Text:
     )
 
 
-def gpu_panel(view: GpuView) -> Panel:
+def gpu_panel(view: GpuView, holders: Holders | None = None) -> Panel:
+    """One GPU; with ``holders``, a Lease column names each MIG device's lease holder."""
     parts: list[RenderableType] = [_summary(view)]
     mig_on = view.info.mig is not None and view.info.mig.current
     if mig_on and view.memory_slices:
         parts.append(slice_map(view))
-        parts.append(instance_table(view) if view.instances else Text("no GPU instances"))
+        if view.instances:
+            parts.append(instance_table(view, holders))
+        else:
+            parts.append(Text("no GPU instances"))
     elif view.processes:
-        parts.append(Text("processes: " + _process_text(list(view.processes))))
+        parts.append(Text("processes: " + process_text(list(view.processes))))
     title = f"GPU {view.info.index}: {view.info.name}"
     return Panel(Group(*parts), title=title, title_align="left", expand=False)

@@ -19,8 +19,13 @@ from migctl.model import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from migctl.backends.base import ModeChange
     from migctl.inventory import GpuView, InstanceView, ProcessView
+    from migctl.leases import Lease
+
+    Holders = Mapping[str, Lease]
 
 
 def placement(p: Placement) -> dict[str, int]:
@@ -75,7 +80,24 @@ def process(p: ProcessView) -> dict[str, Any]:
     }
 
 
-def mig_device(d: MigDevice) -> dict[str, Any]:
+def lease_holder(lease: Lease | None) -> dict[str, Any] | None:
+    """Who holds a MIG device's active lease (None: nobody)."""
+    if lease is None:
+        return None
+    return {
+        "lease_id": lease.lease_id,
+        "user": lease.user,
+        "job": lease.job,
+        "pid": lease.pid,
+        "host": lease.host,
+        "created_at": lease.created_at,
+        "expires_at": lease.expires_at,
+    }
+
+
+def mig_device(d: MigDevice, holders: Holders | None = None) -> dict[str, Any]:
+    """A MIG device; with ``holders`` (status, list) also its ``lease`` holder or null."""
+    extra = {} if holders is None else {"lease": lease_holder(holders.get(d.uuid))}
     return {
         "uuid": d.uuid,
         "gpu": d.gpu_index,
@@ -87,24 +109,25 @@ def mig_device(d: MigDevice) -> dict[str, Any]:
         "memory_total_mib": d.memory_total_mib,
         "memory_used_mib": d.memory_used_mib,
         "pids": [p.pid for p in d.processes],
+        **extra,
     }
 
 
-def instance_view(i: InstanceView) -> dict[str, Any]:
+def instance_view(i: InstanceView, holders: Holders | None = None) -> dict[str, Any]:
     return {
         **gpu_instance(i.gi),
         "compute_instances": [compute_instance(c) for c in i.cis],
-        "mig_devices": [mig_device(d) for d in i.devices],
+        "mig_devices": [mig_device(d, holders) for d in i.devices],
     }
 
 
-def gpu_view(v: GpuView) -> dict[str, Any]:
+def gpu_view(v: GpuView, holders: Holders | None = None) -> dict[str, Any]:
     return {
         **gpu_info(v.info),
         "catalog_model": v.model.key if v.model else None,
         "trust": v.model.trust.value if v.model else None,
         "memory_slices": v.memory_slices,
-        "gpu_instances": [instance_view(i) for i in v.instances],
+        "gpu_instances": [instance_view(i, holders) for i in v.instances],
         "processes": [process(p) for p in v.processes],
     }
 

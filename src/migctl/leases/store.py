@@ -167,11 +167,14 @@ class LeaseStore:
         """End the active lease ``target`` (a lease id, or a ``MIG-`` device uuid).
 
         Only its owner may release it, or anyone with ``admin=True`` (the lease then ends as
-        ``revoked``). Raises NotFoundError, PermissionDeniedError, InvalidStateError (ended).
+        ``revoked``). A lease still active in the store ends as released even when its holder
+        just exited or its TTL just passed (``migctl run`` releases after its command ended;
+        nobody else can have been granted the device meanwhile, since granting reaps first).
+        Raises NotFoundError, PermissionDeniedError, InvalidStateError (ended).
         """
         with self._transaction() as conn:
             now = self._clock()
-            lease = self._current_target(conn, target, now)
+            lease = self._find_target(conn, target).lease
             refuse_ended(lease, action="release")
             check_may_change(lease, user=user, admin=admin, action="release")
             reason = EndReason.RELEASED if lease.user == user else EndReason.REVOKED

@@ -1,0 +1,207 @@
+"""Hand MIG devices to containers and schedulers: ``docker-args``, ``cdi``, ``k8s``, ``slurm``.
+
+Why this exists: a MIG device is only useful once something runs on it, and most jobs run in a
+container or under a scheduler. These verbs print (or write) the exact flags and files those
+tools need for this machine's MIG devices; the formats and what cannot be known on a simulated
+machine are described in ``migctl.tenancy`` (``cdi``, ``kubernetes``, ``slurm``) and in
+docs/tenancy.md.
+"""
+
+from __future__ import annotations
+
+import enum
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from migctl.cli.leases_cmd import LeaseDbOption, store_at
+from migctl.cli.output import emit
+from migctl.cli.session import session
+from migctl.errors import InvalidStateError, NotFoundError, UsageError
+
+
+class DockerForm(enum.StrEnum):
+    ALL = "all"
+    GPUS = "gpus"
+    ENV = "env"
+    CDI = "cdi"
+
+
+KindOption = Annotated[
+    str, typer.Option("--kind", help="CDI kind (vendor/class) the devices are named under.")
+]
+
+
+def docker_args(
+    lease: Annotated[
+        int | None, typer.Option("--lease", "-l", help="The device of this lease.")
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", "-d", help="This MIG-<uuid>.")] = None,
+    form: Annotated[
+        DockerForm, typer.Option("--form", help="all, or just one: gpus, env, cdi.")
+    ] = DockerForm.ALL,
+    kind: KindOption = "nvidia.com/gpu",
+    lease_db: LeaseDbOption = None,
+) -> None:
+    """Print `docker run` flags that give a container one MIG device.
+
+    gpus: --gpus '"device=MIG-..."' (Docker with the NVIDIA Container Toolkit);
+    env: --runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=MIG-...; cdi: --device KIND=MIG-...
+    (needs a CDI spec: `migctl cdi generate`). Use: eval "docker run $(migctl docker-args
+    --lease 7 --form gpus) IMAGE".
+    """
+    from migctl.tenancy.environment import DockerArgs
+    from migctl.tenancy.environment import docker_args as make_args
+
+    uuid = _device_for(lease, device, lease_db)
+    args = make_args(uuid, kind)
+    forms = args.forms() if form == DockerForm.ALL else {form.value: args.forms()[form.value]}
+
+    def render() -> None:
+        for name, tokens in forms.items():
+            line = DockerArgs.shell(tokens)
+            session().console.print(line if len(forms) == 1 else f"{name:5} {line}")
+
+    emit("DockerArgs", {"uuid": uuid, "argv": {k: list(v) for k, v in forms.items()}}, render)
+
+
+def _device_for(lease_id: int | None, device: str | None, lease_db: Path | None) -> str:
+    from migctl.tenancy.selection import mig_devices
+
+    if (lease_id is None) == (device is None):
+        raise UsageError("say which device: --lease ID or --device MIG-<uuid>")
+    if lease_id is not None:
+        lease = store_at(lease_db).get_lease(lease_id)
+        if not lease.active:
+            raise InvalidStateError(
+                f"lease {lease_id} on {lease.uuid} has ended ({lease.end_reason})",
+                hint="acquire a new one: migctl lease acquire --profile ...",
+            )
+        return lease.uuid
+    assert device is not None
+    known = {d.uuid for d in mig_devices(session().backend)}
+    if device not in known:
+        raise NotFoundError(
+            f"no MIG device {device} on this machine",
+            hint="copy a MIG-<uuid> from `migctl list`",
+        )
+    return device
+
+
+cdi_app = typer.Typer(no_args_is_help=True, help="CDI specs for the MIG devices.")
+
+
+@cdi_app.command("generate")
+def cdi_generate(
+    out: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="Write the spec here (e.g. /etc/cdi/migctl.yaml)."),
+    ] = None,
+    kind: KindOption = "nvidia.com/gpu",
+) -> None:
+    """Print (or write) a CDI spec naming each MIG device `<gpu>:<mig>` and `MIG-<uuid>`."""
+    from migctl.tenancy.cdi import generate_spec, render_spec, write_spec
+
+    spec = generate_spec(session().backend, kind)
+    if out is not None:
+        write_spec(spec, out)
+
+    def render() -> None:
+        if out is None:
+            typer.echo(render_spec(spec), nl=False)
+        else:
+            count = len(spec["devices"]) // 2
+            session().console.print(f"wrote {out}: {count} MIG devices as {kind}")
+
+    emit("CdiSpec", {"path": None if out is None else str(out), "spec": spec}, render)
+
+
+k8s_app = typer.Typer(no_args_is_help=True, help="Kubernetes (NVIDIA GPU Operator) exports.")
+
+
+@k8s_app.command("export")
+def k8s_export(
+    layout_name: Annotated[
+        str, typer.Option("--layout-name", help="mig-parted config name = node label value.")
+    ] = "migctl",
+    configmap: Annotated[str, typer.Option("--configmap", help="ConfigMap name.")] = (
+        "migctl-mig-config"
+    ),
+    namespace: Annotated[str, typer.Option("--namespace", help="Its namespace.")] = (
+        "gpu-operator"
+    ),
+    node: Annotated[
+        str | None, typer.Option("--node", help="Node name for the label command.")
+    ] = None,
+) -> None:
+    """The current layout as a mig-parted ConfigMap, node label, resources and a Pod (YAML)."""
+    from migctl.inventory import machine_view
+    from migctl.tenancy.kubernetes import export_kubernetes, render_documents
+
+    result = export_kubernetes(machine_view(session().backend), layout_name, configmap, namespace)
+    node_name = node or socket.gethostname()
+
+    def render() -> None:
+        header = [
+            f"kubectl label node {node_name} {result.node_label} --overwrite",
+            "resources advertised by the device plugin (mixed strategy):",
+            *(f"  {name}: {count}" for name, count in result.resources.items()),
+            *(f"note: {text}" for text in result.notes),
+        ]
+        documents = [result.configmap, *([result.pod] if result.pod else [])]
+        text = render_documents(documents)
+        typer.echo("".join(f"# {line}\n" for line in header) + "---\n" + text, nl=False)
+
+    data = {
+        "layout_name": result.layout_name,
+        "node_label": {"key": "nvidia.com/mig.config", "value": result.layout_name},
+        "mig_parted_config": result.mig_parted_config,
+        "configmap": result.configmap,
+        "resources": result.resources,
+        "pod": result.pod,
+        "notes": result.notes,
+    }
+    emit("KubernetesExport", data, render)
+
+
+slurm_app = typer.Typer(no_args_is_help=True, help="Slurm exports.")
+
+
+@slurm_app.command("gres")
+def slurm_gres(
+    form: Annotated[
+        str, typer.Option("--form", help="auto, files (MultipleFiles lines) or autodetect.")
+    ] = "auto",
+    node: Annotated[str | None, typer.Option("--node", help="NodeName for slurm.conf.")] = None,
+) -> None:
+    """gres.conf and slurm.conf lines for the MIG devices, and the matching --gres requests."""
+    from migctl.tenancy.devices import exported_devices
+    from migctl.tenancy.slurm import GresForm, gres_config
+
+    try:
+        chosen = GresForm(form)
+    except ValueError:
+        raise UsageError(f"--form {form!r}: use auto, files or autodetect") from None
+    node_name = node or socket.gethostname().split(".")[0]
+    config = gres_config(exported_devices(session().backend), node_name, chosen)
+
+    def render() -> None:
+        typer.echo(config.text(), nl=False)
+
+    data = {
+        "form": config.form.value,
+        "gres_conf": config.gres_conf,
+        "slurm_conf": config.slurm_conf,
+        "requests": config.requests,
+        "notes": config.notes,
+    }
+    emit("SlurmGres", data, render)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("docker-args")(docker_args)
+    root.add_typer(cdi_app, name="cdi")
+    root.add_typer(k8s_app, name="k8s")
+    root.add_typer(slurm_app, name="slurm")

@@ -1,0 +1,236 @@
+"""``migctl lease acquire|release|renew|list``: lease MIG devices by hand.
+
+Why this exists: a MIG device shared by several people must be handed out by one authority,
+never by word of mouth. These verbs lease by profile (``--profile 1g.10gb``), by need
+(``--memory 12GiB``, ``--sms 20``) or by device (``--device MIG-...``), optionally creating a
+device in free slices (``--create``), and show who holds what. The selection options defined
+here are shared with ``migctl run`` and ``migctl env`` (``cli/run_cmd.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from migctl.cli.output import emit, note, print_rows, table, value
+from migctl.cli.session import session
+from migctl.errors import PermissionDeniedError
+
+if TYPE_CHECKING:
+    from migctl.leases import Lease, LeaseStore
+    from migctl.tenancy import AcquireOptions, DeviceSelection
+
+ProfileOption = Annotated[
+    str | None, typer.Option("--profile", "-p", help="MIG profile, e.g. 1g.10gb or 1c.3g.40gb.")
+]
+MemoryOption = Annotated[
+    str | None,
+    typer.Option("--memory", "-m", help="At least this much GPU memory: 12GiB, 500MiB, 10GB."),
+]
+SmsOption = Annotated[
+    int | None, typer.Option("--sms", help="At least this many streaming multiprocessors.")
+]
+DeviceOption = Annotated[
+    str | None, typer.Option("--device", "-d", help="This MIG device (MIG-<uuid>).")
+]
+CreateOption = Annotated[
+    bool,
+    typer.Option("--create", help="If nothing free matches, create a MIG instance in free slices."),
+]
+WaitOption = Annotated[
+    str,
+    typer.Option("--wait", "-w", help="Wait up to this long for a device (30, 90s, 5m)."),
+]
+TtlOption = Annotated[
+    str | None,
+    typer.Option("--ttl", help="The lease ends this long after the last renewal (5m, 2h)."),
+]
+JobOption = Annotated[str | None, typer.Option("--job", "-j", help="A job name to show.")]
+LeaseDbOption = Annotated[
+    Path | None,
+    typer.Option("--lease-db", envvar="MIGCTL_LEASE_DB", help="The lease database file."),
+]
+
+
+def selection_from(
+    profile: str | None, memory: str | None, sms: int | None, device: str | None
+) -> DeviceSelection:
+    from migctl.tenancy import DeviceSelection
+    from migctl.tenancy.sizes import parse_memory_mib
+
+    memory_mib = parse_memory_mib(memory) if memory is not None else None
+    return DeviceSelection(profile, memory_mib, sms, device)
+
+
+def acquire_options(ttl: str | None, wait: str, create: bool) -> AcquireOptions:
+    from migctl.tenancy import AcquireOptions
+    from migctl.tenancy.sizes import parse_duration_s
+
+    ttl_s = parse_duration_s(ttl) if ttl is not None else None
+    return AcquireOptions(ttl_seconds=ttl_s, wait_seconds=parse_duration_s(wait), create=create)
+
+
+def store_at(path: Path | None) -> LeaseStore:
+    from migctl.tenancy import open_store
+
+    return open_store(path)
+
+
+def describe_lease(lease: Lease) -> str:
+    """``lease 7: MIG-... (1g.10gb, GPU 0 GI 9 CI 0) for alice (job x)``."""
+    holder = lease.owner.describe()
+    where = f"GPU {lease.gpu_index} GI {lease.gi_id} CI {lease.ci_id}"
+    return f"lease {lease.lease_id}: {lease.uuid} ({lease.profile}, {where}) for {holder}"
+
+
+def lease_data(lease: Lease) -> dict[str, Any]:
+    from migctl.tenancy.environment import device_environment
+
+    return {
+        "lease": lease.to_dict(),
+        "environment": device_environment(lease.uuid, lease.lease_id),
+    }
+
+
+app = typer.Typer(help="Lease MIG devices: acquire, release, renew, list.", no_args_is_help=True)
+
+
+@app.command("acquire")
+def acquire(
+    *,
+    profile: ProfileOption = None,
+    memory: MemoryOption = None,
+    sms: SmsOption = None,
+    device: DeviceOption = None,
+    ttl: TtlOption = None,
+    wait: WaitOption = "0",
+    job: JobOption = None,
+    pid: Annotated[
+        int | None, typer.Option("--pid", help="End the lease when this process ends.")
+    ] = None,
+    create: CreateOption = False,
+    lease_db: LeaseDbOption = None,
+) -> None:
+    """Lease the smallest free MIG device that matches; it stays yours until released."""
+    from migctl.leases import LeaseOwner
+    from migctl.tenancy import acquire as acquire_lease
+
+    selection = selection_from(profile, memory, sms, device)
+    options = acquire_options(ttl, wait, create)
+    store = store_at(lease_db)
+    owner = LeaseOwner.current(job=job, pid=pid)
+    lease = acquire_lease(session().backend, store, selection, owner, options)
+
+    def render() -> None:
+        session().console.print(describe_lease(lease))
+        note(
+            [
+                f"release it with `migctl lease release {lease.lease_id}`",
+                f"use it with CUDA_VISIBLE_DEVICES={lease.uuid}",
+            ]
+        )
+
+    emit("Lease", lease_data(lease), render)
+
+
+@app.command("release")
+def release(
+    target: Annotated[str, typer.Argument(help="A lease id, or the MIG-<uuid> it holds.")],
+    admin: Annotated[
+        bool, typer.Option("--admin", help="Revoke someone else's lease (root only).")
+    ] = False,
+    lease_db: LeaseDbOption = None,
+) -> None:
+    """End a lease (yours; or anyone's with --admin as root)."""
+    from migctl.leases import LeaseOwner
+
+    if admin and os.geteuid() != 0:
+        raise PermissionDeniedError(
+            "--admin needs root", hint="run it with sudo, or ask the lease's holder"
+        )
+    store = store_at(lease_db)
+    ended = store.release(target, user=LeaseOwner.current().user, admin=admin)
+    emit(
+        "LeaseReleased",
+        {"lease": ended.to_dict()},
+        lambda: session().console.print(
+            f"lease {ended.lease_id} on {ended.uuid}: {ended.end_reason or 'ended'}"
+        ),
+    )
+
+
+@app.command("renew")
+def renew(
+    lease_id: Annotated[int, typer.Argument(help="The lease id.")],
+    ttl: TtlOption = None,
+    lease_db: LeaseDbOption = None,
+) -> None:
+    """Push a lease's expiry out again (by its own TTL, or a new --ttl)."""
+    from migctl.leases import LeaseOwner
+    from migctl.tenancy.holders import expiry_text
+    from migctl.tenancy.sizes import parse_duration_s
+
+    ttl_s = parse_duration_s(ttl) if ttl is not None else None
+    store = store_at(lease_db)
+    renewed = store.renew(lease_id, ttl_seconds=ttl_s, user=LeaseOwner.current().user)
+    emit(
+        "LeaseRenewed",
+        {"lease": renewed.to_dict()},
+        lambda: session().console.print(
+            f"lease {renewed.lease_id} on {renewed.uuid}: expires {expiry_text(renewed)}"
+        ),
+    )
+
+
+@app.command("list")
+def list_leases(
+    all_leases: Annotated[
+        bool, typer.Option("--all", "-a", help="Ended leases too (history).")
+    ] = False,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user's.")] = None,
+    device: DeviceOption = None,
+    lease_db: LeaseDbOption = None,
+) -> None:
+    """Active leases (holder, job, PID, device, profile, age, expiry); --all adds history."""
+    store = store_at(lease_db)
+    leases = store.list_leases(active_only=not all_leases, user=user, uuid=device)
+    now = time.time()
+    emit(
+        "LeaseList",
+        {"leases": [lease.to_dict() for lease in leases]},
+        lambda: _render_leases(leases, now, all_leases),
+    )
+
+
+def _render_leases(leases: list[Lease], now: float, history: bool) -> None:
+    from migctl.tenancy.holders import age_text, expiry_text
+
+    columns = ["Lease", "User", "Job", "PID", "GPU", "Profile", "MIG device", "Age", "Expires"]
+    rows = table(*columns, *(["Ended"] if history else []))
+    for lease in leases:
+        end = lease.ended_at if lease.ended_at is not None else now
+        cells = [
+            str(lease.lease_id),
+            lease.user,
+            value(lease.job),
+            value(lease.pid),
+            str(lease.gpu_index),
+            lease.profile,
+            lease.uuid,
+            age_text(end - lease.created_at),
+            expiry_text(lease, now),
+        ]
+        if history:
+            cells.append(value(lease.end_reason.value if lease.end_reason else None))
+        rows.add_row(*cells)
+    print_rows(rows)
+    if not leases:
+        note(["no leases" if history else "no active leases"])
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="lease")

@@ -1,0 +1,151 @@
+"""``migctl run -- CMD`` and ``migctl env``: use a leased MIG device without handling UUIDs.
+
+Why this exists: the everyday way to use a shared GPU should be one command that gets a free
+MIG device, runs the job on it and gives it back, whatever happens to the job (see
+``migctl.tenancy.runner``). ``migctl env`` is the same lease for an interactive shell:
+``eval "$(migctl env --profile 1g.10gb)"``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from migctl.cli.leases_cmd import (
+    CreateOption,
+    DeviceOption,
+    JobOption,
+    LeaseDbOption,
+    MemoryOption,
+    ProfileOption,
+    SmsOption,
+    TtlOption,
+    WaitOption,
+    acquire_options,
+    describe_lease,
+    lease_data,
+    selection_from,
+    store_at,
+)
+from migctl.cli.session import session
+
+if TYPE_CHECKING:
+    from migctl.leases import Lease
+    from migctl.tenancy.runner import LeasedHook
+
+
+class EnvFormat(enum.StrEnum):
+    SH = "sh"
+    JSON = "json"
+
+
+def run(
+    command: Annotated[
+        list[str], typer.Argument(metavar="-- CMD [ARGS]...", help="The command to run.")
+    ],
+    *,
+    profile: ProfileOption = None,
+    memory: MemoryOption = None,
+    sms: SmsOption = None,
+    device: DeviceOption = None,
+    create: CreateOption = False,
+    wait: WaitOption = "0",
+    ttl: TtlOption = None,
+    job: JobOption = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No 'leased ...' line on stderr.")
+    ] = False,
+    lease_db: LeaseDbOption = None,
+) -> None:
+    """Run CMD on a leased MIG device; exit with CMD's exit code (128+N if killed by signal N).
+
+    CMD sees CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES set to the device's MIG-<uuid> and
+    MIGCTL_LEASE_ID. Signals sent to migctl (INT, TERM, HUP, QUIT, USR1, USR2) are passed on;
+    the lease is released when CMD ends, however it ends. 126/127: CMD could not be started.
+    """
+    from migctl.tenancy.runner import Interrupted, run_leased
+
+    current = session()
+    selection = selection_from(profile, memory, sms, device)
+    options = acquire_options(ttl, wait, create)
+    store = store_at(lease_db)
+    hook = _leased_hook(command, quiet)
+    try:
+        result = run_leased(
+            current.backend, store, command, selection, options, job=job, on_leased=hook
+        )
+    except Interrupted as stop:
+        raise typer.Exit(128 + stop.signum) from None
+    raise typer.Exit(result.exit_code)
+
+
+def _leased_hook(command: list[str], quiet: bool) -> LeasedHook:
+    """Attach the command to the device on the simulator; say what was leased."""
+    from migctl.backends.select import open_sim_control
+    from migctl.tenancy.devnodes import is_simulated
+
+    current = session()
+
+    def on_leased(lease: Lease, pid: int) -> None:
+        if is_simulated(current.backend):
+            control = open_sim_control(current.sim, current.catalog)
+            name = os.path.basename(command[0])[:15]
+            control.attach(pid, lease.gpu_index, lease.uuid, 0, name)
+        if not quiet:
+            current.err.print(f"migctl: {describe_lease(lease)}; running {command[0]}")
+
+    return on_leased
+
+
+def env(
+    *,
+    profile: ProfileOption = None,
+    memory: MemoryOption = None,
+    sms: SmsOption = None,
+    device: DeviceOption = None,
+    create: CreateOption = False,
+    wait: WaitOption = "0",
+    ttl: TtlOption = None,
+    job: JobOption = None,
+    pid: Annotated[
+        int | None,
+        typer.Option("--pid", help="Holder process (default: the parent, i.e. your shell)."),
+    ] = None,
+    output_format: Annotated[
+        EnvFormat, typer.Option("--format", "-f", help="sh (export lines) or json.")
+    ] = EnvFormat.SH,
+    lease_db: LeaseDbOption = None,
+) -> None:
+    """Lease a MIG device for your shell and print `export` lines: eval "$(migctl env ...)".
+
+    The lease belongs to the calling process (the parent of migctl, normally your shell; pass
+    --pid $$ to be sure) and ends when it exits, or with `migctl lease release $MIGCTL_LEASE_ID`.
+    """
+    from migctl.cli.output import SCHEMA
+    from migctl.leases import LeaseOwner
+    from migctl.tenancy import acquire
+    from migctl.tenancy.environment import device_environment, shell_exports
+
+    current = session()
+    selection = selection_from(profile, memory, sms, device)
+    options = acquire_options(ttl, wait, create)
+    holder = pid if pid is not None else os.getppid()
+    owner = LeaseOwner.current(job=job, pid=holder)
+    lease = acquire(current.backend, store_at(lease_db), selection, owner, options)
+    variables = device_environment(lease.uuid, lease.lease_id)
+    if current.json or output_format == EnvFormat.JSON:
+        payload = {"schema": SCHEMA, "kind": "LeaseEnvironment", **lease_data(lease)}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    sys.stdout.write("\n".join(shell_exports(variables)) + "\n")
+    current.err.print(f"migctl: {describe_lease(lease)}")
+
+
+def register(root: typer.Typer) -> None:
+    root.command("run", context_settings={"allow_interspersed_args": False})(run)
+    root.command("env")(env)

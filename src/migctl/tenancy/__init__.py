@@ -1,0 +1,32 @@
+"""Tenancy: who may use which MIG device, and how programs, containers and schedulers get one.
+
+Why this package exists: partitioning a GPU is half the job; the other half is handing the
+pieces out safely. On top of the lease store (:mod:`migctl.leases`) and the backend it offers:
+
+* leasing against the live machine, with ``--create`` (:mod:`.leasing`, :mod:`.creation`);
+* ``migctl run``: run a command on a leased device and release it however the command ends
+  (:mod:`.runner`, :mod:`.childproc`, :mod:`.supervise`); ``migctl env`` (:mod:`.environment`);
+* container and orchestrator exports: Docker flags, a CDI spec and :func:`refresh_cdi` for the
+  apply engine (:mod:`.cdi`), Kubernetes (:mod:`.kubernetes`), Slurm (:mod:`.slurm`);
+* lease holders for the status views (:mod:`.holders`).
+
+Layer: above ``migctl.leases``, ``migctl.workflow``, ``migctl.inventory`` and the backends; only
+the CLI (and later the service) import it.
+"""
+
+from migctl.tenancy.cdi import DEFAULT_CDI_PATH, default_cdi_path, generate_spec, refresh_cdi
+from migctl.tenancy.leasing import AcquireOptions, acquire, open_store, release_quietly
+from migctl.tenancy.selection import DeviceSelection, candidates
+
+__all__ = [
+    "DEFAULT_CDI_PATH",
+    "AcquireOptions",
+    "DeviceSelection",
+    "acquire",
+    "candidates",
+    "default_cdi_path",
+    "generate_spec",
+    "open_store",
+    "refresh_cdi",
+    "release_quietly",
+]

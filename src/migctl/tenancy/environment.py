@@ -1,0 +1,58 @@
+"""The environment and container flags that point a program at one MIG device.
+
+Why this exists: ``migctl run``, ``migctl env`` and ``migctl docker-args`` must name a leased
+MIG device the same way. CUDA selects it with ``CUDA_VISIBLE_DEVICES=MIG-<uuid>``; the NVIDIA
+container runtime with ``NVIDIA_VISIBLE_DEVICES=MIG-<uuid>``; Docker's ``--gpus`` flag takes
+``"device=MIG-<uuid>"`` (the double quotes are part of the value Docker parses, so a shell
+needs them inside single quotes); a CDI-enabled runtime takes ``--device KIND=NAME``.
+Importers: ``migctl.tenancy`` and the CLI. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
+NVIDIA_VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
+LEASE_ID_VARIABLE = "MIGCTL_LEASE_ID"
+DEFAULT_CDI_KIND = "nvidia.com/gpu"
+
+
+def device_environment(uuid: str, lease_id: int | None = None) -> dict[str, str]:
+    """The variables that make CUDA and the NVIDIA container runtime use only ``uuid``."""
+    env = {CUDA_VISIBLE_DEVICES: uuid, NVIDIA_VISIBLE_DEVICES: uuid}
+    if lease_id is not None:
+        env[LEASE_ID_VARIABLE] = str(lease_id)
+    return env
+
+
+def shell_exports(env: Mapping[str, str]) -> list[str]:
+    """``export NAME=value`` lines, quoted for POSIX shells (for ``eval "$(migctl env ...)"``)."""
+    return [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+
+
+@dataclass(frozen=True, slots=True)
+class DockerArgs:
+    """The argv tokens for each way of handing one MIG device to ``docker run``."""
+
+    gpus: tuple[str, ...]  # Docker's --gpus (needs the NVIDIA container toolkit)
+    runtime_env: tuple[str, ...]  # the NVIDIA runtime reading NVIDIA_VISIBLE_DEVICES
+    cdi: tuple[str, ...]  # a CDI spec naming the device (`migctl cdi generate`)
+
+    def forms(self) -> dict[str, tuple[str, ...]]:
+        return {"gpus": self.gpus, "env": self.runtime_env, "cdi": self.cdi}
+
+    @staticmethod
+    def shell(tokens: tuple[str, ...]) -> str:
+        """The tokens as one shell-quoted line: ``--gpus '"device=MIG-..."'``."""
+        return shlex.join(tokens)
+
+
+def docker_args(uuid: str, cdi_kind: str = DEFAULT_CDI_KIND) -> DockerArgs:
+    return DockerArgs(
+        gpus=("--gpus", f'"device={uuid}"'),
+        runtime_env=("--runtime=nvidia", "-e", f"{NVIDIA_VISIBLE_DEVICES}={uuid}"),
+        cdi=("--device", f"{cdi_kind}={uuid}"),
+    )

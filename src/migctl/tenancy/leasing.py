@@ -1,0 +1,77 @@
+"""Acquire and release MIG device leases against the live machine.
+
+Why this exists: the lease store knows nothing about hardware; the verbs that lease devices
+(``migctl lease acquire``, ``run``, ``env``, the service later) all need "the store at the
+usual path, the machine's MIG devices as candidates, optionally a device created on demand",
+and a release that never fails a job's exit path. Importers: ``migctl.tenancy`` and the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from migctl.backends.base import Backend
+from migctl.errors import InvalidStateError, MigctlError, NotFoundError
+from migctl.leases import Lease, LeaseOwner, LeaseStore
+from migctl.tenancy.selection import DeviceSelection, candidates
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AcquireOptions:
+    """How long the lease lasts, how long to wait for one, and whether to create a device."""
+
+    ttl_seconds: float | None = None
+    wait_seconds: float = 0.0
+    create: bool = False
+
+
+def open_store(path: Path | str | None = None) -> LeaseStore:
+    """The lease store at ``path``, else ``$MIGCTL_LEASE_DB``, else the default path."""
+    return LeaseStore(path)
+
+
+def acquire(
+    backend: Backend,
+    store: LeaseStore,
+    selection: DeviceSelection,
+    owner: LeaseOwner,
+    options: AcquireOptions,
+) -> Lease:
+    """Lease the smallest free MIG device matching ``selection`` to ``owner``.
+
+    The machine is read again on every poll while waiting, so devices created or freed in the
+    meantime are seen. With ``options.create``, a new GPU instance is made in free slices when
+    nothing free matches (see :mod:`migctl.tenancy.creation`).
+    """
+    create = None
+    if options.create:
+        from migctl.tenancy.creation import device_creator  # planner + workflow: only if asked
+
+        create = device_creator(backend)
+    return store.acquire(
+        selection.request(),
+        owner,
+        lambda: candidates(backend),
+        ttl_seconds=options.ttl_seconds,
+        wait_seconds=options.wait_seconds,
+        create_device=create,
+    )
+
+
+def release_quietly(store: LeaseStore, lease: Lease) -> Lease | None:
+    """Release ``lease`` as its owner; a lease that already ended (or vanished) is no error.
+
+    Returns the ended lease, or None when it had already ended or could not be released (the
+    store then ends it anyway once its holder process is gone or its TTL passes).
+    """
+    try:
+        return store.release(lease.lease_id, user=lease.user)
+    except (InvalidStateError, NotFoundError):
+        return None
+    except MigctlError as error:
+        log.warning("could not release lease %d: %s", lease.lease_id, error.message)
+        return None

@@ -1,0 +1,135 @@
+"""``migctl run``: lease a MIG device, run a command on it, release the lease however it ends.
+
+Why this exists: the safest way to share MIG devices is to never hand one out by hand. This
+runs a command with ``CUDA_VISIBLE_DEVICES`` / ``NVIDIA_VISIBLE_DEVICES`` naming a leased MIG
+device (plus ``MIGCTL_LEASE_ID``), passes signals through (see :mod:`.supervise`), returns the
+command's exit code, and releases the lease on every exit path: normal exit, failure to start
+(127/126), Ctrl-C, SIGTERM, an exception in migctl. Releasing a lease that already ended is no
+error.
+
+The lease's holder PID is the command's own PID (see :mod:`.childproc`): if migctl is killed
+with SIGKILL, the lease ends once the command ends too (the next acquire or list notices).
+If migctl is killed while the command lives on, the lease stays until the command exits (or,
+with a TTL, until the TTL passes without migctl renewing it; the orphaned command is then
+still running on the device, which NVML and the simulator report as busy, so it is not handed
+out again while the processes are visible). Importers: the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from types import FrameType
+
+from migctl.backends.base import Backend
+from migctl.errors import MigctlError, UsageError
+from migctl.leases import Lease, LeaseOwner, LeaseStore
+from migctl.tenancy.childproc import StubChild
+from migctl.tenancy.environment import device_environment
+from migctl.tenancy.leasing import AcquireOptions, acquire, release_quietly
+from migctl.tenancy.selection import DeviceSelection
+from migctl.tenancy.supervise import WAITED_SIGNALS, blocked_signals, supervise
+
+log = logging.getLogger(__name__)
+
+# Signals that end migctl while it acquires (before the command runs): turned into an exception
+# so the stub is killed and a lease already granted is released.
+ABORT_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+class Interrupted(BaseException):
+    """migctl got a terminating signal before the command started."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    exit_code: int
+    lease: Lease  # as granted
+    released: Lease | None  # as ended by this run; None if it had already ended
+
+
+LeasedHook = Callable[[Lease, int], None]
+
+
+def run_leased(
+    backend: Backend,
+    store: LeaseStore,
+    command: Sequence[str],
+    selection: DeviceSelection,
+    options: AcquireOptions,
+    *,
+    job: str | None = None,
+    on_leased: LeasedHook | None = None,
+) -> RunResult:
+    """Run ``command`` on a leased MIG device; ``on_leased(lease, pid)`` runs before it starts.
+
+    Raises CommandNotFoundError (127) / CommandNotExecutableError (126) when the command cannot
+    start, the lease store's errors when no device can be leased, and :class:`Interrupted`
+    when SIGTERM/SIGHUP/SIGQUIT arrive before the command started (the lease is released).
+    """
+    if not command:
+        raise UsageError("no command to run", hint="migctl run --profile 1g.10gb -- CMD ARGS...")
+    selection.request()  # refuse bad options before forking anything
+    lease: Lease | None = None
+    child = StubChild.spawn(command)
+    try:
+        with _abort_on_signals():
+            owner = LeaseOwner.current(job=job, pid=child.pid)
+            lease = acquire(backend, store, selection, owner, options)
+            if on_leased is not None:
+                on_leased(lease, child.pid)
+            with blocked_signals(WAITED_SIGNALS, discard_pending=True):
+                child.start(device_environment(lease.uuid, lease.lease_id))
+                code = supervise(
+                    child,
+                    heartbeat=_renewer(store, lease) if options.ttl_seconds else None,
+                    heartbeat_interval_s=_renew_interval_s(options.ttl_seconds),
+                )
+    finally:
+        child.abandon()
+        released = release_quietly(store, lease) if lease is not None else None
+    return RunResult(code, lease, released)
+
+
+@contextlib.contextmanager
+def _abort_on_signals() -> Iterator[None]:
+    def abort(signum: int, _frame: FrameType | None) -> None:
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, abort) for sig in ABORT_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _renew_interval_s(ttl_seconds: float | None) -> float | None:
+    """Renew three times per TTL (at least every 0.5 s for very short TTLs)."""
+    return None if ttl_seconds is None else max(0.5, ttl_seconds / 3)
+
+
+def _renewer(store: LeaseStore, lease: Lease) -> Callable[[], None]:
+    state = {"failed": False}
+
+    def renew() -> None:
+        if state["failed"]:
+            return
+        try:
+            store.renew(lease.lease_id, user=lease.user)
+        except MigctlError as error:
+            state["failed"] = True
+            log.warning(
+                "lease %d could not be renewed (%s); the command keeps running",
+                lease.lease_id,
+                error.message,
+            )
+
+    return renew

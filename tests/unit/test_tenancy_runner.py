@@ -1,0 +1,242 @@
+"""``migctl run``'s machinery in-process: the stub child, signal decisions, exit codes, release."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from migctl.backends.nvml import NvmlBackend
+from migctl.backends.select import open_backend
+from migctl.errors import (
+    CommandNotExecutableError,
+    CommandNotFoundError,
+    InsufficientResourcesError,
+)
+from migctl.leases import EndReason, Lease, LeaseStore
+from migctl.tenancy import AcquireOptions, DeviceSelection
+from migctl.tenancy.childproc import ABANDONED_EXIT, StubChild
+from migctl.tenancy.runner import run_leased
+from migctl.tenancy.supervise import SI_KERNEL, exit_code, should_forward
+from migctl.workflow import create_gpu_instances, parse_profile_requests, set_mode
+
+ENV_DUMP = (
+    "import json, os, sys; "
+    "json.dump({k: v for k, v in os.environ.items()}, open(sys.argv[1], 'w')); "
+    "sys.exit(int(sys.argv[2]))"
+)
+
+
+@pytest.fixture
+def machine() -> Iterator[NvmlBackend]:
+    backend = open_backend("h100-single")
+    set_mode(backend, [0], True)
+    requests = parse_profile_requests(backend.live_model(0), "1g.10gb,1g.10gb", 0)
+    create_gpu_instances(backend, 0, requests, with_ci=True)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LeaseStore:
+    return LeaseStore(tmp_path / "leases.db")
+
+
+def siginfo(signo: int, code: int, pid: int) -> signal.struct_siginfo:
+    return signal.struct_siginfo((signo, code, 0, pid, 0, 0, 0))
+
+
+def test_exit_code_is_the_shells_view() -> None:
+    done = subprocess.run(["sh", "-c", "exit 3"], check=False)
+    assert exit_code(_status_of(["sh", "-c", "exit 3"])) == done.returncode == 3
+    assert exit_code(_status_of(["sh", "-c", "kill -TERM $$"])) == 128 + signal.SIGTERM
+
+
+def _status_of(argv: list[str]) -> int:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execvp(argv[0], argv)
+        finally:
+            os._exit(127)
+    return os.waitpid(pid, 0)[1]
+
+
+def test_forwarding_decision() -> None:
+    child = 4242
+    assert should_forward(siginfo(signal.SIGTERM, 0, 999), child)  # kill(1) from a process
+    assert not should_forward(siginfo(signal.SIGINT, SI_KERNEL, 0), child)  # the terminal
+    assert not should_forward(siginfo(signal.SIGUSR1, 0, child), child)  # from the child
+
+
+def test_stub_runs_the_command_with_the_extra_variables(tmp_path: Path) -> None:
+    out = tmp_path / "env.json"
+    child = StubChild.spawn([sys.executable, "-c", ENV_DUMP, str(out), "4"])
+    child.start({"CUDA_VISIBLE_DEVICES": "MIG-abc"})
+    assert exit_code(child.wait()) == 4
+    seen = json.loads(out.read_text())
+    assert seen["CUDA_VISIBLE_DEVICES"] == "MIG-abc"
+    assert seen["PATH"] == os.environ["PATH"]  # the rest of the environment is inherited
+
+
+def test_stub_reports_a_missing_command_and_is_reaped() -> None:
+    child = StubChild.spawn(["no-such-command-anywhere"])
+    with pytest.raises(CommandNotFoundError) as caught:
+        child.start({})
+    assert caught.value.exit_code == 127 and "no-such-command-anywhere" in caught.value.message
+    assert child.status is not None  # reaped: no zombie left behind
+
+
+def test_stub_reports_a_file_that_cannot_be_executed(tmp_path: Path) -> None:
+    script = tmp_path / "not-executable.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    child = StubChild.spawn([str(script)])
+    with pytest.raises(CommandNotExecutableError) as caught:
+        child.start({})
+    assert caught.value.exit_code == 126
+
+
+def test_stub_exits_without_running_anything_when_abandoned(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    child = StubChild.spawn(["touch", str(marker)])
+    os.close(child._go_fd)  # type: ignore[arg-type]  # what the parent dying amounts to
+    child._go_fd = None
+    assert exit_code(child.wait()) == ABANDONED_EXIT
+    assert not marker.exists()
+
+
+def test_run_leased_gives_the_child_the_device_and_releases(
+    machine: NvmlBackend, store: LeaseStore, tmp_path: Path
+) -> None:
+    out = tmp_path / "env.json"
+    seen: list[tuple[Lease, int]] = []
+    result = run_leased(
+        machine,
+        store,
+        [sys.executable, "-c", ENV_DUMP, str(out), "0"],
+        DeviceSelection(profile="1g.10gb"),
+        AcquireOptions(),
+        job="unit",
+        on_leased=lambda lease, pid: seen.append((lease, pid)),
+    )
+    env = json.loads(out.read_text())
+    [(lease, pid)] = seen
+    assert result.exit_code == 0 and result.lease == lease
+    assert lease.pid == pid and lease.job == "unit"
+    assert env["CUDA_VISIBLE_DEVICES"] == env["NVIDIA_VISIBLE_DEVICES"] == lease.uuid
+    assert env["MIGCTL_LEASE_ID"] == str(lease.lease_id)
+    assert result.released is not None and result.released.end_reason is EndReason.RELEASED
+    assert store.list_leases() == []
+
+
+def test_run_leased_releases_when_the_command_cannot_start(
+    machine: NvmlBackend, store: LeaseStore
+) -> None:
+    with pytest.raises(CommandNotFoundError):
+        run_leased(machine, store, ["no-such-cmd"], DeviceSelection(), AcquireOptions())
+    [lease] = store.list_leases(active_only=False)
+    assert lease.end_reason is EndReason.RELEASED
+
+
+def test_run_leased_releases_when_the_hook_fails(
+    machine: NvmlBackend, store: LeaseStore, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    pids: list[int] = []
+
+    def broken(_lease: Lease, pid: int) -> None:
+        pids.append(pid)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run_leased(
+            machine, store, ["touch", str(marker)], DeviceSelection(), AcquireOptions(),
+            on_leased=broken,
+        )  # fmt: skip
+    assert not marker.exists()  # the command never ran
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pids[0], os.WNOHANG)  # and the stub was reaped
+    assert [x.end_reason for x in store.list_leases(active_only=False)] == [EndReason.RELEASED]
+
+
+def test_no_device_no_child_left(
+    machine: NvmlBackend, store: LeaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spawned: list[StubChild] = []
+    original = StubChild.spawn
+
+    def spawn(argv: list[str]) -> StubChild:
+        spawned.append(original(argv))
+        return spawned[-1]
+
+    monkeypatch.setattr(StubChild, "spawn", staticmethod(spawn))
+    with pytest.raises(InsufficientResourcesError):
+        run_leased(machine, store, ["true"], DeviceSelection(profile="7g.80gb"), AcquireOptions())
+    [stub] = spawned
+    with pytest.raises(ChildProcessError):
+        os.waitpid(stub.pid, os.WNOHANG)  # killed and reaped: not even a zombie is left
+
+
+def test_run_leased_renews_a_ttl_lease_while_the_command_runs(
+    machine: NvmlBackend, store: LeaseStore
+) -> None:
+    watcher = LeaseStore(store.path)
+    active_seen: list[bool] = []
+    stop = threading.Event()
+
+    def watch() -> None:  # listing reaps expired leases: a missed renewal would end it
+        while not stop.wait(0.2):
+            active_seen.append(bool(watcher.list_leases()))
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    try:
+        result = run_leased(
+            machine, store, ["sleep", "2.5"], DeviceSelection(), AcquireOptions(ttl_seconds=1.2)
+        )
+    finally:
+        stop.set()
+        thread.join()
+    assert result.exit_code == 0
+    assert len(active_seen) >= 5 and all(active_seen[:-1])
+    assert result.released is not None and result.released.end_reason is EndReason.RELEASED
+
+
+def test_signals_reach_the_child_through_run_leased(
+    machine: NvmlBackend, store: LeaseStore, tmp_path: Path
+) -> None:
+    out = tmp_path / "signal"
+    script = (
+        "import signal, sys, time, pathlib\n"
+        "p = pathlib.Path(sys.argv[1])\n"
+        "signal.signal(signal.SIGUSR1, lambda s, f: (p.write_text('usr1'), sys.exit(9)))\n"
+        "pathlib.Path(sys.argv[1] + '.ready').write_text('')\n"
+        "time.sleep(10)\n"
+    )
+    me = os.getpid()
+
+    def send_when_ready() -> None:
+        # Only the main thread (which runs migctl's loop) may take the signal: block it here.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        for _ in range(200):
+            if Path(f"{out}.ready").exists():
+                os.kill(me, signal.SIGUSR1)  # to migctl (this process), not to the child
+                return
+            time.sleep(0.05)
+
+    sender = threading.Thread(target=send_when_ready)
+    sender.start()
+    result = run_leased(
+        machine, store, [sys.executable, "-c", script, str(out)], DeviceSelection(),
+        AcquireOptions(),
+    )  # fmt: skip
+    sender.join()
+    assert result.exit_code == 9 and out.read_text() == "usr1"
