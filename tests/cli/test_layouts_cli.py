@@ -113,3 +113,26 @@ def test_demand_is_fitted_on_the_fewest_gpus(capsys: pytest.CaptureFixture[str])
     assert code == 0
     touched = [g for g, n in data["executed"].items() if n]
     assert len(touched) == 2
+
+
+def test_cdi_spec_follows_every_change(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    spec = tmp_path / "cdi.yaml"
+    monkeypatch.setenv("MIGCTL_CDI_PATH", str(spec))
+
+    def devices() -> set[str]:
+        return (
+            {d["name"] for d in yaml.safe_load(spec.read_text())["devices"]}
+            if spec.exists()
+            else set()
+        )
+
+    assert cli(capsys, "--sim", "h100-single", "split", "2")[0] == 0
+    assert len(devices()) == 4  # each device by <gpu>:<mig> and by UUID
+    assert cli(capsys, "--sim", "h100-single", "split", "7")[0] == 0
+    assert len(devices()) == 14
+    assert cli(capsys, "--sim", "h100-single", "gi", "destroy", "--all")[0] == 0
+    assert not spec.exists()

@@ -101,6 +101,13 @@ def profiles(
     emit("GpuInstanceProfiles", {"gpus": data}, render)
 
 
+def _refresh_cdi() -> None:
+    """MIG devices changed: keep a CDI spec in use current (see tenancy.cdi)."""
+    from migctl.tenancy.cdi import refresh_if_in_use
+
+    refresh_if_in_use(session().backend)
+
+
 def _target_gpus(gpu: str | None) -> list[int]:
     """GPUs a change applies to: ``-i`` as given; without it, the only GPU there is."""
     from migctl.inventory import resolve_gpus
@@ -185,6 +192,7 @@ def gi_create(
                 )
             requests = [ProfileRequest(requests[0].profile, placement)]
         created.extend(create_gpu_instances(backend, index, requests, with_ci=default_ci))
+    _refresh_cdi()
 
     def render() -> None:
         for item in created:
@@ -252,6 +260,7 @@ def gi_destroy(
     destroyed = {
         i: destroy_gpu_instances(session().backend, i, None if all_ else ids) for i in targets
     }
+    _refresh_cdi()
 
     def render() -> None:
         for index, gi_ids in destroyed.items():
@@ -279,6 +288,7 @@ def ci_create(
     index = _single_gpu(gpu)
     tokens = [t.strip() for t in profiles_text.split(",")] if profiles_text else None
     created = create_compute_instances(session().backend, index, gi, tokens)
+    _refresh_cdi()
 
     def render() -> None:
         for ci in created:
@@ -345,6 +355,7 @@ def ci_destroy(
         raise UsageError("say which compute instances: --ci N (repeatable) or --all")
     index = _single_gpu(gpu)
     destroyed = destroy_compute_instances(session().backend, index, gi, None if all_ else ids)
+    _refresh_cdi()
 
     def render() -> None:
         for ci_id in destroyed:

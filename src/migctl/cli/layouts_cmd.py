@@ -216,6 +216,16 @@ def _report_apply(outcome: ApplyOutcome, reasons: tuple[str, ...]) -> None:
     emit("ApplyResult", outcome.to_dict(), render)
 
 
+def _after_change(outcome: ApplyOutcome) -> None:
+    """Keep what depends on the MIG devices current: the CDI spec."""
+    if outcome.changed or outcome.rolled_back:
+        from migctl.tenancy.cdi import refresh_if_in_use
+
+        path = refresh_if_in_use(session().backend)
+        if path is not None and not session().json:
+            session().err.print(f"refreshed the CDI spec {path}")
+
+
 def _raise_for(outcome: ApplyOutcome) -> None:
     if outcome.rollback_error is not None:
         raise outcome.rollback_error
@@ -254,6 +264,7 @@ def apply_cmd(
         session().backend, targets, force=force, dry_run=dry_run, hooks=load_hooks(hooks)
     )
     _report_apply(outcome, reasons)
+    _after_change(outcome)
     _raise_for(outcome)
 
 
@@ -273,6 +284,7 @@ def split_cmd(
     assert intent is not None
     outcome = apply(session().backend, intent.targets, force=force, dry_run=dry_run)
     _report_apply(outcome, intent.reasons)
+    _after_change(outcome)
     _raise_for(outcome)
 
 
@@ -352,6 +364,7 @@ def recover_cmd(
 
     emit("Recover", data, render)
     if result.outcome is not None:
+        _after_change(result.outcome)
         _raise_for(result.outcome)
 
 

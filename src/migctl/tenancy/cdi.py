@@ -177,3 +177,17 @@ def refresh_cdi(
             ) from exc
         return None
     return write_spec(build_spec(devices, reader, kind), target)
+
+
+def refresh_if_in_use(backend: Backend) -> Path | None:
+    """After any MIG change: refresh the CDI spec when one is in use here.
+
+    In use means ``MIGCTL_CDI_PATH`` is set or the default spec exists (someone ran
+    ``migctl cdi generate``); otherwise nothing is written, so a user who never asked for
+    CDI gets no file in /etc. A stale spec after repartitioning is what this prevents.
+    """
+    import os
+
+    if os.environ.get(ENV_CDI_PATH) is None and not DEFAULT_CDI_PATH.exists():
+        return None
+    return refresh_cdi(backend)
