@@ -17,13 +17,13 @@ import datetime as dt
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from migctl.errors import InUseError, InvalidInputError
+from migctl.files import atomic_write
 
 STATE_DIR_ENV = "MIGCTL_STATE_DIR"
 SCHEMA = 1
@@ -110,18 +110,7 @@ class Journal:
             raise InvalidInputError(f"the apply journal {self.path} is malformed: {exc}") from exc
 
     def write(self, entry: JournalEntry) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".")
-        try:
-            with os.fdopen(fd, "w") as out:
-                json.dump(entry.to_dict(), out, indent=1, sort_keys=True)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.path, json.dumps(entry.to_dict(), indent=1, sort_keys=True))
 
     def clear(self) -> None:
         with contextlib.suppress(FileNotFoundError):

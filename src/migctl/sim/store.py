@@ -13,12 +13,12 @@ import copy
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
 from migctl.errors import InvalidInputError
+from migctl.files import atomic_write
 from migctl.sim.state import SCHEMA, MachineState
 
 SIM_DIR_ENV = "MIGCTL_SIM_DIR"
@@ -119,18 +119,7 @@ class FileStore:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
     def _write(self, state: MachineState) -> None:
-        text = json.dumps(state.to_dict(), indent=1, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.path, json.dumps(state.to_dict(), indent=1, sort_keys=True))
         self._cache_key = None
 
     def remove(self) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import yaml
 from migctl import __version__
 from migctl.backends.base import Backend
 from migctl.errors import InvalidStateError, PermissionDeniedError, UsageError
+from migctl.files import atomic_write
 from migctl.tenancy.devices import ExportedDevice, exported_devices
 from migctl.tenancy.devnodes import CONTROL_NODES, DeviceNodeReader, node_reader_for
 from migctl.tenancy.environment import DEFAULT_CDI_KIND, NVIDIA_VISIBLE_DEVICES
@@ -140,12 +140,7 @@ def write_spec(spec: dict[str, Any], path: Path) -> Path:
     """Write ``spec`` to ``path`` atomically (a temporary file renamed over it), mode 0644."""
     text = render_spec(spec)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
+        atomic_write(path, text, mode=0o644)
     except OSError as exc:
         raise PermissionDeniedError(
             f"cannot write the CDI spec {path}: {exc.strerror}",

@@ -23,6 +23,7 @@ from migctl.geometry import Occupant, fits_instead, placement_refusal
 from migctl.model import (
     CiProfile,
     CiProfileStatus,
+    ComputeInstance,
     Engines,
     GiProfile,
     GpuInstance,
@@ -98,6 +99,9 @@ class LiveGeometry:
         raise NotImplementedError
 
     def processes(self, index: int) -> list[GpuProcess]:
+        raise NotImplementedError
+
+    def compute_instances(self, index: int, gi_id: int) -> list[ComputeInstance]:
         raise NotImplementedError
 
     # --- catalog ----------------------------------------------------------------------
@@ -330,25 +334,7 @@ class LiveGeometry:
         return detail, hint
 
     def _ci_ids(self, index: int, gi_id: int) -> list[int]:
-        gi = self.gi_handle(index, gi_id)
-        ids = []
-        for position in range(CI_PROFILE_INDEX_LIMIT):
-            code, info = self.code_of(
-                nv.nvmlGpuInstanceGetComputeInstanceProfileInfo, gi, position, 0
-            )
-            if code == INVALID_ARGUMENT:
-                break
-            if code:
-                continue
-            array = (nv.c_nvmlComputeInstance_t * max(int(info.instanceCount), 1))()
-            count = ctypes.c_uint(len(array))
-            if self.code_of(
-                nv.nvmlGpuInstanceGetComputeInstances, gi, int(info.id), array, ctypes.byref(count)
-            )[0]:
-                continue
-            for i in range(count.value):
-                ids.append(int(nv.nvmlComputeInstanceGetInfo(array[i]).id))
-        return sorted(ids)
+        return sorted(ci.id for ci in self.compute_instances(index, gi_id))
 
     def pending_reason(self, index: int, status: int) -> str | None:
         if status == IN_USE:
