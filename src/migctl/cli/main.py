@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 
 from migctl import __version__
-from migctl.cli import catalog_cmd, gpus, instances, layouts_cmd, sim_cmd
+from migctl.cli import catalog_cmd, gpus, instances, layouts_cmd, serve_cmd, sim_cmd, token_cmd
 from migctl.cli.session import OutputFormat, Session, session, set_session
 from migctl.errors import EXIT_INTERNAL, MigctlError
 
@@ -81,6 +81,8 @@ def main(
 gpus.register(app)
 instances.register(app)
 layouts_cmd.register(app)
+serve_cmd.register(app)
+app.add_typer(token_cmd.app, name="token")
 app.add_typer(catalog_cmd.app, name="catalog")
 app.add_typer(sim_cmd.app, name="sim")
 
