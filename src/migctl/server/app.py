@@ -9,6 +9,8 @@ error shape). Only ``migctl.server`` imports it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -54,7 +56,11 @@ class _Outer:
     def __init__(self, app: FastAPI, service: Service | None, max_body_bytes: int) -> None:
         self.fastapi = app
         limited: ASGIApp = BodyLimit(app, max_body_bytes)
-        self._entry = AuditMiddleware(limited, service.audit if service else None)
+        self._entry = AuditMiddleware(
+            limited,
+            service.audit if service else None,
+            service.blocking.state_lane if service else None,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._entry(scope, receive, send)
@@ -65,12 +71,16 @@ def create_fastapi(service: Service | None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if service is not None:
-            import asyncio
-
-            service.loop = asyncio.get_running_loop()
-            service.loop.set_default_executor(service.blocking.executor)
+        if service is None:
+            yield
+            return
+        service.loop = asyncio.get_running_loop()
+        service.loop.set_default_executor(service.blocking.executor)
+        reaper = asyncio.create_task(service.leases.reap_forever(service.config.reap_every_s))
         yield
+        reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reaper
 
     app = FastAPI(
         title="migctl service",

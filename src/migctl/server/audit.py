@@ -17,6 +17,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,9 +142,12 @@ def _entry(row: Any) -> AuditEntry:
 class AuditMiddleware:
     """Record every mutating request (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, log: AuditLog | None) -> None:
+    def __init__(
+        self, app: ASGIApp, log: AuditLog | None, executor: Executor | None = None
+    ) -> None:
         self.app = app
         self.log = log
+        self.executor = executor  # where rows are written (None: the loop's default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in MUTATING or self.log is None:
@@ -189,4 +193,6 @@ class AuditMiddleware:
             },
         }
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, lambda: self.log.record(**record) if self.log else None)
+        await loop.run_in_executor(
+            self.executor, lambda: self.log.record(**record) if self.log else None
+        )

@@ -81,21 +81,32 @@ def local_uid(name: str) -> int | None:
 
 
 class AdminGroup:
-    """Membership in the admin group, cached for a few seconds per (uid, gid)."""
+    """Who a socket peer is: user name and admin-group membership, cached per (uid, gid).
+
+    Both come from NSS (``/etc/passwd``, ``/etc/group``, or LDAP...), which costs a fraction of
+    a millisecond per lookup; the daemon asks on every request, so answers are kept for
+    ``cache_s`` seconds (a changed group membership takes effect within that time).
+    """
 
     def __init__(self, name: str, *, cache_s: float = GROUP_CACHE_S) -> None:
         self.name = name
         self._cache_s = cache_s
-        self._seen: dict[tuple[int, int], tuple[float, bool]] = {}
+        self._seen: dict[tuple[int, int], tuple[float, str, bool]] = {}
 
-    def contains(self, uid: int, gid: int) -> bool:
+    def lookup(self, uid: int, gid: int) -> tuple[str, bool]:
+        """(user name, is a member of the admin group)."""
         now = time.monotonic()
         cached = self._seen.get((uid, gid))
         if cached is not None and now - cached[0] < self._cache_s:
-            return cached[1]
-        member = _member(self.name, uid, gid)
-        self._seen[(uid, gid)] = (now, member)
-        return member
+            return cached[1], cached[2]
+        name, member = user_name(uid), _member(self.name, uid, gid)
+        if len(self._seen) > 10_000:
+            self._seen.clear()
+        self._seen[(uid, gid)] = (now, name, member)
+        return name, member
+
+    def contains(self, uid: int, gid: int) -> bool:
+        return self.lookup(uid, gid)[1]
 
 
 def _member(group_name: str, uid: int, gid: int) -> bool:
@@ -115,9 +126,10 @@ def _member(group_name: str, uid: int, gid: int) -> bool:
 
 
 def from_peer(peer: PeerCred, admins: AdminGroup) -> Principal:
-    admin = peer.uid == 0 or admins.contains(peer.uid, peer.gid)
+    name, member = admins.lookup(peer.uid, peer.gid)
+    admin = peer.uid == 0 or member
     return Principal(
-        name=user_name(peer.uid),
+        name=name,
         uid=peer.uid,
         role=Role.ADMIN if admin else Role.USER,
         via="socket",

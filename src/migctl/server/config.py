@@ -66,8 +66,9 @@ class ServiceConfig:
     state_dir: Path = field(default_factory=state_dir)
     lease_db: Path = field(default_factory=default_db_path)
     max_body_bytes: int = MAX_BODY_BYTES
-    device_cache_s: float = 1.0  # how stale the MIG device list used for leasing may be
-    wait_poll_s: float = 1.0  # a waiting acquire retries at least this often
+    device_cache_s: float = 2.0  # how stale the MIG device list used for leasing may be
+    wait_poll_s: float = 5.0  # a waiting acquire retries at least this often (fallback)
+    reap_every_s: float = 1.0  # end expired and dead-holder leases, waking their waiters
     io_threads: int = 32
     socket_mode: int = SOCKET_MODE
 

@@ -33,7 +33,7 @@ async def caller(request: Request) -> Principal:
     if authorization is None:
         principal = service.authenticate(peer, None)  # no database access: stay on the loop
     else:
-        principal = await service.blocking.run(service.authenticate, peer, authorization)
+        principal = await service.blocking.state(service.authenticate, peer, authorization)
     request.scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
     return principal
 

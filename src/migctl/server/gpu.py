@@ -3,7 +3,8 @@
 Why this module exists: NVML (pynvml) is process-global and the engine assumes one changer at a
 time, so the daemon opens exactly one backend and every call into it holds :attr:`lock`. Reading
 every MIG device of an 8-GPU machine costs tens of milliseconds, too much for each lease
-request, so :meth:`candidates` serves a list at most ``cache_s`` old; an apply invalidates it.
+request, so :meth:`candidates` serves a list at most ``cache_s`` old (refreshed by one thread
+while the others keep using the previous one); an apply invalidates it.
 The list is only a hint: the lease store's transaction is what makes grants exclusive. GPU
 geometry (live models) never changes while the daemon runs and is read once.
 
@@ -33,6 +34,8 @@ class GpuAccess:
         self._candidates: list[DeviceCandidate] = []
         self._profiles: frozenset[str] = frozenset()
         self._read_at = float("-inf")
+        self._valid = False  # False: the cached list may name devices that no longer exist
+        self._refreshing = threading.Lock()
         self._generation = 0
 
     @contextmanager
@@ -63,18 +66,40 @@ class GpuAccess:
         with self.lock:
             return [d for gpu in sorted(self.models()) for d in self.backend.mig_devices(gpu)]
 
+    def fresh_candidates(self) -> list[DeviceCandidate] | None:
+        """The cached list when it is fresh enough, without ever blocking; else None."""
+        if self._valid and time.monotonic() - self._read_at <= self._cache_s:
+            return self._candidates
+        return None
+
     def candidates(self, *, max_age_s: float | None = None) -> list[DeviceCandidate]:
-        """Every MIG device as a lease candidate, at most ``max_age_s`` (default cache_s) old."""
+        """Every MIG device as a lease candidate, at most ``max_age_s`` (default cache_s) old.
+
+        With the default age, while one thread refreshes an expired list the others go on with
+        the previous one instead of queueing behind the GPU lock; after :meth:`invalidate`
+        (instances changed) everyone waits for the new list.
+        """
         limit = self._cache_s if max_age_s is None else max_age_s
         if time.monotonic() - self._read_at <= limit:
             return self._candidates
-        with self.lock:
+        if self._valid and max_age_s is None:
+            if not self._refreshing.acquire(blocking=False):
+                return self._candidates  # another thread is refreshing it
+        else:
+            self._refreshing.acquire()
+        try:
             if time.monotonic() - self._read_at <= limit:
                 return self._candidates
+            return self._refresh()
+        finally:
+            self._refreshing.release()
+
+    def _refresh(self) -> list[DeviceCandidate]:
+        with self.lock:
             generation = self._generation
             devices = [self._candidate(d) for d in self.mig_devices()]
             if generation == self._generation:
-                self._candidates, self._read_at = devices, time.monotonic()
+                self._candidates, self._read_at, self._valid = devices, time.monotonic(), True
         return devices
 
     def invalidate(self) -> None:
@@ -82,6 +107,7 @@ class GpuAccess:
         with self.lock:
             self._generation += 1
             self._read_at = float("-inf")
+            self._valid = False
 
     def _candidate(self, device: MigDevice) -> DeviceCandidate:
         model = self.models().get(device.gpu_index)

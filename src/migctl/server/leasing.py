@@ -4,8 +4,9 @@ Why this module exists: the REST routes and, later, demand-driven repartitioning
 object that turns a principal and a request into lease store calls. The store guarantees that
 no device is granted twice; this layer adds who the owner is (the kernel-verified socket user
 or a token's owner), waiting that costs no thread (see ``waiters``), wake-ups when devices free
-up, privacy (a user's error messages never name other users' jobs) and, at daemon start, ending
-leases whose device no longer exists.
+up (a release through the daemon wakes the first matching waiter; a reaper task ends expired and
+dead-holder leases every second and wakes theirs), privacy (a user's error messages never name
+other users' jobs) and, at daemon start, ending leases whose device no longer exists.
 
 Only ``migctl.server`` imports this module; it uses ``migctl.leases`` and ``migctl.host``.
 """
@@ -32,7 +33,7 @@ from migctl.server.auth import Principal
 from migctl.server.gpu import GpuAccess
 from migctl.server.requests import LeaseRequest
 from migctl.server.threads import Blocking
-from migctl.server.waiters import WaitQueue, wait_turn
+from migctl.server.waiters import WaitQueue
 
 log = logging.getLogger(__name__)
 RETRYABLE = (InUseError, InsufficientResourcesError)
@@ -87,10 +88,19 @@ class LeaseService:
             user=principal.name, uid=uid, host=self.store.hostname, job=body.job, pid=body.pid
         )
 
+    async def _candidates(self) -> list[DeviceCandidate]:
+        """The device list: from the cache on the loop, else read on the I/O pool."""
+        cached = self.gpu.fresh_candidates()
+        return cached if cached is not None else await self.blocking.run(self.gpu.candidates)
+
     def _acquire_once(
-        self, request: DeviceRequest, owner: LeaseOwner, ttl_seconds: float | None
+        self,
+        request: DeviceRequest,
+        owner: LeaseOwner,
+        ttl_seconds: float | None,
+        candidates: list[DeviceCandidate],
     ) -> Lease:
-        return self.store.acquire(request, owner, self.gpu.candidates(), ttl_seconds=ttl_seconds)
+        return self.store.acquire(request, owner, candidates, ttl_seconds=ttl_seconds)
 
     async def acquire(
         self,
@@ -102,18 +112,31 @@ class LeaseService:
         request, owner = self.device_request(body), self.owner(principal, body)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + body.wait_seconds
+        last: MigctlError | None = None
+
+        async def attempt() -> Lease:
+            candidates = await self._candidates()
+            return await self.blocking.lease(
+                self._acquire_once, request, owner, body.ttl_seconds, candidates
+            )
+
         with self.waits.waiting(request) as waiter:
-            while True:
+            if not (body.wait_seconds > 0 and self.waits.ahead(waiter)):
                 try:
-                    return await self.blocking.run(
-                        self._acquire_once, request, owner, body.ttl_seconds
-                    )
+                    return await attempt()
                 except RETRYABLE as exc:
-                    last: MigctlError = exc
-                remaining = deadline - loop.time()
-                if remaining <= 0 or (gone is not None and await gone()):
+                    last = exc
+            waiter.waiting = True
+            while (remaining := deadline - loop.time()) > 0:
+                if gone is not None and await gone():
                     break
-                await wait_turn(waiter, min(remaining, self.poll_s))
+                await self.waits.sleep(waiter, min(remaining, self.poll_s))
+                try:
+                    return await attempt()
+                except RETRYABLE as exc:
+                    last = exc
+        if last is None:  # the client left before its first try
+            raise InvalidStateError("the client went away while waiting for a device")
         raise await self._private(principal, _after_waiting(last, body.wait_seconds))
 
     # -- release, renew, read ------------------------------------------------------------------
@@ -121,7 +144,7 @@ class LeaseService:
     async def release(self, principal: Principal, target: str) -> Lease:
         key: int | str = int(target) if target.isdigit() else target
         try:
-            lease = await self.blocking.run(
+            lease = await self.blocking.lease(
                 self.store.release, key, user=principal.name, admin=principal.is_admin
             )
         except PermissionDeniedError as exc:
@@ -132,7 +155,7 @@ class LeaseService:
     async def renew(self, principal: Principal, target: str, ttl_seconds: float | None) -> Lease:
         lease = await self.get(principal, target)
         try:
-            return await self.blocking.run(
+            return await self.blocking.lease(
                 self.store.renew,
                 lease.lease_id,
                 ttl_seconds=ttl_seconds,
@@ -145,8 +168,8 @@ class LeaseService:
     async def get(self, principal: Principal, target: str) -> Lease:
         """A lease by id (active or ended), or the active lease on a ``MIG-`` device."""
         if target.isdigit():
-            return await self.blocking.run(self.store.get_lease, int(target))
-        lease = await self.blocking.run(self.store.get, target)
+            return await self.blocking.lease(self.store.get_lease, int(target))
+        lease = await self.blocking.lease(self.store.get, target)
         if lease is None:
             raise NotFoundError(
                 f"no active lease on device {target}",
@@ -157,7 +180,19 @@ class LeaseService:
 
     async def list_leases(self, principal: Principal, *, history: bool, mine: bool) -> list[Lease]:
         user = principal.name if mine else None
-        return await self.blocking.run(self.store.list_leases, active_only=not history, user=user)
+        return await self.blocking.lease(self.store.list_leases, active_only=not history, user=user)
+
+    async def reap_forever(self, every_s: float) -> None:
+        """End expired and dead-holder leases every ``every_s``; wake who waits for them."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                ended = await self.blocking.lease(self.store.reap)
+            except MigctlError as error:
+                log.warning("reaping leases failed: %s", error)
+                continue
+            for lease in ended:
+                self.waits.device_freed(freed_device(lease))
 
     # -- privacy, start-up ------------------------------------------------------------------
 
@@ -165,7 +200,7 @@ class LeaseService:
         """``error`` with other users' names, jobs and PIDs replaced, unless an admin asks."""
         if principal.is_admin:
             return error
-        active = await self.blocking.run(self.store.list_leases)
+        active = await self.blocking.lease(self.store.list_leases)
         return redact(error, active, principal)
 
     def end_vanished(self) -> list[Lease]:

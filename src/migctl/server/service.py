@@ -106,6 +106,7 @@ class Service:
             "gpus": len(self.gpu.backend.gpus()),
             "mig_devices": len(self.gpu.candidates()),
             "leases_active": len(self.leases.store.list_leases()),
+            "lease_waiters": len(self.leases.waits),
             "jobs_queued": store.count(JobStatus.QUEUED),
             "jobs_running": store.count(JobStatus.RUNNING),
             "desired_gpus": sorted(self.desired.targets()),

@@ -144,6 +144,7 @@ class StatusOut(BaseModel):
     gpus: int
     mig_devices: int
     leases_active: int
+    lease_waiters: int
     jobs_queued: int
     jobs_running: int
     desired_gpus: list[int]
