@@ -24,8 +24,10 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import os
 import platform
 import random
+import resource
 import shlex
 import sqlite3
 import statistics
@@ -176,7 +178,8 @@ def check(log: ClientLog, lease_db: Path, tag: str) -> dict[str, Any]:
     """No double grant (clients' logs, store history), no lost lease, for this run's leases."""
     held: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for grant in log.grants:
-        held[grant["uuid"]].append(tuple(grant["held"]))  # type: ignore[arg-type]
+        start, end = grant["held"]
+        held[grant["uuid"]].append((start, end))
     with sqlite3.connect(lease_db) as conn:
         rows = conn.execute(
             "SELECT lease_id, device_uuid, created_at, ended_at, end_reason FROM leases"
@@ -213,6 +216,7 @@ class RssSampler:
     def __init__(self, pid: int, every_s: float = 1.0) -> None:
         self.pid, self.every_s = pid, every_s
         self.samples: list[tuple[float, float]] = []
+        self.cpu_s: list[float] = []  # the daemon's CPU seconds (user + system) at each sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -222,6 +226,8 @@ class RssSampler:
             for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     self.samples.append((time.monotonic() - began, int(line.split()[1]) / 1024))
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            self.cpu_s.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
             self._stop.wait(self.every_s)
 
     def __enter__(self) -> RssSampler:
@@ -266,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     from tests.server.daemon import Daemon
 
     spec = LoadSpec(args.clients, args.duration, hold_ms=args.hold_ms)
+    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     daemon = Daemon(args.machine).start()
     try:
         with daemon.client() as root:
@@ -275,17 +282,31 @@ def main(argv: list[str] | None = None) -> int:
             devices = root.get("/v1/status").json()["mig_devices"]
         assert daemon.process is not None
         with tempfile.TemporaryDirectory() as work, RssSampler(daemon.process.pid) as rss:
-            began = time.monotonic()
+            began, clients_before = time.monotonic(), _children_cpu_s()
             log = run_processes(daemon.socket_path, spec, args.processes, Path(work))
             wall_s = time.monotonic() - began
+            clients_cpu_s = _children_cpu_s() - clients_before
         daemon.stop()
         checks = check(log, daemon.lease_db, spec.tag)
-        summary = {"devices": devices, "wall_s": wall_s, **latency_row(log, wall_s), **checks}
+        summary = {
+            "devices": devices,
+            "wall_s": wall_s,
+            "load_before": load_before,
+            "daemon_cpu_percent": 100 * (rss.cpu_s[-1] - rss.cpu_s[0]) / wall_s,
+            "clients_cpu_percent": 100 * clients_cpu_s / wall_s,
+            **latency_row(log, wall_s),
+            **checks,
+        }
         write_report(args, summary, rss, log.errors, daemon.lease_db)
         print(json.dumps(summary, indent=1))
         return 0 if verdict(checks) else 1
     finally:
         daemon.cleanup()
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def write_report(
@@ -328,6 +349,10 @@ def write_report(
         f"Daemon RSS (MiB), sampled every second: first {rss_values[0]:.0f}, last "
         f"{rss_values[-1]:.0f}, max {max(rss_values):.0f}; slope over the second half "
         f"{rss.slope_mib_per_min():+.2f} MiB/min. Trace: {trace}.",
+        "",
+        f"CPU during the run: daemon {s['daemon_cpu_percent']:.0f}% of one CPU, client processes "
+        f"{s['clients_cpu_percent']:.0f}% (of {os.cpu_count()} CPUs on this machine; load average "
+        f"before the run {s['load_before']}).",
         "",
         "Lost leases = leases still active + ended other than by their client's release + leases "
         "in the store no client saw + grants a client saw that the store lacks.",

@@ -28,7 +28,7 @@ ADMIN_ROUTES = [
 
 
 def every_route() -> list[tuple[str, str]]:
-    routes = []
+    routes: list[tuple[str, str]] = []
     for path, methods in schema()["paths"].items():
         concrete = re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES[m.group(1)], path)
         routes.extend((method.upper(), concrete) for method in methods)
@@ -38,13 +38,14 @@ def every_route() -> list[tuple[str, str]]:
 def body_for(method: str, path: str) -> dict[str, Any] | None:
     if method in {"GET", "DELETE"}:
         return None
-    return {
+    bodies: dict[str, dict[str, Any]] = {
         "/v1/apply": {"split": 7},
         "/v1/plan": {"split": 7},
         "/v1/leases": {"profile": "1g.10gb"},
         "/v1/tokens": {"name": "x", "role": "user"},
         "/v1/gpus/0/mig-mode": {"enabled": True},
-    }.get(path, {})
+    }
+    return bodies.get(path, {})
 
 
 @pytest.mark.parametrize(("method", "path"), every_route())
