@@ -246,3 +246,16 @@ def test_apply_is_a_job_and_the_desired_layout_is_kept(daemon: Daemon, root: htt
 
 def _seven_by_targets() -> dict[str, Any]:
     return {"mig_enabled": True, "gis": [{"profile": "1g.10gb"} for _ in range(7)]}
+
+
+def test_an_expired_lease_frees_its_device_for_a_waiter(
+    daemon: Daemon, tokens: dict[str, str], root: httpx.Client
+) -> None:
+    """The daemon's reaper ends a lease whose TTL passed and wakes whoever waits for it."""
+    with daemon.tcp(tokens["alice"]) as alice, daemon.tcp(tokens["bob"]) as bob:
+        short = alice.post("/v1/leases", json={"profile": "1g.10gb", "ttl_seconds": 0.5}).json()
+        waited = bob.post("/v1/leases", json={"uuid": short["uuid"], "wait_seconds": 60})
+        assert waited.status_code == 201, waited.text
+        assert waited.json()["uuid"] == short["uuid"] and waited.json()["user"] == "bob"
+        ended = alice.get(f"/v1/leases/{short['lease_id']}").json()
+        assert (ended["active"], ended["end_reason"]) == (False, "expired")

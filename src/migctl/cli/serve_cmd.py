@@ -82,24 +82,26 @@ def serve(
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
 ) -> None:
     """Run the migctl daemon: REST API on a Unix socket (and optionally TCP) until stopped."""
-    from migctl.server.config import ServiceConfig, parse_host_port
+    from migctl.engine.journal import state_dir as default_state_dir
+    from migctl.leases import default_db_path
+    from migctl.server.config import (
+        ServiceConfig,
+        default_admin_group,
+        default_socket_path,
+        parse_host_port,
+    )
     from migctl.server.run import serve as run_daemon
 
     current = session()
     if current.verbose == 0:
         logging.getLogger().setLevel(logging.INFO)
-    options: dict[str, object] = {}
-    for name, value in (
-        ("socket_path", socket_path),
-        ("admin_group", admin_group),
-        ("state_dir", state_dir),
-        ("lease_db", lease_db),
-    ):
-        if value is not None:
-            options[name] = value
-    if tcp is not None:
-        options["tcp"] = parse_host_port(tcp)
-    config = ServiceConfig(**options)  # type: ignore[arg-type]
+    config = ServiceConfig(
+        socket_path=socket_path or default_socket_path(),
+        tcp=None if tcp is None else parse_host_port(tcp),
+        admin_group=admin_group or default_admin_group(),
+        state_dir=state_dir or default_state_dir(),
+        lease_db=lease_db or default_db_path(),
+    )
     initial = _initial_layout(layout, config_name) if layout is not None else None
     run_daemon(config, current.backend, access_log=access_log, initial_layout=initial)
 

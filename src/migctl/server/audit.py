@@ -23,7 +23,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from migctl.server.auth import Principal
+from migctl.server.auth import Principal, user_name
+from migctl.server.peercred import PeerCred, peer_of
 from migctl.server.statedb import StateDB
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -139,6 +140,14 @@ def _entry(row: Any) -> AuditEntry:
     )
 
 
+def _actor(who: Principal | None, peer: PeerCred | None) -> str:
+    """Who sent a request; one refused before authentication (bad JSON, too large) on the
+    socket is still named by the kernel."""
+    if who is not None:
+        return who.name
+    return user_name(peer.uid) if peer is not None else "anonymous"
+
+
 class AuditMiddleware:
     """Record every mutating request (see the module docstring)."""
 
@@ -178,10 +187,11 @@ class AuditMiddleware:
         noted = state.get(AUDIT_KEY)
         noted = noted if isinstance(noted, AuditNote) else AuditNote()
         who = principal if isinstance(principal, Principal) else None
+        peer = peer_of(scope)
         record = {
-            "actor": who.name if who else "anonymous",
+            "actor": _actor(who, peer),
             "role": str(who.role) if who else None,
-            "via": who.via if who else ("socket" if scope.get("migctl.peer") else "tcp"),
+            "via": who.via if who else ("socket" if peer is not None else "tcp"),
             "method": scope["method"],
             "path": scope["path"],
             "action": noted.action or f"{scope['method']} {scope['path']}",

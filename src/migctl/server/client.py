@@ -100,6 +100,13 @@ class ServiceClient:
             raise error_from_body(decoded, response.status_code)
         return decoded
 
+    def reachable(self) -> bool:
+        """Whether a daemon answers ``/v1/health`` here (never raises)."""
+        try:
+            return self._http.get("/v1/health", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def wait_job(self, job_id: int, *, timeout_s: float = 600.0, poll_s: float = 0.2) -> Any:
         """Poll ``/v1/jobs/{id}`` until it finishes; its final JSON."""
         deadline = time.monotonic() + timeout_s
@@ -117,3 +124,19 @@ class ServiceClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def connect_if_running(socket_path: Path | None = None) -> ServiceClient | None:
+    """A client for the local daemon when one answers on its socket, else None.
+
+    For CLI verbs that go through the daemon when there is one (CLI transparency) and work
+    locally otherwise. ``MIGCTL_URL``/``MIGCTL_TOKEN`` are honoured like in the constructor.
+    """
+    path = socket_path or default_socket_path()
+    if not os.environ.get(URL_ENV) and not path.exists():
+        return None
+    client = ServiceClient(socket_path=path)
+    if client.reachable():
+        return client
+    client.close()
+    return None

@@ -157,6 +157,7 @@ def _uvicorn_config(service: Service, access_log: bool) -> uvicorn.Config:
     return uvicorn.Config(
         create_app(service),
         http=PeerCredH11Protocol,
+        ws="none",  # no WebSocket upgrades: every request goes through the h11 protocol above
         lifespan="on",
         log_config=None,
         access_log=access_log,

@@ -102,15 +102,17 @@ class Service:
 
     def status_counts(self) -> dict[str, Any]:
         store = self.jobs.store
+        with self.gpu.locked() as backend:
+            gpus, driver = len(backend.gpus()), backend.driver_version()
         return {
-            "gpus": len(self.gpu.backend.gpus()),
+            "gpus": gpus,
             "mig_devices": len(self.gpu.candidates()),
             "leases_active": len(self.leases.store.list_leases()),
             "lease_waiters": len(self.leases.waits),
             "jobs_queued": store.count(JobStatus.QUEUED),
             "jobs_running": store.count(JobStatus.RUNNING),
             "desired_gpus": sorted(self.desired.targets()),
-            "driver_version": self.gpu.backend.driver_version(),
+            "driver_version": driver,
         }
 
     @property
