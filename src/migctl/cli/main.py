@@ -31,7 +31,9 @@ from migctl.cli import (
     layouts_cmd,
     leases_cmd,
     run_cmd,
+    serve_cmd,
     sim_cmd,
+    token_cmd,
     top,
 )
 from migctl.cli.session import OutputFormat, Session, session, set_session
@@ -94,6 +96,8 @@ def main(
 gpus.register(app)
 instances.register(app)
 layouts_cmd.register(app)
+serve_cmd.register(app)
+app.add_typer(token_cmd.app, name="token")
 app.add_typer(catalog_cmd.app, name="catalog")
 app.add_typer(sim_cmd.app, name="sim")
 leases_cmd.register(app)

@@ -1,0 +1,110 @@
+"""``migctl serve``: run the daemon that owns this machine's GPUs (see ``migctl.server``).
+
+Why this exists: on a shared GPU server one privileged process changes MIG layouts and grants
+leases; everyone else asks it over a Unix socket (identified by the kernel) or over TCP with a
+token. This verb opens the one backend (``--sim`` for a simulated machine), and runs the
+daemon until SIGTERM/SIGINT. Run it from systemd: ``deploy/migctl.service``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from migctl.cli.session import session
+from migctl.errors import NotSupportedError
+
+if TYPE_CHECKING:
+    from migctl.planner import DesiredLayout
+
+
+def _initial_layout(path: Path, config: str | None) -> dict[int, DesiredLayout]:
+    try:
+        from migctl.layout.bridge import load_targets
+    except ImportError as exc:
+        raise NotSupportedError(
+            "--layout needs the layout-file package, which this migctl does not have yet",
+            hint="apply a layout through the API (POST /v1/apply) instead",
+        ) from exc
+    backend = session().backend
+    models = {g.index: backend.live_model(g.index) for g in backend.gpus() if g.mig is not None}
+    return load_targets(path, config, models)
+
+
+def serve(
+    socket_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--socket",
+            envvar="MIGCTL_SOCKET",
+            help="Unix socket (default: /run/migctl/migctl.sock as root, else "
+            "$XDG_RUNTIME_DIR/migctl.sock).",
+        ),
+    ] = None,
+    tcp: Annotated[
+        str | None,
+        typer.Option(
+            "--tcp", help="Also listen on HOST:PORT (bearer tokens only), e.g. 127.0.0.1:8470."
+        ),
+    ] = None,
+    admin_group: Annotated[
+        str | None,
+        typer.Option(
+            "--admin-group",
+            envvar="MIGCTL_ADMIN_GROUP",
+            help="Its members are admins (default migctl-admin).",
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            envvar="MIGCTL_STATE_DIR",
+            help="Daemon state (default /var/lib/migctl as root).",
+        ),
+    ] = None,
+    lease_db: Annotated[
+        Path | None,
+        typer.Option("--lease-db", envvar="MIGCTL_LEASE_DB", help="Lease database file."),
+    ] = None,
+    layout: Annotated[
+        Path | None,
+        typer.Option(
+            "--layout", help="Initial desired layout file (used when none is remembered)."
+        ),
+    ] = None,
+    config_name: Annotated[
+        str | None, typer.Option("--config", "-c", help="Which named layout in --layout.")
+    ] = None,
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+) -> None:
+    """Run the migctl daemon: REST API on a Unix socket (and optionally TCP) until stopped."""
+    from migctl.engine.journal import state_dir as default_state_dir
+    from migctl.leases import default_db_path
+    from migctl.server.config import (
+        ServiceConfig,
+        default_admin_group,
+        default_socket_path,
+        parse_host_port,
+    )
+    from migctl.server.run import serve as run_daemon
+
+    current = session()
+    if current.verbose == 0:
+        logging.getLogger().setLevel(logging.INFO)
+    config = ServiceConfig(
+        socket_path=socket_path or default_socket_path(),
+        tcp=None if tcp is None else parse_host_port(tcp),
+        admin_group=admin_group or default_admin_group(),
+        state_dir=state_dir or default_state_dir(),
+        lease_db=lease_db or default_db_path(),
+    )
+    initial = _initial_layout(layout, config_name) if layout is not None else None
+    run_daemon(config, current.backend, access_log=access_log, initial_layout=initial)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

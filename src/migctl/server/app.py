@@ -1,0 +1,105 @@
+"""The ASGI application: routes, error handlers, size cap and audit around them.
+
+Why this module exists: one function builds the whole HTTP surface, so the daemon, the tests and
+the OpenAPI generator (``migctl.server.openapi``, which needs no backend) see the same app.
+From the outside in: the audit middleware (every mutating request is logged, refused ones
+included), the body size cap (413), then FastAPI (error handlers give every failure the migctl
+error shape). Only ``migctl.server`` imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from migctl import __version__
+from migctl.server import http_errors, routes_admin, routes_layouts, routes_leases, routes_read
+from migctl.server.audit import ASGIApp, AuditMiddleware, Receive, Scope, Send
+from migctl.server.config import MAX_BODY_BYTES
+from migctl.server.limits import BodyLimit
+from migctl.server.service import Service
+from migctl.server.views import ErrorOut
+
+DESCRIPTION = """\
+The migctl daemon owns the GPUs of one server; everyone else asks it.
+
+**Authentication.** On the Unix socket the kernel identifies you (SO_PEERCRED): root and
+members of the admin group are admins, every other local user is a user. Over TCP send
+`Authorization: Bearer <token>`; no token: 401. A user calling an admin route: 403.
+
+**Errors** always have the shape of `migctl ... --output json` errors: `error` (kind),
+`message`, `hint`, `exit_code`, `context`.
+"""
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in (
+        (400, "bad JSON or arguments"),
+        (401, "no or bad credentials"),
+        (403, "not allowed for your role"),
+        (404, "not found"),
+        (409, "in use, taken or in the wrong state"),
+        (413, "request body too large"),
+        (422, "invalid input or a layout that cannot exist"),
+    )
+}
+
+
+class _Outer:
+    """The middlewares in front of FastAPI (plain ASGI: no per-request overhead beyond them)."""
+
+    def __init__(self, app: FastAPI, service: Service | None, max_body_bytes: int) -> None:
+        self.fastapi = app
+        limited: ASGIApp = BodyLimit(app, max_body_bytes)
+        self._entry = AuditMiddleware(
+            limited,
+            service.audit if service else None,
+            service.blocking.state_lane if service else None,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+
+def create_fastapi(service: Service | None) -> FastAPI:
+    """The FastAPI app alone (the OpenAPI schema comes from here)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if service is None:
+            yield
+            return
+        service.loop = asyncio.get_running_loop()
+        service.loop.set_default_executor(service.blocking.executor)
+        reaper = asyncio.create_task(service.leases.reap_forever(service.config.reap_every_s))
+        yield
+        reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reaper
+
+    app = FastAPI(
+        title="migctl service",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+        responses=ERROR_RESPONSES,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    http_errors.install(app)
+    for module in (routes_read, routes_layouts, routes_leases, routes_admin):
+        app.include_router(module.router)
+    return app
+
+
+def create_app(service: Service | None, *, max_body_bytes: int = MAX_BODY_BYTES) -> _Outer:
+    """The full ASGI app for ``service`` (None: schema only, every route answers 409)."""
+    limit = service.config.max_body_bytes if service is not None else max_body_bytes
+    return _Outer(create_fastapi(service), service, limit)

@@ -1,0 +1,84 @@
+"""Settings of one ``migctl serve`` daemon, and where its socket lives by default.
+
+Why this module exists: the daemon, the CLI verbs that talk to it (``migctl token``, later
+``migctl run`` / ``migctl lease``) and the tests must agree on the socket path and the state
+files without passing flags around. Default socket: ``$MIGCTL_SOCKET``; else
+``/run/migctl/migctl.sock`` for root; else ``$XDG_RUNTIME_DIR/migctl.sock``; else
+``migctl.sock`` in the state directory. Anyone may import it; it imports only the engine's
+``state_dir`` and the lease store's path rules.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from migctl.engine.journal import state_dir
+from migctl.errors import UsageError
+from migctl.leases.paths import default_db_path
+
+SOCKET_ENV = "MIGCTL_SOCKET"
+ADMIN_GROUP_ENV = "MIGCTL_ADMIN_GROUP"
+DEFAULT_ADMIN_GROUP = "migctl-admin"
+SYSTEM_SOCKET = Path("/run/migctl/migctl.sock")
+STATE_DB_NAME = "service.db"
+MAX_BODY_BYTES = 1024 * 1024
+SOCKET_MODE = 0o666
+
+
+def default_socket_path(environ: dict[str, str] | None = None, euid: int | None = None) -> Path:
+    """The daemon's Unix socket by the rules in the module docstring."""
+    env = os.environ if environ is None else environ
+    explicit = env.get(SOCKET_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    if (os.geteuid() if euid is None else euid) == 0:
+        return SYSTEM_SOCKET
+    runtime = env.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_absolute():
+        return Path(runtime) / "migctl.sock"
+    return state_dir() / "migctl.sock"
+
+
+def default_admin_group() -> str:
+    return os.environ.get(ADMIN_GROUP_ENV) or DEFAULT_ADMIN_GROUP
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """``127.0.0.1:8470`` / ``[::1]:8470`` / ``:8470`` (loopback) -> (host, port)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise UsageError(
+            f"--tcp {text!r} is not HOST:PORT", hint="e.g. --tcp 127.0.0.1:8470 (port 0-65535)"
+        )
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port_text)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything a daemon needs to know before it opens its listeners."""
+
+    socket_path: Path = field(default_factory=default_socket_path)
+    tcp: tuple[str, int] | None = None
+    admin_group: str = field(default_factory=default_admin_group)
+    state_dir: Path = field(default_factory=state_dir)
+    lease_db: Path = field(default_factory=default_db_path)
+    max_body_bytes: int = MAX_BODY_BYTES
+    device_cache_s: float = 2.0  # how stale the MIG device list used for leasing may be
+    wait_poll_s: float = 5.0  # a waiting acquire retries at least this often (fallback)
+    reap_every_s: float = 1.0  # end expired and dead-holder leases, waking their waiters
+    io_threads: int = 32
+    socket_mode: int = SOCKET_MODE
+
+    @property
+    def state_db(self) -> Path:
+        return self.state_dir / STATE_DB_NAME
+
+    def listeners(self) -> list[str]:
+        """``unix:/run/migctl/migctl.sock``, ``http://127.0.0.1:8470``: for status and logs."""
+        found = [f"unix:{self.socket_path}"]
+        if self.tcp is not None:
+            found.append(f"http://{self.tcp[0]}:{self.tcp[1]}")
+        return found

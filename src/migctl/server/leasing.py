@@ -1,0 +1,263 @@
+"""Leases through the daemon: acquire (waiting without a thread), release, renew, read.
+
+Why this module exists: the REST routes and, later, demand-driven repartitioning need one
+object that turns a principal and a request into lease store calls. The store guarantees that
+no device is granted twice; this layer adds who the owner is (the kernel-verified socket user
+or a token's owner), waiting that costs no thread (see ``waiters``), wake-ups when devices free
+up (a release through the daemon wakes the first matching waiter; a reaper task ends expired and
+dead-holder leases every second and wakes theirs), privacy (a user's error messages never name
+other users' jobs) and, at daemon start, ending leases whose device no longer exists.
+
+Only ``migctl.server`` imports this module; it uses ``migctl.leases`` and ``migctl.host``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from migctl.errors import (
+    InsufficientResourcesError,
+    InUseError,
+    InvalidInputError,
+    InvalidStateError,
+    MigctlError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from migctl.host import process_facts
+from migctl.leases import DeviceCandidate, DeviceRequest, Lease, LeaseOwner, LeaseStore
+from migctl.model import normalize_profile_name
+from migctl.server.auth import Principal
+from migctl.server.gpu import GpuAccess
+from migctl.server.requests import LeaseRequest
+from migctl.server.threads import Blocking
+from migctl.server.waiters import WaitQueue
+
+log = logging.getLogger(__name__)
+RETRYABLE = (InUseError, InsufficientResourcesError)
+VANISHED_BY = "migctl-daemon: device no longer exists"
+
+
+def freed_device(lease: Lease) -> DeviceCandidate:
+    """The device a lease held, as a candidate (to wake a waiter it matches)."""
+    return DeviceCandidate(
+        uuid=lease.uuid,
+        gpu_index=lease.gpu_index,
+        gi_id=lease.gi_id,
+        ci_id=lease.ci_id,
+        profile=lease.profile,
+        memory_mib=lease.memory_mib,
+        sm_count=lease.sm_count,
+    )
+
+
+class LeaseService:
+    """Lease operations on behalf of principals."""
+
+    def __init__(
+        self, store: LeaseStore, gpu: GpuAccess, blocking: Blocking, *, poll_s: float = 1.0
+    ) -> None:
+        self.store = store
+        self.gpu = gpu
+        self.blocking = blocking
+        self.poll_s = poll_s
+        self.waits = WaitQueue()
+
+    # -- acquire ---------------------------------------------------------------------------
+
+    def device_request(self, body: LeaseRequest) -> DeviceRequest:
+        profile = None if body.profile is None else normalize_profile_name(body.profile)
+        if profile is not None and profile not in self.gpu.known_profiles():
+            known = ", ".join(sorted(self.gpu.known_profiles())) or "none"
+            raise InvalidInputError(
+                f"no GPU on this machine has a MIG profile {body.profile!r}",
+                hint=f"profiles here: {known}",
+                context={"profile": body.profile},
+            )
+        return DeviceRequest(
+            uuid=body.uuid, profile=profile, min_memory_mib=body.memory_mib, min_sm_count=body.sms
+        )
+
+    def owner(self, principal: Principal, body: LeaseRequest) -> LeaseOwner:
+        if body.pid is not None:
+            _check_pid(principal, body.pid)
+        uid = principal.uid if principal.uid is not None else -1
+        return LeaseOwner(
+            user=principal.name, uid=uid, host=self.store.hostname, job=body.job, pid=body.pid
+        )
+
+    async def _candidates(self) -> list[DeviceCandidate]:
+        """The device list: from the cache on the loop, else read on the I/O pool."""
+        cached = self.gpu.fresh_candidates()
+        return cached if cached is not None else await self.blocking.run(self.gpu.candidates)
+
+    def _acquire_once(
+        self,
+        request: DeviceRequest,
+        owner: LeaseOwner,
+        ttl_seconds: float | None,
+        candidates: list[DeviceCandidate],
+    ) -> Lease:
+        return self.store.acquire(request, owner, candidates, ttl_seconds=ttl_seconds)
+
+    async def acquire(
+        self,
+        principal: Principal,
+        body: LeaseRequest,
+        gone: Callable[[], Awaitable[bool]] | None = None,
+    ) -> Lease:
+        """Lease a device; with ``wait_seconds`` wait for one (``gone``: the client left)."""
+        request, owner = self.device_request(body), self.owner(principal, body)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + body.wait_seconds
+        last: MigctlError | None = None
+
+        async def attempt() -> Lease:
+            candidates = await self._candidates()
+            return await self.blocking.lease(
+                self._acquire_once, request, owner, body.ttl_seconds, candidates
+            )
+
+        with self.waits.waiting(request) as waiter:
+            if not (body.wait_seconds > 0 and self.waits.ahead(waiter)):
+                try:
+                    return await attempt()
+                except RETRYABLE as exc:
+                    last = exc
+            waiter.waiting = True
+            while (remaining := deadline - loop.time()) > 0:
+                if gone is not None and await gone():
+                    break
+                await self.waits.sleep(waiter, min(remaining, self.poll_s))
+                try:
+                    return await attempt()
+                except RETRYABLE as exc:
+                    last = exc
+        if last is None:  # the client left before its first try
+            raise InvalidStateError("the client went away while waiting for a device")
+        raise await self._private(principal, _after_waiting(last, body.wait_seconds))
+
+    # -- release, renew, read ------------------------------------------------------------------
+
+    async def release(self, principal: Principal, target: str) -> Lease:
+        key: int | str = int(target) if target.isdigit() else target
+        try:
+            lease = await self.blocking.lease(
+                self.store.release, key, user=principal.name, admin=principal.is_admin
+            )
+        except PermissionDeniedError as exc:
+            raise await self._private(principal, exc) from exc
+        self.waits.device_freed(freed_device(lease))
+        return lease
+
+    async def renew(self, principal: Principal, target: str, ttl_seconds: float | None) -> Lease:
+        lease = await self.get(principal, target)
+        try:
+            return await self.blocking.lease(
+                self.store.renew,
+                lease.lease_id,
+                ttl_seconds=ttl_seconds,
+                user=principal.name,
+                admin=principal.is_admin,
+            )
+        except PermissionDeniedError as exc:
+            raise await self._private(principal, exc) from exc
+
+    async def get(self, principal: Principal, target: str) -> Lease:
+        """A lease by id (active or ended), or the active lease on a ``MIG-`` device."""
+        if target.isdigit():
+            return await self.blocking.lease(self.store.get_lease, int(target))
+        lease = await self.blocking.lease(self.store.get, target)
+        if lease is None:
+            raise NotFoundError(
+                f"no active lease on device {target}",
+                hint="GET /v1/leases lists active leases; ask by lease id for ended ones",
+                context={"uuid": target},
+            )
+        return lease
+
+    async def list_leases(self, principal: Principal, *, history: bool, mine: bool) -> list[Lease]:
+        user = principal.name if mine else None
+        return await self.blocking.lease(self.store.list_leases, active_only=not history, user=user)
+
+    async def reap_forever(self, every_s: float) -> None:
+        """End expired and dead-holder leases every ``every_s``; wake who waits for them."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                ended = await self.blocking.lease(self.store.reap)
+            except MigctlError as error:
+                log.warning("reaping leases failed: %s", error)
+                continue
+            for lease in ended:
+                self.waits.device_freed(freed_device(lease))
+
+    # -- privacy, start-up ------------------------------------------------------------------
+
+    async def _private(self, principal: Principal, error: MigctlError) -> MigctlError:
+        """``error`` with other users' names, jobs and PIDs replaced, unless an admin asks."""
+        if principal.is_admin:
+            return error
+        active = await self.blocking.lease(self.store.list_leases)
+        return redact(error, active, principal)
+
+    def end_vanished(self) -> list[Lease]:
+        """End every active lease whose MIG device is gone (after a reboot or GPU reset)."""
+        present = {device.uuid for device in self.gpu.candidates(max_age_s=0)}
+        ended = []
+        for lease in self.store.list_leases():
+            if lease.uuid not in present:
+                log.warning(
+                    "lease %d: device %s no longer exists; ending it", lease.lease_id, lease.uuid
+                )
+                ended.append(self.store.release(lease.lease_id, user=VANISHED_BY, admin=True))
+        return ended
+
+
+def redact(error: MigctlError, leases: list[Lease], viewer: Principal) -> MigctlError:
+    """A copy of ``error`` naming other users' leases only as 'another user under lease N'."""
+    message, hint = error.message, error.hint
+    for lease in leases:
+        if lease.user == viewer.name:
+            continue
+        anonymous = f"another user under lease {lease.lease_id}"
+        message = message.replace(lease.describe_holder(), anonymous)
+        hint = None if hint is None else hint.replace(f"ask {lease.user} ", "ask its holder ")
+        message = message.replace(f"it belongs to {lease.user}", "it belongs to another user")
+    context = {k: v for k, v in error.context.items() if k not in {"holder", "holders"}}
+    return type(error)(message, hint=hint, context=context)
+
+
+def _after_waiting(error: MigctlError, wait_seconds: float) -> MigctlError:
+    if wait_seconds <= 0:
+        return error
+    return type(error)(
+        f"{error.message} (gave up after waiting {wait_seconds:g} s)",
+        hint=error.hint,
+        context={**error.context, "waited_seconds": wait_seconds},
+    )
+
+
+def _check_pid(principal: Principal, pid: int) -> None:
+    """A lease may follow a process only on this host, and only the caller's own process."""
+    if principal.via != "socket":
+        raise InvalidInputError(
+            "pid binds a lease to a process on the daemon's host: use the Unix socket",
+            hint="drop pid, or connect through the Unix socket as the process's user",
+            context={"pid": pid},
+        )
+    owner_uid = process_facts(pid).uid
+    if owner_uid is None:
+        raise InvalidStateError(
+            f"process {pid} is not running on this host",
+            hint="pass the PID of the live process that will use the device",
+            context={"pid": pid},
+        )
+    if not principal.is_admin and owner_uid != principal.uid:
+        raise PermissionDeniedError(
+            f"process {pid} belongs to another user",
+            hint="a lease may only follow one of your own processes",
+            context={"pid": pid},
+        )

@@ -1,0 +1,79 @@
+"""Refuse request bodies above a size cap (413) before they reach a handler.
+
+Why this module exists: every API body is a small JSON document; a client that sends megabytes
+(by mistake or to exhaust the daemon's memory) must get a clear 413 and change nothing. A
+declared ``Content-Length`` over the cap is refused before any byte is read; a chunked body is
+counted as it arrives and refused as soon as it passes the cap.
+
+Only ``migctl.server`` imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.exceptions import HTTPException
+
+from migctl.errors import InvalidInputError
+from migctl.server.audit import ASGIApp, Message, Receive, Scope, Send
+from migctl.server.http_errors import error_body
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"request body larger than {max_bytes} bytes"
+
+
+class BodyLimit:
+    """ASGI middleware: at most ``max_bytes`` of request body."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise HTTPException(413, detail=_too_large(self.max_bytes))
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = error_body(
+            "invalid_input",
+            _too_large(self.max_bytes),
+            hint="API bodies are small JSON documents; send less",
+            exit_code=InvalidInputError.exit_code,
+            context={"max_bytes": self.max_bytes},
+        )
+        payload = json.dumps(body).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

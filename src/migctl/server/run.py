@@ -1,0 +1,167 @@
+"""Run the daemon: reconcile, open the listeners, serve until SIGTERM/SIGINT, clean up.
+
+Why this module exists: ``migctl serve`` and the tests start the daemon the same way:
+bind the listeners (a second daemon is refused before it touches anything), reconcile (see
+``startup``), serve. The Unix
+socket is created here (not by uvicorn) so its mode is exactly ``0666`` (any local user may
+connect; the kernel tells the daemon who they are) and a live daemon's socket is never stolen: a
+socket path that answers is refused, a stale one (no one listening) is replaced. TCP, when
+asked for, uses the same app (bearer tokens only). systemd's ``Type=notify`` is supported
+(``READY=1`` once listening). uvicorn's h11 protocol is subclassed to carry SO_PEERCRED.
+
+Only the ``migctl serve`` verb imports this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+import uvicorn
+
+from migctl.backends.base import Backend
+from migctl.errors import InUseError, PermissionDeniedError
+from migctl.planner import DesiredLayout
+from migctl.server.app import create_app
+from migctl.server.config import ServiceConfig
+from migctl.server.peercred import PeerCredH11Protocol
+from migctl.server.service import Service
+
+log = logging.getLogger(__name__)
+BACKLOG = 1024
+
+
+def _socket_in_use(path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def bind_unix(path: Path, mode: int) -> socket.socket:
+    """A listening Unix socket at ``path`` with ``mode``; refuses when a daemon answers there."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    if path.exists() or path.is_symlink():
+        if _socket_in_use(path):
+            raise InUseError(
+                f"another daemon is listening on {path}",
+                hint="stop it first (systemctl stop migctl), or pass another --socket",
+            )
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, mode)
+        sock.listen(BACKLOG)
+    except PermissionError as exc:
+        sock.close()
+        raise PermissionDeniedError(
+            f"cannot create the socket {path}: {exc.strerror}",
+            hint="run as root, or pass --socket in a directory you own",
+        ) from exc
+    return sock
+
+
+def bind_tcp(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InUseError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            hint="choose a free port with --tcp HOST:PORT",
+        ) from exc
+    sock.listen(BACKLOG)
+    return sock
+
+
+def notify_systemd(state: str) -> None:
+    """``sd_notify(state)`` when started by systemd with ``Type=notify``; else nothing."""
+    target = os.environ.get("NOTIFY_SOCKET")
+    if not target:
+        return
+    address = "\0" + target[1:] if target.startswith("@") else target
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(state.encode())
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server that tells systemd when it is ready."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        notify_systemd("READY=1")
+        log.info("migctl serve: ready")
+
+
+def serve(
+    config: ServiceConfig,
+    backend: Backend,
+    *,
+    access_log: bool = False,
+    initial_layout: Mapping[int, DesiredLayout] | None = None,
+) -> None:
+    """Listen, reconcile, serve until stopped; always remove the socket and close stores.
+
+    ``initial_layout`` becomes the desired layout when the daemon remembers none yet.
+    SIGTERM/SIGINT during start-up are noted and honoured once start-up is done (a
+    reconciling apply is never cut short); while serving, uvicorn shuts down gracefully and
+    hands the signal back to our handler (which only notes it), so the clean-up below runs.
+    """
+    stop_signals: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, _frame: stop_signals.append(signum))
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    service = Service(config, backend)
+    if initial_layout and not service.desired.targets():
+        service.desired.put(initial_layout, by="migctl serve --layout", job_id=None)
+    sockets: list[socket.socket] = []
+    try:
+        sockets.append(bind_unix(config.socket_path, config.socket_mode))  # refuses a 2nd daemon
+        if config.tcp is not None:
+            sockets.append(bind_tcp(*config.tcp))
+        service.start()  # clients that connect meanwhile wait in the listen backlog
+        if stop_signals:
+            log.info("migctl serve: stopped during start-up (signal %d)", stop_signals[0])
+            return
+        log.info("migctl serve: listening on %s", ", ".join(config.listeners()))
+        _Server(_uvicorn_config(service, access_log)).run(sockets=sockets)
+    finally:
+        notify_systemd("STOPPING=1")
+        for sock in sockets:
+            sock.close()
+        if sockets:
+            with contextlib.suppress(FileNotFoundError):
+                config.socket_path.unlink()
+        service.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _uvicorn_config(service: Service, access_log: bool) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(service),
+        http=PeerCredH11Protocol,
+        ws="none",  # no WebSocket upgrades: every request goes through the h11 protocol above
+        lifespan="on",
+        log_config=None,
+        access_log=access_log,
+        timeout_keep_alive=30,
+        backlog=BACKLOG,
+        timeout_graceful_shutdown=30,
+    )

@@ -1,0 +1,205 @@
+"""The daemon core: one object that owns the backend, the stores and the job runner.
+
+Why this module exists: the REST routes (and, later, the metrics endpoint, the dashboard and
+demand-driven repartitioning) need one place to ask "what is there", "plan this", "apply this as
+a job", "lease for this principal". :class:`Service` is that place; routes stay thin. It is
+built from a :class:`ServiceConfig` and an opened backend (the daemon opens exactly one), and
+:meth:`start` reconciles the machine with what the daemon remembers (see ``startup``).
+
+The daemon points ``MIGCTL_LEASE_DB`` and ``MIGCTL_STATE_DIR`` at its own files at start, so the
+engine (which marks leased instances busy and keeps its apply journal there) sees the same
+leases and journal as the daemon.
+
+Only ``migctl.server`` and the ``migctl serve`` verb import this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from migctl import __version__
+from migctl.backends.base import Backend
+from migctl.catalog import Catalog, load_catalog
+from migctl.engine.apply import ApplyOutcome, apply, plan_machine
+from migctl.engine.codec import targets_to_dict
+from migctl.engine.export import current_layouts
+from migctl.engine.journal import STATE_DIR_ENV
+from migctl.errors import NotFoundError
+from migctl.inventory import GpuView, machine_view
+from migctl.leases import ENV_LEASE_DB, Lease, LeaseStore
+from migctl.planner import DesiredLayout, Plan
+from migctl.server import layouts
+from migctl.server.audit import AuditLog
+from migctl.server.auth import AdminGroup, Principal, authenticate
+from migctl.server.config import ServiceConfig
+from migctl.server.gpu import GpuAccess
+from migctl.server.jobs import Job, JobResult, JobRunner, JobStatus, JobStore
+from migctl.server.leasing import LeaseService
+from migctl.server.peercred import PeerCred
+from migctl.server.requests import LayoutRequest
+from migctl.server.statedb import StateDB
+from migctl.server.threads import Blocking
+from migctl.server.tokens import TokenStore
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """Everything one ``migctl serve`` process holds (see the module docstring)."""
+
+    def __init__(
+        self, config: ServiceConfig, backend: Backend, catalog: Catalog | None = None
+    ) -> None:
+        self.config = config
+        self.catalog = catalog or load_catalog()
+        os.environ[ENV_LEASE_DB] = str(config.lease_db)
+        os.environ[STATE_DIR_ENV] = str(config.state_dir)
+        self.db = StateDB(config.state_db)
+        self.tokens = TokenStore(self.db)
+        self.audit = AuditLog(self.db)
+        self.jobs = JobRunner(JobStore(self.db))
+        self.desired = layouts.DesiredStore(self.db)
+        self.gpu = GpuAccess(backend, cache_s=config.device_cache_s)
+        self.blocking = Blocking(config.io_threads)
+        self.leases = LeaseService(
+            LeaseStore(config.lease_db), self.gpu, self.blocking, poll_s=config.wait_poll_s
+        )
+        self.admins = AdminGroup(config.admin_group)
+        self.started_at = time.time()
+        self.startup_notes: list[str] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> list[str]:
+        """Reconcile before serving: repair the journal, re-apply, end vanished leases."""
+        from migctl.server.startup import reconcile
+
+        self.startup_notes = reconcile(self)
+        return self.startup_notes
+
+    def close(self) -> None:
+        self.jobs.shutdown()
+        self.blocking.shutdown()
+        self.leases.store.close()
+        self.db.close()
+
+    def authenticate(self, peer: PeerCred | None, authorization: str | None) -> Principal:
+        return authenticate(peer, authorization, self.tokens, self.admins)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def machine(self) -> tuple[list[GpuView], list[Lease]]:
+        """Every GPU with instances, devices and processes, and the active leases."""
+        with self.gpu.locked() as backend:
+            views = machine_view(backend)
+        return views, self.leases.store.list_leases()
+
+    def status_counts(self) -> dict[str, Any]:
+        store = self.jobs.store
+        with self.gpu.locked() as backend:
+            gpus, driver = len(backend.gpus()), backend.driver_version()
+        return {
+            "gpus": gpus,
+            "mig_devices": len(self.gpu.candidates()),
+            "leases_active": len(self.leases.store.list_leases()),
+            "lease_waiters": len(self.leases.waits),
+            "jobs_queued": store.count(JobStatus.QUEUED),
+            "jobs_running": store.count(JobStatus.RUNNING),
+            "desired_gpus": sorted(self.desired.targets()),
+            "driver_version": driver,
+        }
+
+    @property
+    def version(self) -> str:
+        return __version__
+
+    # -- layouts ---------------------------------------------------------------------------
+
+    def targets_for(
+        self, request: LayoutRequest
+    ) -> tuple[dict[int, DesiredLayout], tuple[str, ...]]:
+        """Checked targets of a plan/apply request (422 when they could never exist)."""
+        models = self.gpu.models()
+        targets, reasons = layouts.resolve(request, models)
+        layouts.check_reachable(targets, models)
+        return targets, reasons
+
+    def plan(self, targets: Mapping[int, DesiredLayout], *, force: bool) -> dict[int, Plan]:
+        with self.gpu.locked() as backend:
+            plans, _ = plan_machine(backend, targets, force=force)
+        return plans
+
+    def submit_apply(
+        self, targets: dict[int, DesiredLayout], *, force: bool, by: Principal, kind: str = "apply"
+    ) -> Job:
+        request = {"targets": targets_to_dict(targets), "force": force}
+
+        def work(job: Job) -> JobResult:
+            return self.apply_now(targets, force=force, by=by.name, job_id=job.job_id)
+
+        return self.jobs.submit(kind, request, by.name, work)
+
+    def submit_mig_mode(self, gpu: int, *, enabled: bool, force: bool, by: Principal) -> Job:
+        if gpu not in self.gpu.models():
+            raise NotFoundError(
+                f"GPU {gpu} does not exist or cannot do MIG",
+                hint="MIG GPUs: " + ", ".join(map(str, sorted(self.gpu.models()))),
+                context={"gpu": gpu},
+            )
+        request = {"gpu": gpu, "enabled": enabled, "force": force}
+
+        def work(job: Job) -> JobResult:
+            with self.gpu.locked() as backend:
+                now = current_layouts(backend, [gpu]).get(gpu, DesiredLayout((), False))
+            keep = now.gis if enabled and now.mig_enabled else ()
+            target = {gpu: DesiredLayout(keep, enabled)}
+            return self.apply_now(target, force=force, by=by.name, job_id=job.job_id)
+
+        return self.jobs.submit("mig-mode", request, by.name, work)
+
+    def apply_now(
+        self, targets: Mapping[int, DesiredLayout], *, force: bool, by: str, job_id: int | None
+    ) -> JobResult:
+        """Apply under the GPU lock (in the calling thread); remember the layout on success."""
+        with self.gpu.locked() as backend:
+            self.gpu.invalidate()
+            try:
+                outcome = apply(backend, targets, force=force)
+            finally:
+                self.gpu.invalidate()
+                self.wake_waiters()
+        if outcome.error is None and outcome.rollback_error is None:
+            self.desired.put(targets, by=by, job_id=job_id)
+        return outcome_result(outcome)
+
+    def wake_waiters(self) -> None:
+        """Tell waiting lease requests that devices may have changed (from any thread)."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.leases.waits.wake_all)
+
+
+def outcome_result(outcome: ApplyOutcome) -> JobResult:
+    """An apply outcome as a job result with a one-line message."""
+    result = outcome.to_dict()
+    failure = outcome.rollback_error or outcome.error
+    if failure is not None:
+        restored = "restored" if outcome.rolled_back else "NOT restored (see `migctl recover`)"
+        message = f"failed: {failure.message}; the state before the apply was {restored}"
+        return JobResult(JobStatus.FAILED, message, result=result, error=failure.to_dict())
+    if outcome.noop:
+        message = "the machine already matched the layout: nothing to do"
+    else:
+        done = sum(outcome.executed.values())
+        message = f"applied: {done} operation(s)"
+    if outcome.pending:
+        gpus = ", ".join(map(str, sorted(outcome.pending)))
+        message += f"; GPU {gpus}: MIG mode change waits for a GPU reset"
+    if outcome.recovered:
+        message += f"; {outcome.recovered}"
+    return JobResult(JobStatus.SUCCEEDED, message, result=result)

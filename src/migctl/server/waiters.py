@@ -1,0 +1,101 @@
+"""Lease requests that wait for a device, woken one at a time when a matching device frees up.
+
+Why this module exists: hundreds of clients may wait for a few MIG devices. Polling the lease
+store from each of them would turn every release into hundreds of write transactions; holding
+a thread per waiter would exhaust the pool. Waiters are asyncio events in arrival order; a
+release wakes the *first sleeping* waiter whose request the freed device matches (one release,
+one retry). A freed device that no sleeping waiter can take right now (its waiters are busy
+retrying) is kept as *unclaimed* and taken by the next matching waiter before it sleeps, so no
+wake-up is lost. A newcomer whose request equals an earlier waiter's queues behind it instead of
+trying first: waiting is first come, first served. Anything else that may free devices (an
+apply, a release by another process) is caught by each waiter's periodic retry (``poll_s``) or
+by :meth:`WaitQueue.wake_all`.
+
+Only ``migctl.server`` imports this module; it runs on the daemon's event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+
+from migctl.leases import DeviceCandidate, DeviceRequest
+
+MAX_UNCLAIMED = 256
+
+
+@dataclass(eq=False)
+class Waiter:
+    request: DeviceRequest
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: bool = False  # True once a try failed: from then on it waits for a device
+    sleeping: bool = False  # True while it sleeps in :meth:`WaitQueue.sleep`
+
+
+class WaitQueue:
+    """Waiters in arrival order (event-loop only; not thread-safe)."""
+
+    def __init__(self) -> None:
+        self._waiters: list[Waiter] = []
+        self._unclaimed: list[DeviceCandidate] = []
+
+    def __len__(self) -> int:
+        return len(self._waiters)
+
+    @contextmanager
+    def waiting(self, request: DeviceRequest) -> Iterator[Waiter]:
+        """Join the queue for the duration of the block."""
+        waiter = Waiter(request)
+        self._waiters.append(waiter)
+        try:
+            yield waiter
+        finally:
+            self._waiters.remove(waiter)
+            if not self._waiters:
+                self._unclaimed.clear()
+
+    def ahead(self, waiter: Waiter) -> bool:
+        """Whether someone who asked for the same thing waits before ``waiter``."""
+        for other in self._waiters:
+            if other is waiter:
+                return False
+            if other.waiting and other.request == waiter.request:
+                return True
+        return False
+
+    def device_freed(self, device: DeviceCandidate) -> None:
+        """Wake the first sleeping waiter that ``device`` suits, or keep it unclaimed."""
+        if not self._waiters:
+            return
+        for waiter in self._waiters:
+            if waiter.sleeping and not waiter.woken.is_set() and waiter.request.matches(device):
+                waiter.woken.set()
+                return
+        self._unclaimed.append(device)
+        del self._unclaimed[:-MAX_UNCLAIMED]
+
+    def wake_all(self) -> None:
+        for waiter in self._waiters:
+            waiter.woken.set()
+
+    def _claim(self, waiter: Waiter) -> bool:
+        for index, device in enumerate(self._unclaimed):
+            if waiter.request.matches(device):
+                del self._unclaimed[index]
+                return True
+        return False
+
+    async def sleep(self, waiter: Waiter, timeout_s: float) -> None:
+        """Return at once if an unclaimed device suits ``waiter``; else sleep until woken or
+        ``timeout_s`` passes."""
+        if self._claim(waiter):
+            return
+        waiter.sleeping = True
+        try:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(waiter.woken.wait(), timeout=max(timeout_s, 0.0))
+        finally:
+            waiter.sleeping = False
+            waiter.woken.clear()
