@@ -259,3 +259,30 @@ def test_an_expired_lease_frees_its_device_for_a_waiter(
         assert waited.json()["uuid"] == short["uuid"] and waited.json()["user"] == "bob"
         ended = alice.get(f"/v1/leases/{short['lease_id']}").json()
         assert (ended["active"], ended["end_reason"]) == (False, "expired")
+
+
+def test_plan_accepts_a_layout_file_in_either_format(
+    daemon: Daemon, tokens: dict[str, str]
+) -> None:
+    native = (
+        "apiVersion: migctl/v1\nkind: Layouts\nlayouts:\n  small:\n    gpus:\n"
+        "      - select: all\n        mig: true\n        instances:\n"
+        "          - {profile: 1g.10gb, count: 7}\n"
+    )
+    mig_parted = (
+        "version: v1\nmig-configs:\n  all-3g:\n    - devices: all\n      mig-enabled: true\n"
+        "      mig-devices: {3g.40gb: 2}\n"
+    )
+    with daemon.tcp(tokens["bob"]) as bob:
+        for text, config, profile, count in (
+            (native, "small", "1g.10gb", 7),
+            (mig_parted, "all-3g", "3g.40gb", 2),
+        ):
+            reply = bob.post("/v1/plan", json={"layout": text, "config": config})
+            assert reply.status_code == 200, reply.text
+            final = reply.json()["plans"][0]["final"]  # the layout the plan reaches
+            assert [gi["profile"] for gi in final] == [profile] * count
+        bad = bob.post(
+            "/v1/plan", json={"layout": native.replace("1g.10gb", "1g.99gb"), "config": "small"}
+        )
+        assert bad.status_code == 422 and "1g.99gb" in bad.json()["message"]

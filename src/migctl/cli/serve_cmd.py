@@ -15,23 +15,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from migctl.cli.session import session
-from migctl.errors import NotSupportedError
 
 if TYPE_CHECKING:
     from migctl.planner import DesiredLayout
 
 
 def _initial_layout(path: Path, config: str | None) -> dict[int, DesiredLayout]:
-    try:
-        from migctl.layout.bridge import load_targets
-    except ImportError as exc:
-        raise NotSupportedError(
-            "--layout needs the layout-file package, which this migctl does not have yet",
-            hint="apply a layout through the API (POST /v1/apply) instead",
-        ) from exc
+    from migctl.layout.bridge import load_targets
+
     backend = session().backend
-    models = {g.index: backend.live_model(g.index) for g in backend.gpus() if g.mig is not None}
-    return load_targets(path, config, models)
+    models = {g.index: backend.live_model(g.index) for g in backend.gpus()}
+    targets = load_targets(path, config, models, session().catalog)
+    return {gpu: t for gpu, t in targets.items() if models[gpu].mig_capable}
 
 
 def serve(

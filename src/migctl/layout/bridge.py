@@ -13,7 +13,7 @@ from pathlib import Path
 from migctl.catalog import Catalog, load_catalog
 from migctl.errors import InvalidInputError
 from migctl.layout.export import to_mig_parted, to_native
-from migctl.layout.load import load_layout
+from migctl.layout.load import load_layout, parse_layouts, select_layout
 from migctl.layout.resolve import resolve
 from migctl.layout.types import GpuLayout, WantedInstance
 from migctl.model import GpuModel, Placement
@@ -64,6 +64,21 @@ def load_targets(
     layout = load_layout(path, config, catalog=catalog or load_catalog())
     wanted = resolve(layout, sorted(models.items()))
     return {gpu: to_desired(gpu_layout, models[gpu]) for gpu, gpu_layout in sorted(wanted.items())}
+
+
+def targets_from_text(
+    text: str, config: str | None, models: Mapping[int, GpuModel], catalog: Catalog | None = None
+) -> dict[int, DesiredLayout]:
+    """Like :func:`load_targets`, for a layout document received as text (the REST API)."""
+    layout = select_layout(
+        parse_layouts(text, source="request", catalog=catalog or load_catalog()), config
+    )
+    wanted = resolve(layout, sorted(models.items()))
+    return {
+        gpu: to_desired(gl, models[gpu])
+        for gpu, gl in sorted(wanted.items())
+        if models[gpu].mig_capable
+    }
 
 
 def export_text(

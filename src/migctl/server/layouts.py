@@ -76,6 +76,10 @@ def resolve(
                 _require_gpu(models, gpu)
             targets = {g: spec_to_desired(s) for g, s in sorted(request.targets.items())}
             return targets, ()
+        if request.layout is not None:
+            from migctl.layout.bridge import targets_from_text
+
+            return targets_from_text(request.layout, request.config, models), ()
         chosen = _chosen_models(models, request.gpus)
         if request.split is not None:
             result = intents.split_layouts(chosen, request.split)

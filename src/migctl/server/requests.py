@@ -58,6 +58,15 @@ class LayoutRequest(Strict):
     demand: str | None = Field(
         None, min_length=1, max_length=4000, examples=["4x12GiB,1x35GiB,2x1g.10gb"]
     )
+    layout: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256 * 1024,
+        description="a layout file's text: migctl's YAML format or a mig-parted config",
+    )
+    config: str | None = Field(
+        None, min_length=1, max_length=128, description="with layout: which named layout"
+    )
     gpus: list[int] | None = Field(
         None, max_length=1024, description="with split/demand: which GPUs (default: all MIG GPUs)"
     )
@@ -65,12 +74,18 @@ class LayoutRequest(Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> LayoutRequest:
-        given = [name for name in ("targets", "split", "demand") if getattr(self, name) is not None]
+        given = [
+            name
+            for name in ("targets", "split", "demand", "layout")
+            if getattr(self, name) is not None
+        ]
         if len(given) != 1:
             raise ValueError(
-                "give exactly one of targets, split or demand"
+                "give exactly one of targets, split, demand or layout"
                 + (f" (got {', '.join(given)})" if given else "")
             )
+        if self.config is not None and self.layout is None:
+            raise ValueError("config names a layout inside `layout`")
         if self.targets is not None and self.gpus is not None:
             raise ValueError("gpus goes with split or demand; targets already name their GPUs")
         return self
