@@ -185,3 +185,20 @@ def test_recover_rolls_back_an_interrupted_apply(backend: NvmlBackend) -> None:
     assert result.mode == "rollback" and result.outcome is not None and result.outcome.error is None
     assert layout_of(backend) == before
     assert Journal("sim-h100-single").read() is None
+
+
+def test_dry_run_names_what_a_forced_plan_would_disturb(
+    backend: NvmlBackend, holder: subprocess.Popen[bytes]
+) -> None:
+    from migctl.engine.disturb import disturbed
+
+    apply(backend, {0: MIXED})
+    busy = next(d for d in backend.mig_devices(0) if d.gi_profile == "3g.40gb")
+    open_sim_control(MACHINE).attach(holder.pid, 0, busy.uuid, 100)
+    outcome = apply(backend, {0: SEVEN}, dry_run=True, force=True)
+    lines = disturbed(backend, outcome.plans)[0]
+    assert len(lines) == 4  # every MIG device goes
+    busy_line = next(line for line in lines if busy.uuid in line)
+    assert f"process {holder.pid}" in busy_line and "sleep" in busy_line
+    assert sum("idle" in line for line in lines) == 3
+    assert backend.mig_devices(0)[0].uuid in {d.uuid for d in backend.mig_devices(0)}  # nothing changed
