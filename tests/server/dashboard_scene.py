@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from migctl.sim import SimControl
 from tests.server.conftest import apply_and_wait
 from tests.server.daemon import Daemon
 
@@ -60,7 +61,7 @@ LEASES = (
     ("alice", 0, "1g.10gb", 6100),
     ("alice", 0, "1g.10gb", 2300),
     ("alice", 1, "3g.40gb", 31000),
-    ("bob", 3, "7g.80gb", 52000),
+    ("bob", 3, "7g.80gb", 0),  # no job on it: freed, it goes to the waiting request at once
     ("bob", 4, "1g.20gb", 11800),
     ("bob", 4, "1g.20gb", 0),
     ("carol", 2, "4g.40gb", 20500),
@@ -116,6 +117,8 @@ class Scene:
     sleepers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     waiter: threading.Thread | None = None
     waited: list[httpx.Response] = field(default_factory=list)
+    _devices: dict[int, list[dict[str, Any]]] | None = None
+    _sim: SimControl | None = None
 
     def user(self, name: str) -> httpx.Client:
         return self.daemon.tcp(self.tokens[name])
@@ -127,10 +130,11 @@ class Scene:
 
     def lease_on(self, user: str, gpu: int, profile: str) -> dict[str, Any]:
         """``user`` leases the first free MIG device of ``profile`` on ``gpu`` (by its uuid)."""
+        taken = {lease["uuid"] for leases in self.leases.values() for lease in leases}
         free = [
             d["uuid"]
-            for d in _devices_by_gpu(self.inventory())[gpu]
-            if d["ci_profile"] == profile and d["lease"] is None
+            for d in self.devices()[gpu]
+            if d["ci_profile"] == profile and d["uuid"] not in taken
         ]
         with self.user(user) as client:
             response = client.post("/v1/leases", json={"uuid": free[0], "job": "train"})
@@ -139,11 +143,19 @@ class Scene:
         self.leases.setdefault(user, []).append(lease)
         return lease
 
+    def devices(self) -> dict[int, list[dict[str, Any]]]:
+        """MIG devices by GPU, as the daemon listed them when the scene was laid out."""
+        if self._devices is None:
+            self._devices = _devices_by_gpu(self.inventory())
+        return self._devices
+
     def run_on(self, gpu: int, uuid: str, memory_mib: int) -> None:
         """Start a process and attach it to a MIG device (it shows as a job using memory)."""
         sleeper = subprocess.Popen(["sleep", "600"])
         self.sleepers.append(sleeper)
-        self.daemon.sim().attach(sleeper.pid, gpu, uuid, memory_mib, name="train.py")
+        if self._sim is None:
+            self._sim = self.daemon.sim()
+        self._sim.attach(sleeper.pid, gpu, uuid, memory_mib, name="train.py")
 
     def wait_in_queue(self, name: str, profile: str, wait_seconds: float = 60.0) -> None:
         """``name`` asks for ``profile`` and waits (in a thread) until the queue shows it."""
@@ -194,9 +206,8 @@ def build(daemon: Daemon) -> Scene:
         lease = scene.lease_on(user, gpu, profile)
         if memory_mib:
             scene.run_on(gpu, lease["uuid"], memory_mib)
-    devices = _devices_by_gpu(scene.inventory())
     for gpu, nth, memory_mib in BUSY:
-        scene.run_on(gpu, devices[gpu][nth]["uuid"], memory_mib)
+        scene.run_on(gpu, scene.devices()[gpu][nth]["uuid"], memory_mib)
     scene.wait_in_queue("alice", "7g.80gb")
     return scene
 
