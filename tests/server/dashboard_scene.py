@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import socket
+import socketserver
 import subprocess
 import tempfile
 import threading
@@ -84,7 +86,7 @@ def browser_missing() -> str | None:
 
 
 @contextmanager
-def browser() -> Iterator[Any]:
+def browser(*extra_args: str) -> Iterator[Any]:
     """A fresh headless Chromium context (own user-data dir), 1280x800; yields a page."""
     from playwright.sync_api import sync_playwright
 
@@ -95,7 +97,7 @@ def browser() -> Iterator[Any]:
                 profile,
                 executable_path=str(CHROMIUM),
                 headless=True,
-                args=CHROMIUM_ARGS,
+                args=[*CHROMIUM_ARGS, *extra_args],
                 viewport={"width": VIEWPORT_SIZE[0], "height": VIEWPORT_SIZE[1]},
                 offline=False,
             )
@@ -105,6 +107,51 @@ def browser() -> Iterator[Any]:
                 context.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+class _Forward(socketserver.BaseRequestHandler):
+    """One TCP connection relayed to the daemon's Unix socket, both ways."""
+
+    server: _ForwardServer
+
+    def handle(self) -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as upstream:
+            upstream.connect(self.server.socket_path)
+            back = threading.Thread(target=_pump, args=(upstream, self.request), daemon=True)
+            back.start()
+            _pump(self.request, upstream)
+            back.join(timeout=5)
+
+
+class _ForwardServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    socket_path = ""
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+        target.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+@contextmanager
+def forwarded(socket_path: Path) -> Iterator[int]:
+    """127.0.0.1:PORT relayed to ``socket_path``, as ``ssh -L PORT:SOCKET`` does; yields PORT.
+
+    The daemon sees the relaying process (this one) as the socket peer.
+    """
+    server = _ForwardServer(("127.0.0.1", 0), _Forward)
+    server.socket_path = str(socket_path)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @dataclass

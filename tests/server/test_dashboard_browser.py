@@ -20,7 +20,15 @@ from typing import Any
 import pytest
 
 from tests.server.daemon import Daemon
-from tests.server.dashboard_scene import BUSY, VIEWPORT_SIZE, Scene, browser, browser_missing, build
+from tests.server.dashboard_scene import (
+    BUSY,
+    VIEWPORT_SIZE,
+    Scene,
+    browser,
+    browser_missing,
+    build,
+    forwarded,
+)
 
 REQUIRE_ENV = "MIGCTL_REQUIRE_BROWSER"
 WAIT_MS = 15_000
@@ -192,3 +200,18 @@ def test_a_user_sees_other_tenants_anonymously(scene: Scene) -> None:
         content = page.content()
         assert "alice" not in content and "bob" not in content
         assert page.locator("#you").inner_text().startswith("carol · user · token")
+
+
+def test_through_a_forwarded_socket_the_kernel_names_the_user(scene: Scene) -> None:
+    """Like ``ssh -L 8123:/run/migctl/migctl.sock``: no token, the socket peer is the user; a
+    page under another (rebound) domain name gets nothing."""
+    rebind = "--host-resolver-rules=MAP rebound.example 127.0.0.1"  # what DNS rebinding does
+    with forwarded(scene.daemon.socket_path) as port, browser(rebind) as page:
+        page.goto(f"http://localhost:{port}/dashboard")
+        page.wait_for_selector(".device[data-holder]", timeout=WAIT_MS)
+        assert page.locator("#you").inner_text().startswith("root · admin · socket")
+        assert page.locator("#login").is_hidden()
+        page.goto(f"http://rebound.example:{port}/dashboard")
+        page.wait_for_selector('#live[data-state="offline"]', timeout=WAIT_MS)
+        assert "refused" in page.locator("#live").inner_text()
+        assert page.locator(".device").count() == 0  # nothing about the machine was shown

@@ -117,3 +117,23 @@ def test_recent_reconfigurations_hide_messages_from_users(
     assert apply_job["gpus"] == [0]
     assert [j["job_id"] for j in as_alice] == [j["job_id"] for j in as_root]
     assert all(j["message"] is None for j in as_alice)
+
+
+def test_socket_requests_naming_a_dns_domain_are_refused(
+    daemon: Daemon, tokens: dict[str, str]
+) -> None:
+    """DNS rebinding: a web page whose domain now points at a forwarded socket (``ssh -L``)
+    sends its own domain as Host; without a token it must not act as the socket's user."""
+    with daemon.client() as on_socket:
+        for host in ("migctl", "localhost:8123", "127.0.0.1:8123", "[::1]:8123", "a.localhost"):
+            response = on_socket.get("/v1/dashboard", headers={"Host": host})
+            assert response.status_code == 200, (host, response.text)
+        for host in ("rebound.example", "rebound.example:8123", "gpu-server.corp.example."):
+            refused = on_socket.get("/v1/whoami", headers={"Host": host})
+            assert refused.status_code == 403 and refused.json()["error"] == "permission_denied"
+            assert host in refused.json()["message"]
+        assert on_socket.get("/metrics", headers={"Host": "rebound.example"}).status_code == 403
+        assert on_socket.get("/v1/health", headers={"Host": "rebound.example"}).status_code == 200
+    with daemon.client(token=tokens["bob"]) as with_token:
+        response = with_token.get("/v1/whoami", headers={"Host": "rebound.example"})
+        assert response.status_code == 200 and response.json()["name"] == "bob"
