@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -36,7 +37,7 @@ class MachineCollector(Collector):
         self,
         backend: Backend,
         leases: Callable[[], dict[str, str]] | None = None,
-        lock: threading.Lock | None = None,
+        lock: AbstractContextManager[Any] | None = None,
     ) -> None:
         self.backend = backend
         self.leases = leases or (dict)

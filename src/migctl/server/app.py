@@ -2,9 +2,10 @@
 
 Why this module exists: one function builds the whole HTTP surface, so the daemon, the tests and
 the OpenAPI generator (``migctl.server.openapi``, which needs no backend) see the same app.
-From the outside in: the audit middleware (every mutating request is logged, refused ones
-included), the body size cap (413), then FastAPI (error handlers give every failure the migctl
-error shape). Only ``migctl.server`` imports it.
+From the outside in: the HTTP metrics (count and time every request by route template), the
+audit middleware (every mutating request is logged, refused ones included), the body size cap
+(413), then FastAPI (error handlers give every failure the migctl error shape).
+Only ``migctl.server`` imports it.
 """
 
 from __future__ import annotations
@@ -18,9 +19,18 @@ from typing import Any
 from fastapi import FastAPI
 
 from migctl import __version__
-from migctl.server import http_errors, routes_admin, routes_layouts, routes_leases, routes_read
+from migctl.server import (
+    http_errors,
+    routes_admin,
+    routes_dashboard,
+    routes_layouts,
+    routes_leases,
+    routes_metrics,
+    routes_read,
+)
 from migctl.server.audit import ASGIApp, AuditMiddleware, Receive, Scope, Send
 from migctl.server.config import MAX_BODY_BYTES
+from migctl.server.http_metrics import HttpMetrics
 from migctl.server.limits import BodyLimit
 from migctl.server.service import Service
 from migctl.server.views import ErrorOut
@@ -56,11 +66,12 @@ class _Outer:
     def __init__(self, app: FastAPI, service: Service | None, max_body_bytes: int) -> None:
         self.fastapi = app
         limited: ASGIApp = BodyLimit(app, max_body_bytes)
-        self._entry = AuditMiddleware(
+        audited = AuditMiddleware(
             limited,
             service.audit if service else None,
             service.blocking.state_lane if service else None,
         )
+        self._entry = HttpMetrics(audited, service.metrics if service else None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._entry(scope, receive, send)
@@ -94,7 +105,8 @@ def create_fastapi(service: Service | None) -> FastAPI:
     )
     app.state.service = service
     http_errors.install(app)
-    for module in (routes_read, routes_layouts, routes_leases, routes_admin):
+    routers = (routes_read, routes_layouts, routes_leases, routes_admin)
+    for module in (*routers, routes_metrics, routes_dashboard):
         app.include_router(module.router)
     return app
 

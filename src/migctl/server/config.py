@@ -20,6 +20,7 @@ from migctl.leases.paths import default_db_path
 
 SOCKET_ENV = "MIGCTL_SOCKET"
 ADMIN_GROUP_ENV = "MIGCTL_ADMIN_GROUP"
+METRICS_PUBLIC_ENV = "MIGCTL_METRICS_PUBLIC"
 DEFAULT_ADMIN_GROUP = "migctl-admin"
 SYSTEM_SOCKET = Path("/run/migctl/migctl.sock")
 STATE_DB_NAME = "service.db"
@@ -43,6 +44,11 @@ def default_socket_path(environ: dict[str, str] | None = None, euid: int | None 
 
 def default_admin_group() -> str:
     return os.environ.get(ADMIN_GROUP_ENV) or DEFAULT_ADMIN_GROUP
+
+
+def default_metrics_public() -> bool:
+    """``MIGCTL_METRICS_PUBLIC=1``: anonymous TCP clients may read ``/metrics`` (Prometheus)."""
+    return os.environ.get(METRICS_PUBLIC_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
@@ -71,6 +77,7 @@ class ServiceConfig:
     reap_every_s: float = 1.0  # end expired and dead-holder leases, waking their waiters
     io_threads: int = 32
     socket_mode: int = SOCKET_MODE
+    metrics_public: bool = field(default_factory=default_metrics_public)  # /metrics without token
 
     @property
     def state_db(self) -> Path:

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from migctl.errors import InvalidStateError
 from migctl.server.audit import PRINCIPAL_KEY
 from migctl.server.auth import Principal, require_admin
+from migctl.server.hostcheck import check_socket_host
 from migctl.server.peercred import peer_of
 from migctl.server.service import Service
 
@@ -31,6 +32,8 @@ async def caller(request: Request) -> Principal:
     peer = peer_of(request.scope)
     authorization = request.headers.get("authorization")
     if authorization is None:
+        if peer is not None:
+            check_socket_host(request.headers.get("host"))  # see ``hostcheck``: DNS rebinding
         principal = service.authenticate(peer, None)  # no database access: stay on the loop
     else:
         principal = await service.blocking.state(service.authenticate, peer, authorization)

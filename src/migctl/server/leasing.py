@@ -120,7 +120,7 @@ class LeaseService:
                 self._acquire_once, request, owner, body.ttl_seconds, candidates
             )
 
-        with self.waits.waiting(request) as waiter:
+        with self.waits.waiting(request, owner) as waiter:
             if not (body.wait_seconds > 0 and self.waits.ahead(waiter)):
                 try:
                     return await attempt()

@@ -43,6 +43,7 @@ from migctl.server.leasing import LeaseService
 from migctl.server.peercred import PeerCred
 from migctl.server.requests import LayoutRequest
 from migctl.server.statedb import StateDB
+from migctl.server.telemetry import DaemonMetrics
 from migctl.server.threads import Blocking
 from migctl.server.tokens import TokenStore
 
@@ -70,6 +71,7 @@ class Service:
             LeaseStore(config.lease_db), self.gpu, self.blocking, poll_s=config.wait_poll_s
         )
         self.admins = AdminGroup(config.admin_group)
+        self.metrics = DaemonMetrics(self.gpu, self.leases)
         self.started_at = time.time()
         self.startup_notes: list[str] = []
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -126,12 +128,13 @@ class Service:
     ) -> tuple[dict[int, DesiredLayout], tuple[str, ...]]:
         """Checked targets of a plan/apply request (422 when they could never exist)."""
         models = self.gpu.models()
-        targets, reasons = layouts.resolve(request, models)
-        layouts.check_reachable(targets, models)
+        with self.metrics.planning("targets"):
+            targets, reasons = layouts.resolve(request, models)
+            layouts.check_reachable(targets, models)
         return targets, reasons
 
     def plan(self, targets: Mapping[int, DesiredLayout], *, force: bool) -> dict[int, Plan]:
-        with self.gpu.locked() as backend:
+        with self.gpu.locked() as backend, self.metrics.planning("plan"):
             plans, _ = plan_machine(backend, targets, force=force)
         return plans
 
@@ -167,13 +170,17 @@ class Service:
         self, targets: Mapping[int, DesiredLayout], *, force: bool, by: str, job_id: int | None
     ) -> JobResult:
         """Apply under the GPU lock (in the calling thread); remember the layout on success."""
+        result = "failed"
+        started = time.perf_counter()
         with self.gpu.locked() as backend:
             self.gpu.invalidate()
             try:
                 outcome = apply(backend, targets, force=force)
+                result = reconfiguration_result(outcome)
             finally:
                 self.gpu.invalidate()
                 self.wake_waiters()
+                self.metrics.reconfiguration(result, time.perf_counter() - started)
         if outcome.error is None and outcome.rollback_error is None:
             self.desired.put(targets, by=by, job_id=job_id)
         return outcome_result(outcome)
@@ -182,6 +189,13 @@ class Service:
         """Tell waiting lease requests that devices may have changed (from any thread)."""
         if self.loop is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.leases.waits.wake_all)
+
+
+def reconfiguration_result(outcome: ApplyOutcome) -> str:
+    """The ``result`` label of ``migctl_reconfigurations_total`` for an apply outcome."""
+    if outcome.rollback_error is not None or outcome.error is not None:
+        return "failed"
+    return "noop" if outcome.noop else "succeeded"
 
 
 def outcome_result(outcome: ApplyOutcome) -> JobResult:

@@ -17,11 +17,12 @@ Only ``migctl.server`` imports this module; it runs on the daemon's event loop o
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
-from migctl.leases import DeviceCandidate, DeviceRequest
+from migctl.leases import DeviceCandidate, DeviceRequest, LeaseOwner
 
 MAX_UNCLAIMED = 256
 
@@ -29,6 +30,8 @@ MAX_UNCLAIMED = 256
 @dataclass(eq=False)
 class Waiter:
     request: DeviceRequest
+    owner: LeaseOwner | None = None  # who asks (shown on the dashboard, redacted for others)
+    since: float = field(default_factory=time.time)  # when the request arrived (epoch seconds)
     woken: asyncio.Event = field(default_factory=asyncio.Event)
     waiting: bool = False  # True once a try failed: from then on it waits for a device
     sleeping: bool = False  # True while it sleeps in :meth:`WaitQueue.sleep`
@@ -44,10 +47,17 @@ class WaitQueue:
     def __len__(self) -> int:
         return len(self._waiters)
 
+    def queued(self) -> list[Waiter]:
+        """The requests that found nothing free and wait for a device, in arrival order.
+
+        A snapshot (a copy of the list): metrics scrapes may call it from another thread.
+        """
+        return [waiter for waiter in list(self._waiters) if waiter.waiting]
+
     @contextmanager
-    def waiting(self, request: DeviceRequest) -> Iterator[Waiter]:
+    def waiting(self, request: DeviceRequest, owner: LeaseOwner | None = None) -> Iterator[Waiter]:
         """Join the queue for the duration of the block."""
-        waiter = Waiter(request)
+        waiter = Waiter(request, owner)
         self._waiters.append(waiter)
         try:
             yield waiter

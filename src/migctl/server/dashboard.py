@@ -1,0 +1,137 @@
+"""The dashboard's JSON feed (``GET /v1/dashboard``): everything the page draws, in one answer.
+
+Why this module exists: the page (``static/dashboard.js``) polls one document every ~2 s and
+redraws: the GPUs with their instances, MIG devices, memory use and leases (the inventory's own
+shapes, ``views.GpuOut``, so the page and the API never disagree), the lease requests waiting in
+the queue, and the recent reconfigurations (jobs). One request per poll keeps the daemon's cost
+per open page small and every part of the picture from the same moment.
+
+Privacy follows the API (``views``): a user sees the owner of their own leases and waiting
+requests only (others show as redacted), and the message of a job only when an admin asks
+(a failed apply's message may name other users' leases). Only ``migctl.server`` imports it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from migctl.inventory import GpuView
+from migctl.leases import Lease
+from migctl.server.auth import Principal
+from migctl.server.jobs import Job
+from migctl.server.views import GpuOut, PrincipalOut, inventory_out, principal_out
+from migctl.server.waiters import Waiter
+
+REFRESH_S = 2.0  # how often the page polls
+RECENT_JOBS = 8
+
+
+class WaitingOut(BaseModel):
+    """A lease request waiting for a device; ``user`` and ``job`` are null when redacted."""
+
+    position: int  # 1 = served first
+    since: float  # when the request arrived (epoch seconds)
+    mine: bool
+    redacted: bool
+    user: str | None
+    job: str | None
+    profile: str | None
+    memory_mib: int | None
+    sms: int | None
+    uuid: str | None
+
+
+class ReconfigurationOut(BaseModel):
+    """A recent job that changed (or tried to change) the GPUs."""
+
+    job_id: int
+    kind: str
+    status: str
+    requested_by: str
+    gpus: list[int]
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    message: str | None  # null unless an admin asks
+
+
+class DashboardOut(BaseModel):
+    generated_at: float
+    refresh_s: float
+    version: str
+    backend: str
+    you: PrincipalOut
+    gpus: list[GpuOut]
+    waiting: list[WaitingOut]
+    reconfigurations: list[ReconfigurationOut]
+
+
+def waiting_out(position: int, waiter: Waiter, viewer: Principal) -> WaitingOut:
+    owner = waiter.owner
+    mine = owner is not None and owner.user == viewer.name
+    visible = owner is not None and (viewer.is_admin or mine)
+    request = waiter.request
+    return WaitingOut(
+        position=position,
+        since=waiter.since,
+        mine=mine,
+        redacted=not visible,
+        user=owner.user if visible and owner else None,
+        job=owner.job if visible and owner else None,
+        profile=request.profile,
+        memory_mib=request.min_memory_mib,
+        sms=request.min_sm_count,
+        uuid=request.uuid,
+    )
+
+
+def job_gpus(request: dict[str, Any]) -> list[int]:
+    """The GPUs a job's request names (``targets`` keys, or ``gpu``)."""
+    found: set[int] = set()
+    targets = request.get("targets")
+    if isinstance(targets, dict):
+        found.update(int(key) for key in targets if str(key).isdigit())
+    gpu = request.get("gpu")
+    if isinstance(gpu, int):
+        found.add(gpu)
+    return sorted(found)
+
+
+def reconfiguration_out(job: Job, viewer: Principal) -> ReconfigurationOut:
+    return ReconfigurationOut(
+        job_id=job.job_id,
+        kind=job.kind,
+        status=str(job.status),
+        requested_by=job.requested_by,
+        gpus=job_gpus(job.request),
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        message=job.message if viewer.is_admin else None,
+    )
+
+
+def dashboard_out(
+    *,
+    views: list[GpuView],
+    leases: list[Lease],
+    waiters: list[Waiter],
+    jobs: list[Job],
+    viewer: Principal,
+    version: str,
+    backend: str,
+) -> DashboardOut:
+    """The feed as ``viewer`` may see it."""
+    return DashboardOut(
+        generated_at=time.time(),
+        refresh_s=REFRESH_S,
+        version=version,
+        backend=backend,
+        you=principal_out(viewer),
+        gpus=inventory_out(views, leases, viewer).gpus,
+        waiting=[waiting_out(n, w, viewer) for n, w in enumerate(waiters, start=1)],
+        reconfigurations=[reconfiguration_out(job, viewer) for job in jobs],
+    )

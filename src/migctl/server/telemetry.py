@@ -1,0 +1,94 @@
+"""The daemon's Prometheus metrics: one registry per service, the machine read at scrape time.
+
+Why this module exists: ``GET /metrics`` must show both what the machine looks like now (GPUs,
+MIG devices, memory, processes, lease holders: ``migctl.metrics.MachineCollector``) and what the
+daemon did (waiting lease requests, reconfigurations, planner and HTTP latency:
+``migctl.metrics.ServiceMetrics``). :class:`DaemonMetrics` holds the service's registry, feeds
+the counters (the service calls :meth:`planning` and :meth:`reconfiguration`, the HTTP
+middleware :meth:`observe_http`) and renders a scrape for one viewer.
+
+The machine is read through the service's one backend under its GPU lock, so a scrape never
+races an apply. Lease holders follow the API's privacy rule (``views.may_see_owner``): admins
+see every holder's user name; a user sees their own name and :data:`HIDDEN_HOLDER` for other
+users' leases; an anonymous scrape (``--metrics-public``) sees :data:`HIDDEN_HOLDER` for all.
+
+Only ``migctl.server`` imports this module.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+
+from migctl.metrics import MachineCollector, ServiceMetrics
+from migctl.server.auth import Principal
+from migctl.server.gpu import GpuAccess
+from migctl.server.leasing import LeaseService
+from migctl.server.views import may_see_owner
+
+HIDDEN_HOLDER = "(another user)"  # never a valid user name, so it cannot collide with one
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class DaemonMetrics:
+    """The registry of one :class:`~migctl.server.service.Service` (see the module docstring)."""
+
+    def __init__(self, gpu: GpuAccess, leases: LeaseService) -> None:
+        # No ``*_created`` series: in the text format they are extra gauges per counter and
+        # histogram child that no one graphs. A process-wide setting; the daemon owns its process.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry()
+        self.service = ServiceMetrics(self.registry)
+        self._gpu = gpu
+        self._leases = leases
+        self.service.waiting.set_function(lambda: len(leases.waits.queued()))
+
+    # -- what the daemon did ---------------------------------------------------------------
+
+    @contextmanager
+    def planning(self, what: str) -> Iterator[None]:
+        """Time a planner call (``what``: ``plan`` or ``targets``), failed ones included."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.service.planner_seconds.labels(what=what).observe(time.perf_counter() - started)
+
+    def reconfiguration(self, result: str, seconds: float) -> None:
+        """Count an apply by ``result`` (``succeeded``, ``failed``, ``noop``); time real ones."""
+        self.service.reconfigurations.labels(result=result).inc()
+        if result != "noop":
+            self.service.reconfiguration_seconds.observe(seconds)
+
+    def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One answered request; ``route`` is the route's template, never the raw path."""
+        method = method if method in KNOWN_METHODS else "OTHER"
+        self.service.requests.labels(method=method, route=route, status=str(status)).inc()
+        self.service.request_seconds.labels(method=method, route=route).observe(seconds)
+
+    # -- scrapes ---------------------------------------------------------------------------
+
+    def holders(self, viewer: Principal | None) -> dict[str, str]:
+        """Active lease holders by MIG device UUID, as ``viewer`` may see them."""
+        shown = {}
+        for lease in self._leases.store.list_leases():
+            visible = viewer is not None and may_see_owner(lease, viewer)
+            shown[lease.uuid] = lease.user if visible else HIDDEN_HOLDER
+        return shown
+
+    def exposition(self, viewer: Principal | None) -> bytes:
+        """The Prometheus text format: the daemon's metrics, then the machine's, read now.
+
+        The machine collector is registered per scrape because its lease holders depend on
+        who asks; the daemon's counters live in :attr:`registry` for the daemon's lifetime.
+        """
+        machine = CollectorRegistry()
+        machine.register(
+            MachineCollector(
+                self._gpu.backend, leases=lambda: self.holders(viewer), lock=self._gpu.lock
+            )
+        )
+        return generate_latest(self.registry) + generate_latest(machine)
