@@ -87,7 +87,8 @@ class _Work:
     grants: list[Grant] = field(default_factory=list)
     waiting: list[Waiting] = field(default_factory=list)
     failed: dict[Size, Waiting] = field(default_factory=dict)
-    later: dict[Size, list[Request]] = field(default_factory=dict)  # not yet considered
+    later: dict[Size, int] = field(default_factory=dict)  # requests not yet considered
+    sample: dict[Size, Request] = field(default_factory=dict)  # one request of each size
 
     def __post_init__(self) -> None:
         minimum = self.policy.min_idle_seconds
@@ -105,10 +106,13 @@ class _Work:
 
     def queue(self, ordered: Iterable[Request]) -> None:
         for request in ordered:
-            self.later.setdefault(request.size, []).append(request)
+            self.later[request.size] = self.later.get(request.size, 0) + 1
+            self.sample.setdefault(request.size, request)
 
     def serve(self, request: Request) -> bool:
-        self.later[request.size].remove(request)
+        self.later[request.size] -= 1
+        if request.size in self.failed:  # nothing changed since one of this size failed
+            return False
         if self.grant(request, oversize=False):
             return True
         if self.policy.enabled and self.reshape_for(request):
@@ -157,7 +161,7 @@ class _Work:
 
     def spare(self, gpu: GpuWork, request: Request) -> frozenset[int]:
         """GIs holding a free device that another waiting request could take as it is."""
-        others = [group[0] for group in self.later.values() if group]
+        others = [self.sample[size] for size, count in self.later.items() if count]
         spare: set[int] = set()
         for device in gpu.free:
             if device.gi_id in spare:

@@ -170,7 +170,7 @@ def replay(
     return ReplayResult(
         name=config.name,
         outcomes=tuple(run.outcomes[t.id] for t in trace),
-        reconfigurations=len(run.reshape_times),
+        reshape_times_s=tuple(run.reshape_times),
         destroyed_instances=run.destroyed,
         timeline=run.timeline,
         window_end_s=end,

@@ -95,13 +95,17 @@ def percentile(values: list[float], share: float) -> float:
 class ReplayResult:
     name: str
     outcomes: tuple[Outcome, ...]
-    reconfigurations: int
+    reshape_times_s: tuple[float, ...]
     destroyed_instances: int
     timeline: Timeline
     window_end_s: float
     decide_calls: int
     decide_seconds: float
     max_wait_seconds: float | None
+
+    @property
+    def reconfigurations(self) -> int:
+        return len(self.reshape_times_s)
 
     @property
     def waits(self) -> list[float]:
