@@ -15,6 +15,20 @@ Pure decision library, testable without a server or a GPU:
 * ``decision``: the ``Decision`` value (grants, reshapes with plans, waiting reasons);
 * ``replay``: a discrete-event replayer of request traces against a modelled machine.
 
+Typical use in the daemon (at every lease request, release, expiry, and on a timer)::
+
+    tracker = IdleTracker()                           # one per daemon
+    queue = WaitQueue()                               # requests that found no device
+    queue.add(Request(lease_id, arrival_s=time.time(), memory_mib=12288, priority=0))
+    views = [GpuView(model, current, tracker.observe(current, now), uuids)
+             for model, current, uuids in gpus]       # CurrentGpu with busy = processes/leases
+    decision = decide(MachineView(tuple(views), reshape_times), queue, policy, now)
+    for grant in decision.grants: ...                 # lease grant.uuid / (gpu, gi_id, ci_id)
+    for reshape in decision.reshapes: ...             # apply reshape.plan (engine), remember
+        # the start time in reshape_times, tracker.forget([reshape.gpu_index]), then lease the
+        # device of the GI at each grant.placement to grant.request_id
+    # remove served ids from the queue; decision.waiting says why the others wait
+
 Imports ``migctl.planner``, ``migctl.geometry``, ``migctl.model`` and ``migctl.errors`` only
 (never backends, the simulator or the lease store). The daemon and ``bench/`` import it.
 """

@@ -20,15 +20,19 @@ Otherwise it waits, with the reason (``WaitReason``).
 
 Fairness (no starvation): when the request at the head of the order has waited at least
 ``reserve_after_seconds`` and still cannot be served, it *reserves* one GPU: the GPU and
-placement where the fewest busy instances stand in its way. Nobody else is granted a device
-or a new instance on that GPU, and others may only open reshapes while one unit of budget
-stays for the head. Why the head is then served in bounded time, given that every lease ends
-(finite durations): nothing new starts on the reserved GPU, so the busy instances in the way
-end; each is then idle and ages past ``min_idle_seconds``; the hourly window frees budget;
-then step 2 serves the head. The reserved GPU may move only to a GPU where strictly fewer
-busy instances are in the way, or as many at a lower index, so it cannot move forever. With
-aging, any waiting request's effective priority eventually exceeds every newcomer's, so it
-reaches the head after the finitely many older requests ahead of it are served.
+placement with the fewest busy, then young, then any instances in its way (then the smallest
+profile, lowest GPU index, lowest start). Nobody else is granted a device or a new instance
+on that GPU, and others may only open reshapes while one unit of budget stays for the head.
+Why the head is then served in bounded time, given that every lease ends (finite durations)
+and the caller reports idle times: nothing new starts on the reserved GPU, so its cost
+(busy, young, all in the way) only falls: a busy instance ends and turns young, a young one
+ages past ``min_idle_seconds``. Each decision picks the cheapest option, so the cost of the
+current choice never rises and falls at every such event; it takes finitely many values,
+so after finitely many events nothing busy or young is in the way; the hourly window frees
+budget; step 2 then serves the head (it is served first in every decision). With aging,
+any waiting request's effective priority eventually exceeds every newcomer's (static
+priorities are bounded), so it reaches the head once the finitely many requests ahead of it
+are served. A device missing from ``idle_since`` never ages: the daemon must report them.
 Without aging or reservations, a large request can starve (tests show both).
 """
 
