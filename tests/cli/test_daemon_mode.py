@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from migctl.cli.remote_leases import TCP_RUN_TTL_S
+from migctl.errors import EXIT_INTERNAL
 from migctl.leases import Lease
+from migctl.server.client import error_from_body
 from tests.cli.conftest import Result, daemon_devices, migctl
 from tests.server.daemon import Daemon
 
@@ -250,3 +252,18 @@ def test_top_once_through_the_daemon(via_daemon: Daemon, capsys: Capsys) -> None
     assert result.code == 0, result.err
     assert f"the migctl daemon at unix:{via_daemon.socket_path}" in result.out
     assert all(uuid in result.out for uuid in daemon_devices(via_daemon))
+
+
+def test_tokens_over_tcp_are_checked_like_any_permission(
+    cli_daemon: Daemon, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIGCTL_URL", f"http://127.0.0.1:{cli_daemon.port}")
+    anonymous = migctl(capsys, "-o", "json", "lease", "list")
+    assert anonymous.code == 4 and '"unauthenticated"' in anonymous.err
+    monkeypatch.setenv("MIGCTL_TOKEN", "migctl_nosuch_token")
+    assert migctl(capsys, "lease", "list").code == 4
+
+
+def test_a_daemon_bug_exits_like_a_local_bug() -> None:
+    body = {"error": "internal", "message": "boom", "hint": None, "exit_code": 70, "context": {}}
+    assert error_from_body(body, 500).exit_code == EXIT_INTERNAL

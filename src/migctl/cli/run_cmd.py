@@ -171,6 +171,11 @@ def env(
         return
     sys.stdout.write("\n".join(shell_exports(variables)) + "\n")
     current.err.print(f"migctl: {describe_lease(lease)}")
+    if lease.pid is None and current.daemon is not None:
+        current.err.print(
+            "migctl: over TCP the lease cannot follow your shell: release it with "
+            f"`migctl lease release {lease.lease_id}`"
+        )
 
 
 def register(root: typer.Typer) -> None:
