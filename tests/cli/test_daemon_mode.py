@@ -65,7 +65,7 @@ def test_without_a_daemon_the_cli_stays_local(
     result = migctl(capsys, "-v", "--sim", "h100-single", "-o", "json", "list")
     assert uuids_listed(result) == []  # the fresh local simulator: MIG off
     result = migctl(capsys, "-v", "-o", "json", "list")
-    assert result.code == 9, result.err  # no driver here and no daemon: local, no fallback
+    assert result.code in {0, 9}, result.err  # the local driver, or none (exit 9)
     assert "local: no daemon answers on" in result.err
 
 
