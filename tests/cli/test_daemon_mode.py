@@ -265,5 +265,11 @@ def test_tokens_over_tcp_are_checked_like_any_permission(
 
 
 def test_a_daemon_bug_exits_like_a_local_bug() -> None:
-    body = {"error": "internal", "message": "boom", "hint": None, "exit_code": 70, "context": {}}
+    body: dict[str, object] = {
+        "error": "internal",
+        "message": "boom",
+        "hint": None,
+        "exit_code": 70,
+        "context": {},
+    }
     assert error_from_body(body, 500).exit_code == EXIT_INTERNAL
