@@ -40,7 +40,8 @@ def _isolated_sim_dir(
 ) -> Path:
     path = tmp_path_factory.mktemp("sim")
     monkeypatch.setenv("MIGCTL_SIM_DIR", str(path))
-    for name in ("MIGCTL_SIM", "MIGCTL_READ_ONLY", "MIGCTL_CATALOG"):
+    daemon = ("MIGCTL_URL", "MIGCTL_TOKEN", "MIGCTL_SOCKET", "MIGCTL_LOCAL")
+    for name in ("MIGCTL_SIM", "MIGCTL_READ_ONLY", "MIGCTL_CATALOG", *daemon):
         monkeypatch.delenv(name, raising=False)
     return path
 

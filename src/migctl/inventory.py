@@ -51,7 +51,11 @@ class GpuView:
 
 def resolve_gpus(backend: Backend, selection: str | None) -> list[int]:
     """``None``/``"all"`` -> every GPU; else a comma list of indexes, UUIDs or PCI bus ids."""
-    gpus = backend.gpus()
+    return select_gpus(backend.gpus(), selection)
+
+
+def select_gpus(gpus: Sequence[GpuInfo], selection: str | None) -> list[int]:
+    """:func:`resolve_gpus` over GPUs already read (e.g. from the daemon's inventory)."""
     if selection is None or selection.strip().lower() in {"", "all"}:
         return [g.index for g in gpus]
     chosen: list[int] = []

@@ -4,7 +4,8 @@ Why this exists: a MIG device is only useful once something runs on it, and most
 container or under a scheduler. These verbs print (or write) the exact flags and files those
 tools need for this machine's MIG devices; the formats and what cannot be known on a simulated
 machine are described in ``migctl.tenancy`` (``cdi``, ``kubernetes``, ``slurm``) and in
-docs/tenancy.md.
+docs/tenancy.md. ``docker-args`` also works through the migctl daemon; ``cdi``, ``k8s`` and
+``slurm`` describe the GPU host itself and run there (``--local``).
 """
 
 from __future__ import annotations
@@ -72,6 +73,13 @@ def _device_for(lease_id: int | None, device: str | None, lease_db: Path | None)
 
     if (lease_id is None) == (device is None):
         raise UsageError("say which device: --lease ID or --device MIG-<uuid>")
+    if (client := session().daemon) is not None:
+        from migctl.cli import remote_leases
+
+        if lease_id is not None:
+            return remote_leases.active_uuid(client, lease_id)
+        assert device is not None
+        return remote_leases.known_device(client, device)
     if lease_id is not None:
         lease = store_at(lease_db).get_lease(lease_id)
         if not lease.active:

@@ -2,12 +2,15 @@
 
 Why this exists: these are the first commands a user runs; they must show MIG device
 UUIDs, who uses what (processes with their users, lease holders), and why a MIG mode change
-is still pending.
+is still pending. Through the migctl daemon they read ``/v1/inventory`` and change MIG mode as
+daemon jobs (``cli/remote_gpus.py``); the output is the same.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,6 +19,13 @@ from migctl.cli.output import emit, print_rows, table
 from migctl.cli.session import session
 from migctl.errors import InvalidStateError
 
+if TYPE_CHECKING:
+    from migctl.backends.base import ModeChange
+    from migctl.inventory import GpuView, ProcessView
+    from migctl.leases import Lease
+    from migctl.model import GpuInfo, MigDevice
+
+JsonFix = Callable[[dict[str, Any]], dict[str, Any]]
 GpuOption = Annotated[
     str | None,
     typer.Option(
@@ -24,19 +34,49 @@ GpuOption = Annotated[
 ]
 
 
-def list_gpus(gpu: GpuOption = None) -> None:
-    """List GPUs and their MIG devices with UUIDs (like nvidia-smi -L), users and leases."""
-    from migctl.cli.render_status import lease_text, process_text
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """What ``migctl list`` shows, read directly or through the daemon."""
+
+    infos: list[GpuInfo]
+    devices: dict[int, list[MigDevice]]
+    procs: Mapping[str, Sequence[ProcessView]]
+    holders: Mapping[str, Lease]
+    json_gpu: JsonFix | None = None  # through the daemon: marks what the API does not tell
+
+
+def _listing(gpu: str | None) -> _Listing:
+    if (client := session().daemon) is not None:
+        from migctl.cli.remote_gpus import machine
+
+        found = machine(client, gpu)
+        procs = {
+            d.uuid: [p for p in view.processes if p.pid in {x.pid for x in d.processes}]
+            for view in found.views
+            for d in view.devices
+        }
+        devices = {view.info.index: list(view.devices) for view in found.views}
+        infos = [view.info for view in found.views]
+        return _Listing(infos, devices, procs, found.holders, found.json_gpu)
     from migctl.inventory import process_views, resolve_gpus
     from migctl.tenancy.holders import active_leases
 
     backend = session().backend
     infos = [backend.gpu(i) for i in resolve_gpus(backend, gpu)]
     devices = {info.index: backend.mig_devices(info.index) for info in infos}
-    procs = {d.uuid: process_views(d.processes) for ds in devices.values() for d in ds}
-    holders = active_leases() if procs else {}
+    local_procs = {d.uuid: process_views(d.processes) for ds in devices.values() for d in ds}
+    holders = active_leases() if local_procs else {}
+    return _Listing(infos, devices, local_procs, holders)
+
+
+def list_gpus(gpu: GpuOption = None) -> None:
+    """List GPUs and their MIG devices with UUIDs (like nvidia-smi -L), users and leases."""
+    found = _listing(gpu)
+    infos, devices, procs, holders = found.infos, found.devices, found.procs, found.holders
 
     def render() -> None:
+        from migctl.cli.render_status import lease_text, process_text
+
         columns = ["GPU", "Name", "UUID", "MIG", "Placement", "Used MiB", "Total MiB"]
         rows = table(*columns, "Processes", "Lease")
         for info in infos:
@@ -73,27 +113,45 @@ def list_gpus(gpu: GpuOption = None) -> None:
         }
         for i in infos
     ]
+    if found.json_gpu is not None:
+        data = [found.json_gpu(gpu_data) for gpu_data in data]
     emit("GpuList", {"gpus": data}, render)
+
+
+def machine_views(
+    gpu: str | None, *, with_holders: bool = False
+) -> tuple[list[GpuView], Mapping[str, Lease], str, JsonFix | None]:
+    """The GPUs as views, their lease holders, where they were read, a JSON fix-up."""
+    if (client := session().daemon) is not None:
+        from migctl.cli.remote_gpus import machine
+
+        found = machine(client, gpu)
+        return found.views, found.holders, found.description, found.json_gpu
+    from migctl.inventory import machine_view, resolve_gpus
+    from migctl.tenancy.holders import active_leases
+
+    backend = session().backend
+    views = machine_view(backend, resolve_gpus(backend, gpu))
+    holders = active_leases() if with_holders or any(v.devices for v in views) else {}
+    return views, holders, backend.description, None
 
 
 def status(gpu: GpuOption = None) -> None:
     """One screen per GPU: a map of its memory slices, instances, MIG devices, processes."""
     from migctl.cli.render_status import gpu_panel
-    from migctl.inventory import machine_view, resolve_gpus
-    from migctl.tenancy.holders import active_leases
 
     current = session()
-    backend = current.backend
-    views = machine_view(backend, resolve_gpus(backend, gpu))
-    holders = active_leases() if any(v.devices for v in views) else {}
+    views, holders, description, json_gpu = machine_views(gpu)
 
     def render() -> None:
-        current.console.print(f"[dim]{backend.description}[/dim]")
+        current.console.print(f"[dim]{description}[/dim]")
         for view in views:
             current.console.print(gpu_panel(view, holders))
 
     gpus = [serialize.gpu_view(v, holders) for v in views]
-    emit("Status", {"backend": backend.description, "gpus": gpus}, render)
+    if json_gpu is not None:
+        gpus = [json_gpu(g) for g in gpus]
+    emit("Status", {"backend": description, "gpus": gpus}, render)
 
 
 mode_app = typer.Typer(help="Show, enable or disable MIG mode.", no_args_is_help=True)
@@ -102,10 +160,13 @@ mode_app = typer.Typer(help="Show, enable or disable MIG mode.", no_args_is_help
 @mode_app.command("show")
 def mode_show(gpu: GpuOption = None) -> None:
     """Current and pending MIG mode of each GPU."""
-    from migctl.inventory import resolve_gpus
+    if session().daemon is not None:
+        infos = [view.info for view in machine_views(gpu)[0]]
+    else:
+        from migctl.inventory import resolve_gpus
 
-    backend = session().backend
-    infos = [backend.gpu(i) for i in resolve_gpus(backend, gpu)]
+        backend = session().backend
+        infos = [backend.gpu(i) for i in resolve_gpus(backend, gpu)]
 
     def render() -> None:
         rows = table("GPU", "Name", "Current", "Pending")
@@ -121,16 +182,27 @@ def mode_show(gpu: GpuOption = None) -> None:
                 )
         print_rows(rows)
 
-    emit("MigMode", {"gpus": [serialize.gpu_info(i) for i in infos]}, render)
+    data = [serialize.gpu_info(i) for i in infos]
+    if session().daemon is not None:
+        data = [{**gpu_data, "pci_device_id": None} for gpu_data in data]
+    emit("MigMode", {"gpus": data}, render)
 
 
-def _change(gpu: str | None, enabled: bool) -> None:
+def _mode_changes(gpu: str | None, enabled: bool) -> list[ModeChange]:
+    if (client := session().daemon) is not None:
+        from migctl.cli.remote_gpus import change_mode
+
+        return change_mode(client, gpu, enabled)
     from migctl.inventory import resolve_gpus
     from migctl.workflow import set_mode
 
+    backend = session().backend
+    return set_mode(backend, resolve_gpus(backend, gpu), enabled)
+
+
+def _change(gpu: str | None, enabled: bool) -> None:
     current = session()
-    backend = current.backend
-    changes = set_mode(backend, resolve_gpus(backend, gpu), enabled)
+    changes = _mode_changes(gpu, enabled)
     word = "enabled" if enabled else "disabled"
 
     def render() -> None:
@@ -160,12 +232,18 @@ def mode_enable(gpu: GpuOption = None) -> None:
 
 @mode_app.command("disable")
 def mode_disable(gpu: GpuOption = None) -> None:
-    """Disable MIG mode (all GPU instances must be destroyed first)."""
+    """Disable MIG mode (all GPU instances must be destroyed first; through the daemon it
+    destroys idle instances itself)."""
     _change(gpu, False)
 
 
 def metrics() -> None:
     """The machine's metrics in Prometheus text format, once (the daemon serves /metrics)."""
+    if (client := session().daemon) is not None:
+        from migctl.cli.remote_gpus import metrics_text
+
+        typer.echo(metrics_text(client), nl=False)
+        return
     from migctl.metrics import render
 
     typer.echo(render(session().backend).decode(), nl=False)

@@ -3,6 +3,8 @@
 Why this exists: users describe what they want (a layout file, or an intent: split N
 ways, size by need, a demand mix); migctl works out where every instance goes, shows the
 plan with what it would disturb, changes only what must change, and can always undo.
+Through the migctl daemon, ``plan``, ``apply`` and ``split`` send the same targets to it
+(``cli/remote_layouts.py``); ``assert``, ``export`` and ``recover`` run on the GPU host.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ def _models(gpu: str | None, model: str | None, count: int) -> tuple[dict[int, G
     if model is not None:
         found = current.catalog.get_mig(model)
         return dict.fromkeys(range(count), found), True
+    if (client := current.daemon) is not None:
+        from migctl.cli import remote_layouts
+
+        return remote_layouts.models(remote_layouts.snapshot(client), gpu), False
     from migctl.inventory import resolve_gpus
 
     backend = current.backend
@@ -153,6 +159,11 @@ def plan(
     if offline:
         currents = _offline_currents(models)
         plans = {g: reconfigure(models[g], currents[g], t, force=force) for g, t in targets.items()}
+    elif (client := session().daemon) is not None:
+        from migctl.cli.remote_layouts import show_plan
+
+        show_plan(client, targets, reasons, force)
+        return
     else:
         from migctl.engine.apply import plan_machine
 
@@ -260,12 +271,27 @@ def apply_cmd(
     models, _ = _models(gpu, None, 0)
     intent = _intent(models, split_n, None, None, None, None, demand)
     targets, reasons = _targets(models, file, config, intent)
+    if (client := session().daemon) is not None:
+        from migctl.cli import remote_layouts
+
+        if hooks is not None:
+            remote_layouts.refuse_hooks()
+        remote_layouts.apply(client, targets, reasons, force=force, dry_run=dry_run)
+        return
     outcome = apply(
         session().backend, targets, force=force, dry_run=dry_run, hooks=load_hooks(hooks)
     )
     _report_apply(outcome, reasons)
     _after_change(outcome)
     _raise_for(outcome)
+
+
+def _gpu_count() -> int:
+    if (client := session().daemon) is not None:
+        from migctl.cli import remote_layouts
+
+        return len(remote_layouts.snapshot(client).views)
+    return len(session().backend.gpus())
 
 
 def split_cmd(
@@ -277,11 +303,17 @@ def split_cmd(
     """Split GPUs into N equal instances (the largest profile that allows N), and apply it."""
     from migctl.engine.apply import apply
 
-    if gpu is None and len(session().backend.gpus()) > 1:
+    client = session().daemon
+    if gpu is None and _gpu_count() > 1:
         raise UsageError("say which GPUs to split with -i (e.g. -i 0 or -i all)")
     models, _ = _models(gpu, None, 0)
     intent = _intent(models, n, None, None, None, None, None)
     assert intent is not None
+    if client is not None:
+        from migctl.cli import remote_layouts
+
+        remote_layouts.apply(client, intent.targets, intent.reasons, force=force, dry_run=dry_run)
+        return
     outcome = apply(session().backend, intent.targets, force=force, dry_run=dry_run)
     _report_apply(outcome, intent.reasons)
     _after_change(outcome)

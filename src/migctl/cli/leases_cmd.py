@@ -4,7 +4,9 @@ Why this exists: a MIG device shared by several people must be handed out by one
 never by word of mouth. These verbs lease by profile (``--profile 1g.10gb``), by need
 (``--memory 12GiB``, ``--sms 20``) or by device (``--device MIG-...``), optionally creating a
 device in free slices (``--create``), and show who holds what. The selection options defined
-here are shared with ``migctl run`` and ``migctl env`` (``cli/run_cmd.py``).
+here are shared with ``migctl run`` and ``migctl env`` (``cli/run_cmd.py``). Through the migctl
+daemon the same verbs ask ``/v1/leases`` (``cli/remote_leases.py``); ``--lease-db`` then does
+not apply (the daemon's lease database is the one).
 """
 
 from __future__ import annotations
@@ -116,14 +118,20 @@ def acquire(
     lease_db: LeaseDbOption = None,
 ) -> None:
     """Lease the smallest free MIG device that matches; it stays yours until released."""
-    from migctl.leases import LeaseOwner
-    from migctl.tenancy import acquire as acquire_lease
-
     selection = selection_from(profile, memory, sms, device)
     options = acquire_options(ttl, wait, create)
-    store = store_at(lease_db)
-    owner = LeaseOwner.current(job=job, pid=pid)
-    lease = acquire_lease(session().backend, store, selection, owner, options)
+    if (client := session().daemon) is not None:
+        from migctl.cli import remote_leases
+
+        body = remote_leases.lease_body(selection, options, job=job, pid=pid)
+        lease = remote_leases.acquire(client, body)
+    else:
+        from migctl.leases import LeaseOwner
+        from migctl.tenancy import acquire as acquire_lease
+
+        owner = LeaseOwner.current(job=job, pid=pid)
+        store = store_at(lease_db)
+        lease = acquire_lease(session().backend, store, selection, owner, options)
 
     def render() -> None:
         session().console.print(describe_lease(lease))
@@ -145,15 +153,20 @@ def release(
     ] = False,
     lease_db: LeaseDbOption = None,
 ) -> None:
-    """End a lease (yours; or anyone's with --admin as root)."""
-    from migctl.leases import LeaseOwner
+    """End a lease (yours; or anyone's with --admin as root, or as a daemon admin)."""
+    if (client := session().daemon) is not None:
+        from migctl.cli import remote_leases
 
-    if admin and os.geteuid() != 0:
-        raise PermissionDeniedError(
-            "--admin needs root", hint="run it with sudo, or ask the lease's holder"
-        )
-    store = store_at(lease_db)
-    ended = store.release(target, user=LeaseOwner.current().user, admin=admin)
+        ended = remote_leases.release(client, target, admin=admin)
+    else:
+        from migctl.leases import LeaseOwner
+
+        if admin and os.geteuid() != 0:
+            raise PermissionDeniedError(
+                "--admin needs root", hint="run it with sudo, or ask the lease's holder"
+            )
+        store = store_at(lease_db)
+        ended = store.release(target, user=LeaseOwner.current().user, admin=admin)
     emit(
         "LeaseReleased",
         {"lease": ended.to_dict()},
@@ -175,8 +188,13 @@ def renew(
     from migctl.tenancy.sizes import parse_duration_s
 
     ttl_s = parse_duration_s(ttl) if ttl is not None else None
-    store = store_at(lease_db)
-    renewed = store.renew(lease_id, ttl_seconds=ttl_s, user=LeaseOwner.current().user)
+    if (client := session().daemon) is not None:
+        from migctl.cli import remote_leases
+
+        renewed = remote_leases.renew(client, lease_id, ttl_s)
+    else:
+        store = store_at(lease_db)
+        renewed = store.renew(lease_id, ttl_seconds=ttl_s, user=LeaseOwner.current().user)
     emit(
         "LeaseRenewed",
         {"lease": renewed.to_dict()},
@@ -195,15 +213,23 @@ def list_leases(
     device: DeviceOption = None,
     lease_db: LeaseDbOption = None,
 ) -> None:
-    """Active leases (holder, job, PID, device, profile, age, expiry); --all adds history."""
-    store = store_at(lease_db)
-    leases = store.list_leases(active_only=not all_leases, user=user, uuid=device)
+    """Active leases (holder, job, PID, device, profile, age, expiry); --all adds history.
+
+    Through the daemon, other users' leases show without owner details (JSON: user, job, pid
+    null and "redacted": true) unless you are an admin."""
+    if (client := session().daemon) is not None:
+        from migctl.cli import remote_leases
+        from migctl.cli.remote_view import lease_from_out
+
+        found = remote_leases.list_leases(client, history=all_leases, user=user, device=device)
+        leases = [lease_from_out(out) for out in found]
+        data = found
+    else:
+        store = store_at(lease_db)
+        leases = store.list_leases(active_only=not all_leases, user=user, uuid=device)
+        data = [lease.to_dict() for lease in leases]
     now = time.time()
-    emit(
-        "LeaseList",
-        {"leases": [lease.to_dict() for lease in leases]},
-        lambda: _render_leases(leases, now, all_leases),
-    )
+    emit("LeaseList", {"leases": data}, lambda: _render_leases(leases, now, all_leases))
 
 
 def _render_leases(leases: list[Lease], now: float, history: bool) -> None:

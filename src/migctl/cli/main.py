@@ -3,7 +3,8 @@
 Why this exists: one place owns the contract with the shell. Every ``MigctlError``
 becomes its documented exit code and a message (JSON on stderr with ``--output json``);
 anything unexpected becomes exit 70 with a one-line report, never a traceback
-(``MIGCTL_DEBUG=1`` shows it for developers).
+(``MIGCTL_DEBUG=1`` shows it for developers). ``--local`` / ``MIGCTL_URL`` choose between the
+GPUs and the migctl daemon (rule: ``cli/route.py``; verbs: ``cli/session.py``).
 
 Exit codes: 0 ok; 1 check failed (``migctl assert``); 2 usage; 3 not found;
 4 permission denied; 5 insufficient resources; 6 in use; 7 not supported; 8 read-only;
@@ -45,7 +46,8 @@ EPILOG = (
     "10 invalid state, 11 invalid input, 12 driver error, 70 internal error; "
     "migctl run: the command's own code, 126 not executable, 127 not found. "
     "Environment: MIGCTL_SIM, MIGCTL_READ_ONLY, MIGCTL_OUTPUT, MIGCTL_SIM_DIR, MIGCTL_CATALOG, "
-    "MIGCTL_LEASE_DB, MIGCTL_CDI_PATH."
+    "MIGCTL_LEASE_DB, MIGCTL_CDI_PATH; the daemon: MIGCTL_URL, MIGCTL_TOKEN, MIGCTL_SOCKET, "
+    "MIGCTL_LOCAL."
 )
 
 app = typer.Typer(
@@ -78,6 +80,14 @@ def main(
         bool,
         typer.Option("--read-only", envvar="MIGCTL_READ_ONLY", help="Refuse every change."),
     ] = False,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            envvar="MIGCTL_LOCAL",
+            help="Use the GPUs directly even when a migctl daemon runs (root, or --sim).",
+        ),
+    ] = False,
     output: Annotated[
         OutputFormat,
         typer.Option("--output", "-o", envvar="MIGCTL_OUTPUT", help="table or json."),
@@ -88,9 +98,11 @@ def main(
     ] = False,
 ) -> None:
     """NVIDIA MIG made easy: inspect GPUs, create and destroy instances, plan layouts."""
-    set_session(Session(sim=sim, read_only=read_only, output=output, verbose=verbose))
+    set_session(Session(sim=sim, read_only=read_only, output=output, verbose=verbose, local=local))
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # each request to the migctl daemon: only with -vv (-v says which way was taken)
+    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
 
 
 gpus.register(app)

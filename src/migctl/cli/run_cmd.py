@@ -3,7 +3,9 @@
 Why this exists: the everyday way to use a shared GPU should be one command that gets a free
 MIG device, runs the job on it and gives it back, whatever happens to the job (see
 ``migctl.tenancy.runner``). ``migctl env`` is the same lease for an interactive shell:
-``eval "$(migctl env --profile 1g.10gb)"``.
+``eval "$(migctl env --profile 1g.10gb)"``. Through the migctl daemon both lease from it
+(``cli/remote_leases.py``): ``run`` names the command's PID as the holder on the Unix socket and
+releases through the daemon however the command ends; ``env`` names the calling shell.
 """
 
 from __future__ import annotations
@@ -68,20 +70,37 @@ def run(
     MIGCTL_LEASE_ID. Signals sent to migctl (INT, TERM, HUP, QUIT, USR1, USR2) are passed on;
     the lease is released when CMD ends, however it ends. 126/127: CMD could not be started.
     """
-    from migctl.tenancy.runner import Interrupted, run_leased
+    from migctl.tenancy.runner import Interrupted, run_leased, run_with
 
     current = session()
     selection = selection_from(profile, memory, sms, device)
     options = acquire_options(ttl, wait, create)
-    store = store_at(lease_db)
-    hook = _leased_hook(command, quiet)
     try:
-        result = run_leased(
-            current.backend, store, command, selection, options, job=job, on_leased=hook
-        )
+        if (client := current.daemon) is not None:
+            from migctl.cli.remote_leases import DaemonLeaser
+
+            leaser = DaemonLeaser(client, selection, options, job)
+            leaser.check()
+            result = run_with(leaser, command, on_leased=_say_leased(command, quiet))
+        else:
+            store = store_at(lease_db)
+            hook = _leased_hook(command, quiet)
+            result = run_leased(
+                current.backend, store, command, selection, options, job=job, on_leased=hook
+            )
     except Interrupted as stop:
         raise typer.Exit(128 + stop.signum) from None
     raise typer.Exit(result.exit_code)
+
+
+def _say_leased(command: list[str], quiet: bool) -> LeasedHook:
+    """Through the daemon: say what was leased (the daemon's GPUs see the process itself)."""
+
+    def on_leased(lease: Lease, _pid: int) -> None:
+        if not quiet:
+            session().err.print(f"migctl: {describe_lease(lease)}; running {command[0]}")
+
+    return on_leased
 
 
 def _leased_hook(command: list[str], quiet: bool) -> LeasedHook:
@@ -124,7 +143,8 @@ def env(
     """Lease a MIG device for your shell and print `export` lines: eval "$(migctl env ...)".
 
     The lease belongs to the calling process (the parent of migctl, normally your shell; pass
-    --pid $$ to be sure) and ends when it exits, or with `migctl lease release $MIGCTL_LEASE_ID`.
+    --pid $$ to be sure) and ends when it exits, or with `migctl lease release $MIGCTL_LEASE_ID`
+    (through a daemon over TCP it cannot follow your shell: release it, or give it a --ttl).
     """
     from migctl.cli.output import SCHEMA
     from migctl.leases import LeaseOwner
@@ -135,8 +155,15 @@ def env(
     selection = selection_from(profile, memory, sms, device)
     options = acquire_options(ttl, wait, create)
     holder = pid if pid is not None else os.getppid()
-    owner = LeaseOwner.current(job=job, pid=holder)
-    lease = acquire(current.backend, store_at(lease_db), selection, owner, options)
+    if (client := current.daemon) is not None:
+        from migctl.cli import remote_leases
+
+        follow = holder if client.on_socket or pid is not None else None
+        body = remote_leases.lease_body(selection, options, job=job, pid=follow)
+        lease = remote_leases.acquire(client, body)
+    else:
+        owner = LeaseOwner.current(job=job, pid=holder)
+        lease = acquire(current.backend, store_at(lease_db), selection, owner, options)
     variables = device_environment(lease.uuid, lease.lease_id)
     if current.json or output_format == EnvFormat.JSON:
         payload = {"schema": SCHEMA, "kind": "LeaseEnvironment", **lease_data(lease)}
@@ -144,6 +171,11 @@ def env(
         return
     sys.stdout.write("\n".join(shell_exports(variables)) + "\n")
     current.err.print(f"migctl: {describe_lease(lease)}")
+    if lease.pid is None and current.daemon is not None:
+        current.err.print(
+            "migctl: over TCP the lease cannot follow your shell: release it with "
+            f"`migctl lease release {lease.lease_id}`"
+        )
 
 
 def register(root: typer.Typer) -> None:

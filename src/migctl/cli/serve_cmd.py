@@ -88,6 +88,7 @@ def serve(
     from migctl.server.run import serve as run_daemon
 
     current = session()
+    current.local_only("migctl serve owns the GPUs itself")
     if current.verbose == 0:
         logging.getLogger().setLevel(logging.INFO)
     config = ServiceConfig(

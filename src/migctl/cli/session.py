@@ -1,8 +1,13 @@
 """Per-invocation CLI state: global options, the lazily opened backend, the consoles.
 
 Why this exists: every verb needs the same things (``--sim``, ``--read-only``,
-``--output``), and the backend must be opened only by verbs that touch GPUs, so that
-offline verbs (``catalog``, ``plan --model``) work on a machine without a driver.
+``--output``, ``--local``), and the backend must be opened only by verbs that touch GPUs, so
+that offline verbs (``catalog``, ``plan --model``) work on a machine without a driver.
+
+Verbs with a daemon form ask :attr:`Session.daemon` first (a client when this invocation goes
+through the migctl daemon, see ``cli.route``), and use :attr:`Session.backend` otherwise. A verb
+without a daemon form that reaches for the backend while a daemon owns the GPUs is refused with
+a clear message (exit 7) instead of changing the GPUs behind the daemon's back.
 """
 
 from __future__ import annotations
@@ -13,11 +18,15 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from migctl.errors import NotSupportedError
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from migctl.backends.nvml import NvmlBackend
     from migctl.catalog import Catalog
+    from migctl.cli.route import Route
+    from migctl.server.client import ServiceClient
 
 
 def _console(stderr: bool) -> Console:
@@ -40,6 +49,8 @@ class Session:
     read_only: bool = False
     output: OutputFormat = OutputFormat.TABLE
     verbose: int = 0
+    local: bool = False
+    _route: Route | None = None
     _backend: NvmlBackend | None = None
     _catalog: Catalog | None = None
     _consoles: dict[bool, Console] = field(default_factory=dict)
@@ -69,9 +80,34 @@ class Session:
             self._catalog = load_catalog()
         return self._catalog
 
+    def route(self) -> Route:
+        """Direct or through the daemon: decided on first use (``-v`` says which, and why)."""
+        if self._route is None:
+            from migctl.cli.route import decide
+
+            self._route = decide(sim=self.sim, local=self.local)
+            if self.verbose:
+                self.err.print(f"migctl: {self._route.why}", markup=False, highlight=False)
+        return self._route
+
+    @property
+    def daemon(self) -> ServiceClient | None:
+        """The daemon client when this invocation goes through the daemon, else None."""
+        return self.route().client
+
+    def local_only(self, why: str) -> None:
+        """Mark this invocation local without probing for a daemon (``serve`` itself)."""
+        if self._route is None:
+            from migctl.cli.route import Route
+
+            self._route = Route(None, f"local: {why}")
+
     @property
     def backend(self) -> NvmlBackend:
         if self._backend is None:
+            route = self.route()
+            if route.client is not None:
+                raise _no_daemon_form(route.client.where)
             from migctl.backends.select import open_backend
 
             self._backend = open_backend(self.sim, read_only=self.read_only, catalog=self.catalog)
@@ -81,6 +117,24 @@ class Session:
         if self._backend is not None:
             self._backend.close()
             self._backend = None
+        if self._route is not None and self._route.client is not None:
+            self._route.client.close()
+        self._route = None
+
+
+def _no_daemon_form(where: str) -> NotSupportedError:
+    import click
+
+    context = click.get_current_context(silent=True)
+    verb = context.command_path if context is not None else "this command"
+    return NotSupportedError(
+        f"`{verb}` works on the GPUs directly and has no daemon form, but this invocation goes "
+        f"through the migctl daemon at {where}",
+        hint="run it on the GPU host with --local (root; it bypasses the daemon), or use a verb "
+        "the daemon serves: list, status, top, lease, run, env, docker-args, plan, apply, split, "
+        "mode, metrics",
+        context={"daemon": where},
+    )
 
 
 _CURRENT: list[Session] = []

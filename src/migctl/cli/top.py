@@ -4,6 +4,7 @@ Why this exists: on a shared machine the question "who is on which slice right n
 full is it?" is asked continuously; ``top`` answers it in place, refreshing every few seconds
 (Rich Live on a terminal). ``--once`` / ``--iterations N`` make it finite, and when the output
 is not a terminal each refresh is printed as one frame, so scripts and tests can read it.
+Through the migctl daemon each frame is one ``GET /v1/inventory``.
 """
 
 from __future__ import annotations
@@ -22,20 +23,16 @@ from migctl.errors import UsageError
 
 
 def _frame(gpu: str | None) -> RenderableType:
+    from migctl.cli.gpus import machine_views
     from migctl.cli.render_status import gpu_panel
-    from migctl.inventory import machine_view, resolve_gpus
-    from migctl.tenancy.holders import active_leases
 
-    backend = session().backend
-    views = machine_view(backend, resolve_gpus(backend, gpu))
-    holders = active_leases()
+    views, holders, description, _ = machine_views(gpu, with_holders=True)
     leased = sum(1 for v in views for d in v.devices if d.uuid in holders)
     devices = sum(len(v.devices) for v in views)
     busy = sum(1 for v in views for d in v.devices if d.processes)
     stamp = datetime.now().strftime("%H:%M:%S")
     header = Text(
-        f"migctl top  {stamp}  {backend.description}  "
-        f"MIG devices: {devices}, leased {leased}, busy {busy}",
+        f"migctl top  {stamp}  {description}  MIG devices: {devices}, leased {leased}, busy {busy}",
         style="bold",
     )
     return Group(header, *(gpu_panel(view, holders) for view in views))

@@ -1,10 +1,11 @@
 """A small client for the daemon's API: the socket by default, TCP with a token on request.
 
-Why this module exists: CLI verbs that go through the daemon (``migctl token`` as an admin
-today; ``migctl lease``/``run`` and CLI transparency later) must reach it the same way and turn
-its error JSON back into the very ``MigctlError`` (and exit code) the local CLI would raise.
-Default: the Unix socket (``--socket``, ``$MIGCTL_SOCKET``, see ``config.default_socket_path``);
-with ``url`` (``$MIGCTL_URL``) TCP, with ``token`` (``$MIGCTL_TOKEN``) as a bearer token.
+Why this module exists: CLI verbs that go through the daemon (``migctl token`` as an admin;
+every verb with a daemon form when the CLI works against the daemon, see ``migctl.cli.route``)
+must reach it the same way and turn its error JSON back into the very ``MigctlError`` (and exit
+code) the local CLI would raise. Default: the Unix socket (``--socket``, ``$MIGCTL_SOCKET``, see
+``config.default_socket_path``); with ``url`` (``$MIGCTL_URL``) ``unix:///path/to.sock`` (a
+socket) or ``http://host:port`` (TCP), with ``token`` (``$MIGCTL_TOKEN``) as a bearer token.
 
 Anyone above the server may import it; it needs httpx (the ``server`` extra).
 """
@@ -18,22 +19,61 @@ from typing import Any
 
 import httpx
 
-from migctl.errors import ALL_ERROR_CLASSES, InvalidStateError, MigctlError
-from migctl.server.auth import AuthenticationError
+from migctl.errors import (
+    ALL_ERROR_CLASSES,
+    EXIT_INTERNAL,
+    InvalidStateError,
+    MigctlError,
+    UsageError,
+)
 from migctl.server.config import default_socket_path
 
 URL_ENV = "MIGCTL_URL"
 TOKEN_ENV = "MIGCTL_TOKEN"
-_ERROR_CLASSES: tuple[type[MigctlError], ...] = (*ALL_ERROR_CLASSES, AuthenticationError)
-_KINDS: dict[str, type[MigctlError]] = {cls.kind: cls for cls in _ERROR_CLASSES}
+UNIX_SCHEME = "unix:"
 _FINISHED = {"succeeded", "failed", "interrupted"}
+
+
+class DaemonInternalError(MigctlError):
+    """A bug inside the daemon (HTTP 500 ``internal``): exit 70 like a local internal error."""
+
+    exit_code = EXIT_INTERNAL
+    kind = "internal"
+
+
+def _error_classes() -> dict[str, type[MigctlError]]:
+    from migctl.server.auth import AuthenticationError  # pulls in uvicorn: only on errors
+
+    classes: tuple[type[MigctlError], ...] = (
+        *ALL_ERROR_CLASSES,
+        AuthenticationError,
+        DaemonInternalError,
+    )
+    return {cls.kind: cls for cls in classes}
+
+
+def socket_of_url(url: str) -> Path | None:
+    """``unix:///run/migctl/migctl.sock`` (or ``unix:/path``) -> the path; None for http(s)."""
+    if url.startswith(UNIX_SCHEME):
+        path = url[len(UNIX_SCHEME) :].lstrip("/")
+        if not path:
+            raise UsageError(
+                f"{url!r} names no socket", hint="e.g. MIGCTL_URL=unix:///run/migctl/migctl.sock"
+            )
+        return Path("/" + path)
+    if url.startswith(("http://", "https://")):
+        return None
+    raise UsageError(
+        f"cannot use the daemon address {url!r}",
+        hint="use unix:///path/to/migctl.sock or http://HOST:PORT (with MIGCTL_TOKEN)",
+    )
 
 
 def error_from_body(body: object, status: int) -> MigctlError:
     """The migctl error a daemon response describes (its kind, message, hint, context)."""
     if not isinstance(body, dict) or "message" not in body:
         return MigctlError(f"the daemon answered HTTP {status} without a migctl error body")
-    error_class = _KINDS.get(str(body.get("error")), MigctlError)
+    error_class = _error_classes().get(str(body.get("error")), MigctlError)
     context = body.get("context")
     return error_class(
         str(body["message"]),
@@ -56,6 +96,9 @@ class ServiceClient:
         url = url or os.environ.get(URL_ENV) or None
         token = token or os.environ.get(TOKEN_ENV) or None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if url is not None and (url_socket := socket_of_url(url)) is not None:
+            url, socket_path = None, url_socket
+        self.on_socket = url is None
         if url is not None:
             self.where = url
             self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout_s)
@@ -86,12 +129,7 @@ class ServiceClient:
                 timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
-            raise InvalidStateError(
-                f"cannot reach the migctl daemon at {self.where}: {exc}",
-                hint="start it (`systemctl start migctl` or `migctl serve`), or point "
-                "--socket / MIGCTL_SOCKET / MIGCTL_URL at it",
-                context={"where": self.where},
-            ) from exc
+            raise self._unreachable(exc) from exc
         try:
             decoded = response.json()
         except ValueError:
@@ -99,6 +137,30 @@ class ServiceClient:
         if response.status_code >= 400:
             raise error_from_body(decoded, response.status_code)
         return decoded
+
+    def request_text(self, path: str) -> str | None:
+        """A plain-text GET (e.g. ``/metrics``); None when the daemon has no such route."""
+        try:
+            response = self._http.get(path)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            try:
+                decoded = response.json()
+            except ValueError:
+                decoded = None
+            raise error_from_body(decoded, response.status_code)
+        return response.text
+
+    def _unreachable(self, exc: httpx.HTTPError) -> MigctlError:
+        return InvalidStateError(
+            f"cannot reach the migctl daemon at {self.where}: {exc}",
+            hint="start it (`systemctl start migctl` or `migctl serve`), point "
+            "--socket / MIGCTL_SOCKET / MIGCTL_URL at it, or work without it: --local",
+            context={"where": self.where},
+        )
 
     def reachable(self) -> bool:
         """Whether a daemon answers ``/v1/health`` here (never raises)."""

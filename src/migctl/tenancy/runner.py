@@ -12,7 +12,11 @@ with SIGKILL, the lease ends once the command ends too (the next acquire or list
 If migctl is killed while the command lives on, the lease stays until the command exits (or,
 with a TTL, until the TTL passes without migctl renewing it; the orphaned command is then
 still running on the device, which NVML and the simulator report as busy, so it is not handed
-out again while the processes are visible). Importers: the CLI.
+out again while the processes are visible).
+
+Where the lease comes from is a :class:`Leaser`: :class:`StoreLeaser` asks the lease store
+directly (:func:`run_leased`); the CLI passes one that asks the migctl daemon instead
+(:func:`run_with`). Importers: the CLI.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import FrameType
+from typing import Protocol
 
 from migctl.backends.base import Backend
 from migctl.errors import MigctlError, UsageError
@@ -58,6 +63,48 @@ class RunResult:
 LeasedHook = Callable[[Lease, int], None]
 
 
+class Leaser(Protocol):
+    """Where ``migctl run`` gets its lease: acquire for a holder PID, renew, release."""
+
+    @property
+    def ttl_seconds(self) -> float | None:
+        """Renew the lease while the command runs when set."""
+        ...
+
+    def acquire(self, holder_pid: int) -> Lease: ...
+
+    def renew(self, lease: Lease) -> None: ...
+
+    def release(self, lease: Lease) -> Lease | None:
+        """End ``lease``; None when it had already ended. Never raises."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLeaser:
+    """Leases straight from the lease store against the live machine."""
+
+    backend: Backend
+    store: LeaseStore
+    selection: DeviceSelection
+    options: AcquireOptions
+    job: str | None = None
+
+    @property
+    def ttl_seconds(self) -> float | None:
+        return self.options.ttl_seconds
+
+    def acquire(self, holder_pid: int) -> Lease:
+        owner = LeaseOwner.current(job=self.job, pid=holder_pid)
+        return acquire(self.backend, self.store, self.selection, owner, self.options)
+
+    def renew(self, lease: Lease) -> None:
+        self.store.renew(lease.lease_id, user=lease.user)
+
+    def release(self, lease: Lease) -> Lease | None:
+        return release_quietly(self.store, lease)
+
+
 def run_leased(
     backend: Backend,
     store: LeaseStore,
@@ -68,34 +115,46 @@ def run_leased(
     job: str | None = None,
     on_leased: LeasedHook | None = None,
 ) -> RunResult:
+    """Run ``command`` on a device leased from ``store`` (see :func:`run_with`)."""
+    _require_command(command)
+    selection.request()  # refuse bad options before forking anything
+    leaser = StoreLeaser(backend, store, selection, options, job)
+    return run_with(leaser, command, on_leased=on_leased)
+
+
+def run_with(
+    leaser: Leaser, command: Sequence[str], *, on_leased: LeasedHook | None = None
+) -> RunResult:
     """Run ``command`` on a leased MIG device; ``on_leased(lease, pid)`` runs before it starts.
 
     Raises CommandNotFoundError (127) / CommandNotExecutableError (126) when the command cannot
-    start, the lease store's errors when no device can be leased, and :class:`Interrupted`
-    when SIGTERM/SIGHUP/SIGQUIT arrive before the command started (the lease is released).
+    start, the leaser's errors when no device can be leased, and :class:`Interrupted` when
+    SIGTERM/SIGHUP/SIGQUIT arrive before the command started (the lease is released).
     """
-    if not command:
-        raise UsageError("no command to run", hint="migctl run --profile 1g.10gb -- CMD ARGS...")
-    selection.request()  # refuse bad options before forking anything
+    _require_command(command)
     lease: Lease | None = None
     child = StubChild.spawn(command)
     try:
         with _abort_on_signals():
-            owner = LeaseOwner.current(job=job, pid=child.pid)
-            lease = acquire(backend, store, selection, owner, options)
+            lease = leaser.acquire(child.pid)
             if on_leased is not None:
                 on_leased(lease, child.pid)
             with blocked_signals(WAITED_SIGNALS, discard_pending=True):
                 child.start(device_environment(lease.uuid, lease.lease_id))
                 code = supervise(
                     child,
-                    heartbeat=_renewer(store, lease) if options.ttl_seconds else None,
-                    heartbeat_interval_s=_renew_interval_s(options.ttl_seconds),
+                    heartbeat=_renewer(leaser, lease) if leaser.ttl_seconds else None,
+                    heartbeat_interval_s=_renew_interval_s(leaser.ttl_seconds),
                 )
     finally:
         child.abandon()
-        released = release_quietly(store, lease) if lease is not None else None
+        released = leaser.release(lease) if lease is not None else None
     return RunResult(code, lease, released)
+
+
+def _require_command(command: Sequence[str]) -> None:
+    if not command:
+        raise UsageError("no command to run", hint="migctl run --profile 1g.10gb -- CMD ARGS...")
 
 
 @contextlib.contextmanager
@@ -116,14 +175,14 @@ def _renew_interval_s(ttl_seconds: float | None) -> float | None:
     return None if ttl_seconds is None else max(0.5, ttl_seconds / 3)
 
 
-def _renewer(store: LeaseStore, lease: Lease) -> Callable[[], None]:
+def _renewer(leaser: Leaser, lease: Lease) -> Callable[[], None]:
     state = {"failed": False}
 
     def renew() -> None:
         if state["failed"]:
             return
         try:
-            store.renew(lease.lease_id, user=lease.user)
+            leaser.renew(lease)
         except MigctlError as error:
             state["failed"] = True
             log.warning(

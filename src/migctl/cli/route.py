@@ -1,0 +1,93 @@
+"""Whether this invocation talks to the GPUs directly or through the migctl daemon.
+
+Why this exists: on a shared server one daemon owns the GPUs (``migctl serve``) and users are
+not root; the same ``migctl run --profile 1g.10gb -- ...`` must work there without root, and
+keep working on a laptop with the simulator or on a machine without a daemon. One rule,
+decided once per invocation and only by verbs that need the machine:
+
+1. ``--local`` (or ``MIGCTL_LOCAL=1``): direct access (NVML as root, or the simulator).
+2. ``MIGCTL_URL`` set (``unix:///path/to.sock``, or ``http://host:port`` with
+   ``MIGCTL_TOKEN``): always the daemon; an unreachable daemon is an error, never a silent
+   fallback. Together with ``--sim`` it is a usage error (which machine was meant?).
+3. ``--sim NAME`` (or ``MIGCTL_SIM``): local; the simulator is a local machine.
+4. A daemon answering ``/v1/health`` on the default socket (``MIGCTL_SOCKET``, else
+   ``/run/migctl/migctl.sock`` for root, ``$XDG_RUNTIME_DIR/migctl.sock`` for others): the
+   daemon. No socket file, or nobody answering: local.
+
+Nothing extra is printed; ``-v`` prints one line on stderr saying which way was taken and why.
+Only ``migctl.cli.session`` imports this module.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from migctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from migctl.server.client import ServiceClient
+
+URL_ENV = "MIGCTL_URL"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The way chosen: a daemon client, or None for direct access; ``why`` for ``-v``."""
+
+    client: ServiceClient | None
+    why: str
+
+    @property
+    def via_daemon(self) -> bool:
+        return self.client is not None
+
+
+def decide(*, sim: str | None, local: bool) -> Route:
+    """Apply the rule in the module docstring (probing the default socket if it exists)."""
+    if local:
+        return Route(None, "local: --local / MIGCTL_LOCAL (direct GPU access)")
+    url = os.environ.get(URL_ENV)
+    if url:
+        if sim:
+            raise UsageError(
+                f"--sim {sim} (a local simulated machine) and MIGCTL_URL={url} (a daemon) "
+                "contradict each other",
+                hint="drop --sim / MIGCTL_SIM to use the daemon, or add --local to use the "
+                "simulator directly",
+            )
+        client = _client(url=url)
+        return Route(client, f"through the daemon at {client.where} (MIGCTL_URL)")
+    if sim:
+        return Route(None, f"local: --sim {sim} (the simulator is local)")
+    return _probe_default_socket()
+
+
+def _probe_default_socket() -> Route:
+    from migctl.server.config import default_socket_path
+
+    path = default_socket_path()
+    if not path.exists():
+        return Route(None, f"local: no daemon socket at {path}")
+    try:
+        from migctl.server.client import connect_if_running
+    except ImportError:  # the server extra (httpx) is not installed
+        return Route(
+            None, f"local: {path} exists, but httpx is missing (pip install migctl[server])"
+        )
+    client = connect_if_running(path)
+    if client is None:
+        return Route(None, f"local: no daemon answers on {path}")
+    return Route(client, f"through the daemon at {client.where} (found on the default socket)")
+
+
+def _client(*, url: str) -> ServiceClient:
+    try:
+        from migctl.server.client import ServiceClient
+    except ImportError as exc:
+        raise UsageError(
+            f"MIGCTL_URL is set but the daemon client is not installed ({exc.name} is missing)",
+            hint="pip install 'migctl[server]', or unset MIGCTL_URL / add --local",
+        ) from exc
+    return ServiceClient(url=url)

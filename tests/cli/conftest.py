@@ -1,0 +1,112 @@
+"""Fixtures for the CLI against a real migctl daemon (``tests/cli/test_daemon_mode*.py``).
+
+One daemon per test module serves a simulated H100 split into 7 x 1g.10gb, with
+``--admin-group nogroup`` (so a client running as ``nobody`` is an admin and one running as
+``daemon`` a plain user, when the tests run as root). ``via_daemon`` points ``MIGCTL_URL`` at
+its socket for one test and ends every lease afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from migctl.cli.main import run
+from tests.server.daemon import Daemon, running
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def migctl(capsys: pytest.CaptureFixture[str], *argv: str) -> Result:
+    """Run the CLI in this process; its exit code and what it printed."""
+    capsys.readouterr()
+    code = run(list(argv))
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
+def wait_job(client: httpx.Client, job_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in {"succeeded", "failed", "interrupted"}:
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+
+
+def apply_split(daemon: Daemon, n: int) -> None:
+    with daemon.client() as root:
+        response = root.post("/v1/apply", json={"split": n, "force": True})
+        assert response.status_code == 202, response.text
+        assert wait_job(root, response.json()["job_id"])["status"] == "succeeded"
+
+
+def daemon_devices(daemon: Daemon) -> list[str]:
+    """The MIG device uuids the daemon reports, by GPU and placement."""
+    with daemon.client() as root:
+        inventory = root.get("/v1/inventory").json()
+    return [
+        device["uuid"]
+        for gpu in inventory["gpus"]
+        for gi in gpu["gpu_instances"]
+        for device in gi["mig_devices"]
+    ]
+
+
+def end_all_leases(daemon: Daemon) -> None:
+    with daemon.client() as root:
+        for lease in root.get("/v1/leases").json():
+            root.delete(f"/v1/leases/{lease['lease_id']}")
+
+
+@pytest.fixture(scope="module")
+def cli_daemon() -> Iterator[Daemon]:
+    with running("h100-single", extra_args=("--admin-group", "nogroup")) as started:
+        apply_split(started, 7)
+        yield started
+
+
+@pytest.fixture(scope="module")
+def user_tokens(cli_daemon: Daemon) -> dict[str, str]:
+    """User tokens for alice and bob (TCP clients that are not admins)."""
+    made = {}
+    with cli_daemon.client() as root:
+        for name in ("alice", "bob"):
+            response = root.post("/v1/tokens", json={"name": name, "role": "user"})
+            assert response.status_code == 201, response.text
+            made[name] = response.json()["token"]
+    return made
+
+
+@pytest.fixture
+def via_daemon(cli_daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> Iterator[Daemon]:
+    """MIGCTL_URL names the daemon's socket for this test; no lease outlives it."""
+    monkeypatch.setenv("MIGCTL_URL", f"unix://{cli_daemon.socket_path}")
+    yield cli_daemon
+    end_all_leases(cli_daemon)
+
+
+@pytest.fixture
+def as_alice(
+    cli_daemon: Daemon, user_tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Daemon]:
+    """The daemon over TCP with alice's user token (no admin role)."""
+    monkeypatch.setenv("MIGCTL_URL", f"http://127.0.0.1:{cli_daemon.port}")
+    monkeypatch.setenv("MIGCTL_TOKEN", user_tokens["alice"])
+    yield cli_daemon
+    end_all_leases(cli_daemon)

@@ -1,0 +1,163 @@
+"""``plan``, ``apply``, ``split``, ``mode`` and ``metrics`` through a real daemon.
+
+Admins (root on the socket) change layouts through daemon jobs and get the local outcome shape;
+users (a user token over TCP) may plan but get exit 4 with a clear message for every change.
+Local shapes are taken from the same verbs run with ``--local --sim`` in this process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.cli.conftest import apply_split, daemon_devices, migctl
+from tests.server.daemon import Daemon
+
+Capsys = pytest.CaptureFixture[str]
+LAYOUT = """\
+apiVersion: migctl/v1
+kind: Layouts
+layouts:
+  halves:
+    gpus:
+      - select: all
+        mig: true
+        instances:
+          - profile: 3g.40gb
+            count: 2
+"""
+
+
+@pytest.fixture
+def restore_seven(cli_daemon: Daemon) -> Iterator[None]:
+    """Tests that repartition put the 7 x 1g.10gb back for the next one."""
+    yield
+    apply_split(cli_daemon, 7)
+
+
+def local_json(capsys: Capsys, *argv: str) -> dict[str, object]:
+    result = migctl(capsys, "--local", "--sim", "h100-single", "-o", "json", *argv)
+    assert result.code == 0, result.err
+    found: dict[str, object] = result.json()
+    return found
+
+
+def test_plan_through_the_daemon_changes_nothing(via_daemon: Daemon, capsys: Capsys) -> None:
+    before = daemon_devices(via_daemon)
+    result = migctl(capsys, "-o", "json", "plan", "--split", "3")
+    assert result.code == 0, result.err
+    plan = result.json()["plans"][0]
+    local = local_json(capsys, "plan", "--split", "3")["plans"]
+    assert set(plan) == set(local[0])  # type: ignore[index]
+    assert plan["summary"]["destroy_gi"] == 7 and plan["summary"]["create_gi"] == 3
+    shown = migctl(capsys, "plan", "--split", "3").out
+    assert "before:" in shown and "after:" in shown and "destroy GPU instance 7" in shown
+    assert daemon_devices(via_daemon) == before
+
+
+def test_apply_dry_run_has_the_local_shape_and_changes_nothing(
+    via_daemon: Daemon, capsys: Capsys
+) -> None:
+    before = daemon_devices(via_daemon)
+    result = migctl(capsys, "-o", "json", "apply", "--split", "3", "--dry-run")
+    assert result.code == 0, result.err
+    outcome = result.json()
+    assert set(outcome) == set(local_json(capsys, "apply", "--split", "3", "--dry-run"))
+    assert outcome["dry_run"] is True and outcome["executed"] == {}
+    assert "dry run" in migctl(capsys, "apply", "--split", "3", "--dry-run").out
+    assert daemon_devices(via_daemon) == before
+
+
+def test_an_unprivileged_user_gets_exit_4_for_every_change(
+    as_alice: Daemon, capsys: Capsys
+) -> None:
+    before = daemon_devices(as_alice)
+    refused = migctl(capsys, "apply", "--split", "3")
+    assert refused.code == 4
+    assert "POST /v1/apply needs the admin role" in refused.err
+    assert "alice (token alice, user) is a user" in refused.err
+    as_json = migctl(capsys, "-o", "json", "split", "3")
+    assert as_json.code == 4 and '"permission_denied"' in as_json.err
+    assert migctl(capsys, "mode", "disable", "-i", "0").code == 4
+    assert migctl(capsys, "plan", "--split", "3").code == 0  # planning is for everyone
+    assert daemon_devices(as_alice) == before
+
+
+def test_apply_as_admin_then_again_is_a_noop(
+    via_daemon: Daemon, capsys: Capsys, restore_seven: None
+) -> None:
+    result = migctl(capsys, "-o", "json", "apply", "--split", "3")
+    assert result.code == 0, result.err
+    outcome = result.json()
+    assert set(outcome) == set(local_json(capsys, "apply", "--split", "3", "--dry-run"))
+    assert outcome["noop"] is False
+    assert outcome["executed"] == {"0": len(outcome["plans"][0]["ops"])}  # all done
+    assert len(daemon_devices(via_daemon)) == 3
+    again = migctl(capsys, "apply", "--split", "3")
+    assert again.code == 0 and "nothing to do" in again.out
+    back = migctl(capsys, "split", "7")
+    assert back.code == 0, back.err
+    assert len(daemon_devices(via_daemon)) == 7
+
+
+def test_apply_a_layout_file_through_the_daemon(
+    via_daemon: Daemon, capsys: Capsys, tmp_path: Path, restore_seven: None
+) -> None:
+    layout = tmp_path / "halves.yaml"
+    layout.write_text(LAYOUT)
+    result = migctl(capsys, "apply", "-f", str(layout), "-c", "halves", "-i", "0")
+    assert result.code == 0, result.err
+    with via_daemon.client() as root:
+        gis = root.get("/v1/inventory").json()["gpus"][0]["gpu_instances"]
+    assert sorted((gi["profile"], gi["placement"]["start"]) for gi in gis) == [
+        ("3g.40gb", 0),
+        ("3g.40gb", 4),
+    ]
+
+
+def test_a_busy_device_stops_an_apply_like_locally(via_daemon: Daemon, capsys: Capsys) -> None:
+    assert migctl(capsys, "lease", "acquire", "-p", "1g.10gb").code == 0
+    before = daemon_devices(via_daemon)
+    result = migctl(capsys, "-o", "json", "apply", "--split", "3")
+    assert result.code == 6, result.err  # in use, as the local engine refuses it
+    assert '"in_use"' in result.err
+    assert daemon_devices(via_daemon) == before
+
+
+def test_hooks_and_read_only_are_refused_before_anything_runs(
+    via_daemon: Daemon, capsys: Capsys, tmp_path: Path
+) -> None:
+    hooks = tmp_path / "hooks.yaml"
+    hooks.write_text("{}\n")
+    result = migctl(capsys, "apply", "--split", "3", "--hooks", str(hooks))
+    assert result.code == 7 and "--hooks" in result.err
+    assert migctl(capsys, "--read-only", "apply", "--split", "3").code == 8
+    assert migctl(capsys, "--read-only", "mode", "enable").code == 8
+    assert len(daemon_devices(via_daemon)) == 7
+
+
+def test_mode_through_the_daemon(via_daemon: Daemon, capsys: Capsys, restore_seven: None) -> None:
+    shown = migctl(capsys, "-o", "json", "mode", "show").json()["gpus"][0]
+    assert shown["mig"] == {"current": True, "pending": True}
+    assert shown["pci_device_id"] is None
+    disabled = migctl(capsys, "-o", "json", "mode", "disable")
+    assert disabled.code == 0, disabled.err
+    change = disabled.json()["changes"][0]
+    assert (change["requested"], change["current"], change["done"]) == ("disabled", False, True)
+    assert daemon_devices(via_daemon) == []
+    enabled = migctl(capsys, "mode", "enable")
+    assert enabled.code == 0 and "GPU 0: MIG enabled" in enabled.out
+
+
+def test_metrics_come_from_the_daemon_or_say_why_not(via_daemon: Daemon, capsys: Capsys) -> None:
+    with via_daemon.client() as root:
+        served = root.get("/metrics")
+    result = migctl(capsys, "metrics")
+    if served.status_code == httpx.codes.NOT_FOUND:
+        assert result.code == 7 and "serves no /metrics" in result.err
+    else:
+        assert result.code == 0, result.err
+        assert result.out.splitlines()[0] == served.text.splitlines()[0]
