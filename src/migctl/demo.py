@@ -82,7 +82,7 @@ def main() -> None:
         holder = int(json.loads(out)["pid"])
         _run(["status", "-i", "0,1"], env)
         _say("Destroying a busy instance is refused, and nothing changes.")
-        _run(["gi", "destroy", "-i", "0", "--gi", str(device["gi_id"])], env, check=False)
+        _run(["gi", "destroy", "-i", "0", "--id", str(device["gi_id"])], env, check=False)
         _say("The job ends; clean up.")
         os.kill(holder, signal.SIGTERM)
         _wait_gone(holder)

@@ -119,7 +119,7 @@ class CliDriver:
         return self.invoke("gi", "create", profiles, "-i", str(gpu), *(["-C"] if with_ci else []))
 
     def destroy(self, gpu: int, gi_ids: list[int] | None) -> Outcome:
-        ids = ["--all"] if gi_ids is None else [a for i in gi_ids for a in ("--gi", str(i))]
+        ids = ["--all"] if gi_ids is None else [a for i in gi_ids for a in ("--id", str(i))]
         return self.invoke("gi", "destroy", "-i", str(gpu), *ids)
 
     def instances(self, gpu: int) -> list[tuple[str, int, int]]:

@@ -46,7 +46,8 @@ def check_result(gpus: Sequence[GpuModel], demands: Sequence[Demand], result: Pa
         assert served[index] + result.unmet[index] == demand.count
     assert result.objective.gpus == len(result.layouts)
     assert result.objective.unmet == sum(result.unmet)
-    assert result.lower_bound_gpus <= result.objective.gpus
+    if result.objective.unmet == 0:  # the bound is for serving all of the demand
+        assert result.lower_bound_gpus <= result.objective.gpus
 
 
 @st.composite

@@ -163,7 +163,7 @@ def _model_notes(model: GpuModel) -> list[str]:
 
 @app.command("capture")
 def capture(
-    gpu: Annotated[int, typer.Option("--id", "-i", help="The GPU to read.")] = 0,
+    gpu: Annotated[int, typer.Option("--gpu", "-i", help="The GPU to read.")] = 0,
     out: Annotated[
         Path | None, typer.Option("--out", "-f", help="Write here instead of stdout.")
     ] = None,
@@ -191,7 +191,7 @@ def capture(
 @app.command("check")
 def check(
     gpu: Annotated[
-        str | None, typer.Option("--id", "-i", help="GPUs to check; default all.")
+        str | None, typer.Option("--gpu", "-i", help="GPUs to check; default all.")
     ] = None,
 ) -> None:
     """Compare each live GPU with the catalog; exit 1 when they differ."""

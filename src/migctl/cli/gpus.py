@@ -29,7 +29,7 @@ JsonFix = Callable[[dict[str, Any]], dict[str, Any]]
 GpuOption = Annotated[
     str | None,
     typer.Option(
-        "--id", "-i", help="GPUs: indexes, UUIDs or PCI bus ids, comma separated; default all."
+        "--gpu", "-i", help="GPUs: indexes, UUIDs or PCI bus ids, comma separated, or all."
     ),
 ]
 

@@ -245,7 +245,8 @@ def gi_list(gpu: GpuOption = None) -> None:
 def gi_destroy(
     gpu: GpuOption = None,
     ids: Annotated[
-        list[int] | None, typer.Option("--gi", help="GPU instance id (repeatable), like -gi.")
+        list[int] | None,
+        typer.Option("--id", "--gi", help="GPU instance id (repeatable), like -gi."),
     ] = None,
     all_: Annotated[
         bool, typer.Option("--all", help="Destroy every GPU instance on the GPU.")
@@ -255,7 +256,7 @@ def gi_destroy(
     from migctl.workflow import destroy_gpu_instances
 
     if bool(ids) == all_:
-        raise UsageError("say which GPU instances: --gi N (repeatable) or --all")
+        raise UsageError("say which GPU instances: --id N (repeatable) or --all")
     targets = _target_gpus(gpu) if all_ else [_single_gpu(gpu)]
     destroyed = {
         i: destroy_gpu_instances(session().backend, i, None if all_ else ids) for i in targets
@@ -342,7 +343,8 @@ def ci_destroy(
     gi: Annotated[int, typer.Option("--gi", help="The GPU instance.")],
     gpu: GpuOption = None,
     ids: Annotated[
-        list[int] | None, typer.Option("--ci", help="Compute instance id (repeatable), like -ci.")
+        list[int] | None,
+        typer.Option("--id", "--ci", help="Compute instance id (repeatable), like -ci."),
     ] = None,
     all_: Annotated[
         bool, typer.Option("--all", help="Every compute instance of the GPU instance.")
@@ -352,7 +354,7 @@ def ci_destroy(
     from migctl.workflow import destroy_compute_instances
 
     if bool(ids) == all_:
-        raise UsageError("say which compute instances: --ci N (repeatable) or --all")
+        raise UsageError("say which compute instances: --id N (repeatable) or --all")
     index = _single_gpu(gpu)
     destroyed = destroy_compute_instances(session().backend, index, gi, None if all_ else ids)
     _refresh_cdi()

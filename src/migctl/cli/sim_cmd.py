@@ -187,7 +187,7 @@ def reboot() -> None:
 
 
 @app.command("reset-gpu")
-def reset_gpu(gpu: Annotated[int, typer.Option("--id", "-i", help="GPU to reset.")]) -> None:
+def reset_gpu(gpu: Annotated[int, typer.Option("--gpu", "-i", help="GPU to reset.")]) -> None:
     """Reset one GPU (refused while processes hold it): instances vanish, pending mode applies."""
     _control().reset_gpu(gpu)
     emit("SimReset", {"gpu": gpu}, lambda: session().console.print(f"GPU {gpu} reset"))

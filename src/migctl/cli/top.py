@@ -40,7 +40,7 @@ def _frame(gpu: str | None) -> RenderableType:
 
 def top(
     gpu: Annotated[
-        str | None, typer.Option("--id", "-i", help="GPUs to show (default all).")
+        str | None, typer.Option("--gpu", "-i", help="GPUs to show (default all).")
     ] = None,
     interval: Annotated[
         float, typer.Option("--interval", "-n", help="Seconds between refreshes.")
