@@ -250,7 +250,10 @@ def metrics() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("metrics")(metrics)
     app.command("list")(list_gpus)
     app.command("status")(status)
     app.add_typer(mode_app, name="mode")
+
+
+def register_metrics(app: typer.Typer) -> None:
+    app.command("metrics")(metrics)

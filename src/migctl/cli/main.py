@@ -105,17 +105,19 @@ def main(
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
 
 
+# --help lists the verbs in this order: look, change, plan, share, serve, reference
 gpus.register(app)
+top.register(app)
 instances.register(app)
 layouts_cmd.register(app)
-serve_cmd.register(app)
-app.add_typer(token_cmd.app, name="token")
-app.add_typer(catalog_cmd.app, name="catalog")
-app.add_typer(sim_cmd.app, name="sim")
 leases_cmd.register(app)
 run_cmd.register(app)
 export_cmd.register(app)
-top.register(app)
+serve_cmd.register(app)
+app.add_typer(token_cmd.app, name="token")
+gpus.register_metrics(app)
+app.add_typer(catalog_cmd.app, name="catalog")
+app.add_typer(sim_cmd.app, name="sim")
 
 
 def _report(error: MigctlError) -> int:
