@@ -42,7 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.planner_scale --data $(DATA) --out bench/results
 
 hardware: $(STAMP)
-	MIGCTL_READ_ONLY=1 $(BIN)/python tools/hardware_check.py --out docs/hardware
+	PYTHON=$(BIN)/python tools/real_gpu_checks.sh docs/hardware
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
