@@ -7,15 +7,18 @@ follows from which ones are leased or busy: the tests derive the expected surviv
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from bench.service_load import LoadSpec, check, run_clients
 from tests.server.conftest import apply_and_wait
 from tests.server.daemon import Daemon
 
@@ -232,3 +235,24 @@ def test_a_high_priority_request_is_served_before_an_earlier_low_one(
         assert low_answer[0].status_code == 201
         assert low_answer[0].json()["uuid"] == held[1]["uuid"]
         assert not jobs_of_kind(root, "repartition")
+
+
+def test_twenty_clients_share_the_devices_safely_through_the_repartitioner(
+    start: Callable[..., Daemon],
+) -> None:
+    """The load check of ``test_load`` with repartitioning on: every waiting request goes
+    through the repartitioner's queue; no device is granted twice, no lease is lost."""
+    daemon = start(*ON)
+    spec = LoadSpec(
+        clients=20, duration_s=3.0, hold_ms=10.0, wait_s=60.0, tag=f"t{uuid.uuid4().hex[:8]}"
+    )
+    log = asyncio.run(run_clients(daemon.socket_path, spec, range(spec.clients)))
+    checks = check(log, daemon.lease_db, spec.tag)
+    assert log.errors == []
+    assert checks["grants"] > spec.clients
+    assert checks["double_grants_clients"] == 0 and checks["double_grants_store"] == 0
+    assert checks["still_active"] == 0 and checks["not_released"] == 0
+    assert checks["unseen_by_clients"] == 0 and checks["missing_in_store"] == 0
+    with daemon.client() as root:
+        assert not jobs_of_kind(root, "repartition")  # any device: the 1g.10gb already fit
+        assert root.get("/v1/status").json()["repartition"]["waiting"] == 0

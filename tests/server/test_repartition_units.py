@@ -13,22 +13,25 @@ import pytest
 
 from migctl.backends.select import open_backend
 from migctl.cli.main import run
+from migctl.engine.current import read_current
 from migctl.errors import InsufficientResourcesError, PermissionDeniedError, UsageError
 from migctl.leases import DeviceRequest, LeaseOwner
 from migctl.planner import DesiredGi, DesiredLayout
 from migctl.repartition import Policy, Request, decide
 from migctl.server.auth import Principal, Role
 from migctl.server.config import ServiceConfig, repartition_policy
-from migctl.server.jobs import Job
+from migctl.server.jobs import Job, JobResult
 from migctl.server.leasing import priority_of
 from migctl.server.repartition_job import JOB_KIND, Outcome, Ticket, run_reshape
 from migctl.server.repartition_view import (
     SharedIdleTracker,
     gi_keys,
     gpu_current,
+    lease_holders,
+    read_gpu,
     read_machine,
 )
-from migctl.server.repartitioner import Pending, timeout_error
+from migctl.server.repartitioner import Pending, recent_reshape_times, timeout_error
 from migctl.server.requests import LeaseRequest
 from migctl.server.service import Service
 from migctl.server.waiters import WaitQueue
@@ -76,8 +79,16 @@ def reshape_ticket(service: Service) -> Ticket:
 
 
 def run_job(service: Service, ticket: Ticket) -> Outcome:
-    job: Job = service.jobs.store.create(JOB_KIND, ticket.job_request(), "migctl-daemon")
-    return run_reshape(service, ticket, job, lambda _request_id: True)
+    """The reshape as a recorded job (as the repartitioner submits it), run in this thread."""
+    outcomes: list[Outcome] = []
+
+    def work(job: Job) -> JobResult:
+        outcomes.append(run_reshape(service, ticket, job, lambda _request_id: True))
+        return outcomes[0].result
+
+    job = service.jobs.store.create(JOB_KIND, ticket.job_request(), "migctl-daemon")
+    service.jobs.run(job, work)
+    return outcomes[0]
 
 
 def live_uuids(service: Service) -> set[str]:
@@ -101,6 +112,19 @@ def test_a_reshape_job_leases_the_new_device_to_its_request(service: Service) ->
     lease = outcome.leases["w1"]
     assert (lease.user, lease.profile) == ("alice", "3g.40gb")
     assert lease.uuid in live_uuids(service)
+    assert len(recent_reshape_times(service)) == 1  # counts against the hourly budget
+
+
+def test_the_view_marks_busy_devices_as_the_engine_does(service: Service, tmp_path: Path) -> None:
+    backend = service.gpu.backend
+    devices = backend.mig_devices(0)
+    candidates = service.gpu.candidates(max_age_s=0)
+    service.leases.store.acquire(DeviceRequest(uuid=devices[3].uuid), OWNER, candidates)
+    holders = lease_holders(service.leases.store)
+    current, uuids = read_gpu(backend, 0, holders)
+    assert current == read_current(backend, 0, holders)
+    assert [gi.in_use for gi in current.gis].count(True) == 1
+    assert uuids == {(d.gi_id, d.ci_id): d.uuid for d in devices}
 
 
 def test_a_device_leased_after_the_decision_makes_the_engine_refuse(service: Service) -> None:
@@ -125,6 +149,7 @@ def test_a_gpu_changed_since_the_decision_is_not_touched(service: Service) -> No
     assert outcome.label == "refused"
     assert "changed since the decision" in outcome.result.message
     assert live_uuids(service) == before
+    assert recent_reshape_times(service) == []  # refused: nothing changed, no budget used
 
 
 def test_withheld_devices_are_never_leased_by_others(service: Service) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from migctl.backends.base import Backend
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 JOB_KIND = "repartition"
+OUTCOME_KEY = "repartition"  # in the job's result: succeeded, refused (nothing changed), failed
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Ticket:
     decided: CurrentGpu  # the GPU as the decision saw it
     seen_gis: frozenset[GiKey]
     owners: Mapping[str, tuple[LeaseOwner, float | None]]  # request id -> (owner, TTL)
+    started_s: float = 0.0  # when it was decided (counts against the hourly budget)
 
     @property
     def gpu_index(self) -> int:
@@ -85,6 +87,8 @@ def run_reshape(
         if outcome.result.status == JobStatus.SUCCEEDED:
             outcome.leases = _lease_new_devices(service, backend, ticket, still_waiting)
             outcome.result = _described(ticket, outcome)
+    result = outcome.result
+    outcome.result = replace(result, result={**(result.result or {}), OUTCOME_KEY: outcome.label})
     service.metrics.repartition(outcome.label)
     _audit(service, ticket, job, outcome)
     return outcome

@@ -1,13 +1,14 @@
 """The machine as ``migctl.repartition.decide`` sees it, read by the daemon under its GPU lock.
 
 Why this module exists: the repartitioner decides on plain values (``MachineView``); the daemon
-must build them from the one backend (instances, processes) and its lease store (leases), the
-same way the engine does (``engine.current.read_current``: busy = processes or an active
-lease), plus what only the daemon knows: since when each device has been idle (an
-``IdleTracker`` fed at every read), which GPUs a reshape is changing right now (those are
-``reconfiguring``, and the instances it will destroy count as busy so that nobody is granted
-them meanwhile), and when past reshapes started (the hourly budget). Also the check a reshape
-job makes before it changes anything: the GPU still has the instances the decision saw.
+must build them from the one backend (instances, processes) and its lease store (leases) the
+way the engine does (busy = processes or an active lease, as ``engine.current.read_current``,
+which :func:`read_gpu` matches while listing the devices only once), plus what only the daemon
+knows: since when each device has been idle (an ``IdleTracker`` fed at every read), which GPUs
+a reshape is changing right now (those are ``reconfiguring``, and the instances it will
+destroy count as busy so that nobody is granted them meanwhile), and when past reshapes
+started (the hourly budget). Also the check a reshape job makes before it changes anything:
+the GPU still has the instances the decision saw.
 
 Only ``migctl.server.repartitioner`` and ``migctl.server.repartition_job`` import this module.
 """
@@ -19,7 +20,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from migctl.backends.base import Backend
-from migctl.engine.current import read_current
 from migctl.leases import LeaseStore
 from migctl.planner import CurrentGpu
 from migctl.repartition import GpuView, IdleTracker, MachineView
@@ -84,6 +84,22 @@ def lease_holders(store: LeaseStore) -> dict[str, str]:
     return {lease.uuid: f"lease {lease.lease_id}" for lease in store.list_leases()}
 
 
+def read_gpu(
+    backend: Backend, index: int, holders: Mapping[str, str]
+) -> tuple[CurrentGpu, dict[tuple[int, int], str]]:
+    """One GPU as ``engine.current.read_current`` reads it (busy = processes or a lease), and
+    its MIG device uuids, from one device listing (the slowest NVML read)."""
+    mode = backend.gpu(index).mig
+    if not (mode and mode.current):
+        return CurrentGpu(index, (), mig_enabled=False), {}
+    devices = backend.mig_devices(index)
+    busy = [(d.gi_id, d.ci_id) for d in devices if d.processes or d.uuid in holders]
+    gis = backend.gpu_instances(index)
+    cis = [ci for gi in gis for ci in backend.compute_instances(index, gi.id)]
+    current = CurrentGpu.from_instances(index, gis, cis, busy_cis=busy, mig_enabled=True)
+    return current, {(d.gi_id, d.ci_id): d.uuid for d in devices}
+
+
 def read_machine(
     gpu: GpuAccess,
     store: LeaseStore,
@@ -99,8 +115,7 @@ def read_machine(
     with gpu.locked() as backend:
         holders = lease_holders(store)
         for index in sorted(models):
-            current = read_current(backend, index, holders)
-            uuids = {(d.gi_id, d.ci_id): d.uuid for d in backend.mig_devices(index)}
+            current, uuids = read_gpu(backend, index, holders)
             idle_since = tracker.observe(current, now)
             flight = in_flight.get(index)
             if flight is not None:

@@ -1,4 +1,4 @@
-"""Demand-driven repartitioning in the daemon: serve waiting lease requests by reshaping idle slices.
+"""The daemon's demand-driven repartitioning: serve waiting lease requests by reshaping idle slices.
 
 Why this module exists: with ``migctl serve --repartition on``, a lease request by size that no
 free device serves joins a queue instead of polling; this loop decides for the whole queue with
@@ -51,7 +51,7 @@ from migctl.repartition import (
 )
 from migctl.server.auth import DAEMON_ACTOR
 from migctl.server.jobs import Job, JobResult
-from migctl.server.repartition_job import JOB_KIND, Outcome, Ticket, run_reshape
+from migctl.server.repartition_job import JOB_KIND, OUTCOME_KEY, Outcome, Ticket, run_reshape
 from migctl.server.repartition_view import (
     InFlight,
     SharedIdleTracker,
@@ -71,7 +71,7 @@ RESHAPING = "reshaping"
 HINTS = {
     "unservable": "no GPU here has or can make such a device: relax the request",
     "budget": "the daemon's hourly reshape budget is spent: wait longer, or ask an admin",
-    "min_idle": "idle instances are reshaped only after the daemon's minimum idle time: wait longer",
+    "min_idle": "idle instances are reshaped only after a minimum idle time: wait longer",
     "busy": "instances in use or leased hold the slices it needs: wait for leases to end",
     "reserved": "an older request holds the GPU it needs: wait longer",
     "reconfiguring": "a GPU is being reshaped: wait a little longer",
@@ -280,7 +280,8 @@ class Repartitioner:
             return  # everyone it was for has left
         gpu = reshape.gpu_index
         for pending in served:
-            self.queue.remove(pending.request.id)
+            if pending.request.id in self.queue:
+                self.queue.remove(pending.request.id)
             pending.waiter.reason = RESHAPING
             pending.waiter.detail = f"GPU {gpu} is being reshaped for it"
         destroyed = frozenset(reshape.destroyed_gi_ids)
@@ -293,10 +294,10 @@ class Repartitioner:
         withheld = device_uuids(view, gpu, destroyed)
         self.in_flight[gpu] = InFlight(gpu, destroyed, withheld)
         self._update_withheld()
-        self.reshape_times_s.append(now)
+        self._note_reshape(now)
         decided = gpu_current(view, gpu)
         owners = {p.request.id: (p.owner, p.ttl_seconds) for p in served}
-        ticket = Ticket(reshape, decided, gi_keys(decided), owners)
+        ticket = Ticket(reshape, decided, gi_keys(decided), owners, started_s=now)
 
         def work(job: Job) -> JobResult:
             return self._run_job(ticket, job)
@@ -304,6 +305,12 @@ class Repartitioner:
         await self.service.blocking.run(
             self.service.jobs.submit, JOB_KIND, ticket.job_request(), DAEMON_ACTOR, work
         )
+
+    def _note_reshape(self, now: float) -> None:
+        """Count a reshape against the hourly budget (and forget those out of the window)."""
+        window_start = now - RECONFIGURATION_WINDOW_S
+        self.reshape_times_s = [t for t in self.reshape_times_s if t > window_start]
+        self.reshape_times_s.append(now)
 
     def _run_job(self, ticket: Ticket, job: Job) -> JobResult:
         """On the job thread: the reshape, then its end handed back to the loop."""
@@ -329,6 +336,9 @@ class Repartitioner:
         """On the loop: deliver the new devices, put the others back in the queue, decide."""
         gpu = ticket.gpu_index
         self.in_flight.pop(gpu, None)
+        if outcome is not None and outcome.label == "refused":  # nothing changed: no budget used
+            with suppress(ValueError):
+                self.reshape_times_s.remove(ticket.started_s)
         self._update_withheld()
         self.tracker.forget_destroyed(ticket.decided, ticket.reshape.destroyed_gi_ids, time.time())
         leases = outcome.leases if outcome is not None else {}
@@ -365,10 +375,15 @@ class Repartitioner:
 
 
 def recent_reshape_times(service: Service) -> list[float]:
-    """Start times of the reshape jobs of the past hour (the budget survives restarts)."""
+    """Start times of the reshape jobs of the past hour (the budget survives restarts); a
+    refused one changed nothing and does not count."""
     since = time.time() - RECONFIGURATION_WINDOW_S
     jobs = service.jobs.store.recent(limit=10_000, kind=JOB_KIND, since=since)
-    return sorted(job.created_at for job in jobs)
+    return sorted(job.created_at for job in jobs if not _refused(job.result))
+
+
+def _refused(result: dict[str, Any] | None) -> bool:
+    return result is not None and result.get(OUTCOME_KEY) == "refused"
 
 
 def timeout_error(pending: Pending, wait_seconds: float) -> InsufficientResourcesError:

@@ -36,6 +36,7 @@ from migctl.server.leasing import LeaseService
 from migctl.server.views import may_see_owner
 
 HIDDEN_HOLDER = "(another user)"  # never a valid user name, so it cannot collide with one
+REPARTITION_RESULTS = ("succeeded", "refused", "failed")
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -57,6 +58,8 @@ class DaemonMetrics:
             ["result"],
             registry=self.registry,
         )
+        for result in REPARTITION_RESULTS:  # every series exists from the start, at 0
+            self.repartitions.labels(result=result)
 
     # -- what the daemon did ---------------------------------------------------------------
 
