@@ -256,3 +256,34 @@ def test_twenty_clients_share_the_devices_safely_through_the_repartitioner(
     with daemon.client() as root:
         assert not jobs_of_kind(root, "repartition")  # any device: the 1g.10gb already fit
         assert root.get("/v1/status").json()["repartition"]["waiting"] == 0
+
+
+def test_on_a_dgx_the_reshape_happens_on_the_gpu_with_idle_slices() -> None:
+    """8 x H100 with MIG on GPUs 0 and 1 only: every device of GPU 0 leased, so the 3g.40gb
+    can only be cut from GPU 1's idle slices; GPU 0 and the GPUs without MIG are untouched."""
+    daemon = Daemon("dgx-h100", extra_args=ON)
+    try:
+        daemon.start()
+        with daemon.client() as root:
+            job = apply_and_wait(root, {"split": 7, "gpus": [0, 1]})
+            assert job["status"] == "succeeded", job
+            before = root.get("/v1/inventory").json()["gpus"]
+            for _ in range(7):
+                assert lease(root, profile="1g.10gb").json()["gpu_index"] == 0
+            answer = lease(root, profile="3g.40gb", wait_seconds=30)
+            assert answer.status_code == 201, answer.text
+            after = root.get("/v1/inventory").json()["gpus"]
+    except BaseException:
+        print(daemon.log())
+        raise
+    finally:
+        daemon.cleanup()
+    assert answer.json()["gpu_index"] == 1
+    gis_before = [g["gpu_instances"] for g in before]
+    gis_after = [g["gpu_instances"] for g in after]
+    assert [len(g) for g in gis_after] == [7, 5, 0, 0, 0, 0, 0, 0]
+    uuids = [
+        [d["uuid"] for i in gis[0] for d in i["mig_devices"]] for gis in (gis_before, gis_after)
+    ]
+    assert uuids[0] == uuids[1]  # the leased GPU 0 is untouched
+    assert sorted(i["profile"] for i in gis_after[1]) == ["1g.10gb"] * 4 + ["3g.40gb"]
