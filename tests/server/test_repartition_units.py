@@ -14,7 +14,12 @@ import pytest
 from migctl.backends.select import open_backend
 from migctl.cli.main import run
 from migctl.engine.current import read_current
-from migctl.errors import InsufficientResourcesError, PermissionDeniedError, UsageError
+from migctl.errors import (
+    InsufficientResourcesError,
+    InvalidStateError,
+    PermissionDeniedError,
+    UsageError,
+)
 from migctl.leases import DeviceRequest, LeaseOwner
 from migctl.planner import DesiredGi, DesiredLayout
 from migctl.repartition import Policy, Request, decide
@@ -251,3 +256,37 @@ def test_waiting_requests_show_in_service_order_and_time_out_with_their_reason()
     assert error.context["reason"] == "budget"
     assert "within 2 s: the reconfiguration budget is spent" in error.message
     assert error.hint is not None and "budget" in error.hint
+
+
+def test_a_request_that_times_out_or_whose_client_left_leaves_the_queue(
+    service: Service,
+) -> None:
+    repartition = service.repartition
+    assert repartition is not None and service.leases.arbiter is repartition
+    principal = Principal("bob", 1001, Role.USER, "socket")
+    candidates = service.gpu.candidates(max_age_s=0)
+    for device in candidates:  # every 1g.10gb leased: nothing can be reshaped
+        service.leases.store.acquire(DeviceRequest(uuid=device.uuid), OWNER, candidates)
+    body = LeaseRequest(profile="3g.40gb", wait_seconds=0.5, priority=3)
+
+    async def client_left() -> bool:
+        return True
+
+    async def scenario() -> tuple[Exception, Exception]:
+        loop_task = asyncio.create_task(repartition.run_forever())
+        try:
+            with pytest.raises(InsufficientResourcesError) as timed_out:
+                await service.leases.acquire(principal, body)
+            assert not repartition.pending and not len(repartition.queue)
+            with pytest.raises(InvalidStateError) as gone:
+                await service.leases.acquire(principal, body, client_left)
+            assert not repartition.pending and not service.leases.waits.queued()
+            return timed_out.value, gone.value
+        finally:
+            loop_task.cancel()
+
+    timed_out, gone = asyncio.run(scenario())
+    assert "busy or leased instances" in str(timed_out)
+    assert isinstance(timed_out, InsufficientResourcesError)
+    assert timed_out.context["reason"] == "busy"
+    assert "went away" in str(gone)

@@ -145,10 +145,13 @@ class Repartitioner:
                     break
         finally:
             self._drop(pending)
-        if pending.result.done() and not pending.result.cancelled():
-            return pending.result.result()
+        granted = pending.result.result() if not pending.result.cancelled() else None
         if left:
+            if granted is not None:  # handed over while we asked whether the client was there
+                self._release_soon(granted)
             raise InvalidStateError("the client went away while waiting for a device")
+        if granted is not None:
+            return granted
         raise timeout_error(pending, body.wait_seconds)
 
     def _request(self, waiter: Waiter) -> Request:
@@ -255,6 +258,9 @@ class Repartitioner:
             pending.result.set_result(lease)
             self._drop(pending)
             return
+        self._release_soon(lease)
+
+    def _release_soon(self, lease: Lease) -> None:
         task = asyncio.get_running_loop().create_task(self._give_back(lease))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
