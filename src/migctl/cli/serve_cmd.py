@@ -3,11 +3,14 @@
 Why this exists: on a shared GPU server one privileged process changes MIG layouts and grants
 leases; everyone else asks it over a Unix socket (identified by the kernel) or over TCP with a
 token. This verb opens the one backend (``--sim`` for a simulated machine), and runs the
-daemon until SIGTERM/SIGINT. Run it from systemd: ``deploy/migctl.service``.
+daemon until SIGTERM/SIGINT. Run it from systemd: ``deploy/migctl.service``. With
+``--repartition on`` the daemon reshapes idle MIG instances for waiting lease requests, within
+the limits given here (docs/service.md, "Demand-driven repartitioning").
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -18,6 +21,11 @@ from migctl.cli.session import session
 
 if TYPE_CHECKING:
     from migctl.planner import DesiredLayout
+
+
+class RepartitionMode(enum.StrEnum):
+    OFF = "off"
+    ON = "on"
 
 
 def _initial_layout(path: Path, config: str | None) -> dict[int, DesiredLayout]:
@@ -75,6 +83,55 @@ def serve(
         str | None, typer.Option("--config", "-c", help="Which named layout in --layout.")
     ] = None,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    metrics_public: Annotated[
+        bool,
+        typer.Option(
+            "--metrics-public",
+            envvar="MIGCTL_METRICS_PUBLIC",
+            help="Anonymous TCP clients may read /metrics (holders shown as '(another user)').",
+        ),
+    ] = False,
+    repartition: Annotated[
+        RepartitionMode,
+        typer.Option(
+            "--repartition",
+            envvar="MIGCTL_REPARTITION",
+            help="on: reshape idle MIG instances so that waiting lease requests fit.",
+            case_sensitive=False,
+        ),
+    ] = RepartitionMode.OFF,
+    max_reconfig_per_hour: Annotated[
+        str,
+        typer.Option(
+            "--max-reconfig-per-hour",
+            envvar="MIGCTL_MAX_RECONFIG_PER_HOUR",
+            help="Reshapes allowed in any hour (a number, or 'unlimited').",
+        ),
+    ] = "12",
+    min_idle_seconds: Annotated[
+        str,
+        typer.Option(
+            "--min-idle-seconds",
+            envvar="MIGCTL_MIN_IDLE_SECONDS",
+            help="An instance may be reshaped only after being idle this long.",
+        ),
+    ] = "300",
+    aging_seconds: Annotated[
+        str,
+        typer.Option(
+            "--aging-seconds",
+            envvar="MIGCTL_AGING_SECONDS",
+            help="A waiting request gains one priority level per this many seconds ('off').",
+        ),
+    ] = "600",
+    reserve_after_seconds: Annotated[
+        str,
+        typer.Option(
+            "--reserve-after-seconds",
+            envvar="MIGCTL_RESERVE_AFTER_SECONDS",
+            help="The oldest request reserves a GPU after waiting this long ('off').",
+        ),
+    ] = "300",
 ) -> None:
     """Run the migctl daemon: REST API on a Unix socket (and optionally TCP) until stopped."""
     from migctl.engine.journal import state_dir as default_state_dir
@@ -84,6 +141,7 @@ def serve(
         default_admin_group,
         default_socket_path,
         parse_host_port,
+        repartition_policy,
     )
     from migctl.server.run import serve as run_daemon
 
@@ -97,6 +155,14 @@ def serve(
         admin_group=admin_group or default_admin_group(),
         state_dir=state_dir or default_state_dir(),
         lease_db=lease_db or default_db_path(),
+        metrics_public=metrics_public,
+        repartition=repartition_policy(
+            repartition.value,
+            max_reconfig_per_hour=max_reconfig_per_hour,
+            min_idle_seconds=min_idle_seconds,
+            aging_seconds=aging_seconds,
+            reserve_after_seconds=reserve_after_seconds,
+        ),
     )
     initial = _initial_layout(layout, config_name) if layout is not None else None
     run_daemon(config, current.backend, access_log=access_log, initial_layout=initial)

@@ -87,11 +87,14 @@ def create_fastapi(service: Service | None) -> FastAPI:
             return
         service.loop = asyncio.get_running_loop()
         service.loop.set_default_executor(service.blocking.executor)
-        reaper = asyncio.create_task(service.leases.reap_forever(service.config.reap_every_s))
+        tasks = [asyncio.create_task(service.leases.reap_forever(service.config.reap_every_s))]
+        if service.repartition is not None:
+            tasks.append(asyncio.create_task(service.repartition.run_forever()))
         yield
-        reaper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reaper
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     app = FastAPI(
         title="migctl service",

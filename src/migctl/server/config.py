@@ -4,8 +4,11 @@ Why this module exists: the daemon, the CLI verbs that talk to it (``migctl toke
 ``migctl run`` / ``migctl lease``) and the tests must agree on the socket path and the state
 files without passing flags around. Default socket: ``$MIGCTL_SOCKET``; else
 ``/run/migctl/migctl.sock`` for root; else ``$XDG_RUNTIME_DIR/migctl.sock``; else
-``migctl.sock`` in the state directory. Anyone may import it; it imports only the engine's
-``state_dir`` and the lease store's path rules.
+``migctl.sock`` in the state directory. Demand-driven repartitioning is a
+:class:`migctl.repartition.Policy` (``--repartition off|on`` and its limits, or the
+``MIGCTL_REPARTITION*`` environment variables read by ``migctl serve``). Anyone may import it;
+it imports only the engine's ``state_dir`` and the lease store's path rules (the repartition
+policy lazily: CLI verbs that only look for the socket must start fast).
 """
 
 from __future__ import annotations
@@ -13,14 +16,24 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from migctl.engine.journal import state_dir
 from migctl.errors import UsageError
 from migctl.leases.paths import default_db_path
 
+if TYPE_CHECKING:
+    from migctl.repartition import Policy
+
 SOCKET_ENV = "MIGCTL_SOCKET"
 ADMIN_GROUP_ENV = "MIGCTL_ADMIN_GROUP"
 METRICS_PUBLIC_ENV = "MIGCTL_METRICS_PUBLIC"
+REPARTITION_ENV = "MIGCTL_REPARTITION"
+MAX_RECONFIG_ENV = "MIGCTL_MAX_RECONFIG_PER_HOUR"
+MIN_IDLE_ENV = "MIGCTL_MIN_IDLE_SECONDS"
+AGING_ENV = "MIGCTL_AGING_SECONDS"
+RESERVE_AFTER_ENV = "MIGCTL_RESERVE_AFTER_SECONDS"
+UNLIMITED = frozenset({"unlimited", "none", "off", "never"})
 DEFAULT_ADMIN_GROUP = "migctl-admin"
 SYSTEM_SOCKET = Path("/run/migctl/migctl.sock")
 STATE_DB_NAME = "service.db"
@@ -51,6 +64,65 @@ def default_metrics_public() -> bool:
     return os.environ.get(METRICS_PUBLIC_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def parse_limit(text: str, option: str) -> float | None:
+    """A non-negative number, or None for ``unlimited``/``off``/``never``/``none``."""
+    cleaned = text.strip().lower()
+    if cleaned in UNLIMITED:
+        return None
+    try:
+        value = float(cleaned)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise UsageError(
+            f"{option} {text!r} is not a number >= 0",
+            hint=f"e.g. {option} 12, or {option} unlimited",
+        )
+    return value
+
+
+def repartition_policy(
+    mode: str = "off",
+    *,
+    max_reconfig_per_hour: str = "12",
+    min_idle_seconds: str = "300",
+    aging_seconds: str = "600",
+    reserve_after_seconds: str = "300",
+) -> Policy:
+    """The daemon's repartitioning policy from ``migctl serve`` option texts (see docs)."""
+    from migctl.repartition import Policy
+
+    if mode not in {"off", "on"}:
+        raise UsageError(f"--repartition {mode!r} is not off or on", hint="--repartition on")
+    budget = parse_limit(max_reconfig_per_hour, "--max-reconfig-per-hour")
+    if budget is not None and budget != int(budget):
+        raise UsageError(
+            f"--max-reconfig-per-hour {max_reconfig_per_hour!r} is not a whole number",
+            hint="e.g. --max-reconfig-per-hour 12",
+        )
+    return Policy(
+        mode="on" if mode == "on" else "off",
+        max_reconfigurations_per_hour=None if budget is None else int(budget),
+        min_idle_seconds=_required(min_idle_seconds, "--min-idle-seconds"),
+        aging_seconds=parse_limit(aging_seconds, "--aging-seconds") or 0.0,
+        reserve_after_seconds=parse_limit(reserve_after_seconds, "--reserve-after-seconds"),
+    )
+
+
+def default_policy() -> Policy:
+    """Repartitioning off (the library's default limits)."""
+    from migctl.repartition import Policy
+
+    return Policy()
+
+
+def _required(text: str, option: str) -> float:
+    value = parse_limit(text, option)
+    if value is None:
+        raise UsageError(f"{option} needs a number of seconds", hint=f"e.g. {option} 300")
+    return value
+
+
 def parse_host_port(text: str) -> tuple[str, int]:
     """``127.0.0.1:8470`` / ``[::1]:8470`` / ``:8470`` (loopback) -> (host, port)."""
     host, sep, port_text = text.rpartition(":")
@@ -78,6 +150,10 @@ class ServiceConfig:
     io_threads: int = 32
     socket_mode: int = SOCKET_MODE
     metrics_public: bool = field(default_factory=default_metrics_public)  # /metrics without token
+    repartition: Policy = field(
+        default_factory=default_policy
+    )  # demand-driven repartitioning (off)
+    repartition_every_s: float = 5.0  # the repartitioning loop also runs on this timer
 
     @property
     def state_db(self) -> Path:

@@ -3,7 +3,8 @@
 Why this module exists: the page (``static/dashboard.js``) polls one document every ~2 s and
 redraws: the GPUs with their instances, MIG devices, memory use and leases (the inventory's own
 shapes, ``views.GpuOut``, so the page and the API never disagree), the lease requests waiting in
-the queue, and the recent reconfigurations (jobs). One request per poll keeps the daemon's cost
+the queue (in service order, with priority and, when the daemon repartitions, why each waits),
+and the recent reconfigurations (jobs). One request per poll keeps the daemon's cost
 per open page small and every part of the picture from the same moment.
 
 Privacy follows the API (``views``): a user sees the owner of their own leases and waiting
@@ -42,6 +43,9 @@ class WaitingOut(BaseModel):
     memory_mib: int | None
     sms: int | None
     uuid: str | None
+    priority: int = 0
+    reason: str | None = None  # why it waits (repartitioning on): a WaitReason value, reshaping
+    detail: str | None = None  # the reason in words (never names another user)
 
 
 class ReconfigurationOut(BaseModel):
@@ -85,6 +89,9 @@ def waiting_out(position: int, waiter: Waiter, viewer: Principal) -> WaitingOut:
         memory_mib=request.min_memory_mib,
         sms=request.min_sm_count,
         uuid=request.uuid,
+        priority=waiter.priority,
+        reason=waiter.reason,
+        detail=waiter.detail,
     )
 
 

@@ -97,7 +97,7 @@ class GpuAccess:
     def _refresh(self) -> list[DeviceCandidate]:
         with self.lock:
             generation = self._generation
-            devices = [self._candidate(d) for d in self.mig_devices()]
+            devices = [self.candidate(d) for d in self.mig_devices()]
             if generation == self._generation:
                 self._candidates, self._read_at, self._valid = devices, time.monotonic(), True
         return devices
@@ -109,7 +109,8 @@ class GpuAccess:
             self._read_at = float("-inf")
             self._valid = False
 
-    def _candidate(self, device: MigDevice) -> DeviceCandidate:
+    def candidate(self, device: MigDevice) -> DeviceCandidate:
+        """One MIG device as a lease candidate (its SM count from the live model)."""
         model = self.models().get(device.gpu_index)
         sm_count = None
         if model is not None:

@@ -116,10 +116,27 @@ class JobStore:
             raise NotFoundError(f"no job {job_id}", hint="list jobs with GET /v1/jobs")
         return _job(rows[0])
 
-    def recent(self, *, limit: int = 50, status: JobStatus | None = None) -> list[Job]:
-        where, params = ("WHERE status = ?", [status.value]) if status else ("", [])
+    def recent(
+        self,
+        *,
+        limit: int = 50,
+        status: JobStatus | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+    ) -> list[Job]:
+        """Newest first; optionally only one status, one kind, or created at ``since`` or later."""
+        conditions: list[str] = ["1"]
+        params: list[object] = []
+        for column, value in (("status", None if status is None else status.value), ("kind", kind)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            conditions.append("created_at >= ?")
+            params.append(since)
         rows = self._db.read(
-            f"SELECT * FROM jobs {where} ORDER BY job_id DESC LIMIT ?", (*params, limit)
+            f"SELECT * FROM jobs WHERE {' AND '.join(conditions)} ORDER BY job_id DESC LIMIT ?",
+            (*params, limit),
         )
         return [_job(row) for row in rows]
 

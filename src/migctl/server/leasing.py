@@ -5,7 +5,9 @@ object that turns a principal and a request into lease store calls. The store gu
 no device is granted twice; this layer adds who the owner is (the kernel-verified socket user
 or a token's owner), waiting that costs no thread (see ``waiters``), wake-ups when devices free
 up (a release through the daemon wakes the first matching waiter; a reaper task ends expired and
-dead-holder leases every second and wakes theirs), privacy (a user's error messages never name
+dead-holder leases every second and wakes theirs), priorities (users up to
+:data:`USER_MAX_PRIORITY`), handing requests by size to the repartitioner when it is on (an
+:class:`Arbiter`: ``server.repartitioner``), privacy (a user's error messages never name
 other users' jobs) and, at daemon start, ending leases whose device no longer exists.
 
 Only ``migctl.server`` imports this module; it uses ``migctl.leases`` and ``migctl.host``.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from migctl.errors import (
     InsufficientResourcesError,
@@ -33,10 +36,29 @@ from migctl.server.auth import Principal
 from migctl.server.gpu import GpuAccess
 from migctl.server.requests import LeaseRequest
 from migctl.server.threads import Blocking
-from migctl.server.waiters import WaitQueue
+from migctl.server.waiters import Waiter, WaitQueue
 
 log = logging.getLogger(__name__)
 RETRYABLE = (InUseError, InsufficientResourcesError)
+USER_MAX_PRIORITY = 10  # admins may ask for up to LeaseRequest's bound (1000)
+
+
+class Arbiter(Protocol):
+    """Who serves waiting requests when demand-driven repartitioning is on."""
+
+    def has_waiting(self) -> bool: ...
+
+    def kick(self) -> None: ...
+
+    async def wait_for(
+        self,
+        waiter: Waiter,
+        body: LeaseRequest,
+        owner: LeaseOwner,
+        gone: Callable[[], Awaitable[bool]] | None,
+    ) -> Lease: ...
+
+
 VANISHED_BY = "migctl-daemon: device no longer exists"
 
 
@@ -64,6 +86,8 @@ class LeaseService:
         self.blocking = blocking
         self.poll_s = poll_s
         self.waits = WaitQueue()
+        self.arbiter: Arbiter | None = None  # the repartitioner, when it is on
+        self.withheld: frozenset[str] = frozenset()  # devices a reshape is about to destroy
 
     # -- acquire ---------------------------------------------------------------------------
 
@@ -100,6 +124,9 @@ class LeaseService:
         ttl_seconds: float | None,
         candidates: list[DeviceCandidate],
     ) -> Lease:
+        withheld = self.withheld  # read once: the loop swaps in a new set
+        if withheld:
+            candidates = [c for c in candidates if c.uuid not in withheld]
         return self.store.acquire(request, owner, candidates, ttl_seconds=ttl_seconds)
 
     async def acquire(
@@ -110,20 +137,19 @@ class LeaseService:
     ) -> Lease:
         """Lease a device; with ``wait_seconds`` wait for one (``gone``: the client left)."""
         request, owner = self.device_request(body), self.owner(principal, body)
+        priority = priority_of(principal, body)
+        arbiter = self.arbiter
+        if arbiter is not None and request.uuid is None and body.wait_seconds > 0:
+            waiting = (request, owner, priority)
+            return await self._acquire_arbitrated(arbiter, principal, body, waiting, gone)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + body.wait_seconds
         last: MigctlError | None = None
-
-        async def attempt() -> Lease:
-            candidates = await self._candidates()
-            return await self.blocking.lease(
-                self._acquire_once, request, owner, body.ttl_seconds, candidates
-            )
-
         with self.waits.waiting(request, owner) as waiter:
+            waiter.priority = priority
             if not (body.wait_seconds > 0 and self.waits.ahead(waiter)):
                 try:
-                    return await attempt()
+                    return await self._attempt(request, owner, body.ttl_seconds)
                 except RETRYABLE as exc:
                     last = exc
             waiter.waiting = True
@@ -132,12 +158,55 @@ class LeaseService:
                     break
                 await self.waits.sleep(waiter, min(remaining, self.poll_s))
                 try:
-                    return await attempt()
+                    return await self._attempt(request, owner, body.ttl_seconds)
                 except RETRYABLE as exc:
                     last = exc
         if last is None:  # the client left before its first try
             raise InvalidStateError("the client went away while waiting for a device")
-        raise await self._private(principal, _after_waiting(last, body.wait_seconds))
+        error = _after_waiting(last, body.wait_seconds, arbitrated=False)
+        raise await self._private(principal, error)
+
+    async def _attempt(
+        self, request: DeviceRequest, owner: LeaseOwner, ttl_seconds: float | None
+    ) -> Lease:
+        candidates = await self._candidates()
+        return await self.blocking.lease(
+            self._acquire_once, request, owner, ttl_seconds, candidates
+        )
+
+    async def _acquire_arbitrated(
+        self,
+        arbiter: Arbiter,
+        principal: Principal,
+        body: LeaseRequest,
+        waiting: tuple[DeviceRequest, LeaseOwner, int],
+        gone: Callable[[], Awaitable[bool]] | None,
+    ) -> Lease:
+        """Wait through the repartitioner: it serves waiting requests in its order.
+
+        A request tries the free devices itself only when nobody waits yet (the fast path);
+        behind others it queues, so that priorities, aging and reservations hold.
+        """
+        request, owner, priority = waiting
+        with self.waits.waiting(request, owner) as waiter:
+            waiter.priority = priority
+            if not arbiter.has_waiting():
+                try:
+                    return await self._attempt(request, owner, body.ttl_seconds)
+                except RETRYABLE:
+                    pass
+            waiter.waiting = True
+            try:
+                return await arbiter.wait_for(waiter, body, owner, gone)
+            except MigctlError as error:
+                raise await self._private(principal, error) from None
+
+    async def lease_exact(self, uuid: str, owner: LeaseOwner, ttl_seconds: float | None) -> Lease:
+        """Lease the free device ``uuid`` to ``owner`` (the repartitioner's grants)."""
+        candidates = await self._candidates()
+        return await self.blocking.lease(
+            self.store.acquire, DeviceRequest(uuid=uuid), owner, candidates, ttl_seconds=ttl_seconds
+        )
 
     # -- release, renew, read ------------------------------------------------------------------
 
@@ -149,7 +218,7 @@ class LeaseService:
             )
         except PermissionDeniedError as exc:
             raise await self._private(principal, exc) from exc
-        self.waits.device_freed(freed_device(lease))
+        self.freed(lease)
         return lease
 
     async def renew(self, principal: Principal, target: str, ttl_seconds: float | None) -> Lease:
@@ -192,7 +261,13 @@ class LeaseService:
                 log.warning("reaping leases failed: %s", error)
                 continue
             for lease in ended:
-                self.waits.device_freed(freed_device(lease))
+                self.freed(lease)
+
+    def freed(self, lease: Lease) -> None:
+        """A lease ended: wake a waiter its device suits, and the repartitioner."""
+        self.waits.device_freed(freed_device(lease))
+        if self.arbiter is not None:
+            self.arbiter.kick()
 
     # -- privacy, start-up ------------------------------------------------------------------
 
@@ -230,14 +305,29 @@ def redact(error: MigctlError, leases: list[Lease], viewer: Principal) -> Migctl
     return type(error)(message, hint=hint, context=context)
 
 
-def _after_waiting(error: MigctlError, wait_seconds: float) -> MigctlError:
+def _after_waiting(error: MigctlError, wait_seconds: float, *, arbitrated: bool) -> MigctlError:
     if wait_seconds <= 0:
         return error
+    hint = error.hint
+    if not arbitrated and isinstance(error, InsufficientResourcesError):
+        hint = f"{hint}; the daemon does not reshape idle instances (repartitioning is off)"
     return type(error)(
         f"{error.message} (gave up after waiting {wait_seconds:g} s)",
-        hint=error.hint,
+        hint=hint,
         context={**error.context, "waited_seconds": wait_seconds},
     )
+
+
+def priority_of(principal: Principal, body: LeaseRequest) -> int:
+    """The request's priority; users may ask for at most :data:`USER_MAX_PRIORITY`."""
+    priority = body.priority or 0
+    if priority > USER_MAX_PRIORITY and not principal.is_admin:
+        raise PermissionDeniedError(
+            f"priority {priority} is above {USER_MAX_PRIORITY}, the most a user may ask for",
+            hint=f"ask with priority 0-{USER_MAX_PRIORITY}, or ask an admin",
+            context={"priority": priority},
+        )
+    return priority
 
 
 def _check_pid(principal: Principal, pid: int) -> None:

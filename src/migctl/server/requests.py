@@ -111,6 +111,13 @@ class LeaseRequest(Strict):
     pid: int | None = Field(
         None, gt=0, description="end the lease when this process (yours, on this host) exits"
     )
+    priority: int | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="while waiting: larger is served first (default 0; users up to 10, admins"
+        " up to 1000); used when the daemon repartitions on demand",
+    )
 
     @model_validator(mode="after")
     def _uuid_alone(self) -> LeaseRequest:

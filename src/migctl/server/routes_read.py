@@ -49,6 +49,7 @@ async def status(service: Svc, principal: Caller) -> StatusOut:
         listeners=service.config.listeners(),
         admin_group=service.config.admin_group,
         startup=service.startup_notes,
+        repartition=service.repartition_status(),
         you=principal_out(principal),
         **counts,
     )

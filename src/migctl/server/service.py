@@ -1,7 +1,8 @@
 """The daemon core: one object that owns the backend, the stores and the job runner.
 
-Why this module exists: the REST routes (and, later, the metrics endpoint, the dashboard and
-demand-driven repartitioning) need one place to ask "what is there", "plan this", "apply this as
+Why this module exists: the REST routes, the metrics endpoint, the dashboard and demand-driven
+repartitioning (:attr:`Service.repartition`, a ``Repartitioner`` when ``--repartition on``)
+need one place to ask "what is there", "plan this", "apply this as
 a job", "lease for this principal". :class:`Service` is that place; routes stay thin. It is
 built from a :class:`ServiceConfig` and an opened backend (the daemon opens exactly one), and
 :meth:`start` reconciles the machine with what the daemon remembers (see ``startup``).
@@ -41,6 +42,7 @@ from migctl.server.gpu import GpuAccess
 from migctl.server.jobs import Job, JobResult, JobRunner, JobStatus, JobStore
 from migctl.server.leasing import LeaseService
 from migctl.server.peercred import PeerCred
+from migctl.server.repartitioner import Repartitioner
 from migctl.server.requests import LayoutRequest
 from migctl.server.statedb import StateDB
 from migctl.server.telemetry import DaemonMetrics
@@ -72,6 +74,10 @@ class Service:
         )
         self.admins = AdminGroup(config.admin_group)
         self.metrics = DaemonMetrics(self.gpu, self.leases)
+        self.repartition: Repartitioner | None = None
+        if config.repartition.enabled:
+            self.repartition = Repartitioner(self, config.repartition, config.repartition_every_s)
+            self.leases.arbiter = self.repartition
         self.started_at = time.time()
         self.startup_notes: list[str] = []
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -116,6 +122,12 @@ class Service:
             "desired_gpus": sorted(self.desired.targets()),
             "driver_version": driver,
         }
+
+    def repartition_status(self) -> dict[str, Any]:
+        """Demand-driven repartitioning: off, or its policy, budget and reshapes (loop only)."""
+        if self.repartition is None:
+            return {"mode": "off", "policy": self.config.repartition.model_dump()}
+        return {"mode": "on", **self.repartition.status()}
 
     @property
     def version(self) -> str:

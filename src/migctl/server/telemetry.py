@@ -3,9 +3,10 @@
 Why this module exists: ``GET /metrics`` must show both what the machine looks like now (GPUs,
 MIG devices, memory, processes, lease holders: ``migctl.metrics.MachineCollector``) and what the
 daemon did (waiting lease requests, reconfigurations, planner and HTTP latency:
-``migctl.metrics.ServiceMetrics``). :class:`DaemonMetrics` holds the service's registry, feeds
-the counters (the service calls :meth:`planning` and :meth:`reconfiguration`, the HTTP
-middleware :meth:`observe_http`) and renders a scrape for one viewer.
+``migctl.metrics.ServiceMetrics``; reshapes by demand-driven repartitioning, registered
+here). :class:`DaemonMetrics` holds the service's registry, feeds the counters (the service
+calls :meth:`planning` and :meth:`reconfiguration`, the repartitioner :meth:`repartition`, the
+HTTP middleware :meth:`observe_http`) and renders a scrape for one viewer.
 
 The machine is read through the service's one backend under its GPU lock, so a scrape never
 races an apply. Lease holders follow the API's privacy rule (``views.may_see_owner``): admins
@@ -21,7 +22,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from migctl.metrics import MachineCollector, ServiceMetrics
 from migctl.server.auth import Principal
@@ -30,6 +36,7 @@ from migctl.server.leasing import LeaseService
 from migctl.server.views import may_see_owner
 
 HIDDEN_HOLDER = "(another user)"  # never a valid user name, so it cannot collide with one
+REPARTITION_RESULTS = ("succeeded", "refused", "failed")
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -45,6 +52,14 @@ class DaemonMetrics:
         self._gpu = gpu
         self._leases = leases
         self.service.waiting.set_function(lambda: len(leases.waits.queued()))
+        self.repartitions = Counter(
+            "migctl_repartitions",
+            "Reshapes of idle instances for waiting lease requests, by result",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in REPARTITION_RESULTS:  # every series exists from the start, at 0
+            self.repartitions.labels(result=result)
 
     # -- what the daemon did ---------------------------------------------------------------
 
@@ -62,6 +77,11 @@ class DaemonMetrics:
         self.service.reconfigurations.labels(result=result).inc()
         if result != "noop":
             self.service.reconfiguration_seconds.observe(seconds)
+
+    def repartition(self, result: str) -> None:
+        """Count a reshape by ``result``: ``succeeded``, ``refused`` (nothing changed: the GPU
+        changed since the decision, or the engine found an instance in use) or ``failed``."""
+        self.repartitions.labels(result=result).inc()
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
         """One answered request; ``route`` is the route's template, never the raw path."""

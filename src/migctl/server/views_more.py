@@ -149,6 +149,7 @@ class StatusOut(BaseModel):
     jobs_running: int
     desired_gpus: list[int]
     startup: list[str]
+    repartition: dict[str, Any]  # mode, policy; when on: budget_left, reshapes, reservation
     you: PrincipalOut
 
 

@@ -9,7 +9,9 @@ retrying) is kept as *unclaimed* and taken by the next matching waiter before it
 wake-up is lost. A newcomer whose request equals an earlier waiter's queues behind it instead of
 trying first: waiting is first come, first served. Anything else that may free devices (an
 apply, a release by another process) is caught by each waiter's periodic retry (``poll_s``) or
-by :meth:`WaitQueue.wake_all`.
+by :meth:`WaitQueue.wake_all`. With demand-driven repartitioning on, requests by size wait
+for the repartitioner instead (``server.repartitioner``) but stay listed here, with their
+priority, rank and waiting reason, for the dashboard and the metrics.
 
 Only ``migctl.server`` imports this module; it runs on the daemon's event loop only.
 """
@@ -35,6 +37,10 @@ class Waiter:
     woken: asyncio.Event = field(default_factory=asyncio.Event)
     waiting: bool = False  # True once a try failed: from then on it waits for a device
     sleeping: bool = False  # True while it sleeps in :meth:`WaitQueue.sleep`
+    priority: int = 0  # larger is served first (by demand-driven repartitioning)
+    reason: str | None = None  # why it still waits, when the repartitioner knows
+    detail: str | None = None  # the reason in words (never names other users)
+    rank: int | None = None  # its place in the repartitioner's service order (0 = next)
 
 
 class WaitQueue:
@@ -48,11 +54,14 @@ class WaitQueue:
         return len(self._waiters)
 
     def queued(self) -> list[Waiter]:
-        """The requests that found nothing free and wait for a device, in arrival order.
+        """The requests that found nothing free and wait for a device, in service order.
 
-        A snapshot (a copy of the list): metrics scrapes may call it from another thread.
+        Those the repartitioner ranked first (by its order), then the others by arrival. A
+        snapshot (a copy of the list): metrics scrapes may call it from another thread.
         """
-        return [waiter for waiter in list(self._waiters) if waiter.waiting]
+        found = [waiter for waiter in list(self._waiters) if waiter.waiting]
+        unranked = len(found)
+        return sorted(found, key=lambda w: (unranked if w.rank is None else w.rank, w.since))
 
     @contextmanager
     def waiting(self, request: DeviceRequest, owner: LeaseOwner | None = None) -> Iterator[Waiter]:

@@ -263,8 +263,11 @@ function renderWaiting(feed) {
     cell(row, request.position);
     const who = request.redacted ? OTHER_USER : request.user;
     cell(row, request.job ? `${who} (${request.job})` : who, "who");
-    cell(row, asksFor(request), "what");
+    const priority = request.priority ? ` (priority ${request.priority})` : "";
+    cell(row, asksFor(request) + priority, "what");
     cell(row, ago(request.since, feed.generated_at)).title = clock(request.since);
+    cell(row, request.reason ? request.reason.replace("_", " ") : "", "why").title =
+      request.detail || "";
     return row;
   });
   body.replaceChildren(...rows);
