@@ -67,7 +67,12 @@ def test_apply_dry_run_has_the_local_shape_and_changes_nothing(
     outcome = result.json()
     assert set(outcome) == set(local_json(capsys, "apply", "--split", "3", "--dry-run"))
     assert outcome["dry_run"] is True and outcome["executed"] == {}
-    assert "dry run" in migctl(capsys, "apply", "--split", "3", "--dry-run").out
+    disturbs = outcome["disturbs"]["0"]  # the seven 1g devices go, each named with its users
+    assert len(disturbs) == 7 and all("idle" in line or "lease" in line for line in disturbs)
+    named = sorted(uuid for uuid in before if any(uuid in line for line in disturbs))
+    assert named == sorted(before)
+    shown = migctl(capsys, "apply", "--split", "3", "--dry-run").out
+    assert "dry run" in shown and shown.count("disturbs") == 7
     assert daemon_devices(via_daemon) == before
 
 

@@ -93,6 +93,24 @@ def test_busy_instance_blocks_apply_with_exit_6(
     assert uuid in {d["uuid"] for d in after["gpus"][0]["mig_devices"]}
 
 
+def test_forced_dry_run_names_the_process_it_would_disturb(
+    capsys: pytest.CaptureFixture[str], holder: subprocess.Popen[bytes]
+) -> None:
+    assert cli(capsys, "--sim", "h100-single", "split", "2")[0] == 0
+    _, listing = as_json(capsys, "--sim", "h100-single", "list")
+    busy, idle = (d["uuid"] for d in listing["gpus"][0]["mig_devices"])
+    open_sim_control("h100-single").attach(holder.pid, 0, busy, 64)
+    code, out, _ = cli(
+        capsys, "--sim", "h100-single", "apply", "--split", "7", "--force", "--dry-run"
+    )
+    assert code == 0 and "dry run" in out
+    shown = " ".join(out.split())  # rich may wrap long lines
+    assert f"{busy}: process {holder.pid}" in shown and "sleep" in shown
+    assert f"{idle}: idle" in shown
+    _, after = as_json(capsys, "--sim", "h100-single", "list")
+    assert {d["uuid"] for d in after["gpus"][0]["mig_devices"]} == {busy, idle}
+
+
 def test_pending_mode_exits_10(
     capsys: pytest.CaptureFixture[str], holder: subprocess.Popen[bytes]
 ) -> None:

@@ -180,18 +180,6 @@ def plan(
     )
 
 
-def _disturbed(outcome: ApplyOutcome) -> dict[int, list[str]]:
-    """For a dry run: the busy instances the plan would destroy (only with --force)."""
-    from migctl.planner import DestroyCi, DestroyGi
-
-    found: dict[int, list[str]] = {}
-    for gpu, plan_ in outcome.plans.items():
-        for op in plan_.ops:
-            if isinstance(op, DestroyCi | DestroyGi) and op.busy:
-                found.setdefault(gpu, []).append(f"{op.profile} (GI {op.gi_id}): busy")
-    return found
-
-
 def _report_apply(outcome: ApplyOutcome, reasons: tuple[str, ...]) -> None:
     current = session()
 
@@ -209,7 +197,7 @@ def _report_apply(outcome: ApplyOutcome, reasons: tuple[str, ...]) -> None:
                 current.console.print("the machine already matches the layout: nothing to do")
             else:
                 current.console.print("[bold]dry run[/bold]: nothing was changed")
-                print_plans(current.console, outcome.plans, currents, models, _disturbed(outcome))
+                print_plans(current.console, outcome.plans, currents, models, outcome.disturbs)
             return
         for gpu, done in sorted(outcome.executed.items()):
             current.console.print(

@@ -79,7 +79,7 @@ def apply(
     """``migctl apply``/``split`` through the daemon (admins); dry runs only plan."""
     if dry_run:
         answer = client.request("POST", "/v1/plan", body=request_body(targets, force))
-        outcome = _dry_run_outcome(answer["plans"])
+        outcome = _dry_run_outcome(answer["plans"], answer.get("disturbs", {}))
     else:
         if session().read_only:
             raise ReadOnlyError(
@@ -100,7 +100,7 @@ def refuse_hooks() -> None:
     )
 
 
-def _dry_run_outcome(plans: list[Json]) -> Json:
+def _dry_run_outcome(plans: list[Json], disturbs: Json) -> Json:
     """The shape of a local ``ApplyOutcome.to_dict()`` for a dry run."""
     return {
         "dry_run": True,
@@ -112,6 +112,7 @@ def _dry_run_outcome(plans: list[Json]) -> Json:
         "error": None,
         "rolled_back": False,
         "rollback_error": None,
+        "disturbs": disturbs,
     }
 
 
@@ -153,17 +154,6 @@ def _print_plans(
     print_plans(session().console, plans, currents, gpu_models, disturbed)
 
 
-def _disturbed(plans: Mapping[int, Plan]) -> dict[int, list[str]]:
-    from migctl.planner import DestroyCi, DestroyGi
-
-    found: dict[int, list[str]] = {}
-    for gpu, plan in plans.items():
-        for op in plan.ops:
-            if isinstance(op, DestroyCi | DestroyGi) and op.busy:
-                found.setdefault(gpu, []).append(f"{op.profile} (GI {op.gi_id}): busy")
-    return found
-
-
 def _report(client: ServiceClient, outcome: Json, reasons: tuple[str, ...]) -> None:
     console = session().console
     plans = _decoded(outcome["plans"])
@@ -177,7 +167,8 @@ def _report(client: ServiceClient, outcome: Json, reasons: tuple[str, ...]) -> N
             return
         if outcome["dry_run"]:
             console.print("[bold]dry run[/bold]: nothing was changed")
-            _print_plans(client, plans, _disturbed(plans))
+            disturbs = {int(gpu): lines for gpu, lines in outcome.get("disturbs", {}).items()}
+            _print_plans(client, plans, disturbs)
             return
         for gpu, done in sorted(outcome["executed"].items(), key=lambda item: int(item[0])):
             total = len(plans[int(gpu)].ops)

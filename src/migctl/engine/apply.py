@@ -26,6 +26,7 @@ from typing import Any
 from migctl.backends.base import Backend
 from migctl.engine.codec import checkpoint_of, desired_to_dict, targets_to_dict
 from migctl.engine.current import active_leases, read_current
+from migctl.engine.disturb import disturbed
 from migctl.engine.execute import Executor, Progress
 from migctl.engine.hooks import Hooks
 from migctl.engine.journal import Journal, JournalEntry, now
@@ -46,6 +47,8 @@ class ApplyOutcome:
     error: MigctlError | None = None  # the failure that caused a rollback
     rolled_back: bool = False
     rollback_error: MigctlError | None = None
+    # dry run only: per GPU, each MIG device the plan destroys and who uses it
+    disturbs: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -68,6 +71,7 @@ class ApplyOutcome:
             "rollback_error": None
             if self.rollback_error is None
             else self.rollback_error.to_dict(),
+            "disturbs": {str(k): v for k, v in sorted(self.disturbs.items())},
         }
 
 
@@ -131,7 +135,7 @@ def apply(
     journal = journal or Journal(machine_id(backend))
     if dry_run:
         plans, _ = plan_machine(backend, targets, force=force)
-        return ApplyOutcome(plans, dry_run=True)
+        return ApplyOutcome(plans, dry_run=True, disturbs=disturbed(backend, plans))
     with journal.locked():
         recovered = _interrupted(journal)
         plans, currents = plan_machine(backend, targets, force=force)

@@ -29,8 +29,12 @@ def job_out(job: Job) -> JobOut:
 async def plan(body: LayoutRequest, service: Svc, principal: Caller, request: Request) -> PlanOut:
     audit.note(request, "plan", None, request=body.model_dump(exclude_none=True))
     targets, reasons = await service.blocking.run(service.targets_for, body)
-    plans = await service.blocking.run(service.plan, targets, force=body.force)
-    return PlanOut(reasons=list(reasons), plans=[p.to_dict() for _, p in sorted(plans.items())])
+    plans, disturbs = await service.blocking.run(service.plan, targets, force=body.force)
+    return PlanOut(
+        reasons=list(reasons),
+        plans=[p.to_dict() for _, p in sorted(plans.items())],
+        disturbs={str(gpu): lines for gpu, lines in sorted(disturbs.items())},
+    )
 
 
 @router.post(

@@ -28,6 +28,7 @@ from migctl.backends.base import Backend
 from migctl.catalog import Catalog, load_catalog
 from migctl.engine.apply import ApplyOutcome, apply, plan_machine
 from migctl.engine.codec import targets_to_dict
+from migctl.engine.disturb import disturbed
 from migctl.engine.export import current_layouts
 from migctl.engine.journal import STATE_DIR_ENV
 from migctl.errors import NotFoundError
@@ -145,10 +146,13 @@ class Service:
             layouts.check_reachable(targets, models)
         return targets, reasons
 
-    def plan(self, targets: Mapping[int, DesiredLayout], *, force: bool) -> dict[int, Plan]:
+    def plan(
+        self, targets: Mapping[int, DesiredLayout], *, force: bool
+    ) -> tuple[dict[int, Plan], dict[int, list[str]]]:
+        """The plans reaching ``targets`` and, per GPU, the MIG devices they would destroy."""
         with self.gpu.locked() as backend, self.metrics.planning("plan"):
             plans, _ = plan_machine(backend, targets, force=force)
-        return plans
+            return plans, disturbed(backend, plans)
 
     def submit_apply(
         self, targets: dict[int, DesiredLayout], *, force: bool, by: Principal, kind: str = "apply"

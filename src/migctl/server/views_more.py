@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from migctl.model import GpuModel
 from migctl.server.requests import GpuLayoutSpec
@@ -72,6 +72,10 @@ class ModelOut(ModelSummaryOut):
 class PlanOut(BaseModel):
     reasons: list[str]
     plans: list[dict[str, Any]]
+    disturbs: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="per GPU index, each MIG device the plans destroy and who uses it",
+    )
 
 
 class DesiredGpuOut(BaseModel):
