@@ -15,7 +15,7 @@ import pytest
 from migctl.backends.select import open_backend
 from migctl.cli.main import run
 from migctl.leases import DeviceRequest, LeaseOwner, LeaseStore
-from migctl.tenancy import candidates
+from migctl.tenancy.selection import candidates
 from migctl.workflow import create_gpu_instances, parse_profile_requests, set_mode
 
 MACHINE = "h100-single"

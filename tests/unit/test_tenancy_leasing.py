@@ -12,8 +12,9 @@ from migctl.backends.nvml import NvmlBackend
 from migctl.backends.select import open_backend, open_sim_control
 from migctl.errors import InsufficientResourcesError, UsageError
 from migctl.leases import DeviceRequest, EndReason, LeaseOwner, LeaseStore
-from migctl.tenancy import AcquireOptions, DeviceSelection, acquire, candidates, release_quietly
 from migctl.tenancy.creation import choose_new_instance, satisfies
+from migctl.tenancy.leasing import AcquireOptions, acquire, release_quietly
+from migctl.tenancy.selection import DeviceSelection, candidates
 from migctl.workflow import create_gpu_instances, parse_profile_requests, set_mode
 
 ME = LeaseOwner.current()

@@ -22,9 +22,10 @@ from migctl.errors import (
     InsufficientResourcesError,
 )
 from migctl.leases import EndReason, Lease, LeaseStore
-from migctl.tenancy import AcquireOptions, DeviceSelection
 from migctl.tenancy.childproc import ABANDONED_EXIT, StubChild
+from migctl.tenancy.leasing import AcquireOptions
 from migctl.tenancy.runner import run_leased
+from migctl.tenancy.selection import DeviceSelection
 from migctl.tenancy.supervise import SI_KERNEL, exit_code, should_forward
 from migctl.workflow import create_gpu_instances, parse_profile_requests, set_mode
 

@@ -24,7 +24,8 @@ from migctl.errors import PermissionDeniedError
 
 if TYPE_CHECKING:
     from migctl.leases import Lease, LeaseStore
-    from migctl.tenancy import AcquireOptions, DeviceSelection
+    from migctl.tenancy.leasing import AcquireOptions
+    from migctl.tenancy.selection import DeviceSelection
 
 ProfileOption = Annotated[
     str | None, typer.Option("--profile", "-p", help="MIG profile, e.g. 1g.10gb or 1c.3g.40gb.")
@@ -61,7 +62,7 @@ LeaseDbOption = Annotated[
 def selection_from(
     profile: str | None, memory: str | None, sms: int | None, device: str | None
 ) -> DeviceSelection:
-    from migctl.tenancy import DeviceSelection
+    from migctl.tenancy.selection import DeviceSelection
     from migctl.tenancy.sizes import parse_memory_mib
 
     memory_mib = parse_memory_mib(memory) if memory is not None else None
@@ -69,7 +70,7 @@ def selection_from(
 
 
 def acquire_options(ttl: str | None, wait: str, create: bool) -> AcquireOptions:
-    from migctl.tenancy import AcquireOptions
+    from migctl.tenancy.leasing import AcquireOptions
     from migctl.tenancy.sizes import parse_duration_s
 
     ttl_s = parse_duration_s(ttl) if ttl is not None else None
@@ -77,7 +78,7 @@ def acquire_options(ttl: str | None, wait: str, create: bool) -> AcquireOptions:
 
 
 def store_at(path: Path | None) -> LeaseStore:
-    from migctl.tenancy import open_store
+    from migctl.tenancy.leasing import open_store
 
     return open_store(path)
 
@@ -127,7 +128,7 @@ def acquire(
         lease = remote_leases.acquire(client, body)
     else:
         from migctl.leases import LeaseOwner
-        from migctl.tenancy import acquire as acquire_lease
+        from migctl.tenancy.leasing import acquire as acquire_lease
 
         owner = LeaseOwner.current(job=job, pid=pid)
         store = store_at(lease_db)

@@ -15,28 +15,17 @@ Exit codes: 0 ok; 1 check failed (``migctl assert``); 2 usage; 3 not found;
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
 from migctl import __version__
-from migctl.cli import (
-    catalog_cmd,
-    export_cmd,
-    gpus,
-    instances,
-    layouts_cmd,
-    leases_cmd,
-    run_cmd,
-    serve_cmd,
-    sim_cmd,
-    token_cmd,
-    top,
-)
 from migctl.cli.session import OutputFormat, Session, session, set_session
 from migctl.errors import EXIT_INTERNAL, MigctlError
 
@@ -50,16 +39,26 @@ EPILOG = (
     "MIGCTL_LOCAL."
 )
 
-app = typer.Typer(
-    name="migctl",
-    help="NVIDIA Multi-Instance GPU (MIG) partitioning made easy and safe.",
-    epilog=EPILOG,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode=None,
-    add_completion=False,
+# The verbs, in the order --help lists them (look, change, plan, share, serve, reference):
+# (module under migctl.cli, how it adds itself, the top-level verbs it adds). "register" and
+# "register_metrics" are functions of the module taking the root app; "app" is the module's
+# own Typer app added under the one verb. tests/cli/test_verbs.py checks the verbs listed.
+SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("gpus", "register", ("list", "status", "mode")),
+    ("top", "register", ("top",)),
+    ("instances", "register", ("profiles", "gi", "ci")),
+    ("layouts_cmd", "register", ("plan", "apply", "assert", "export", "recover", "split")),
+    ("leases_cmd", "register", ("lease",)),
+    ("run_cmd", "register", ("run", "env")),
+    ("export_cmd", "register", ("docker-args", "cdi", "k8s", "slurm")),
+    ("serve_cmd", "register", ("serve",)),
+    ("token_cmd", "app", ("token",)),
+    ("gpus", "register_metrics", ("metrics",)),
+    ("catalog_cmd", "app", ("catalog",)),
+    ("sim_cmd", "app", ("sim",)),
 )
+# global options that take a value: the word after them is never the verb
+VALUE_OPTIONS = frozenset({"--sim", "--output", "-o"})
 
 
 def _version(flag: bool) -> None:
@@ -68,7 +67,6 @@ def _version(flag: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def main(
     sim: Annotated[
         str | None,
@@ -105,19 +103,54 @@ def main(
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
 
 
-# --help lists the verbs in this order: look, change, plan, share, serve, reference
-gpus.register(app)
-top.register(app)
-instances.register(app)
-layouts_cmd.register(app)
-leases_cmd.register(app)
-run_cmd.register(app)
-export_cmd.register(app)
-serve_cmd.register(app)
-app.add_typer(token_cmd.app, name="token")
-gpus.register_metrics(app)
-app.add_typer(catalog_cmd.app, name="catalog")
-app.add_typer(sim_cmd.app, name="sim")
+def verb_of(argv: Sequence[str]) -> str | None:
+    """The verb a command line names (the first word that is not a global option or its value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            return None
+        if word.startswith("-"):
+            if word in VALUE_OPTIONS:
+                next(words, None)
+            continue
+        return word
+    return None
+
+
+def build_app(verb: str | None = None) -> typer.Typer:
+    """The ``migctl`` command: global options and the verbs (see ``register_verbs``)."""
+    root = typer.Typer(
+        name="migctl",
+        help="NVIDIA Multi-Instance GPU (MIG) partitioning made easy and safe.",
+        epilog=EPILOG,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        rich_markup_mode=None,
+        add_completion=False,
+    )
+    root.callback()(main)
+    register_verbs(root, verb)
+    return root
+
+
+def register_verbs(root: typer.Typer, verb: str | None = None) -> None:
+    """Add the verbs to ``root``: only the section of ``verb`` when it names one, else all.
+
+    Why: typer converts every registered command (and its modules are imported) on every run;
+    a command line that names its verb pays only for that verb's section, which keeps
+    ``migctl list`` quick. An unknown verb or none (``migctl --help``) registers everything,
+    so help, and the "No such command" message with its suggestions, see every verb.
+    """
+    known = any(verb in verbs for _, _, verbs in SECTIONS)
+    for module_name, how, verbs in SECTIONS:
+        if known and verb not in verbs:
+            continue
+        module = importlib.import_module(f"migctl.cli.{module_name}")
+        if how == "app":
+            root.add_typer(module.app, name=verbs[0])
+        else:
+            getattr(module, how)(root)
 
 
 def _report(error: MigctlError) -> int:
@@ -134,8 +167,11 @@ def _report(error: MigctlError) -> int:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (the console script exits with it)."""
     code = 0
+    args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=argv, prog_name="migctl")  # standalone: usage errors print and exit 2
+        build_app(verb_of(args))(
+            args=args, prog_name="migctl"
+        )  # standalone: usage errors print and exit 2
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except MigctlError as error:

@@ -27,7 +27,8 @@ from migctl.leases import Lease
 
 if TYPE_CHECKING:
     from migctl.server.client import ServiceClient
-    from migctl.tenancy import AcquireOptions, DeviceSelection
+    from migctl.tenancy.leasing import AcquireOptions
+    from migctl.tenancy.selection import DeviceSelection
 
 log = logging.getLogger(__name__)
 TCP_RUN_TTL_S = 120.0  # `migctl run` over TCP: the lease ends this long after migctl dies

@@ -148,8 +148,8 @@ def env(
     """
     from migctl.cli.output import SCHEMA
     from migctl.leases import LeaseOwner
-    from migctl.tenancy import acquire
     from migctl.tenancy.environment import device_environment, shell_exports
+    from migctl.tenancy.leasing import acquire
 
     current = session()
     selection = selection_from(profile, memory, sms, device)

@@ -10,23 +10,9 @@ pieces out safely. On top of the lease store (:mod:`migctl.leases`) and the back
   apply engine (:mod:`.cdi`), Kubernetes (:mod:`.kubernetes`), Slurm (:mod:`.slurm`);
 * lease holders for the status views (:mod:`.holders`).
 
+Import what you use from its module: this package imports nothing itself, so that a status
+view needing only :mod:`.holders` does not pay for YAML, CDI and the lease workflow.
+
 Layer: above ``migctl.leases``, ``migctl.workflow``, ``migctl.inventory`` and the backends; only
 the CLI (and later the service) import it.
 """
-
-from migctl.tenancy.cdi import DEFAULT_CDI_PATH, default_cdi_path, generate_spec, refresh_cdi
-from migctl.tenancy.leasing import AcquireOptions, acquire, open_store, release_quietly
-from migctl.tenancy.selection import DeviceSelection, candidates
-
-__all__ = [
-    "DEFAULT_CDI_PATH",
-    "AcquireOptions",
-    "DeviceSelection",
-    "acquire",
-    "candidates",
-    "default_cdi_path",
-    "generate_spec",
-    "open_store",
-    "refresh_cdi",
-    "release_quietly",
-]
