@@ -26,7 +26,13 @@ from pathlib import Path
 
 MIGCTL = [sys.executable, "-m", "migctl"]
 FLOORS = {  # what any Python CLI pays before doing its own work
+    "python -I -S -c pass (interpreter alone)": [sys.executable, "-I", "-S", "-c", "pass"],
     "python -c pass (floor)": [sys.executable, "-c", "pass"],
+    "import typer, rich (floor)": [
+        sys.executable,
+        "-c",
+        "import typer, rich.console, rich.table",
+    ],
     "import pynvml; nvmlInit() (floor)": [
         sys.executable,
         "-c",
@@ -104,7 +110,18 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()} "
+        f"({sys.executable}, {_pth_files()} .pth file(s) run at start-up)"
+    )
+
+
+def _pth_files() -> int:
+    """How many ``.pth`` files the interpreter's site directories hold (each costs start-up)."""
+    import site
+
+    folders = [*site.getsitepackages(), site.getusersitepackages()]
+    return sum(len(list(Path(f).glob("*.pth"))) for f in folders if Path(f).is_dir())
 
 
 def markdown(rows: list[dict[str, object]], command: str) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from migctl.cli import serialize
-from migctl.cli.output import emit, print_rows, table
+from migctl.cli.output import emit, lease_text, print_rows, process_text, table
 from migctl.cli.session import session
 from migctl.errors import InvalidStateError
 
@@ -59,14 +59,16 @@ def _listing(gpu: str | None) -> _Listing:
         infos = [view.info for view in found.views]
         return _Listing(infos, devices, procs, found.holders, found.json_gpu)
     from migctl.inventory import process_views, resolve_gpus
-    from migctl.tenancy.holders import active_leases
 
     backend = session().backend
     infos = [backend.gpu(i) for i in resolve_gpus(backend, gpu)]
     devices = {info.index: backend.mig_devices(info.index) for info in infos}
     local_procs = {d.uuid: process_views(d.processes) for ds in devices.values() for d in ds}
-    holders = active_leases() if local_procs else {}
-    return _Listing(infos, devices, local_procs, holders)
+    if not local_procs:  # no MIG device: no lease to look up (and no lease store to open)
+        return _Listing(infos, devices, local_procs, {})
+    from migctl.tenancy.holders import active_leases
+
+    return _Listing(infos, devices, local_procs, active_leases())
 
 
 def list_gpus(gpu: GpuOption = None) -> None:
@@ -75,8 +77,6 @@ def list_gpus(gpu: GpuOption = None) -> None:
     infos, devices, procs, holders = found.infos, found.devices, found.procs, found.holders
 
     def render() -> None:
-        from migctl.cli.render_status import lease_text, process_text
-
         columns = ["GPU", "Name", "UUID", "MIG", "Placement", "Used MiB", "Total MiB"]
         rows = table(*columns, "Processes", "Lease")
         for info in infos:

@@ -17,6 +17,9 @@ from migctl.model import Placement
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from migctl.inventory import ProcessView
+    from migctl.leases import Lease
+
 SCHEMA = "migctl/v1"
 UNKNOWN = "—"
 
@@ -91,3 +94,23 @@ def print_rows(rendered: Table) -> None:
 def note(lines: Iterable[str]) -> None:
     for line in lines:
         session().console.print(f"[dim]note:[/dim] {line}")
+
+
+def process_text(processes: list[ProcessView]) -> str:
+    """``123 alice python (512 MiB); ...`` or ``-``."""
+    if not processes:
+        return "-"
+    parts = []
+    for proc in processes:
+        command = (proc.command or "?").split()[0].rsplit("/", 1)[-1]
+        memory = UNKNOWN if proc.used_memory_mib is None else f"{proc.used_memory_mib} MiB"
+        parts.append(f"{proc.pid} {proc.user or '?'} {command} ({memory})")
+    return "; ".join(parts)
+
+
+def lease_text(lease: Lease | None) -> str:
+    """``alice (train) #7`` for a MIG device's lease holder; ``-`` when free."""
+    if lease is None:
+        return "-"
+    job = f" ({lease.job})" if lease.job else ""
+    return f"{lease.user}{job} #{lease.lease_id}"

@@ -15,9 +15,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from migctl.cli.output import UNKNOWN, table
+from migctl.cli.output import UNKNOWN, lease_text, process_text, table
 from migctl.geometry import slice_owners
-from migctl.inventory import GpuView, InstanceView, ProcessView
+from migctl.inventory import GpuView, InstanceView
 from migctl.model import Placement
 
 if TYPE_CHECKING:
@@ -67,26 +67,6 @@ def draw_slices(total: int, holders: list[tuple[str, str, Placement]]) -> Text:
 def slice_map(view: GpuView) -> Text:
     holders = [(f"GI {i.gi.id}", i.gi.profile_name, i.gi.placement) for i in view.instances]
     return draw_slices(view.memory_slices or 0, holders)
-
-
-def process_text(processes: list[ProcessView]) -> str:
-    """``123 alice python (512 MiB); ...`` or ``-``."""
-    if not processes:
-        return "-"
-    parts = []
-    for proc in processes:
-        command = (proc.command or "?").split()[0].rsplit("/", 1)[-1]
-        memory = UNKNOWN if proc.used_memory_mib is None else f"{proc.used_memory_mib} MiB"
-        parts.append(f"{proc.pid} {proc.user or '?'} {command} ({memory})")
-    return "; ".join(parts)
-
-
-def lease_text(lease: Lease | None) -> str:
-    """``alice (train) #7`` for a MIG device's lease holder; ``-`` when free."""
-    if lease is None:
-        return "-"
-    job = f" ({lease.job})" if lease.job else ""
-    return f"{lease.user}{job} #{lease.lease_id}"
 
 
 def instance_table(view: GpuView, holders: Holders | None = None) -> Table:
