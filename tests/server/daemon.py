@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,9 +43,16 @@ def free_port() -> int:
 class Daemon:
     """One daemon's files and, while running, its process."""
 
-    def __init__(self, machine: str = "h100-single", *, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        machine: str = "h100-single",
+        *,
+        extra_args: tuple[str, ...] = (),
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.machine = machine
         self.extra_args = extra_args
+        self.extra_env = dict(extra_env or {})
         self.root = Path(tempfile.mkdtemp(prefix="migctl-test-"))
         self.root.chmod(0o755)  # other uids (as_user) must reach the socket
         self.socket_path = self.root / "d.sock"
@@ -65,6 +72,7 @@ class Daemon:
             MIGCTL_STATE_DIR=str(self.state_dir),
             MIGCTL_LEASE_DB=str(self.lease_db),
         )
+        env.update(self.extra_env)
         return env
 
     def start(self) -> Daemon:
@@ -140,8 +148,13 @@ class Daemon:
 
 
 @contextmanager
-def running(machine: str = "h100-single", *, extra_args: tuple[str, ...] = ()) -> Iterator[Daemon]:
-    daemon = Daemon(machine, extra_args=extra_args)
+def running(
+    machine: str = "h100-single",
+    *,
+    extra_args: tuple[str, ...] = (),
+    extra_env: Mapping[str, str] | None = None,
+) -> Iterator[Daemon]:
+    daemon = Daemon(machine, extra_args=extra_args, extra_env=extra_env)
     try:
         yield daemon.start()
     except BaseException:

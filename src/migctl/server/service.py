@@ -31,7 +31,7 @@ from migctl.engine.codec import targets_to_dict
 from migctl.engine.disturb import disturbed
 from migctl.engine.export import current_layouts
 from migctl.engine.journal import STATE_DIR_ENV
-from migctl.errors import NotFoundError
+from migctl.errors import MigctlError, NotFoundError
 from migctl.inventory import GpuView, machine_view
 from migctl.leases import ENV_LEASE_DB, Lease, LeaseStore
 from migctl.planner import DesiredLayout, Plan
@@ -193,6 +193,8 @@ class Service:
             try:
                 outcome = apply(backend, targets, force=force)
                 result = reconfiguration_result(outcome)
+                if outcome.changed or outcome.rolled_back:
+                    _refresh_cdi(backend)
             finally:
                 self.gpu.invalidate()
                 self.wake_waiters()
@@ -205,6 +207,23 @@ class Service:
         """Tell waiting lease requests that devices may have changed (from any thread)."""
         if self.loop is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.leases.waits.wake_all)
+
+
+def _refresh_cdi(backend: Backend) -> None:
+    """Keep the CDI spec in step with the MIG devices, as the CLI's apply does.
+
+    A spec that cannot be written is logged, not raised: the apply itself succeeded, and the
+    next change (or ``migctl cdi generate``) writes it again.
+    """
+    from migctl.tenancy.cdi import refresh_if_in_use
+
+    try:
+        path = refresh_if_in_use(backend)
+    except (MigctlError, OSError) as error:
+        log.error("the CDI spec could not be refreshed after the apply: %s", error)
+        return
+    if path is not None:
+        log.info("refreshed the CDI spec %s", path)
 
 
 def reconfiguration_result(outcome: ApplyOutcome) -> str:
