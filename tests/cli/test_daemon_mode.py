@@ -273,3 +273,24 @@ def test_a_daemon_bug_exits_like_a_local_bug() -> None:
         "context": {},
     }
     assert error_from_body(body, 500).exit_code == EXIT_INTERNAL
+
+
+def test_priority_goes_to_the_daemon_which_caps_it_for_users(
+    as_alice: Daemon, capsys: Capsys
+) -> None:
+    refused = migctl(capsys, "lease", "acquire", "-p", "1g.10gb", "--priority", "50")
+    assert refused.code == 4 and "priority 50 is above 10" in refused.err
+    assert "mine" not in refused.out
+    granted = migctl(capsys, "-o", "json", "lease", "acquire", "-p", "1g.10gb", "--priority", "7")
+    assert granted.code == 0, granted.err
+    assert "no effect" not in granted.err
+
+
+def test_priority_is_accepted_locally_with_a_note(capsys: Capsys, tmp_path: Path) -> None:
+    db = str(tmp_path / "leases.db")
+    local = ("--sim", "h100-single", "lease", "acquire", "--lease-db", db)
+    assert migctl(capsys, "--sim", "h100-single", "split", "2").code == 0
+    result = migctl(capsys, *local, "--priority", "3")
+    assert result.code == 0 and "has no effect here" in result.err
+    out_of_range = migctl(capsys, *local, "--priority", "1001")
+    assert out_of_range.code == 2 and "1001" in out_of_range.err

@@ -53,6 +53,15 @@ TtlOption = Annotated[
     typer.Option("--ttl", help="The lease ends this long after the last renewal (5m, 2h)."),
 ]
 JobOption = Annotated[str | None, typer.Option("--job", "-j", help="A job name to show.")]
+PriorityOption = Annotated[
+    int | None,
+    typer.Option(
+        "--priority",
+        min=0,
+        max=1000,
+        help="Through the migctl daemon: larger is served first while waiting (users 0-10).",
+    ),
+]
 LeaseDbOption = Annotated[
     Path | None,
     typer.Option("--lease-db", envvar="MIGCTL_LEASE_DB", help="The lease database file."),
@@ -69,12 +78,25 @@ def selection_from(
     return DeviceSelection(profile, memory_mib, sms, device)
 
 
-def acquire_options(ttl: str | None, wait: str, create: bool) -> AcquireOptions:
+def acquire_options(
+    ttl: str | None, wait: str, create: bool, priority: int | None = None
+) -> AcquireOptions:
     from migctl.tenancy.leasing import AcquireOptions
     from migctl.tenancy.sizes import parse_duration_s
 
     ttl_s = parse_duration_s(ttl) if ttl is not None else None
-    return AcquireOptions(ttl_seconds=ttl_s, wait_seconds=parse_duration_s(wait), create=create)
+    wait_s = parse_duration_s(wait)
+    return AcquireOptions(ttl_seconds=ttl_s, wait_seconds=wait_s, create=create, priority=priority)
+
+
+def note_local_priority(options: AcquireOptions) -> None:
+    """--priority without the daemon: say it has no effect (the request itself goes on)."""
+    if options.priority is not None:
+        session().err.print(
+            "migctl: --priority orders requests waiting on the migctl daemon; the local lease "
+            "store serves waiting requests in turn, so it has no effect here",
+            markup=False,
+        )
 
 
 def store_at(path: Path | None) -> LeaseStore:
@@ -116,11 +138,12 @@ def acquire(
         int | None, typer.Option("--pid", help="End the lease when this process ends.")
     ] = None,
     create: CreateOption = False,
+    priority: PriorityOption = None,
     lease_db: LeaseDbOption = None,
 ) -> None:
     """Lease the smallest free MIG device that matches; it stays yours until released."""
     selection = selection_from(profile, memory, sms, device)
-    options = acquire_options(ttl, wait, create)
+    options = acquire_options(ttl, wait, create, priority)
     if (client := session().daemon) is not None:
         from migctl.cli import remote_leases
 
@@ -130,6 +153,7 @@ def acquire(
         from migctl.leases import LeaseOwner
         from migctl.tenancy.leasing import acquire as acquire_lease
 
+        note_local_priority(options)
         owner = LeaseOwner.current(job=job, pid=pid)
         store = store_at(lease_db)
         lease = acquire_lease(session().backend, store, selection, owner, options)

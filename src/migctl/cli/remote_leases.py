@@ -60,6 +60,7 @@ def lease_body(
         "ttl_seconds": options.ttl_seconds,
         "job": job,
         "pid": pid,
+        "priority": options.priority,
     }
     return {key: value for key, value in body.items() if value is not None}
 

@@ -24,6 +24,7 @@ from migctl.cli.leases_cmd import (
     JobOption,
     LeaseDbOption,
     MemoryOption,
+    PriorityOption,
     ProfileOption,
     SmsOption,
     TtlOption,
@@ -31,6 +32,7 @@ from migctl.cli.leases_cmd import (
     acquire_options,
     describe_lease,
     lease_data,
+    note_local_priority,
     selection_from,
     store_at,
 )
@@ -62,6 +64,7 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No 'leased ...' line on stderr.")
     ] = False,
+    priority: PriorityOption = None,
     lease_db: LeaseDbOption = None,
 ) -> None:
     """Run CMD on a leased MIG device; exit with CMD's exit code (128+N if killed by signal N).
@@ -74,7 +77,7 @@ def run(
 
     current = session()
     selection = selection_from(profile, memory, sms, device)
-    options = acquire_options(ttl, wait, create)
+    options = acquire_options(ttl, wait, create, priority)
     try:
         if (client := current.daemon) is not None:
             from migctl.cli.remote_leases import DaemonLeaser
@@ -83,6 +86,7 @@ def run(
             leaser.check()
             result = run_with(leaser, command, on_leased=_say_leased(command, quiet))
         else:
+            note_local_priority(options)
             store = store_at(lease_db)
             hook = _leased_hook(command, quiet)
             result = run_leased(
@@ -138,6 +142,7 @@ def env(
     output_format: Annotated[
         EnvFormat, typer.Option("--format", "-f", help="sh (export lines) or json.")
     ] = EnvFormat.SH,
+    priority: PriorityOption = None,
     lease_db: LeaseDbOption = None,
 ) -> None:
     """Lease a MIG device for your shell and print `export` lines: eval "$(migctl env ...)".
@@ -153,7 +158,7 @@ def env(
 
     current = session()
     selection = selection_from(profile, memory, sms, device)
-    options = acquire_options(ttl, wait, create)
+    options = acquire_options(ttl, wait, create, priority)
     holder = pid if pid is not None else os.getppid()
     if (client := current.daemon) is not None:
         from migctl.cli import remote_leases
@@ -162,6 +167,7 @@ def env(
         body = remote_leases.lease_body(selection, options, job=job, pid=follow)
         lease = remote_leases.acquire(client, body)
     else:
+        note_local_priority(options)
         owner = LeaseOwner.current(job=job, pid=holder)
         lease = acquire(current.backend, store_at(lease_db), selection, owner, options)
     variables = device_environment(lease.uuid, lease.lease_id)

@@ -22,11 +22,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class AcquireOptions:
-    """How long the lease lasts, how long to wait for one, and whether to create a device."""
+    """How long the lease lasts, how long to wait for one, and whether to create a device.
+
+    ``priority`` orders requests waiting on the migctl daemon (its demand-driven
+    repartitioning serves larger first); the local lease store serves waiters as they come.
+    """
 
     ttl_seconds: float | None = None
     wait_seconds: float = 0.0
     create: bool = False
+    priority: int | None = None
 
 
 def open_store(path: Path | str | None = None) -> LeaseStore:
