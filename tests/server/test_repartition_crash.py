@@ -12,20 +12,14 @@ import pytest
 
 from migctl.engine.journal import Journal
 from tests.server.conftest import apply_and_wait
-from tests.server.daemon import Daemon
+from tests.server.daemon import Daemon, running
 from tests.server.test_repartition import ON, by_start, in_background, jobs_of_kind, lease
 
 
 @pytest.fixture
 def fresh() -> Iterator[Daemon]:
-    daemon = Daemon("h100-single", extra_args=ON)
-    try:
-        yield daemon.start()
-    except BaseException:
-        print(daemon.log())
-        raise
-    finally:
-        daemon.cleanup()
+    with running("h100-single", extra_args=ON) as daemon:
+        yield daemon
 
 
 @pytest.mark.parametrize("kill_at", [1, 8])

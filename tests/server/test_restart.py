@@ -12,7 +12,7 @@ import pytest
 
 from migctl.engine.journal import Journal
 from tests.server.conftest import apply_and_wait
-from tests.server.daemon import Daemon
+from tests.server.daemon import Daemon, running
 
 BUSY_FIRST = {"0": {"gis": [{"profile": "1g.10gb", "placement": "6:1"}, {"profile": "4g.40gb"}]}}
 SEVEN = {"0": {"gis": [{"profile": "1g.10gb"} for _ in range(7)]}}
@@ -20,14 +20,8 @@ SEVEN = {"0": {"gis": [{"profile": "1g.10gb"} for _ in range(7)]}}
 
 @pytest.fixture
 def fresh() -> Iterator[Daemon]:
-    daemon = Daemon("h100-single")
-    try:
-        yield daemon.start()
-    except BaseException:
-        print(daemon.log())
-        raise
-    finally:
-        daemon.cleanup()
+    with running("h100-single") as daemon:
+        yield daemon
 
 
 def devices(client: httpx.Client) -> dict[str, str]:
