@@ -80,6 +80,21 @@ def test_dry_run_changes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert mode["gpus"][0]["mig"]["current"] is False
 
 
+def test_gpu_option_narrows_a_file_that_names_other_gpus(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = str(Path(__file__).parents[2] / "examples" / "inference-h100.yaml")
+    args = ("--sim", "dgx-h100", "apply", "-f", example, "-c", "inference", "--dry-run")
+    code, only_0 = as_json(capsys, *args, "-i", "0")  # the file also names GPUs 6 and 7
+    assert code == 0 and [p["gpu"] for p in only_0["plans"]] == [0]
+    code, only_6 = as_json(capsys, *args, "-i", "6")
+    creates = [op["profile"] for op in only_6["plans"][0]["ops"] if op["op"] == "create_gi"]
+    assert code == 0 and [p["gpu"] for p in only_6["plans"]] == [6]
+    assert creates == ["3g.40gb", "3g.40gb"]  # the later entry wins for GPU 6
+    code, _, err = cli(capsys, *args, "-i", "9")
+    assert code == 3 and "no GPU '9'" in err
+
+
 def test_busy_instance_blocks_apply_with_exit_6(
     capsys: pytest.CaptureFixture[str], holder: subprocess.Popen[bytes]
 ) -> None:

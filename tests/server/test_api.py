@@ -286,3 +286,7 @@ def test_plan_accepts_a_layout_file_in_either_format(
             "/v1/plan", json={"layout": native.replace("1g.10gb", "1g.99gb"), "config": "small"}
         )
         assert bad.status_code == 422 and "1g.99gb" in bad.json()["message"]
+        narrowed = bob.post("/v1/plan", json={"layout": native, "config": "small", "gpus": [0]})
+        assert [plan["gpu"] for plan in narrowed.json()["plans"]] == [0]
+        absent = bob.post("/v1/plan", json={"layout": native, "config": "small", "gpus": [3]})
+        assert absent.status_code == 422 and "GPU 3 does not exist" in absent.json()["message"]

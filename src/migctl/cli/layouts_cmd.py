@@ -95,23 +95,32 @@ def _intent(
 
 
 def _file_targets(
-    path: Path, config: str | None, models: dict[int, GpuModel]
+    path: Path, config: str | None, models: dict[int, GpuModel], gpu: str | None
 ) -> dict[int, DesiredLayout]:
-    """Targets from a file; GPUs without MIG are resolved too (a file may not enable MIG
-    there) but left out of the targets, since there is nothing to change on them."""
+    """Targets from a file for the GPUs ``-i`` chose (``models``).
+
+    The file is checked against the whole machine, so an entry for GPUs outside ``-i`` is
+    valid and simply out of scope; GPUs without MIG are resolved too (a file may not enable
+    MIG there) but left out of the targets, since there is nothing to change on them.
+    """
     from migctl.layout.bridge import load_targets
 
-    targets = load_targets(path, config, models, session().catalog)
-    return {gpu: t for gpu, t in targets.items() if models[gpu].mig_capable}
+    machine = models if gpu is None else _models(None, None, 0)[0]
+    targets = load_targets(path, config, machine, session().catalog)
+    return {g: t for g, t in targets.items() if g in models and models[g].mig_capable}
 
 
 def _targets(
-    models: dict[int, GpuModel], file: Path | None, config: str | None, intent: IntentResult | None
+    models: dict[int, GpuModel],
+    file: Path | None,
+    config: str | None,
+    intent: IntentResult | None,
+    gpu: str | None = None,
 ) -> tuple[dict[int, DesiredLayout], tuple[str, ...]]:
     if file is not None and intent is not None:
         raise UsageError("give a layout file or an intent, not both")
     if file is not None:
-        return _file_targets(file, config, models), ()
+        return _file_targets(file, config, models, gpu), ()
     if intent is not None:
         return intent.targets, intent.reasons
     raise UsageError("say what you want: -f LAYOUT.yaml, --split N, --demand ..., or --memory ...")
@@ -155,7 +164,7 @@ def plan(
 
     models, offline = _models(gpu, model, gpus)
     intent = _intent(models, split_n, memory, sms, share, count, demand)
-    targets, reasons = _targets(models, file, config, intent)
+    targets, reasons = _targets(models, file, config, intent, None if offline else gpu)
     if offline:
         currents = _offline_currents(models)
         plans = {g: reconfigure(models[g], currents[g], t, force=force) for g, t in targets.items()}
@@ -258,7 +267,7 @@ def apply_cmd(
 
     models, _ = _models(gpu, None, 0)
     intent = _intent(models, split_n, None, None, None, None, demand)
-    targets, reasons = _targets(models, file, config, intent)
+    targets, reasons = _targets(models, file, config, intent, gpu)
     if (client := session().daemon) is not None:
         from migctl.cli import remote_layouts
 
@@ -313,7 +322,7 @@ def assert_cmd(file: FileOption = None, config: ConfigOption = None, gpu: GpuOpt
     from migctl.engine.assertion import check
 
     models, _ = _models(gpu, None, 0)
-    targets, _ = _targets(models, file, config, None)
+    targets, _ = _targets(models, file, config, None, gpu)
     diffs = check(session().backend, targets)
 
     def render() -> None:

@@ -79,7 +79,10 @@ def resolve(
         if request.layout is not None:
             from migctl.layout.bridge import targets_from_text
 
-            return targets_from_text(request.layout, request.config, models), ()
+            # resolved against every GPU (a file may name GPUs outside ``gpus``), then narrowed
+            resolved = targets_from_text(request.layout, request.config, models)
+            chosen = _chosen_models(models, request.gpus)
+            return {g: t for g, t in resolved.items() if g in chosen}, ()
         chosen = _chosen_models(models, request.gpus)
         if request.split is not None:
             result = intents.split_layouts(chosen, request.split)

@@ -68,7 +68,10 @@ class LayoutRequest(Strict):
         None, min_length=1, max_length=128, description="with layout: which named layout"
     )
     gpus: list[int] | None = Field(
-        None, max_length=1024, description="with split/demand: which GPUs (default: all MIG GPUs)"
+        None,
+        max_length=1024,
+        description="with split/demand/layout: which GPUs (default: all MIG GPUs; a layout is "
+        "checked against every GPU, then narrowed to these)",
     )
     force: bool = Field(False, description="also destroy busy (leased or running) instances")
 
