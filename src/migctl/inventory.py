@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from migctl.backends.base import Backend
 from migctl.errors import NotFoundError, UsageError
 from migctl.host import process_facts
-from migctl.model import ComputeInstance, GpuInfo, GpuInstance, GpuModel, GpuProcess, MigDevice
+from migctl.model import (
+    CiProfileStatus,
+    ComputeInstance,
+    GpuInfo,
+    GpuInstance,
+    GpuModel,
+    GpuProcess,
+    MigDevice,
+    ProfileStatus,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +56,17 @@ class GpuView:
     @property
     def devices(self) -> tuple[MigDevice, ...]:
         return tuple(d for i in self.instances for d in i.devices)
+
+
+@dataclass(frozen=True, slots=True)
+class GpuProfiles:
+    """What ``nvidia-smi mig -lgip`` / ``-lcip`` tell about one GPU: its live geometry, how
+    many of each GI profile are free, and each existing GI's CI profiles (by GI id)."""
+
+    gpu_index: int
+    model: GpuModel
+    gi_profiles: list[ProfileStatus]
+    ci_profiles: dict[int, list[CiProfileStatus]]
 
 
 def resolve_gpus(backend: Backend, selection: str | None) -> list[int]:

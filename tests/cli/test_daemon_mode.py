@@ -110,7 +110,7 @@ def test_a_bad_migctl_url_is_a_usage_error(capsys: Capsys, monkeypatch: pytest.M
 
 
 def test_verbs_without_a_daemon_form_refuse_clearly(via_daemon: Daemon, capsys: Capsys) -> None:
-    for argv in (["gi", "list"], ["gi", "create", "1g.10gb"], ["export"], ["profiles"]):
+    for argv in (["gi", "create", "1g.10gb"], ["ci", "create", "1g.10gb", "--gi", "7"]):
         result = migctl(capsys, *argv)
         assert result.code == 7, (argv, result.err)
         assert "no daemon form" in result.err and "--local" in result.err

@@ -14,7 +14,14 @@ from migctl.server.openapi import schema
 from tests.server.conftest import apply_and_wait, wait_job
 from tests.server.daemon import Daemon
 
-PATH_VALUES = {"model": "h100", "job_id": "1", "target": "1", "token": "nobody", "gpu": "0"}
+PATH_VALUES = {
+    "model": "h100",
+    "job_id": "1",
+    "target": "1",
+    "token": "nobody",
+    "gpu": "0",
+    "index": "0",
+}
 ADMIN_ROUTES = [
     ("POST", "/v1/apply", {"split": 7}),
     ("PUT", "/v1/gpus/0/mig-mode", {"enabled": True}),
@@ -124,6 +131,22 @@ def test_user_routes_answer_users(daemon: Daemon, tokens: dict[str, str]) -> Non
         ops = plan["plans"][0]["ops"]
         assert {op["op"] for op in ops} >= {"destroy_gi", "create_gi"}
         assert plan["reasons"] == ["GPU 0: 2 x 3g.40gb"]
+
+
+def test_gpu_profiles_are_read_live_with_free_counts(
+    daemon: Daemon, tokens: dict[str, str]
+) -> None:
+    with daemon.tcp(tokens["bob"]) as bob:
+        found = bob.get("/v1/gpus/0/profiles").json()
+        missing = bob.get("/v1/gpus/5/profiles")
+    assert found["gpu_index"] == 0 and found["model"]["key"] == "h100-80gb-hbm3"
+    counts = {p["profile"]["name"]: (p["free"], p["total"]) for p in found["gi_profiles"]}
+    assert counts["1g.10gb"] == (0, 7) and counts["3g.40gb"] == (0, 2)
+    assert len(found["ci_profiles"]) == 7  # one entry per GI of the seven-way split
+    for gi in found["ci_profiles"]:
+        names = {p["profile"]["name"]: (p["free"], p["total"]) for p in gi["profiles"]}
+        assert names == {"1g.10gb": (0, 1)}  # each GI's one CI is already there
+    assert missing.status_code == 404 and "GPU 5" in missing.json()["message"]
 
 
 def test_leases_show_owner_details_to_their_owner_and_admins_only(

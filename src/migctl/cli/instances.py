@@ -7,7 +7,7 @@ touch busy instances.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,9 @@ from migctl.cli.gpus import GpuOption
 from migctl.cli.output import emit, gib, note, placements_text, print_rows, table, value
 from migctl.cli.session import session
 from migctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from migctl.backends.base import Backend
 
 
 def profiles(
@@ -35,7 +38,7 @@ def profiles(
     from migctl.catalog.compare import compare_models
     from migctl.inventory import resolve_gpus
 
-    backend = session().backend
+    backend = session().reader
     indices = [i for i in resolve_gpus(backend, gpu) if backend.gpu(i).mig is not None]
     statuses = {i: backend.gi_profiles(i) for i in indices}
     differences = {}
@@ -108,12 +111,11 @@ def _refresh_cdi() -> None:
     refresh_if_in_use(session().backend)
 
 
-def _target_gpus(gpu: str | None) -> list[int]:
+def _target_gpus(gpu: str | None, backend: Backend | None = None) -> list[int]:
     """GPUs a change applies to: ``-i`` as given; without it, the only GPU there is."""
     from migctl.inventory import resolve_gpus
 
-    backend = session().backend
-    chosen = resolve_gpus(backend, gpu)
+    chosen = resolve_gpus(backend or session().backend, gpu)
     if gpu is None and len(chosen) > 1:
         raise UsageError(
             f"this machine has {len(chosen)} GPUs: say which with -i",
@@ -122,16 +124,17 @@ def _target_gpus(gpu: str | None) -> list[int]:
     return chosen
 
 
-def _single_gpu(gpu: str | None) -> int:
-    chosen = _target_gpus(gpu)
+def _single_gpu(gpu: str | None, backend: Backend | None = None) -> int:
+    chosen = _target_gpus(gpu, backend)
     if len(chosen) != 1:
         raise UsageError("this command works on one GPU", hint="choose it with -i GPU (e.g. -i 0)")
     return chosen[0]
 
 
 def _ci_profiles(gpu: str | None, gi_id: int) -> None:
-    index = _single_gpu(gpu)
-    statuses = session().backend.ci_profiles(index, gi_id)
+    reader = session().reader
+    index = _single_gpu(gpu, reader)
+    statuses = reader.ci_profiles(index, gi_id)
 
     def render() -> None:
         rows = table("GPU", "GI", "Name", "ID", "Free/Total", "SM", "Placements")
@@ -220,7 +223,7 @@ def gi_list(gpu: GpuOption = None) -> None:
     """GPU instances with their profiles and placements (like -lgi)."""
     from migctl.inventory import resolve_gpus
 
-    backend = session().backend
+    backend = session().reader
     found = [gi for i in resolve_gpus(backend, gpu) for gi in backend.gpu_instances(i)]
 
     def render() -> None:
@@ -309,7 +312,7 @@ def ci_list(
     """Compute instances (like -lci)."""
     from migctl.inventory import resolve_gpus
 
-    backend = session().backend
+    backend = session().reader
     found = []
     for index in resolve_gpus(backend, gpu):
         for instance in backend.gpu_instances(index):

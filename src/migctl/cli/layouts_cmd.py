@@ -323,7 +323,7 @@ def assert_cmd(file: FileOption = None, config: ConfigOption = None, gpu: GpuOpt
 
     models, _ = _models(gpu, None, 0)
     targets, _ = _targets(models, file, config, None, gpu)
-    diffs = check(session().backend, targets)
+    diffs = check(session().reader, targets)
 
     def render() -> None:
         for gpu_index, lines in diffs.items():
@@ -354,7 +354,7 @@ def export_cmd(
 
     if fmt not in {"native", "mig-parted"}:
         raise UsageError(f"unknown format {fmt!r}", hint="native or mig-parted")
-    backend = session().backend
+    backend = session().reader
     chosen = resolve_gpus(backend, gpu)
     layouts = current_layouts(backend, chosen)
     models = {g: backend.live_model(g) for g in layouts}

@@ -5,9 +5,11 @@ Why this exists: every verb needs the same things (``--sim``, ``--read-only``,
 that offline verbs (``catalog``, ``plan --model``) work on a machine without a driver.
 
 Verbs with a daemon form ask :attr:`Session.daemon` first (a client when this invocation goes
-through the migctl daemon, see ``cli.route``), and use :attr:`Session.backend` otherwise. A verb
-without a daemon form that reaches for the backend while a daemon owns the GPUs is refused with
-a clear message (exit 7) instead of changing the GPUs behind the daemon's back.
+through the migctl daemon, see ``cli.route``), and use :attr:`Session.backend` otherwise. Verbs
+that only read use :attr:`Session.reader`: the backend, or through the daemon a read-only view
+of it (``cli.remote_reader``). A verb without a daemon form that reaches for the backend while a
+daemon owns the GPUs is refused with a clear message (exit 7) instead of changing the GPUs
+behind the daemon's back.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from migctl.errors import NotSupportedError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from migctl.backends.base import Backend
     from migctl.backends.nvml import NvmlBackend
     from migctl.catalog import Catalog
     from migctl.cli.route import Route
@@ -52,6 +55,7 @@ class Session:
     local: bool = False
     _route: Route | None = None
     _backend: NvmlBackend | None = None
+    _reader: Backend | None = None
     _catalog: Catalog | None = None
     _consoles: dict[bool, Console] = field(default_factory=dict)
 
@@ -113,7 +117,21 @@ class Session:
             self._backend = open_backend(self.sim, read_only=self.read_only, catalog=self.catalog)
         return self._backend
 
+    @property
+    def reader(self) -> Backend:
+        """The GPUs for reading: the backend, or through the daemon a read-only view of them."""
+        if self._reader is None:
+            client = self.route().client
+            if client is None:
+                self._reader = self.backend
+            else:
+                from migctl.cli.remote_reader import DaemonReader
+
+                self._reader = DaemonReader(client, self.catalog)
+        return self._reader
+
     def close(self) -> None:
+        self._reader = None
         if self._backend is not None:
             self._backend.close()
             self._backend = None
@@ -131,8 +149,8 @@ def _no_daemon_form(where: str) -> NotSupportedError:
         f"`{verb}` works on the GPUs directly and has no daemon form, but this invocation goes "
         f"through the migctl daemon at {where}",
         hint="run it on the GPU host with --local (root; it bypasses the daemon), or use a verb "
-        "the daemon serves: list, status, top, lease, run, env, docker-args, plan, apply, split, "
-        "mode, metrics",
+        "the daemon serves: list, status, top, profiles, gi list, ci list, assert, export, lease, "
+        "run, env, docker-args, plan, apply, split, mode, metrics",
         context={"daemon": where},
     )
 

@@ -17,10 +17,12 @@ from migctl.server.views import InventoryOut, PrincipalOut, inventory_out, princ
 from migctl.server.views_more import (
     DesiredGpuOut,
     DesiredLayoutOut,
+    GpuProfilesOut,
     HealthOut,
     ModelOut,
     ModelSummaryOut,
     StatusOut,
+    gpu_profiles_out,
     model_out,
     model_summary_out,
 )
@@ -61,6 +63,16 @@ async def status(service: Svc, principal: Caller) -> StatusOut:
 async def inventory(service: Svc, principal: Caller) -> InventoryOut:
     views, leases = await service.blocking.run(service.machine)
     return inventory_out(views, leases, principal)
+
+
+@router.get(
+    "/gpus/{index}/profiles",
+    tags=["inventory"],
+    summary="A GPU's instance profiles with free/total counts, read live (like mig -lgip)",
+)
+async def gpu_profiles(index: int, service: Svc, principal: Caller) -> GpuProfilesOut:
+    found = await service.blocking.run(service.profiles, index)
+    return gpu_profiles_out(found)
 
 
 @router.get("/catalog", tags=["catalog"], summary="Every GPU model migctl knows")

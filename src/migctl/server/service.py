@@ -31,8 +31,8 @@ from migctl.engine.codec import targets_to_dict
 from migctl.engine.disturb import disturbed
 from migctl.engine.export import current_layouts
 from migctl.engine.journal import STATE_DIR_ENV
-from migctl.errors import MigctlError, NotFoundError
-from migctl.inventory import GpuView, machine_view
+from migctl.errors import MigctlError, NotFoundError, NotSupportedError
+from migctl.inventory import GpuProfiles, GpuView, machine_view
 from migctl.leases import ENV_LEASE_DB, Lease, LeaseStore
 from migctl.planner import DesiredLayout, Plan
 from migctl.server import layouts
@@ -108,6 +108,23 @@ class Service:
         with self.gpu.locked() as backend:
             views = machine_view(backend)
         return views, self.leases.store.list_leases()
+
+    def profiles(self, index: int) -> GpuProfiles:
+        """One GPU's live geometry, GI profile counts, and each GI's CI profile counts."""
+        with self.gpu.locked() as backend:
+            info = backend.gpu(index)
+            if info.mig is None:
+                raise NotSupportedError(
+                    f"GPU {index} ({info.name}) does not support MIG",
+                    hint="see `migctl catalog` for the GPUs that do",
+                )
+            instances = backend.gpu_instances(index) if info.mig.current else []
+            return GpuProfiles(
+                index,
+                backend.live_model(index),
+                backend.gi_profiles(index),
+                {gi.id: backend.ci_profiles(index, gi.id) for gi in instances},
+            )
 
     def status_counts(self) -> dict[str, Any]:
         store = self.jobs.store

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from migctl.catalog.codec import ci_to_dict, gi_to_dict, model_to_dict
+from migctl.inventory import GpuProfiles
 from migctl.model import GpuModel
 from migctl.server.requests import GpuLayoutSpec
 from migctl.server.views import PlacementOut, PrincipalOut, placement_out
@@ -214,4 +216,53 @@ def model_out(model: GpuModel) -> ModelOut:
         ],
         notes=list(model.notes),
         sources=list(model.sources),
+    )
+
+
+class ProfileCountOut(BaseModel):
+    """One profile's free and total instance counts, and the profile in the catalog's form."""
+
+    profile: dict[str, Any] = Field(
+        description="the profile as the driver reports it, in the catalog's JSON form"
+    )
+    free: int
+    total: int
+
+
+class GiCiProfilesOut(BaseModel):
+    gi_id: int
+    profiles: list[ProfileCountOut]
+
+
+class GpuProfilesOut(BaseModel):
+    """What ``nvidia-smi mig -lgip`` and ``-lcip`` tell about one GPU, read live."""
+
+    gpu_index: int
+    model: dict[str, Any] = Field(
+        description="the GPU's MIG geometry read live from the driver, in the catalog's JSON form"
+    )
+    gi_profiles: list[ProfileCountOut]
+    ci_profiles: list[GiCiProfilesOut] = Field(
+        description="per existing GPU instance, its compute instance profiles"
+    )
+
+
+def gpu_profiles_out(found: GpuProfiles) -> GpuProfilesOut:
+    return GpuProfilesOut(
+        gpu_index=found.gpu_index,
+        model=model_to_dict(found.model),
+        gi_profiles=[
+            ProfileCountOut(profile=gi_to_dict(s.profile), free=s.free, total=s.total)
+            for s in found.gi_profiles
+        ],
+        ci_profiles=[
+            GiCiProfilesOut(
+                gi_id=gi_id,
+                profiles=[
+                    ProfileCountOut(profile=ci_to_dict(s.profile), free=s.free, total=s.total)
+                    for s in statuses
+                ],
+            )
+            for gi_id, statuses in sorted(found.ci_profiles.items())
+        ],
     )
