@@ -4,10 +4,12 @@ Why this exists: the core issue's target is "within 2x of nvidia-smi". This runs
 command N times as a fresh process (what a user or script pays) and reports the median
 and p90, on a simulated DGX H100 (half its GPUs partitioned) and, with ``--real``, on the
 real GPUs of this machine in the same run as ``nvidia-smi -L`` and ``nvidia-smi mig
--lgip`` (read-only: MIGCTL_READ_ONLY=1 is forced). Usage::
+-lgip`` (read-only: MIGCTL_READ_ONLY=1 is forced). ``--via URL`` also times the three verbs
+through a running migctl daemon (``MIGCTL_URL=URL``). Usage::
 
     python -m bench.cli_latency --out bench/results            # simulated only
     python -m bench.cli_latency --out bench/results --real     # plus the real GPU
+    python -m bench.cli_latency --real --via unix:///run/migctl/migctl.sock
 """
 
 from __future__ import annotations
@@ -78,15 +80,15 @@ def sim_rows(repeat: int) -> list[dict[str, object]]:
         return rows
 
 
-def real_rows(repeat: int) -> list[dict[str, object]]:
+def real_rows(repeat: int, via: str | None = None) -> list[dict[str, object]]:
     env = {**os.environ, "MIGCTL_READ_ONLY": "1"}
     env.pop("MIGCTL_SIM", None)
+    rows: list[dict[str, object]] = []
     pairs = [
         ("list", ["nvidia-smi", "-L"]),
         ("profiles", ["nvidia-smi", "mig", "-lgip"]),
         ("status", None),
     ]
-    rows: list[dict[str, object]] = []
     for label, floor in FLOORS.items():
         rows.append({"where": "real GPU", "command": label, **timed(floor, env, repeat)})
     for verb, reference in pairs:
@@ -98,7 +100,21 @@ def real_rows(repeat: int) -> list[dict[str, object]]:
             row["reference_median_ms"] = theirs["median_ms"]
             row["ratio"] = mine["median_ms"] / theirs["median_ms"]
         rows.append(row)
-    return rows
+    return rows if via is None else rows + daemon_rows(env, via, repeat)
+
+
+def daemon_rows(env: dict[str, str], via: str, repeat: int) -> list[dict[str, object]]:
+    """The verbs through the daemon at ``via`` (which reads the same real GPUs)."""
+    remote = {**env, "MIGCTL_URL": via}
+    remote.pop("MIGCTL_LOCAL", None)
+    return [
+        {
+            "where": "real GPU, through the daemon",
+            "command": f"migctl {verb}",
+            **timed([*MIGCTL, verb], remote, repeat),
+        }
+        for verb in ("list", "profiles", "status")
+    ]
 
 
 def machine() -> str:
@@ -150,13 +166,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--real", action="store_true", help="also time the real GPU (read-only)")
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--via", default=None, help="also time the verbs through this daemon URL")
     parser.add_argument(
         "--name", default=None, help="result file stem (default: cli_latency[-real])"
     )
     args = parser.parse_args()
     rows = sim_rows(args.repeat)
     if args.real:
-        rows += real_rows(args.repeat)
+        rows += real_rows(args.repeat, args.via)
     stem = args.name or ("cli_latency-real" if args.real else "cli_latency")
     command = "python -m bench.cli_latency " + " ".join(sys.argv[1:])
     args.out.mkdir(parents=True, exist_ok=True)
