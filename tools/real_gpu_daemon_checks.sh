@@ -19,7 +19,7 @@ $py -m migctl serve --socket "$sock" --state-dir "$state/state" --lease-db "$sta
 daemon=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 same=0; differ=0
-for verb in "list" "status" "profiles" "profiles --placements" "gi list" "ci list" "export" \
+for verb in "list" "status" "profiles" "profiles --placements" "gi list" "ci list" "export" "catalog check" \
             "-o json list" "-o json profiles"; do
     name=$(echo "$verb" | tr ' -' '__')
     MIGCTL_URL="unix://$sock" $py -m migctl $verb > "$out/daemon_$name.txt" 2>&1; d=$?

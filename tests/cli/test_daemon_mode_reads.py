@@ -1,6 +1,6 @@
 """Read verbs through a real daemon print what they print locally, and changes still refuse.
 
-``profiles``, ``gi list``, ``ci list``, ``export`` and ``assert`` read the GPUs through
+``profiles``, ``gi list``, ``ci list``, ``export``, ``assert`` and ``catalog check`` read the GPUs through
 ``cli.remote_reader`` when a daemon owns them. Each is run twice on the same simulated machine:
 through the daemon (``MIGCTL_URL``) and directly (``--local`` on the daemon's simulator
 state); output and exit code must be identical, as a table and as JSON.
@@ -41,6 +41,7 @@ READS = (
     ["profiles", "--ci", "7", "-i", "0"],
     ["export"],
     ["export", "--format", "mig-parted"],
+    ["catalog", "check"],
 )
 
 

@@ -198,16 +198,18 @@ def check(
     from migctl.catalog.compare import compare_models
     from migctl.inventory import resolve_gpus
 
-    backend = session().backend
+    backend = session().reader
     results: list[dict[str, Any]] = []
     for index in resolve_gpus(backend, gpu):
-        live, known = backend.live_model(index), backend.catalog_model(index)
-        status = "no-mig" if not live.mig_capable else ("unknown" if known is None else "checked")
-        diffs = compare_models(live, known) if known is not None and live.mig_capable else []
+        info, known = backend.gpu(index), backend.catalog_model(index)
+        live = backend.live_model(index) if info.mig is not None else None
+        mig = live is not None and live.mig_capable
+        status = "no-mig" if not mig else ("unknown" if known is None else "checked")
+        diffs = compare_models(live, known) if live and known and mig else []
         results.append(
             {
                 "gpu": index,
-                "name": live.nvidia_smi_name,
+                "name": live.nvidia_smi_name if live is not None else info.name,
                 "catalog_model": known.key if known else None,
                 "status": status,
                 "differences": diffs,

@@ -1,13 +1,14 @@
 """A read-only backend over the migctl daemon, so that read verbs work where a daemon owns the GPUs.
 
 Why this exists: on a shared server ``nvidia-smi mig -lgip`` works for any user, so
-``migctl profiles``, ``gi list``, ``ci list``, ``export`` and ``assert`` must too, also when a
-daemon owns the GPUs and the user is not root. They are written against the ``Backend``
-protocol; this class answers its read methods from one ``GET /v1/inventory`` (GPUs, instances,
-MIG devices, processes) and ``GET /v1/gpus/N/profiles`` (live geometry and free counts, read
-once per GPU), so each verb prints what it prints locally. Every change is refused with a clear
-message (exit 7) before anything happens: changes go through the daemon's own verbs (``apply``,
-``mode``, ``lease``). Only ``cli.session`` imports this module.
+``migctl profiles``, ``gi list``, ``ci list``, ``export``, ``assert`` and ``catalog check``
+must too, also when a daemon owns the GPUs and the user is not root. They are written
+against the ``Backend`` protocol; this class answers its read methods from one ``GET
+/v1/inventory`` (GPUs, instances, MIG devices, processes) and ``GET /v1/gpus/N/profiles``
+(live geometry and free counts, read once per GPU), so each verb prints what it prints
+locally. Every change is refused with a clear message (exit 7) before anything happens:
+changes go through the daemon's own verbs (``apply``, ``mode``, ``lease``). Only
+``cli.session`` imports this module.
 """
 
 from __future__ import annotations

@@ -149,8 +149,8 @@ def _no_daemon_form(where: str) -> NotSupportedError:
         f"`{verb}` works on the GPUs directly and has no daemon form, but this invocation goes "
         f"through the migctl daemon at {where}",
         hint="run it on the GPU host with --local (root; it bypasses the daemon), or use a verb "
-        "the daemon serves: list, status, top, profiles, gi list, ci list, assert, export, lease, "
-        "run, env, docker-args, plan, apply, split, mode, metrics",
+        "the daemon serves: list, status, top, profiles, gi list, ci list, assert, export, "
+        "catalog check, lease, run, env, docker-args, plan, apply, split, mode, metrics",
         context={"daemon": where},
     )
 
