@@ -39,7 +39,7 @@ def test_migctl_url_sends_list_to_the_daemon_and_v_says_so(
     assert uuids_listed(result) == daemon_devices(via_daemon)
     assert f"through the daemon at unix:{via_daemon.socket_path} (MIGCTL_URL)" in result.err
     gpu = result.json()["gpus"][0]
-    assert gpu["pci_device_id"] is None  # the API does not carry it: null, not made up
+    assert gpu["pci_device_id"] == "0x2330"  # the simulated H100 SXM5's, as NVML reports it
     assert gpu["pci_bus_id"] and gpu["uuid"].startswith("GPU-")
 
 

@@ -33,6 +33,8 @@ layouts:
             count: 2
 """
 READS = (
+    ["list"],
+    ["mode", "show"],
     ["profiles"],
     ["profiles", "--placements", "-i", "0"],
     ["gi", "list"],

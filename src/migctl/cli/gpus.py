@@ -184,7 +184,9 @@ def mode_show(gpu: GpuOption = None) -> None:
 
     data = [serialize.gpu_info(i) for i in infos]
     if session().daemon is not None:
-        data = [{**gpu_data, "pci_device_id": None} for gpu_data in data]
+        from migctl.cli.remote_view import pci_or_none
+
+        data = [{**d, "pci_device_id": pci_or_none(d["pci_device_id"])} for d in data]
     emit("MigMode", {"gpus": data}, render)
 
 

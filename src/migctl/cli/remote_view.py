@@ -6,7 +6,8 @@ API's shapes (``docs/openapi.json``); this module rebuilds the ``GpuView``s and 
 local code renders (plans: ``remote_layouts``). What the API does not carry is filled in visibly:
 
 * a lease of another user (``redacted``) gets the user name ``another user`` and no job or PID;
-* a GPU's PCI device id is not in the API: ``pci_device_id`` is 0 here and null in JSON;
+* a GPU's PCI device id, where the daemon does not send it (older daemons): 0 here and null
+  in JSON;
 * processes keep the user and command the daemon shows (none for other users' processes).
 
 Only the CLI's remote verbs import this module.
@@ -103,7 +104,7 @@ def gpu_view_from_out(gpu: Json, catalog: Catalog) -> GpuView:
         name=gpu["name"],
         uuid=gpu["uuid"],
         pci_bus_id=gpu["pci_bus_id"],
-        pci_device_id=0,  # not in the API (null in JSON output)
+        pci_device_id=int(gpu.get("pci_device_id") or "0", 16),  # 0: not sent (null in JSON)
         memory_total_mib=int(gpu["memory_total_mib"]),
         memory_used_mib=int(gpu["memory_used_mib"]),
         mig=None if mig is None else MigMode(bool(mig["current"]), bool(mig["pending"])),
@@ -162,9 +163,17 @@ def _device(device: Json, processes: tuple[ProcessView, ...]) -> MigDevice:
     )
 
 
+UNKNOWN_PCI = "0x0000"
+
+
+def pci_or_none(text: str | None) -> str | None:
+    """A serialized PCI device id, or None where the daemon did not say (serialized as 0)."""
+    return None if text in (None, UNKNOWN_PCI) else text
+
+
 def json_like_local(gpu: Json, redacted_ids: frozenset[int]) -> Json:
     """A serialized GPU made honest about what the daemon did not say (see the docstring)."""
-    gpu = {**gpu, "pci_device_id": None}
+    gpu = {**gpu, "pci_device_id": pci_or_none(gpu.get("pci_device_id"))}
     for device in _devices_in(gpu):
         holder = device.get("lease")
         if holder is not None and holder["lease_id"] in redacted_ids:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from migctl.inventory import GpuView, InstanceView, ProcessView
 from migctl.leases import Lease
@@ -121,6 +121,9 @@ class GpuOut(BaseModel):
     name: str
     uuid: str
     pci_bus_id: str
+    pci_device_id: str | None = Field(
+        default=None, description="the 16-bit PCI device id NVML reports, e.g. 0x2330"
+    )
     memory_total_mib: int
     memory_used_mib: int
     mig: MigModeOut | None
@@ -239,6 +242,7 @@ def gpu_out(view: GpuView, leases: dict[str, LeaseOut], viewer: Principal) -> Gp
         name=info.name,
         uuid=info.uuid,
         pci_bus_id=info.pci_bus_id,
+        pci_device_id=f"0x{info.pci_device_id:04X}" if info.pci_device_id else None,
         memory_total_mib=info.memory_total_mib,
         memory_used_mib=info.memory_used_mib,
         mig=None
