@@ -147,7 +147,7 @@ def test_hooks_and_read_only_are_refused_before_anything_runs(
 def test_mode_through_the_daemon(via_daemon: Daemon, capsys: Capsys, restore_seven: None) -> None:
     shown = migctl(capsys, "-o", "json", "mode", "show").json()["gpus"][0]
     assert shown["mig"] == {"current": True, "pending": True}
-    assert shown["pci_device_id"] is None
+    assert shown["pci_device_id"] == "0x2330"  # the inventory carries it
     disabled = migctl(capsys, "-o", "json", "mode", "disable")
     assert disabled.code == 0, disabled.err
     change = disabled.json()["changes"][0]
