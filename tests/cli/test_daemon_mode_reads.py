@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from migctl.cli.remote_reader import DaemonReader
-from migctl.errors import MigctlError, NotSupportedError
+from migctl.errors import NotSupportedError
+from migctl.server.client import error_from_body
 from tests.cli.conftest import Result, daemon_devices, migctl
 from tests.server.daemon import Daemon
 
@@ -129,7 +130,7 @@ class OldDaemon:
     where = "unix:/old.sock"
 
     def request(self, method: str, path: str, **_: Any) -> Any:
-        raise MigctlError("the daemon answered HTTP 404 without a migctl error body")
+        raise error_from_body({"detail": "Not Found"}, 404)  # FastAPI's answer, no migctl body
 
 
 def test_an_older_daemon_without_profiles_gets_a_clear_message() -> None:

@@ -28,7 +28,7 @@ def _opt_int(value: object) -> int | None:
     return value
 
 
-def gi_from_dict(raw: dict[str, Any]) -> GiProfile:
+def _gi_from_dict(raw: dict[str, Any]) -> GiProfile:
     return GiProfile(
         name=str(raw["name"]),
         nvml_index=int(raw["nvml_index"]),
@@ -87,7 +87,7 @@ def model_from_dict(raw: dict[str, Any], origin: str = "catalog") -> GpuModel:
             total_memory_mib=_opt_int(raw.get("total_memory_mib")),
             sm_count=_opt_int(raw.get("sm_count")),
             driver_min=raw.get("driver_min"),
-            gi_profiles=tuple(gi_from_dict(p) for p in raw.get("gi_profiles") or ()),
+            gi_profiles=tuple(_gi_from_dict(p) for p in raw.get("gi_profiles") or ()),
             ci_profiles=tuple(ci_from_dict(c) for c in raw.get("ci_profiles") or ()),
             trust=Trust(raw.get("trust", "partial")),
             confidence=str(raw.get("confidence") or ""),

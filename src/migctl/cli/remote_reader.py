@@ -60,7 +60,10 @@ class DaemonReader:
         """Nothing to close: the session closes the daemon client."""
 
     def driver_version(self) -> str:
-        return str(self._client.request("GET", "/v1/status")["backend"])
+        raise NotSupportedError(
+            f"the migctl daemon at {self._client.where} does not report the driver version",
+            hint="`migctl status` names the daemon's backend and driver",
+        )
 
     @property
     def snapshot(self) -> Snapshot:
@@ -148,7 +151,7 @@ class DaemonReader:
         try:
             found: dict[str, Any] = self._client.request("GET", f"/v1/gpus/{index}/profiles")
         except MigctlError as error:
-            if type(error) is MigctlError and "HTTP 404" in error.message:  # an older daemon
+            if error.context.get("http_status") == 404:  # no such route: an older daemon
                 raise NotSupportedError(
                     f"the migctl daemon at {self._client.where} does not serve GPU profiles",
                     hint="upgrade the daemon, or run this as root on the GPU host with --local",

@@ -72,7 +72,10 @@ def socket_of_url(url: str) -> Path | None:
 def error_from_body(body: object, status: int) -> MigctlError:
     """The migctl error a daemon response describes (its kind, message, hint, context)."""
     if not isinstance(body, dict) or "message" not in body:
-        return MigctlError(f"the daemon answered HTTP {status} without a migctl error body")
+        return MigctlError(
+            f"the daemon answered HTTP {status} without a migctl error body",
+            context={"http_status": status},
+        )
     error_class = _error_classes().get(str(body.get("error")), MigctlError)
     context = body.get("context")
     return error_class(
