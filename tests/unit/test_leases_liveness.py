@@ -17,14 +17,14 @@ from migctl.leases.liveness import (
 )
 
 
-def _stat_line(pid: int, comm: str, state: str, start_ticks: int) -> str:
-    # Fields 4..21 are filler; field 22 is the start time.
-    filler = " ".join(str(n) for n in range(4, 22))
-    return f"{pid} ({comm}) {state} {filler} {start_ticks} 99 100\n"
+def _stat_line(pid: int, comm: str, state: str, start_ticks: int, parent: int = 4) -> str:
+    # Field 4 is the parent's PID; fields 5..21 are filler; field 22 is the start time.
+    filler = " ".join(str(n) for n in range(5, 22))
+    return f"{pid} ({comm}) {state} {parent} {filler} {start_ticks} 99 100\n"
 
 
 def _fake_proc(root: Path, pid: int, line: str) -> Path:
-    (root / str(pid)).mkdir(parents=True)
+    (root / str(pid)).mkdir(parents=True, exist_ok=True)
     (root / str(pid) / "stat").write_text(line)
     return root
 
@@ -55,15 +55,17 @@ def test_same_pid_with_another_start_time_is_a_different_process() -> None:
     assert not holder_alive(os.getpid(), ticks + 1)
 
 
-def test_zombie_counts_as_dead_and_so_does_the_reaped_child() -> None:
-    pid = _zombie_child()
+def test_zombie_of_a_live_parent_is_held_until_reaped() -> None:
+    pid = _zombie_child()  # our own child: we run, so we are winding it up
     try:
-        assert pid_exists(pid)  # kill(pid, 0) succeeds on a zombie ...
-        assert not holder_alive(pid, None)  # ... but it will never use the GPU again
+        assert pid_exists(pid)  # kill(pid, 0) succeeds on a zombie
+        assert holder_alive(pid, None)  # ... and its parent may still release its lease
+        stat = read_proc_stat(pid)
+        assert stat is not None and stat.parent_pid == os.getpid()
     finally:
         os.waitpid(pid, 0)
     assert not pid_exists(pid)
-    assert not holder_alive(pid, None)
+    assert not holder_alive(pid, None)  # reaped: gone for good
 
 
 def test_killed_child_is_dead() -> None:
@@ -87,7 +89,7 @@ def test_non_positive_pids_are_never_alive(pid: int) -> None:
 def test_comm_with_spaces_and_parentheses_is_parsed(tmp_path: Path) -> None:
     proc = _fake_proc(tmp_path, 77, _stat_line(77, "my (odd) job ) x", "S", 123456))
     stat = read_proc_stat(77, proc)
-    assert stat is not None and (stat.state, stat.start_ticks) == ("S", 123456)
+    assert stat is not None and (stat.state, stat.parent_pid, stat.start_ticks) == ("S", 4, 123456)
 
 
 @pytest.mark.parametrize("line", ["", "77 (short) S 1 2 3\n", "77 (bad) S" + " x" * 30])
@@ -101,8 +103,41 @@ def test_hidden_proc_entry_of_an_existing_pid_counts_as_alive(tmp_path: Path) ->
 
 
 def test_dead_states_from_proc(tmp_path: Path) -> None:
-    me = os.getpid()
-    for state, alive in (("S", True), ("R", True), ("D", True), ("Z", False), ("X", False)):
+    me, parent = os.getpid(), os.getppid()
+    for state, alive in (("S", True), ("R", True), ("D", True), ("X", False)):
         proc = tmp_path / state
-        _fake_proc(proc, me, _stat_line(me, "job", state, 500))
+        _fake_proc(proc, me, _stat_line(me, "job", state, 500, parent=parent))
         assert holder_alive(me, 500, proc=proc) is alive, state
+
+
+def _zombie_under(tmp_path: Path, name: str, parent: int, parent_state: str | None) -> Path:
+    """A fake /proc where this process is a zombie whose parent is ``parent``."""
+    me, proc = os.getpid(), tmp_path / name
+    _fake_proc(proc, me, _stat_line(me, "job", "Z", 500, parent=parent))
+    if parent_state is not None:
+        _fake_proc(proc, parent, _stat_line(parent, "sh", parent_state, 400, parent=1))
+    return proc
+
+
+def test_zombie_counts_as_alive_only_while_a_live_parent_will_collect_it(tmp_path: Path) -> None:
+    parent = os.getppid()  # a real, running process (pytest's parent)
+    assert holder_alive(os.getpid(), 500, proc=_zombie_under(tmp_path, "live", parent, "S"))
+    assert not holder_alive(os.getpid(), 500, proc=_zombie_under(tmp_path, "zp", parent, "Z"))
+    assert not holder_alive(os.getpid(), 500, proc=_zombie_under(tmp_path, "xp", parent, "X"))
+    # PID 1 is an init that has not reaped it yet, or (a container's non-init PID 1) never will.
+    assert not holder_alive(os.getpid(), 500, proc=_zombie_under(tmp_path, "init", 1, "S"))
+    # A parent hidden from /proc counts as running when the kernel says it exists.
+    assert holder_alive(os.getpid(), 500, proc=_zombie_under(tmp_path, "hidden", parent, None))
+
+
+def test_zombie_whose_parent_is_gone_is_dead(tmp_path: Path) -> None:
+    gone = os.fork()
+    if gone == 0:
+        os._exit(0)
+    os.waitpid(gone, 0)  # a PID that no longer exists
+    assert not holder_alive(os.getpid(), 500, proc=_zombie_under(tmp_path, "gone", gone, None))
+
+
+def test_recycled_pid_of_a_zombie_is_still_another_process(tmp_path: Path) -> None:
+    proc = _zombie_under(tmp_path, "recycled", os.getppid(), "S")
+    assert not holder_alive(os.getpid(), 501, proc=proc)

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,9 @@ from migctl.errors import (
 from migctl.leases import EndReason, Lease, LeaseStore
 from migctl.tenancy.childproc import ABANDONED_EXIT, StubChild
 from migctl.tenancy.leasing import AcquireOptions
-from migctl.tenancy.runner import run_leased
+from migctl.tenancy.runner import StoreLeaser, run_leased, run_with
 from migctl.tenancy.selection import DeviceSelection
-from migctl.tenancy.supervise import SI_KERNEL, exit_code, should_forward
+from migctl.tenancy.supervise import SI_KERNEL, should_forward
 from migctl.workflow import create_gpu_instances, parse_profile_requests, set_mode
 
 ENV_DUMP = (
@@ -57,18 +58,19 @@ def siginfo(signo: int, code: int, pid: int) -> signal.struct_siginfo:
 
 def test_exit_code_is_the_shells_view() -> None:
     done = subprocess.run(["sh", "-c", "exit 3"], check=False)
-    assert exit_code(_status_of(["sh", "-c", "exit 3"])) == done.returncode == 3
-    assert exit_code(_status_of(["sh", "-c", "kill -TERM $$"])) == 128 + signal.SIGTERM
+    assert _code_of(["sh", "-c", "exit 3"]) == done.returncode == 3
+    assert _code_of(["sh", "-c", "kill -TERM $$"]) == 128 + signal.SIGTERM
 
 
-def _status_of(argv: list[str]) -> int:
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.execvp(argv[0], argv)
-        finally:
-            os._exit(127)
-    return os.waitpid(pid, 0)[1]
+def _code_of(argv: list[str]) -> int:
+    child = StubChild.spawn(argv)
+    child.start({})
+    code = child.wait()
+    assert child.poll() == code and not child.reaped  # looked at, not yet collected
+    child.reap()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(child.pid, os.WNOHANG)  # collected: no zombie left
+    return code
 
 
 def test_forwarding_decision() -> None:
@@ -82,7 +84,8 @@ def test_stub_runs_the_command_with_the_extra_variables(tmp_path: Path) -> None:
     out = tmp_path / "env.json"
     child = StubChild.spawn([sys.executable, "-c", ENV_DUMP, str(out), "4"])
     child.start({"CUDA_VISIBLE_DEVICES": "MIG-abc"})
-    assert exit_code(child.wait()) == 4
+    assert child.wait() == 4
+    child.reap()
     seen = json.loads(out.read_text())
     assert seen["CUDA_VISIBLE_DEVICES"] == "MIG-abc"
     assert seen["PATH"] == os.environ["PATH"]  # the rest of the environment is inherited
@@ -93,7 +96,10 @@ def test_stub_reports_a_missing_command_and_is_reaped() -> None:
     with pytest.raises(CommandNotFoundError) as caught:
         child.start({})
     assert caught.value.exit_code == 127 and "no-such-command-anywhere" in caught.value.message
-    assert child.status is not None  # reaped: no zombie left behind
+    assert child.returncode == 127  # the stub ended; the runner reaps it after releasing
+    child.reap()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(child.pid, os.WNOHANG)
 
 
 def test_stub_reports_a_file_that_cannot_be_executed(tmp_path: Path) -> None:
@@ -103,6 +109,7 @@ def test_stub_reports_a_file_that_cannot_be_executed(tmp_path: Path) -> None:
     with pytest.raises(CommandNotExecutableError) as caught:
         child.start({})
     assert caught.value.exit_code == 126
+    child.reap()
 
 
 def test_stub_exits_without_running_anything_when_abandoned(tmp_path: Path) -> None:
@@ -110,7 +117,8 @@ def test_stub_exits_without_running_anything_when_abandoned(tmp_path: Path) -> N
     child = StubChild.spawn(["touch", str(marker)])
     os.close(child._go_fd)  # type: ignore[arg-type]  # what the parent dying amounts to
     child._go_fd = None
-    assert exit_code(child.wait()) == ABANDONED_EXIT
+    assert child.wait() == ABANDONED_EXIT
+    child.reap()
     assert not marker.exists()
 
 
@@ -136,6 +144,37 @@ def test_run_leased_gives_the_child_the_device_and_releases(
     assert env["MIGCTL_LEASE_ID"] == str(lease.lease_id)
     assert result.released is not None and result.released.end_reason is EndReason.RELEASED
     assert store.list_leases() == []
+
+
+@dataclass
+class SweepingLeaser:
+    """Another process's sweep runs right when the command has ended, just before release."""
+
+    inner: StoreLeaser
+    active_at_release: list[Lease] = field(default_factory=list)
+    ttl_seconds: float | None = None
+
+    def acquire(self, holder_pid: int) -> Lease:
+        return self.inner.acquire(holder_pid)
+
+    def renew(self, lease: Lease) -> None:
+        self.inner.renew(lease)
+
+    def release(self, lease: Lease) -> Lease | None:
+        self.active_at_release = LeaseStore(self.inner.store.path).list_leases()  # listing reaps
+        return self.inner.release(lease)
+
+
+def test_a_sweep_between_the_commands_end_and_the_release_does_not_end_the_lease(
+    machine: NvmlBackend, store: LeaseStore
+) -> None:
+    leaser = SweepingLeaser(StoreLeaser(machine, store, DeviceSelection(), AcquireOptions()))
+    result = run_with(leaser, ["true"])
+    assert [x.lease_id for x in leaser.active_at_release] == [result.lease.lease_id]
+    assert result.released is not None and result.released.end_reason is EndReason.RELEASED
+    assert result.lease.pid is not None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(result.lease.pid, os.WNOHANG)  # reaped once released
 
 
 def test_run_leased_releases_when_the_command_cannot_start(

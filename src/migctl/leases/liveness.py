@@ -3,8 +3,11 @@
 Why this module exists: a job killed with SIGKILL cannot release its lease, so the store ends a
 lease whose holder is gone. A PID alone is not enough: PIDs are recycled, so the store records
 the holder's start time (``/proc/<pid>/stat`` field 22, clock ticks since boot) at acquire and
-a process with the same PID but another start time is a different process. Zombies (state Z)
-and dead tasks (X) count as dead: they will never touch the GPU again.
+a process with the same PID but another start time is a different process. Dead tasks (X)
+count as dead. A zombie (state Z) has ended too, but while its parent runs it is being wound
+up: ``migctl run`` releases its command's lease first and reaps the command after, so the lease
+ends as released, not as "holder died" because a sweep came in between. A zombie whose parent is
+gone, or is PID 1 (an init that has not reaped it yet, or never will), counts as dead.
 
 When ``/proc/<pid>`` cannot be read but ``kill(pid, 0)`` says the PID exists (``hidepid``
 mounts, another user's process) the holder is taken as alive: wrongly ending a live job's lease
@@ -20,14 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
-_DEAD_STATES = frozenset({"Z", "X", "x"})
+_DEAD_STATES = frozenset({"X", "x"})
+_ZOMBIE = "Z"
+_INIT_PID = 1
 
 
 @dataclass(frozen=True, slots=True)
 class ProcStat:
-    """The two fields of ``/proc/<pid>/stat`` the store needs."""
+    """The fields of ``/proc/<pid>/stat`` the store needs."""
 
     state: str
+    parent_pid: int
     start_ticks: int
 
 
@@ -44,7 +50,7 @@ def read_proc_stat(pid: int, proc: Path = PROC) -> ProcStat | None:
     if len(fields) < 20:
         return None
     try:
-        return ProcStat(state=fields[0], start_ticks=int(fields[19]))
+        return ProcStat(state=fields[0], parent_pid=int(fields[1]), start_ticks=int(fields[19]))
     except ValueError:
         return None
 
@@ -78,4 +84,16 @@ def holder_alive(pid: int, start_ticks: int | None, proc: Path = PROC) -> bool:
         return pid_exists(pid)
     if stat.state in _DEAD_STATES:
         return False
-    return start_ticks is None or stat.start_ticks == start_ticks
+    if start_ticks is not None and stat.start_ticks != start_ticks:
+        return False  # a recycled PID: another process
+    return stat.state != _ZOMBIE or _being_wound_up(stat.parent_pid, proc)
+
+
+def _being_wound_up(parent_pid: int, proc: Path) -> bool:
+    """Whether a zombie's parent still runs and so will collect it (an init does not count)."""
+    if parent_pid <= _INIT_PID:
+        return False
+    parent = read_proc_stat(parent_pid, proc)
+    if parent is None:
+        return pid_exists(parent_pid)  # hidden from us: as for the holder itself
+    return parent.state not in _DEAD_STATES and parent.state != _ZOMBIE

@@ -8,7 +8,13 @@ command in place (same PID, same start time, so the lease's liveness check holds
 close-on-exec pipe reports a failed ``exec`` (command not found: exit 127; not executable: 126),
 and stays silent when ``exec`` succeeds. If the parent dies before sending, the stub reads EOF
 and exits without running anything. The stub restores default signal dispositions and an empty
-signal mask, as ``subprocess`` does. Importers: ``migctl.tenancy.runner`` only.
+signal mask, as ``subprocess`` does.
+
+The child is *not* reaped when it ends: :meth:`StubChild.poll` and :meth:`StubChild.wait` only
+look (``waitid`` with ``WNOWAIT``), so the ended command stays a zombie of this process until
+:meth:`StubChild.reap`. The lease store takes a zombie whose parent still runs as a holder that
+is being wound up, so the runner releases the lease first and reaps after: a concurrent sweep
+cannot record a normal exit as "holder died". Importers: ``migctl.tenancy.runner`` only.
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ class StubChild:
         self.argv = tuple(argv)
         self._go_fd: int | None = go_fd
         self._error_fd: int | None = error_fd
-        self.status: int | None = None  # the wait status once reaped
+        self.returncode: int | None = None  # the shell's exit code once it has ended
+        self.reaped = False
 
     @classmethod
     def spawn(cls, argv: Sequence[str]) -> StubChild:
@@ -85,21 +92,26 @@ class StubChild:
             os.close(error_fd)
 
     def poll(self) -> int | None:
-        """The wait status if the child has ended (reaping it), else None."""
-        if self.status is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid == self.pid:
-                self.status = status
-        return self.status
+        """The exit code (128 + N if signal N killed it) once the child has ended, else None.
+
+        Does not reap: the ended child stays a zombie until :meth:`reap`.
+        """
+        if self.returncode is None:
+            ended = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            if ended is not None and ended.si_pid == self.pid:
+                self.returncode = shell_exit_code(ended)
+        return self.returncode
 
     def wait(self) -> int:
-        """Block until the child ends; its wait status."""
-        if self.status is None:
-            _, self.status = os.waitpid(self.pid, 0)
-        return self.status
+        """Block until the child ends; its exit code. Does not reap (see :meth:`reap`)."""
+        if self.returncode is None:
+            ended = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+            assert ended is not None  # without WNOHANG, waitid returns only once it has ended
+            self.returncode = shell_exit_code(ended)
+        return self.returncode
 
-    def abandon(self) -> None:
-        """Make sure the child is gone and reaped (on any failure before or while it runs)."""
+    def stop(self) -> None:
+        """Make sure the child has ended (killing it if it still runs); it stays unreaped."""
         for fd in (self._go_fd, self._error_fd):
             if fd is not None:
                 os.close(fd)
@@ -108,6 +120,20 @@ class StubChild:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
             self.wait()
+
+    def reap(self) -> None:
+        """Collect the ended child, so no zombie is left behind (call after :meth:`stop`)."""
+        if not self.reaped:
+            self.stop()
+            os.waitpid(self.pid, 0)
+            self.reaped = True
+
+
+def shell_exit_code(ended: os.waitid_result) -> int:
+    """The shell's view of how a child ended: its exit code, or 128 + N when signal N killed it."""
+    if ended.si_code == os.CLD_EXITED:
+        return ended.si_status
+    return 128 + ended.si_status
 
 
 def _exec_error(command: str, code: int) -> MigctlError:

@@ -147,8 +147,11 @@ def run_with(
                     heartbeat_interval_s=_renew_interval_s(leaser.ttl_seconds),
                 )
     finally:
-        child.abandon()
-        released = leaser.release(lease) if lease is not None else None
+        child.stop()  # ended but not reaped: a zombie of ours still holds the lease...
+        try:
+            released = leaser.release(lease) if lease is not None else None
+        finally:
+            child.reap()  # ...until it is released, so a sweep cannot call it a death
     return RunResult(code, lease, released)
 
 

@@ -41,7 +41,8 @@ POLL_INTERVAL_S = 1.0
 class Child(Protocol):
     pid: int
 
-    def poll(self) -> int | None: ...
+    def poll(self) -> int | None:
+        """The child's exit code (128 + N if signal N killed it) once it has ended, else None."""
 
 
 @contextlib.contextmanager
@@ -63,12 +64,6 @@ def blocked_signals(
             while signal.sigtimedwait(ours, 0) is not None:
                 pass
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def exit_code(wait_status: int) -> int:
-    """The shell's view: the exit code, or 128 + N when signal N killed the process."""
-    code = os.waitstatus_to_exitcode(wait_status)
-    return 128 - code if code < 0 else code
 
 
 def should_forward(info: signal.struct_siginfo, child_pid: int) -> bool:
@@ -93,9 +88,9 @@ def supervise(
     interval = heartbeat_interval_s if heartbeat is not None and heartbeat_interval_s else None
     next_beat = time.monotonic() + interval if interval else None
     while True:
-        status = child.poll()
-        if status is not None:
-            return exit_code(status)
+        code = child.poll()
+        if code is not None:
+            return code
         timeout = POLL_INTERVAL_S
         if next_beat is not None:
             timeout = max(0.0, min(timeout, next_beat - time.monotonic()))
