@@ -91,9 +91,4 @@ def holder_alive(pid: int, start_ticks: int | None, proc: Path = PROC) -> bool:
 
 def _being_wound_up(parent_pid: int, proc: Path) -> bool:
     """Whether a zombie's parent still runs and so will collect it (an init does not count)."""
-    if parent_pid <= _INIT_PID:
-        return False
-    parent = read_proc_stat(parent_pid, proc)
-    if parent is None:
-        return pid_exists(parent_pid)  # hidden from us: as for the holder itself
-    return parent.state not in _DEAD_STATES and parent.state != _ZOMBIE
+    return parent_pid > _INIT_PID and holder_alive(parent_pid, None, proc)

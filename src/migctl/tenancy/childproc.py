@@ -99,7 +99,7 @@ class StubChild:
         if self.returncode is None:
             ended = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             if ended is not None and ended.si_pid == self.pid:
-                self.returncode = shell_exit_code(ended)
+                self.returncode = _shell_exit_code(ended)
         return self.returncode
 
     def wait(self) -> int:
@@ -107,7 +107,7 @@ class StubChild:
         if self.returncode is None:
             ended = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
             assert ended is not None  # without WNOHANG, waitid returns only once it has ended
-            self.returncode = shell_exit_code(ended)
+            self.returncode = _shell_exit_code(ended)
         return self.returncode
 
     def stop(self) -> None:
@@ -129,7 +129,7 @@ class StubChild:
             self.reaped = True
 
 
-def shell_exit_code(ended: os.waitid_result) -> int:
+def _shell_exit_code(ended: os.waitid_result) -> int:
     """The shell's view of how a child ended: its exit code, or 128 + N when signal N killed it."""
     if ended.si_code == os.CLD_EXITED:
         return ended.si_status
