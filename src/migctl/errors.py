@@ -22,7 +22,15 @@ The tree (exit code in brackets)::
     ├── NoDriverError [9]              no NVIDIA driver and no simulator chosen
     ├── InvalidStateError [10]         e.g. MIG mode is off, or a change is pending
     ├── InvalidInputError [11]         a file or value failed validation
-    └── DriverError [12]               any other driver failure
+    ├── DriverError [12]               any other driver failure
+    ├── HookFailedError [12]           a hook command failed (``apply --hooks``)
+    └── InternalError [70]             a bug inside migctl (the daemon's, seen by a client)
+    PermissionDeniedError
+    └── AuthenticationError [4]        the daemon cannot tell who is asking (HTTP 401)
+
+Subclasses that carry structure (the planner's ``InfeasibleError``, ``BusyInstanceError``) keep
+their parent's kind: an error that crosses the daemon comes back as the class of its kind
+(:func:`error_class`) with the same message, hint, context and exit code.
 
 126 and 127 follow the shell's convention for a command that cannot run.
 Exit code 1 is reserved for "the check ran and the answer is no" (``migctl assert``);
@@ -144,6 +152,24 @@ class DriverError(MigctlError):
     kind = "driver"
 
 
+class HookFailedError(MigctlError):
+    exit_code = 12
+    kind = "hook_failed"
+
+
+class InternalError(MigctlError):
+    """A bug inside migctl (an answer of the daemon's ``internal`` kind): exit 70."""
+
+    exit_code = EXIT_INTERNAL
+    kind = "internal"
+
+
+class AuthenticationError(PermissionDeniedError):
+    """No identity, or a bad one: HTTP 401 (exit code 4 like any permission problem)."""
+
+    kind = "unauthenticated"
+
+
 ALL_ERROR_CLASSES: tuple[type[MigctlError], ...] = (
     UsageError,
     NotFoundError,
@@ -158,4 +184,13 @@ ALL_ERROR_CLASSES: tuple[type[MigctlError], ...] = (
     DriverError,
     CommandNotFoundError,
     CommandNotExecutableError,
+    HookFailedError,
+    InternalError,
+    AuthenticationError,
 )
+_BY_KIND: dict[str, type[MigctlError]] = {cls.kind: cls for cls in ALL_ERROR_CLASSES}
+
+
+def error_class(kind: str) -> type[MigctlError]:
+    """The class of an error ``kind`` (``in_use`` -> InUseError); unknown: MigctlError."""
+    return _BY_KIND.get(kind, MigctlError)

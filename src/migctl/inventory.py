@@ -9,64 +9,30 @@ Read-only; never changes anything.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 from migctl.backends.base import Backend
 from migctl.errors import NotFoundError, UsageError
 from migctl.host import process_facts
 from migctl.model import (
-    CiProfileStatus,
-    ComputeInstance,
     GpuInfo,
-    GpuInstance,
-    GpuModel,
     GpuProcess,
-    MigDevice,
-    ProfileStatus,
+    GpuProfiles,
+    GpuView,
+    InstanceView,
+    ProcessView,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class ProcessView:
-    pid: int
-    used_memory_mib: int | None
-    gi_id: int | None
-    ci_id: int | None
-    user: str | None
-    command: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceView:
-    """A GPU instance with its compute instances and the MIG devices they are."""
-
-    gi: GpuInstance
-    cis: tuple[ComputeInstance, ...]
-    devices: tuple[MigDevice, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class GpuView:
-    info: GpuInfo
-    model: GpuModel | None  # the catalog's entry, if known
-    memory_slices: int | None  # from the driver's placements; None without MIG
-    instances: tuple[InstanceView, ...] = ()
-    processes: tuple[ProcessView, ...] = field(default_factory=tuple)
-
-    @property
-    def devices(self) -> tuple[MigDevice, ...]:
-        return tuple(d for i in self.instances for d in i.devices)
-
-
-@dataclass(frozen=True, slots=True)
-class GpuProfiles:
-    """What ``nvidia-smi mig -lgip`` / ``-lcip`` tell about one GPU: its live geometry, how
-    many of each GI profile are free, and each existing GI's CI profiles (by GI id)."""
-
-    gpu_index: int
-    model: GpuModel
-    gi_profiles: list[ProfileStatus]
-    ci_profiles: dict[int, list[CiProfileStatus]]
+__all__ = [
+    "GpuProfiles",
+    "GpuView",
+    "InstanceView",
+    "ProcessView",
+    "gpu_view",
+    "machine_view",
+    "process_views",
+    "resolve_gpus",
+    "select_gpus",
+]
 
 
 def resolve_gpus(backend: Backend, selection: str | None) -> list[int]:

@@ -308,3 +308,49 @@ class CiProfileStatus:
     profile: CiProfile
     free: int
     total: int
+
+
+# What is on a GPU, joined (built by ``migctl.inventory``) ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessView:
+    pid: int
+    used_memory_mib: int | None
+    gi_id: int | None
+    ci_id: int | None
+    user: str | None
+    command: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceView:
+    """A GPU instance with its compute instances and the MIG devices they are."""
+
+    gi: GpuInstance
+    cis: tuple[ComputeInstance, ...]
+    devices: tuple[MigDevice, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GpuView:
+    info: GpuInfo
+    model: GpuModel | None  # the catalog's entry, if known
+    memory_slices: int | None  # from the driver's placements; None without MIG
+    instances: tuple[InstanceView, ...] = ()
+    processes: tuple[ProcessView, ...] = field(default_factory=tuple)
+
+    @property
+    def devices(self) -> tuple[MigDevice, ...]:
+        return tuple(d for i in self.instances for d in i.devices)
+
+
+@dataclass(frozen=True, slots=True)
+class GpuProfiles:
+    """What ``nvidia-smi mig -lgip`` / ``-lcip`` tell about one GPU: its live geometry, how
+    many of each GI profile are free, and each existing GI's CI profiles (by GI id)."""
+
+    gpu_index: int
+    model: GpuModel
+    gi_profiles: list[ProfileStatus]
+    ci_profiles: dict[int, list[CiProfileStatus]]

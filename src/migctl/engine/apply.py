@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from migctl.backends.base import Backend
@@ -33,46 +33,9 @@ from migctl.engine.journal import Journal, JournalEntry, now
 from migctl.errors import DriverError, MigctlError
 from migctl.host import is_alive
 from migctl.planner import CurrentGpu, DesiredLayout, Plan, SetMigMode, reconfigure
+from migctl.reports import ApplyOutcome
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ApplyOutcome:
-    plans: dict[int, Plan]
-    dry_run: bool = False
-    executed: dict[int, int] = field(default_factory=dict)  # gpu -> operations done
-    pending: dict[int, str] = field(default_factory=dict)  # gpu -> why MIG mode waits
-    recovered: str | None = None  # an interrupted apply found and repaired
-    error: MigctlError | None = None  # the failure that caused a rollback
-    rolled_back: bool = False
-    rollback_error: MigctlError | None = None
-    # dry run only: per GPU, each MIG device the plan destroys and who uses it
-    disturbs: dict[int, list[str]] = field(default_factory=dict)
-
-    @property
-    def changed(self) -> bool:
-        return any(self.executed.values())
-
-    @property
-    def noop(self) -> bool:
-        return all(p.is_noop for p in self.plans.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dry_run": self.dry_run,
-            "noop": self.noop,
-            "plans": [p.to_dict() for _, p in sorted(self.plans.items())],
-            "executed": {str(k): v for k, v in sorted(self.executed.items())},
-            "pending": {str(k): v for k, v in sorted(self.pending.items())},
-            "recovered": self.recovered,
-            "error": None if self.error is None else self.error.to_dict(),
-            "rolled_back": self.rolled_back,
-            "rollback_error": None
-            if self.rollback_error is None
-            else self.rollback_error.to_dict(),
-            "disturbs": {str(k): v for k, v in sorted(self.disturbs.items())},
-        }
 
 
 def machine_id(backend: Backend) -> str:
@@ -134,12 +97,14 @@ def apply(
     hooks = hooks or Hooks()
     journal = journal or Journal(machine_id(backend))
     if dry_run:
-        plans, _ = plan_machine(backend, targets, force=force)
-        return ApplyOutcome(plans, dry_run=True, disturbs=disturbed(backend, plans))
+        plans, currents = plan_machine(backend, targets, force=force)
+        return ApplyOutcome(
+            plans, dry_run=True, disturbs=disturbed(backend, plans), currents=currents
+        )
     with journal.locked():
         recovered = _interrupted(journal)
         plans, currents = plan_machine(backend, targets, force=force)
-        outcome = ApplyOutcome(plans, recovered=recovered)
+        outcome = ApplyOutcome(plans, recovered=recovered, currents=currents)
         if outcome.noop:
             journal.clear()
             return outcome
@@ -161,7 +126,7 @@ def apply(
             _roll_back(backend, currents, outcome, journal, entry)
         if outcome.rollback_error is None:
             journal.clear()
-    hooks.run("after-apply", outcome.to_dict())
+    hooks.run("after-apply", _outcome_json(outcome))
     return outcome
 
 
@@ -234,3 +199,10 @@ def _roll_back(
             failure,
             journal.path,
         )
+
+
+def _outcome_json(outcome: ApplyOutcome) -> dict[str, Any]:
+    """The outcome as the ``after-apply`` hook reads it: the CLI's ``apply -o json`` form."""
+    from migctl.schemas.reports import ApplyResultOut
+
+    return ApplyResultOut.of_outcome(outcome).model_dump(mode="json")

@@ -1,0 +1,73 @@
+"""What the engine reports: a plan (no change), an apply's outcome, a check's differences.
+
+Why this module exists: ``Node.plan``, ``Node.apply`` and ``Node.check`` return these values
+whether the work was done here or by a daemon (``migctl.schemas.reports`` carries them across);
+the CLI renders them. Values only; imports the planner's values and errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from migctl.errors import MigctlError
+from migctl.planner import CurrentGpu, Plan
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """Plans per GPU (nothing changed), the state each starts from, and who they'd disturb."""
+
+    plans: dict[int, Plan]
+    currents: dict[int, CurrentGpu] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()  # how an intent was turned into layouts
+    disturbs: dict[int, list[str]] = field(default_factory=dict)
+
+    @property
+    def noop(self) -> bool:
+        return all(p.is_noop for p in self.plans.values())
+
+
+@dataclass
+class ApplyOutcome:
+    """An apply: its plans, what was done, what waits for a reset, failures and rollback."""
+
+    plans: dict[int, Plan]
+    dry_run: bool = False
+    executed: dict[int, int] = field(default_factory=dict)  # gpu -> operations done
+    pending: dict[int, str] = field(default_factory=dict)  # gpu -> why MIG mode waits
+    recovered: str | None = None  # an interrupted apply found and repaired
+    error: MigctlError | None = None  # the failure that caused a rollback
+    rolled_back: bool = False
+    rollback_error: MigctlError | None = None
+    # dry run only: per GPU, each MIG device the plan destroys and who uses it
+    disturbs: dict[int, list[str]] = field(default_factory=dict)
+    currents: dict[int, CurrentGpu] = field(default_factory=dict)  # the state planned from
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return any(self.executed.values())
+
+    @property
+    def noop(self) -> bool:
+        return all(p.is_noop for p in self.plans.values())
+
+    @property
+    def failure(self) -> MigctlError | None:
+        """The error to report: a failed rollback first, else the failure."""
+        return self.rollback_error or self.error
+
+    @property
+    def report(self) -> PlanReport:
+        return PlanReport(self.plans, self.currents, self.reasons, self.disturbs)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """Per GPU, the differences between the machine and a layout (empty: it matches)."""
+
+    differences: dict[int, list[str]]
+
+    @property
+    def matches(self) -> bool:
+        return not any(self.differences.values())
