@@ -1,8 +1,8 @@
-"""What the engine reports: a plan (no change), an apply's outcome, a check's differences.
+"""What a node reports: the inventory, a plan, an apply's outcome, a check, a recovery.
 
-Why this module exists: ``Node.plan``, ``Node.apply`` and ``Node.check`` return these values
-whether the work was done here or by a daemon (``migctl.schemas.reports`` carries them across);
-the CLI renders them. Values only; imports the planner's values and errors.
+Why this module exists: ``Node.inventory``, ``plan``, ``apply``, ``check`` and ``recover``
+return these values whether the work was done here or by a daemon (``migctl.schemas`` carries
+them across); the CLI renders them. Values only: imports model, planner and lease values.
 """
 
 from __future__ import annotations
@@ -10,7 +10,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from migctl.errors import MigctlError
+from migctl.leases.types import Lease
+from migctl.model import GpuView
 from migctl.planner import CurrentGpu, Plan
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The chosen GPUs with everything on them, and the active leases the caller may see."""
+
+    description: str
+    gpus: list[GpuView]
+    leases: list[Lease] = field(default_factory=list)
+
+    @property
+    def holders(self) -> dict[str, Lease]:
+        """Active leases by MIG device UUID."""
+        return {lease.uuid: lease for lease in self.leases if lease.active}
+
+    def gpu(self, index: int) -> GpuView | None:
+        return next((view for view in self.gpus if view.info.index == index), None)
 
 
 @dataclass(frozen=True)
@@ -71,3 +90,22 @@ class CheckReport:
     @property
     def matches(self) -> bool:
         return not any(self.differences.values())
+
+
+@dataclass(frozen=True)
+class InterruptedApply:
+    """An apply that a crash interrupted, as its journal tells it."""
+
+    started_at: str
+    pid: int
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class RecoverReport:
+    """``recover``: what was found, and the apply that completed or rolled it back."""
+
+    mode: str  # "complete" | "rollback" | "nothing"
+    found: InterruptedApply | None
+    outcome: ApplyOutcome | None = None

@@ -9,6 +9,7 @@ never silently pretends. ``--read-only`` / ``MIGCTL_READ_ONLY=1`` refuses every 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from migctl.catalog import Catalog, load_catalog
@@ -35,6 +36,7 @@ def open_backend(
     *,
     read_only: bool = False,
     catalog: Catalog | None = None,
+    sim_dir: Path | None = None,
 ) -> NvmlBackend:
     """The NVML backend over the chosen simulated machine, or over the real driver."""
     from migctl.backends.nvml import NvmlBackend
@@ -46,7 +48,7 @@ def open_backend(
         return NvmlBackend(catalog, read_only=read_only)
     from migctl.sim import SimLibrary, open_sim
 
-    machine = open_sim(spec, catalog)
+    machine = open_sim(spec, catalog, sim_dir)
     state = machine.store.read()
     label = f"simulated {state.name} ({len(state.gpus)} GPUs, driver {state.driver_version})"
     return NvmlBackend(catalog, library=SimLibrary(machine), read_only=read_only, label=label)

@@ -67,11 +67,16 @@ def load_targets(
 
 
 def targets_from_text(
-    text: str, config: str | None, models: Mapping[int, GpuModel], catalog: Catalog | None = None
+    text: str,
+    config: str | None,
+    models: Mapping[int, GpuModel],
+    catalog: Catalog | None = None,
+    *,
+    source: str = "request",
 ) -> dict[int, DesiredLayout]:
-    """Like :func:`load_targets`, for a layout document received as text (the REST API)."""
+    """Like :func:`load_targets`, for a layout document as text (``source`` names it)."""
     layout = select_layout(
-        parse_layouts(text, source="request", catalog=catalog or load_catalog()), config
+        parse_layouts(text, source=source, catalog=catalog or load_catalog()), config
     )
     wanted = resolve(layout, sorted(models.items()))
     return {

@@ -11,7 +11,7 @@ anything is expanded (the hardware check follows at resolution).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 

@@ -8,7 +8,7 @@ nullable and ``redacted`` says when they were withheld. Redaction is the daemon'
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from migctl.leases.types import EndReason, Lease
 from migctl.schemas.base import Wire
@@ -100,3 +100,40 @@ class LeaseOut(Wire):
 
 class LeaseListOut(Wire):
     leases: list[LeaseOut]
+
+
+class LeaseRequest(Wire):
+    """Lease one MIG device: an exact ``uuid``, or the smallest free one meeting the rest."""
+
+    uuid: str | None = Field(None, min_length=4, max_length=80, examples=["MIG-..."])
+    profile: str | None = Field(None, min_length=1, max_length=40, examples=["1g.10gb"])
+    memory_mib: int | None = Field(None, ge=0, le=10_000_000)
+    sms: int | None = Field(None, ge=0, le=100_000)
+    wait_seconds: float = Field(0.0, ge=0, le=3600, description="wait this long for a device")
+    ttl_seconds: float | None = Field(
+        None, gt=0, le=30 * 86400, description="ends unless renewed within this time"
+    )
+    job: str | None = Field(None, min_length=1, max_length=128)
+    pid: int | None = Field(
+        None, gt=0, description="end the lease when this process (yours, on this host) exits"
+    )
+    priority: int | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="while waiting: larger is served first (default 0; users up to 10, admins"
+        " up to 1000); used when the daemon repartitions on demand",
+    )
+    create: bool = Field(False, description="create a GPU instance in free slices if none is free")
+
+    @model_validator(mode="after")
+    def _uuid_alone(self) -> LeaseRequest:
+        if self.uuid is not None and any(
+            v is not None for v in (self.profile, self.memory_mib, self.sms)
+        ):
+            raise ValueError("ask for a device uuid or for profile/memory_mib/sms, not both")
+        return self
+
+
+class RenewRequest(Wire):
+    ttl_seconds: float | None = Field(None, gt=0, le=30 * 86400)

@@ -6,7 +6,7 @@ real ``libnvidia-ml.so`` and over the simulator (``migctl.sim.SimLibrary`` insta
 is exercised by CI exactly as it will run on a server. NVML errors become migctl errors
 (``nvml_errors.convert``) with the GPU, profile, placement and a hint.
 
-Only one NvmlBackend may be open per process at a time (pynvml's library is global).
+One NVML library per process (pynvml's library is global): ``guard`` refuses a second one.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import pynvml as nv
 
 from migctl.backends.base import ModeChange
+from migctl.backends.nvml import guard
 from migctl.backends.nvml.errors import IN_USE, INSUFFICIENT_RESOURCES, INVALID_ARGUMENT, convert
 from migctl.backends.nvml.live import LiveGeometry
 from migctl.catalog import Catalog
@@ -72,11 +73,15 @@ class NvmlBackend(LiveGeometry):
         self._names: dict[int, str] = {}
         self._live: dict[int, GpuModel] = {}
         self._ci_defs: dict[tuple[int, str], list[CiProfile]] = {}
+        self._library = library
+        self._closed = False
+        guard.claim(library)
         nv.nvmlLib = library  # None: pynvml loads libnvidia-ml.so.1 itself
         nv._nvmlGetFunctionPointer_cache.clear()
         try:
             nv.nvmlInit()
         except nv.NVMLError as exc:
+            guard.release(library)
             raise NoDriverError(
                 f"no NVIDIA driver found ({exc}): NVML could not be initialised", hint=HINT_SIM
             ) from exc
@@ -97,10 +102,15 @@ class NvmlBackend(LiveGeometry):
         return self._label or f"NVML {_text(nv.nvmlSystemGetNVMLVersion())}, driver {version}"
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         try:
             nv.nvmlShutdown()
         except nv.NVMLError:
             log.debug("nvmlShutdown failed", exc_info=True)
+        finally:
+            guard.release(self._library)
 
     def call(self, action: str, fn: Callable[..., T], *args: Any, **ctx: Any) -> T:
         """Call a pynvml function; convert an NVMLError into a migctl error."""

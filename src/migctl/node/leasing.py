@@ -1,0 +1,39 @@
+"""A lease request (the wire form) -> a lease from this machine's store.
+
+Why this module exists: ``LocalNode.acquire`` and the daemon's waiting acquire both turn a
+:class:`~migctl.schemas.leases.LeaseRequest` into the tenancy layer's selection and options and
+lease against the live machine; one translation, used by both.
+"""
+
+from __future__ import annotations
+
+from migctl.backends.base import Backend
+from migctl.leases import Lease, LeaseOwner, LeaseStore
+from migctl.schemas.leases import LeaseRequest
+from migctl.tenancy.leasing import AcquireOptions, acquire
+from migctl.tenancy.selection import DeviceSelection
+
+
+def selection_of(request: LeaseRequest) -> DeviceSelection:
+    return DeviceSelection(
+        profile=request.profile,
+        min_memory_mib=request.memory_mib,
+        min_sm_count=request.sms,
+        device_uuid=request.uuid,
+    )
+
+
+def options_of(request: LeaseRequest) -> AcquireOptions:
+    return AcquireOptions(
+        ttl_seconds=request.ttl_seconds,
+        wait_seconds=request.wait_seconds,
+        create=request.create,
+        priority=request.priority,
+    )
+
+
+def acquire_on(
+    backend: Backend, store: LeaseStore, request: LeaseRequest, owner: LeaseOwner
+) -> Lease:
+    """Lease the smallest free MIG device meeting ``request`` to ``owner`` (waiting if asked)."""
+    return acquire(backend, store, selection_of(request), owner, options_of(request))

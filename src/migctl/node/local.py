@@ -1,0 +1,344 @@
+"""LocalNode: this host's GPUs (real NVML or a simulated machine), its leases and layouts.
+
+Why this module exists: every verb does its work here, once. The CLI calls it directly (or a
+``RemoteNode`` that reaches the daemon's own ``LocalNode``); the daemon's routes call it; Python
+users call it. It holds one backend, the lease store, the apply journal and the CDI spec of one
+machine, all found through its :class:`~migctl.settings.Settings`; after every change of MIG
+devices it refreshes a CDI spec in use.
+
+Identity: lease calls take the caller's identity from this process (``LeaseOwner.current``); the
+daemon passes the principal it authenticated (``owner=``, ``user=``, ``admin=``), which only a
+``LocalNode`` accepts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from migctl.backends.base import Backend, ModeChange
+from migctl.catalog import Catalog
+from migctl.errors import NotSupportedError, UsageError
+from migctl.model import ComputeInstance, GpuInstance, GpuModel, GpuProfiles
+from migctl.node.protocol import GpuSelection
+from migctl.reports import ApplyOutcome, CheckReport, Inventory, PlanReport, RecoverReport
+from migctl.settings import Settings
+
+if TYPE_CHECKING:
+    from migctl.engine.hooks import Hooks
+    from migctl.engine.journal import Journal
+    from migctl.leases import Lease, LeaseOwner, LeaseStore
+    from migctl.node.targets import Resolved
+    from migctl.schemas.layouts import Target
+    from migctl.schemas.leases import LeaseRequest
+
+log = logging.getLogger(__name__)
+
+
+class LocalNode:
+    """One machine, worked on directly (see the module docstring)."""
+
+    def __init__(self, settings: Settings, backend: Backend, catalog: Catalog) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.catalog = catalog
+        self._store: LeaseStore | None = None
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    @property
+    def description(self) -> str:
+        return self.backend.description
+
+    @property
+    def simulated(self) -> bool:
+        return self.settings.sim is not None
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self.backend.close()
+
+    def __enter__(self) -> LocalNode:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def store(self) -> LeaseStore:
+        """The lease store of this machine (opened on first use)."""
+        if self._store is None:
+            from migctl.leases import LeaseStore
+
+            self._store = LeaseStore(self.settings.lease_db)
+        return self._store
+
+    def journal(self) -> Journal:
+        from migctl.engine.apply import machine_id
+        from migctl.engine.journal import Journal
+
+        return Journal(machine_id(self.backend), self.settings.state_dir)
+
+    def select(self, gpus: GpuSelection) -> list[int]:
+        """GPU indexes of a selection (see ``node.protocol``), checked against the machine."""
+        from migctl.inventory import resolve_gpus
+
+        if gpus is None or isinstance(gpus, str):
+            return resolve_gpus(self.backend, gpus)
+        known = {g.index for g in self.backend.gpus()}
+        missing = sorted(set(gpus) - known)
+        if missing:
+            return resolve_gpus(self.backend, ",".join(map(str, missing)))  # raises NotFound
+        return sorted(set(gpus))
+
+    def one_gpu(self, gpu: int | str) -> int:
+        chosen = self.select(str(gpu))
+        if len(chosen) != 1:
+            raise UsageError(f"{gpu!r} names {len(chosen)} GPUs", hint="name one GPU")
+        return chosen[0]
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def inventory(self, gpus: GpuSelection = None) -> Inventory:
+        from migctl.inventory import machine_view
+
+        views = machine_view(self.backend, self.select(gpus))
+        return Inventory(self.description, views, self.active_leases())
+
+    def active_leases(self) -> list[Lease]:
+        """Active leases; none (and no database created) while the store does not exist."""
+        if self._store is None and not self.settings.lease_db.exists():
+            return []
+        return self.store.list_leases(active_only=True)
+
+    def profiles(self, gpu: int | str) -> GpuProfiles:
+        index = self.one_gpu(gpu)
+        info = self.backend.gpu(index)
+        if info.mig is None:
+            raise NotSupportedError(
+                f"GPU {index} ({info.name}) does not support MIG",
+                hint="see `migctl catalog` for the GPUs that do",
+                context={"gpu": index},
+            )
+        instances = self.backend.gpu_instances(index) if info.mig.current else []
+        return GpuProfiles(
+            index,
+            self.backend.live_model(index),
+            self.backend.gi_profiles(index),
+            {gi.id: self.backend.ci_profiles(index, gi.id) for gi in instances},
+        )
+
+    def models(self, gpus: GpuSelection = None) -> dict[int, GpuModel]:
+        found = {i: self.backend.live_model(i) for i in self.select(gpus)}
+        return {i: model for i, model in found.items() if model.mig_capable}
+
+    def machine_models(self) -> dict[int, GpuModel]:
+        """Every GPU's live model, GPUs without MIG included (a layout file is judged on all)."""
+        return {info.index: self.backend.live_model(info.index) for info in self.backend.gpus()}
+
+    def metrics(self) -> str:
+        from migctl.metrics import render
+
+        return render(self.backend).decode()
+
+    # -- layouts ---------------------------------------------------------------------------
+
+    def resolve(self, target: Target, gpus: GpuSelection = None) -> Resolved:
+        """The desired layout of each GPU ``target`` concerns (see ``node.targets``)."""
+        from migctl.node.targets import resolve_target
+
+        chosen = None if gpus is None else self.select(gpus)
+        return resolve_target(target, self.machine_models(), chosen, self.catalog)
+
+    def plan(self, target: Target, *, gpus: GpuSelection = None, force: bool = False) -> PlanReport:
+        from migctl.engine.apply import plan_machine
+        from migctl.engine.disturb import disturbed
+
+        targets, reasons = self.resolve(target, gpus)
+        plans, currents = plan_machine(self.backend, targets, force=force)
+        return PlanReport(plans, currents, reasons, disturbed(self.backend, plans))
+
+    def apply(
+        self,
+        target: Target,
+        *,
+        gpus: GpuSelection = None,
+        force: bool = False,
+        dry_run: bool = False,
+        hooks: Hooks | None = None,
+    ) -> ApplyOutcome:
+        from migctl.engine.apply import apply
+
+        targets, reasons = self.resolve(target, gpus)
+        outcome = apply(
+            self.backend, targets, force=force, dry_run=dry_run, hooks=hooks, journal=self.journal()
+        )
+        outcome.reasons = reasons
+        self._after_change(outcome.changed or outcome.rolled_back)
+        return outcome
+
+    def check(self, target: Target, *, gpus: GpuSelection = None) -> CheckReport:
+        from migctl.engine.assertion import check
+
+        targets, _ = self.resolve(target, gpus)
+        return CheckReport(check(self.backend, targets))
+
+    def export(
+        self, *, gpus: GpuSelection = None, format: str = "native", name: str = "exported"
+    ) -> str:
+        from migctl.engine.export import current_layouts
+        from migctl.layout.bridge import export_text
+
+        if format not in {"native", "mig-parted"}:
+            raise UsageError(f"unknown format {format!r}", hint="native or mig-parted")
+        layouts = current_layouts(self.backend, self.select(gpus))
+        models = {g: self.backend.live_model(g) for g in layouts}
+        return export_text(layouts, models, format, name)
+
+    def recover(self, *, rollback: bool = False) -> RecoverReport:
+        from migctl.engine.recover import recover
+        from migctl.reports import InterruptedApply
+
+        result = recover(self.backend, rollback=rollback, journal=self.journal())
+        found = result.found
+        interrupted = (
+            None
+            if found is None
+            else InterruptedApply(found.started_at, found.pid, found.done, len(found.ops))
+        )
+        if result.outcome is not None:
+            self._after_change(result.outcome.changed or result.outcome.rolled_back)
+        return RecoverReport(result.mode, interrupted, result.outcome)
+
+    def set_mode(
+        self, gpus: GpuSelection, *, enabled: bool, force: bool = False
+    ) -> list[ModeChange]:
+        from migctl.workflow import set_mode
+
+        return set_mode(self.backend, self.select(gpus), enabled)
+
+    def _after_change(self, changed: bool) -> None:
+        """MIG devices changed: keep a CDI spec in use current (a failure is logged)."""
+        if not changed:
+            return
+        from migctl.errors import MigctlError
+        from migctl.tenancy.cdi import refresh_if_in_use
+
+        try:
+            path = refresh_if_in_use(self.backend)
+        except (MigctlError, OSError) as error:
+            log.error("the CDI spec could not be refreshed: %s", error)
+            return
+        if path is not None:
+            log.info("refreshed the CDI spec %s", path)
+
+    # -- instances -------------------------------------------------------------------------
+
+    def create_gpu_instances(
+        self, gpu: int | str, profiles: str, *, with_ci: bool = False
+    ) -> list[GpuInstance]:
+        from migctl.workflow import create_gpu_instances, parse_profile_requests
+
+        index = self.one_gpu(gpu)
+        requests = parse_profile_requests(self.backend.live_model(index), profiles, index)
+        created = create_gpu_instances(self.backend, index, requests, with_ci=with_ci)
+        self._after_change(bool(created))
+        return [item.gi for item in created]
+
+    def destroy_gpu_instances(self, gpu: int | str, ids: Sequence[int] | None) -> list[int]:
+        from migctl.workflow import destroy_gpu_instances
+
+        destroyed = destroy_gpu_instances(self.backend, self.one_gpu(gpu), ids)
+        self._after_change(bool(destroyed))
+        return destroyed
+
+    def create_compute_instances(
+        self, gpu: int | str, gi: int, profiles: str | None = None
+    ) -> list[ComputeInstance]:
+        from migctl.workflow import create_compute_instances
+
+        tokens = [t.strip() for t in profiles.split(",")] if profiles else None
+        created = create_compute_instances(self.backend, self.one_gpu(gpu), gi, tokens)
+        self._after_change(bool(created))
+        return created
+
+    def destroy_compute_instances(
+        self, gpu: int | str, gi: int, ids: Sequence[int] | None
+    ) -> list[int]:
+        from migctl.workflow import destroy_compute_instances
+
+        destroyed = destroy_compute_instances(self.backend, self.one_gpu(gpu), gi, ids)
+        self._after_change(bool(destroyed))
+        return destroyed
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def acquire(self, request: LeaseRequest, *, owner: LeaseOwner | None = None) -> Lease:
+        from migctl.leases import LeaseOwner
+        from migctl.node.leasing import acquire_on
+
+        who = owner or LeaseOwner.current(job=request.job, pid=request.pid)
+        return acquire_on(self.backend, self.store, request, who)
+
+    def release(self, target: int | str, *, user: str | None = None, admin: bool = False) -> Lease:
+        return self.store.release(_lease_target(target), user=user or _me(), admin=admin)
+
+    def renew(
+        self, target: int | str, ttl_seconds: float | None = None, *, user: str | None = None
+    ) -> Lease:
+        return self.store.renew(self._lease_id(target), ttl_seconds=ttl_seconds, user=user or _me())
+
+    def _lease_id(self, target: int | str) -> int:
+        found = _lease_target(target)
+        if isinstance(found, int):
+            return found
+        lease = self.store.get(found)
+        if lease is None:
+            from migctl.errors import NotFoundError
+
+            raise NotFoundError(
+                f"no active lease on {found}",
+                hint="see `migctl lease list`",
+                context={"lease": found},
+            )
+        return lease.lease_id
+
+    def leases(self, *, history: bool = False, mine: bool = False) -> list[Lease]:
+        if self._store is None and not self.settings.lease_db.exists():
+            return []
+        return self.store.list_leases(active_only=not history, user=_me() if mine else None)
+
+
+def _me() -> str:
+    from migctl.leases import LeaseOwner
+
+    return LeaseOwner.current().user
+
+
+def _lease_target(target: int | str) -> int | str:
+    """A lease id (``7``, ``"7"``) or a MIG device UUID."""
+    if isinstance(target, int):
+        return target
+    text = target.strip()
+    return int(text) if text.isdigit() else text
+
+
+def open_local(settings: Settings, catalog: Catalog | None = None) -> LocalNode:
+    """The LocalNode of ``settings``: the simulated machine it names, else the real driver."""
+    from migctl.backends.select import open_backend
+    from migctl.catalog import load_catalog
+
+    catalog = catalog or load_catalog(settings.catalog_files)
+    backend = open_backend(
+        settings.sim, read_only=settings.read_only, catalog=catalog, sim_dir=settings.sim_dir
+    )
+    return LocalNode(settings, backend, catalog)
