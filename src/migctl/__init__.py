@@ -57,7 +57,39 @@ _EXPORTS: dict[str, str] = {
     "errors": "migctl.errors",
     "open_node": "migctl.node.open",
 }
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "ApplyOutcome",
+    "CheckReport",
+    "ComputeInstance",
+    "DemandTarget",
+    "GpuInfo",
+    "GpuInstance",
+    "GpuModel",
+    "GpuProfiles",
+    "GpuView",
+    "InstancesTarget",
+    "Inventory",
+    "LayoutTarget",
+    "Lease",
+    "LeaseRequest",
+    "LocalNode",
+    "MigDevice",
+    "MigctlError",
+    "ModeChange",
+    "Node",
+    "Placement",
+    "PlanReport",
+    "RecoverReport",
+    "RemoteNode",
+    "Settings",
+    "SizeTarget",
+    "SplitTarget",
+    "Target",
+    "__version__",
+    "connect",
+    "errors",
+    "open_node",
+]
 
 if TYPE_CHECKING:
     from migctl import errors
