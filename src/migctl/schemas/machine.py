@@ -15,6 +15,7 @@ from pydantic import Field
 
 from migctl.model import (
     ComputeInstance,
+    GpuModel,
     GpuInfo,
     GpuInstance,
     GpuProcess,
@@ -25,6 +26,7 @@ from migctl.model import (
     ProcessView,
 )
 from migctl.schemas.base import PlacementOut, Wire
+from migctl.reports import Inventory
 from migctl.schemas.leases import LeaseOut
 
 if TYPE_CHECKING:
@@ -295,3 +297,87 @@ class InventoryOut(Wire):
     description: str = Field(description="what was read: a simulated machine, or NVML + driver")
     gpus: list[GpuOut]
     leases: list[LeaseOut]
+
+    @classmethod
+    def of(
+        cls, inventory: Inventory, *, viewer: str | None = None, admin: bool = True
+    ) -> InventoryOut:
+        """``inventory`` as ``viewer`` may see it (an admin, or no viewer: everything)."""
+        leases = [
+            LeaseOut.of(
+                lease,
+                visible=admin or lease.user == viewer,
+                mine=viewer is not None and lease.user == viewer,
+            )
+            for lease in inventory.leases
+        ]
+        by_uuid = {lease.uuid: lease for lease in leases if lease.active}
+        return cls(
+            description=inventory.description,
+            gpus=[
+                GpuOut.of_view(v, by_uuid, process_visible=True if admin else None, viewer=viewer)
+                for v in inventory.gpus
+            ],
+            leases=leases,
+        )
+
+    def value(self, catalog: Catalog | None = None) -> Inventory:
+        return Inventory(
+            self.description,
+            [gpu.view(catalog) for gpu in sorted(self.gpus, key=lambda g: g.index)],
+            [lease.value() for lease in self.leases],
+        )
+
+
+class GiOut(Wire):
+    """A GPU instance alone (``gi create``, ``gi list``)."""
+
+    gpu_index: int
+    id: int
+    profile: str
+    profile_id: int
+    placement: PlacementOut
+    memory_mib: int | None
+
+    @classmethod
+    def of(cls, gi: GpuInstance) -> GiOut:
+        return cls(
+            gpu_index=gi.gpu_index,
+            id=gi.id,
+            profile=gi.profile_name,
+            profile_id=gi.profile_id,
+            placement=PlacementOut.of(gi.placement),
+            memory_mib=gi.memory_mib,
+        )
+
+    def value(self) -> GpuInstance:
+        return GpuInstance(
+            self.gpu_index,
+            self.id,
+            self.profile_id,
+            self.profile,
+            self.placement.value(),
+            self.memory_mib,
+        )
+
+
+class GpuInstancesOut(Wire):
+    gpu_instances: list[GiOut]
+
+
+class ComputeInstancesOut(Wire):
+    compute_instances: list[ComputeInstanceOut]
+
+
+class DestroyedOut(Wire):
+    """Ids destroyed on one GPU (GIs, or CIs of ``gi_id``)."""
+
+    gpu: int
+    gi_id: int | None = None
+    ids: list[int]
+
+
+class ModelsOut(Wire):
+    """Live MIG geometry of GPUs by index."""
+
+    models: dict[int, GpuModel]

@@ -18,7 +18,13 @@ from migctl.model import (
     GpuProfiles,
     ProfileStatus,
 )
-from migctl.reports import ApplyOutcome, CheckReport, PlanReport
+from migctl.reports import (
+    ApplyOutcome,
+    CheckReport,
+    InterruptedApply,
+    PlanReport,
+    RecoverReport,
+)
 from migctl.schemas.base import Wire
 from migctl.schemas.errors import ErrorOut
 from migctl.schemas.layouts import CurrentGpuOut, PlanOut
@@ -194,4 +200,42 @@ class GpuProfilesOut(Wire):
             self.model,
             [ProfileStatus(self.gpu_index, s.profile, s.free, s.total) for s in self.gi_profiles],
             cis,
+        )
+
+
+class InterruptedApplyOut(Wire):
+    started_at: str
+    pid: int
+    done: int
+    total: int
+
+
+class RecoverReportOut(Wire):
+    """``recover``: the interrupted apply found (if any) and the apply that repaired it."""
+
+    mode: str = Field(description="complete, rollback or nothing")
+    found: InterruptedApplyOut | None
+    outcome: ApplyResultOut | None
+
+    @classmethod
+    def of(cls, report: RecoverReport) -> RecoverReportOut:
+        found = report.found
+        return cls(
+            mode=report.mode,
+            found=None
+            if found is None
+            else InterruptedApplyOut(
+                started_at=found.started_at, pid=found.pid, done=found.done, total=found.total
+            ),
+            outcome=None if report.outcome is None else ApplyResultOut.of_outcome(report.outcome),
+        )
+
+    def value(self) -> RecoverReport:
+        found = self.found
+        return RecoverReport(
+            self.mode,
+            None
+            if found is None
+            else InterruptedApply(found.started_at, found.pid, found.done, found.total),
+            None if self.outcome is None else self.outcome.outcome(),
         )
