@@ -76,7 +76,7 @@ class Settings:
         environ: Mapping[str, str] | None = None,
         *,
         euid: int | None = None,
-        **overrides: object,
+        overrides: Mapping[str, object] | None = None,
     ) -> Settings:
         """Read the ``MIGCTL_*`` variables once; ``overrides`` (flags) win over them."""
         env = os.environ if environ is None else environ
@@ -100,7 +100,7 @@ class Settings:
         for name, variable in (("read_only", "MIGCTL_READ_ONLY"), ("local", "MIGCTL_LOCAL")):
             if env_flag(env, variable):
                 found[name] = True
-        found.update({k: v for k, v in overrides.items() if v is not None})
+        found.update({k: v for k, v in (overrides or {}).items() if v is not None})
         defaults: dict[str, object] = {
             "state_dir": SYSTEM_STATE_DIR if root else user_state,
             "lease_db": _default_lease_db(root, user_state),

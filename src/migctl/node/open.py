@@ -43,7 +43,7 @@ def open_node(
     if sim_dir is not None:
         overrides["sim_dir"] = Path(sim_dir)
     if settings is None:
-        settings = Settings.from_env(**overrides)
+        settings = Settings.from_env(overrides=overrides)
     elif overrides:
         settings = settings.replace(**overrides).for_machine()
     return open_local(settings, catalog)

@@ -117,7 +117,7 @@ class RemoteNode:
 
         chosen = None if gpus is None else _indexes(self, gpus)
         model = ApplyRequest if extra else PlanRequest
-        request = model(target=target, gpus=chosen, force=force, **extra)  # type: ignore[arg-type]
+        request = model(target=target, gpus=chosen, force=force, **extra)
         return request.model_dump(mode="json")
 
     def plan(self, target: Target, *, gpus: GpuSelection = None, force: bool = False) -> PlanReport:
