@@ -92,11 +92,13 @@ def test_sim_machines_shows_each_machine_s_trust(capsys: pytest.CaptureFixture[s
 
 
 @pytest.mark.parametrize("model", [m.key for m in load_catalog().mig_models])
-def test_every_catalog_model_reads_and_captures(
+def test_every_catalog_model_reads_captures_and_matches_the_catalog(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, model: str
 ) -> None:
     """Reading every simulated model through the CLI works (B300's published compute
-    capability "10.3 (third-party)" once crashed the simulator with exit 70)."""
+    capability "10.3 (third-party)" once crashed the simulator with exit 70), and `catalog
+    check` finds no difference: no published value is replaced by a derived one (RTX PRO
+    5000/4500 once differed in their unknown memory slices, which the check took as 0)."""
     sim = ("--sim", machine_file(tmp_path, model, 1))
     code, out, err = cli(capsys, *sim, "-o", "json", "catalog", "capture")
     assert code == 0, err
@@ -107,6 +109,10 @@ def test_every_catalog_model_reads_and_captures(
         assert captured["compute_capability"] == "10.3"
     code, out, err = cli(capsys, *sim, "-o", "json", "profiles")
     assert code == 0, err
+    # wherever the catalog publishes a value, the simulated GPU reports exactly that value
+    code, out, err = cli(capsys, *sim, "-o", "json", "catalog", "check")
+    assert code == 0, out
+    assert json.loads(out)["gpus"][0]["differences"] == []
 
 
 def test_a_model_file_with_an_odd_compute_capability_does_not_crash(
