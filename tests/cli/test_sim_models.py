@@ -67,6 +67,10 @@ def test_sim_show_lists_trust_and_derived_values(
     assert any(PARTIAL_NOTE in line for line in shown["notes"])
     code, out, _ = cli(capsys, *sim, "sim", "show")
     assert "a100-sxm4-80gb: derived values" in out and "partial" in out
+    code, out, _ = cli(capsys, "catalog", "a100-sxm4-80gb")
+    assert f"the simulator derives the {len(derived)} value(s) unknown here" in " ".join(
+        out.split()
+    )
 
 
 def test_a_verified_machine_carries_no_partial_note(capsys: pytest.CaptureFixture[str]) -> None:

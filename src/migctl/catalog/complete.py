@@ -42,6 +42,7 @@ _NAME = re.compile(r"^(\d+)g\.(\d+)gb(.*)$")
 
 Found = tuple[int, str]  # a derived value and why
 Rule = Callable[[GiProfile], Found | None]
+Chooser = Callable[[GiProfile, list[GiProfile]], GiProfile | None]  # the base to scale from
 
 
 def suffix(profile: GiProfile) -> str:
@@ -107,6 +108,7 @@ class _Completer:
         model = self.model
         units = model.memory_slices
         compute = model.compute_slices or max(p.compute_slices for p in model.gi_profiles)
+        compute = max(compute, 1)  # a malformed file's 0 must not divide
         if units is None:
             units = compute
             self.note("", "memory_slices", units, "not published: one unit per compute slice")
@@ -180,9 +182,14 @@ class _Completer:
             return [twin, self._sibling(field, True), self._memory_per_slice, self._memory_named]
         if field == "sm_count":
             twin = self._twin(field, lambda p: (p.compute_slices, p.memory_slices))
-            return [twin, self._sibling(field, False), self._sms_per_slice]
+            return [
+                twin,
+                self._sibling(field, False),
+                self._per_slice(field, _fewest_sms_per_slice),
+            ]
         twin = self._twin(field, lambda p: (p.compute_slices, p.memory_slices, suffix(p)))
-        return [twin, self._sibling(field, False), self._engines_per_slice(field), _unknown]
+        scaled = self._per_slice(field, _smallest_alike)
+        return [twin, self._sibling(field, False), scaled, _unknown]
 
     def _twin(self, field: str, key: Callable[[GiProfile], Hashable]) -> Rule:
         """A profile of this model with the same ``key`` and a published value."""
@@ -274,21 +281,6 @@ class _Completer:
         why = f"{profile.memory_slices} memory slice(s) x {gib}/{base.memory_slices} GiB (the name {base.name})"
         return value, why
 
-    def _sms_per_slice(self, profile: GiProfile) -> Found | None:
-        for source in (self.model, *self.family()):
-            known = [p for p in source.gi_profiles if p.sm_count]
-            if known:
-                base = min(known, key=lambda p: Fraction(p.sm_count or 0, p.compute_slices))
-                assert base.sm_count is not None
-                value = base.sm_count * profile.compute_slices // base.compute_slices
-                where = "" if source is self.model else f" of {source.key}"
-                per = f"{base.sm_count}/{base.compute_slices}"
-                return (
-                    value,
-                    f"{profile.compute_slices} compute slice(s) x {per} SMs ({base.name}{where})",
-                )
-        return None
-
     def family(self) -> list[GpuModel]:
         """Models of the same architecture family, closest first (same chip, same slices)."""
         m = self.model
@@ -304,19 +296,15 @@ class _Completer:
 
         return sorted(related, key=distance)
 
-    def _engines_per_slice(self, field: str) -> Rule:
-        """Compute slices x the count per slice of the smallest profile with the same suffix,
-        of this model, else of the closest model of its family."""
+    def _per_slice(self, field: str, choose: Chooser) -> Rule:
+        """Compute slices x the count per compute slice of the profile ``choose`` picks among
+        those publishing ``field``: of this model, else of the closest model of its family."""
 
         def rule(profile: GiProfile) -> Found | None:
             for source in (self.model, *self.family()):
-                alike = [
-                    p
-                    for p in source.gi_profiles
-                    if suffix(p) == suffix(profile) and value_of(p, field) is not None
-                ]
-                if alike:
-                    base = min(alike, key=lambda p: (p.compute_slices, p.memory_slices))
+                known = [p for p in source.gi_profiles if value_of(p, field) is not None]
+                base = choose(profile, known)
+                if base is not None:
                     count = value_of(base, field) or 0
                     value = count * profile.compute_slices // base.compute_slices
                     where = "" if source is self.model else f" of {source.key}"
@@ -328,6 +316,17 @@ class _Completer:
             return None
 
         return rule
+
+
+def _fewest_sms_per_slice(profile: GiProfile, known: list[GiProfile]) -> GiProfile | None:
+    counted = [p for p in known if p.sm_count]
+    return min(counted, key=lambda p: Fraction(p.sm_count or 0, p.compute_slices), default=None)
+
+
+def _smallest_alike(profile: GiProfile, known: list[GiProfile]) -> GiProfile | None:
+    """The smallest profile with the same suffix (a +me profile has the media engines)."""
+    alike = [p for p in known if suffix(p) == suffix(profile)]
+    return min(alike, key=lambda p: (p.compute_slices, p.memory_slices), default=None)
 
 
 def _unknown(profile: GiProfile) -> Found:
