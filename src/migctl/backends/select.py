@@ -49,6 +49,7 @@ def open_backend(
     machine = open_sim(spec, catalog)
     state = machine.store.read()
     label = f"simulated {state.name} ({len(state.gpus)} GPUs, driver {state.driver_version})"
+    label = "; ".join([label, *machine.trust_notes(state)])  # models with derived values
     return NvmlBackend(catalog, library=SimLibrary(machine), read_only=read_only, label=label)
 
 

@@ -65,6 +65,11 @@ def describe_named() -> list[tuple[str, str]]:
     return [(name, spec[0]) for name, spec in NAMED.items()]
 
 
+def named_models(name: str) -> list[str]:
+    """The catalog keys of a named machine's GPU models, in GPU order, once each."""
+    return list(dict.fromkeys(model for model, _ in NAMED[name][1]))
+
+
 def _bus_id(position: int, total: int) -> str:
     bus = DGX_BUS_IDS[position] if total <= len(DGX_BUS_IDS) else f"{0x10 + position:02X}"
     return f"00000000:{bus}:00.0"

@@ -6,6 +6,7 @@ Why this exists: see ``library.py``. These are the calls ``nvidia-smi -L``, ``-q
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from migctl.sim import cabi
@@ -116,10 +117,11 @@ class GpuOps(OpsBase):
 
     def nvmlDeviceGetCudaComputeCapability(self, handle: Any, major: Any, minor: Any) -> int:
         _, model = self.gpu_of(self.state(), cabi.handle_of(handle))
-        self.require(model.compute_capability is not None, NOT_SUPPORTED)
-        high, _, low = str(model.compute_capability).partition(".")
-        cabi.set_value(major, int(high))
-        cabi.set_value(minor, int(low or 0))
+        found = re.fullmatch(r"(\d+)\.(\d+)", model.compute_capability or "")
+        self.require(found is not None, NOT_SUPPORTED)  # unknown, or not MAJOR.MINOR
+        assert found is not None
+        cabi.set_value(major, int(found.group(1)))
+        cabi.set_value(minor, int(found.group(2)))
         return SUCCESS
 
     def nvmlDeviceGetArchitecture(self, handle: Any, ref: Any) -> int:
