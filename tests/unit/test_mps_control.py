@@ -72,6 +72,10 @@ def test_start_is_idempotent_and_stop_quits(control: MpsControl) -> None:
     assert control.state().status is DaemonStatus.STOPPED
     assert not is_alive(pid, None) or _is_zombie(pid)
     assert control.stop() is False
+    # the sockets stay after quit (as with the real daemon); a new start is not disturbed
+    assert (control.paths.pipe_dir / "control").exists()
+    again = control.start()
+    assert again != pid and control.state().status is DaemonStatus.RUNNING
 
 
 def _is_zombie(pid: int) -> bool:

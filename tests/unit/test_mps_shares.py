@@ -61,7 +61,8 @@ def test_default_memory_is_the_same_fraction_as_the_sm_share() -> None:
 
 def test_sms_follow_the_measured_h100_rounding() -> None:
     # measured on an H100 (132 SMs): MPS hands out whole TPCs of 2 SMs, rounded down
-    assert [sms_for_share(p, 132) for p in (25, 50, 75, 100)] == [32, 66, 98, 132]
+    shares = (10, 25, 50, 75, 90, 100)
+    assert [sms_for_share(p, 132) for p in shares] == [12, 32, 66, 98, 118, 132]
     assert sms_for_share(1, 132) == 2
     assert soft_device(H100, SoftShare(25)).sm_estimate == 32
     unknown = ParentDevice("GPU-2222", 2, 1000)

@@ -5,7 +5,10 @@ pipe and log directories (:mod:`migctl.mps.environment`), started with
 ``CUDA_VISIBLE_DEVICES`` naming the parent, quit cleanly, and started again when it
 crashed (a pid file whose process is gone is a stale daemon: its pipe directory is cleaned
 before the next start). Queries go through the program's stdin, as with the real one:
-``get_server_list``, ``get_client_list <server>``, ``quit``. A client counts as attached
+``get_server_list``, ``get_client_list <server>``, ``quit`` (replies: one PID a line).
+Seen with driver 580: the daemon writes ``nvidia-cuda-mps-control.pid`` into its pipe
+directory and removes it on ``quit``, leaving its sockets; the front end without a daemon
+says "Cannot find MPS control daemon process" and exits 1. A client counts as attached
 only when the server's client list holds its PID (a CUDA program that cannot reach the
 daemon silently runs without MPS, with no share and no limit).
 

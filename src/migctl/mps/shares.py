@@ -175,7 +175,8 @@ def default_memory_mib(parent: ParentDevice, percent: int) -> int:
 def sms_for_share(percent: int, sm_count: int) -> int:
     """SMs a client with ``percent`` sees: whole TPCs (2 SMs), rounded down, at least one.
 
-    Measured on an H100 (132 SMs): 25% -> 32, 50% -> 66, 75% -> 98, 100% -> 132.
+    Measured on an H100 (132 SMs, driver 580): 10% -> 12, 25% -> 32, 50% -> 66, 75% -> 98,
+    90% -> 118, 100% -> 132 (bench/results/mps_interference.md).
     """
     tpcs = sm_count // SMS_PER_TPC
     return max(1, tpcs * percent // MAX_PERCENT) * SMS_PER_TPC

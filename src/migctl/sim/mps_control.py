@@ -13,6 +13,11 @@ real process, with the real program's interface:
   VALUE``, ``terminate_client SERVER PID``, ``shutdown_server ID [-f]``, ``quit``. Without
   a running daemon it says "Cannot find MPS control daemon process" and exits 1.
 
+In the pipe directory it keeps what the real daemon keeps (seen with driver 580 on an
+H100): ``nvidia-cuda-mps-control.pid`` while it runs, and ``control``, ``control_lock``,
+``control_privileged`` (plain files here, sockets there) that stay after ``quit``; its
+own state is ``migctl-sim-mps.json``.
+
 Environment: ``CUDA_MPS_PIPE_DIRECTORY`` (required: the simulator never uses the real
 default, ``/tmp/nvidia-mps``), ``CUDA_MPS_LOG_DIRECTORY`` (``control.log``),
 ``CUDA_VISIBLE_DEVICES`` (the device the daemon serves), ``MIGCTL_SIM_MPS_MEMORY_MIB`` and
@@ -45,7 +50,8 @@ from migctl.sim.mps_state import (
 
 PIPE_ENV, LOG_ENV = "CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY"
 TICK_S = 0.05
-NOT_FOUND = "Cannot find MPS control daemon process"
+NOT_FOUND = "Cannot find MPS control daemon process"  # the real front end's words (580)
+SOCKETS = ("control", "control_lock", "control_privileged")
 
 
 def _log(text: str) -> None:
@@ -107,6 +113,8 @@ def run_foreground(pipe_dir: Path) -> int:
             print("An instance of this daemon is already running", file=sys.stderr)
             return 1
         _claim(state)
+    for name in (*SOCKETS, "log"):  # what the real daemon creates (driver 580), as markers
+        (pipe_dir / name).touch()
     atomic_write(pipe_dir / PID_FILE, f"{os.getpid()}\n")
     _log(f"control daemon {os.getpid()} started for {os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}")
     stop = {"now": False}
@@ -133,6 +141,7 @@ def _shut_down(store: MpsStore, pipe_dir: Path) -> None:
             state.daemon_pid, state.daemon_start = None, None
             state.servers, state.queued, state.quitting = [], [], False
     (pipe_dir / PID_FILE).unlink(missing_ok=True)
+    (pipe_dir / "log").unlink(missing_ok=True)  # the real daemon leaves only its sockets
     _log(f"control daemon {os.getpid()} exited")
 
 
