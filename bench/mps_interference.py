@@ -337,6 +337,12 @@ def gpu_facts() -> dict[str, Any]:
     }
 
 
+def front_end_without_daemon(pipe_dir: Path) -> dict[str, Any]:
+    """What the control front end says where no daemon runs (read only)."""
+    env = {**os.environ, "CUDA_MPS_PIPE_DIRECTORY": str(pipe_dir)}
+    return run([CONTROL], 20, env, "get_server_list\n")
+
+
 def measure(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -348,12 +354,7 @@ def measure(args: argparse.Namespace) -> Path:
         "cases": [],
     }
     root = Path(args.mps_root)
-    report["front_end_without_daemon"] = run(
-        [CONTROL],
-        20,
-        {**os.environ, "CUDA_MPS_PIPE_DIRECTORY": str(root / "nodaemon")},
-        "get_server_list\n",
-    )
+    report["front_end_without_daemon"] = front_end_without_daemon(root / "nodaemon")
     daemon = MpsDaemon(root, facts["gpu_uuid"])
     plain = PlainLauncher(facts["gpu_uuid"], root / "nodaemon")
     started = time.monotonic()

@@ -317,16 +317,7 @@ def plot(report: dict[str, Any], path: Path) -> bool:
     )
     left.set_xlabel("victim SM share (%); the GEMM beside it gets the rest")
     left.set_ylabel("victim p99 latency (ms)")
-    cases = _cases(report)
-    references = (
-        ("solo-victim", ":", "victim alone"),
-        ("mps-100-100-gemm", "--", "both uncapped (MPS 100/100)"),
-        ("timeslice-gemm", "-.", "no MPS (time-slicing)"),
-    )
-    for name, style, label in references:
-        p99 = _solo(cases, name, "victim", "p99_ms")
-        if p99 is not None:
-            left.axhline(p99, color="tab:red", linestyle=style, linewidth=1, label=label)
+    _references(left, _cases(report))
     left.set_yscale("log")
     right = left.twinx()
     right.plot(
@@ -351,6 +342,19 @@ def compute_lines(report: dict[str, Any]) -> list[str]:
         return []
     kept = [line for line in text.splitlines() if line.strip() and "Timestamp" not in line]
     return ["```", *kept, "```"]
+
+
+def _references(axes: Any, cases: dict[str, dict[str, Any]]) -> None:
+    """Horizontal lines: the victim alone, beside an uncapped GEMM, and without MPS."""
+    references = (
+        ("solo-victim", ":", "victim alone"),
+        ("mps-100-100-gemm", "--", "both uncapped (MPS 100/100)"),
+        ("timeslice-gemm", "-.", "no MPS (time-slicing)"),
+    )
+    for name, style, label in references:
+        p99 = _solo(cases, name, "victim", "p99_ms")
+        if p99 is not None:
+            axes.axhline(p99, color="tab:red", linestyle=style, linewidth=1, label=label)
 
 
 def write_report(json_path: Path, out: Path, note: str = "") -> list[Path]:

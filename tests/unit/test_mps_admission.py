@@ -6,7 +6,7 @@ import pytest
 
 from migctl.errors import InsufficientResourcesError, InUseError
 from migctl.mps.admission import ActiveShare, AdmissionPolicy, admit, check_share_set
-from migctl.mps.shares import ParentDevice, SoftShare
+from migctl.mps.shares import Holder, ParentDevice, SoftShare
 
 GPU = ParentDevice("GPU-1111", 0, 81920, 132, "H100")
 OTHER = ParentDevice("GPU-2222", 1, 81920, 132, "H100")
@@ -15,7 +15,7 @@ OTHER = ParentDevice("GPU-2222", 1, 81920, 132, "H100")
 def held(
     percent: int, memory_mib: int, user: str = "alice", parent: str = "GPU-1111"
 ) -> ActiveShare:
-    return ActiveShare(parent, percent, memory_mib, user, lease_id=7, pids=(4321,))
+    return ActiveShare(parent, percent, memory_mib, Holder(user, lease_id=7, pids=(4321,)))
 
 
 def test_a_share_that_fits_is_admitted_with_its_memory_settled() -> None:

@@ -12,12 +12,11 @@ from migctl.layout.yamlio import load_yaml
 from migctl.mps.layout_spec import ShareLayout, SharesSpec
 from migctl.mps.plan import (
     CurrentShare,
-    Holder,
     ParentState,
     SoftOpKind,
     plan_soft,
 )
-from migctl.mps.shares import ParentDevice, SoftDevice, SoftShare
+from migctl.mps.shares import Holder, ParentDevice, SoftDevice, SoftShare
 
 GPU0 = ParentDevice("GPU-0000", 0, 81920, 132, "H100")
 MIG = ParentDevice("MIG-1111", 1, 40960, 60, "3g.40gb")

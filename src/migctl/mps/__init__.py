@@ -41,7 +41,6 @@ from migctl.mps.environment import (
 from migctl.mps.plan import (
     CurrentShare,
     Disruption,
-    Holder,
     ParentState,
     SoftOp,
     SoftOpKind,
@@ -49,6 +48,7 @@ from migctl.mps.plan import (
     plan_soft,
 )
 from migctl.mps.shares import (
+    Holder,
     ParentDevice,
     ParentKind,
     SoftDevice,

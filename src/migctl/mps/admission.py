@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from migctl.errors import InsufficientResourcesError, InUseError
 from migctl.mps.shares import (
     MAX_PERCENT,
+    Holder,
     ParentDevice,
     SoftDevice,
     SoftShare,
@@ -40,19 +41,19 @@ TURNS_WARNING = (
 
 @dataclass(frozen=True, slots=True)
 class ActiveShare:
-    """A share granted now on a parent: its size, its holder, and the PIDs of its clients."""
+    """A share granted now on a parent: its size and who holds it."""
 
     parent_uuid: str
     percent: int
     memory_limit_mib: int
-    user: str
-    lease_id: int | None = None
-    pids: tuple[int, ...] = ()
+    holder: Holder
+
+    @property
+    def user(self) -> str:
+        return self.holder.user
 
     def describe(self) -> str:
-        lease = f" lease #{self.lease_id}" if self.lease_id is not None else ""
-        pids = f", PIDs {', '.join(map(str, self.pids))}" if self.pids else ""
-        return f"{self.percent}% / {self.memory_limit_mib} MiB held by {self.user}{lease}{pids}"
+        return f"{self.percent}% / {self.memory_limit_mib} MiB held by {self.holder.describe()}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import os
 import shutil
 import subprocess
 import time
@@ -146,15 +147,13 @@ class MpsControl:
             self._clean_stale(current.pid)
         if current.status is not DaemonStatus.RUNNING:
             return False
-        attached = self.client_pids()
-        if attached and not force:
-            pids = sorted(p for clients in attached.values() for p in clients)
-            if pids:
-                raise InUseError(
-                    f"{self.label} serves clients {', '.join(map(str, pids))}",
-                    hint="wait for them to exit (or end their leases), or force the stop",
-                    context={"parent": self.paths.parent_uuid, "pids": pids},
-                )
+        pids = sorted(p for clients in self.client_pids().values() for p in clients)
+        if pids and not force:
+            raise InUseError(
+                f"{self.label} serves clients {', '.join(map(str, pids))}",
+                hint="wait for them to exit (or end their leases), or force the stop",
+                context={"parent": self.paths.parent_uuid, "pids": pids},
+            )
         self.command("quit")
         self._wait_gone(current.pid or 0)
         with contextlib.suppress(FileNotFoundError):
@@ -311,6 +310,4 @@ def _text(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def _inherited() -> dict[str, str]:
-    import os
-
     return dict(os.environ)

@@ -20,21 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from migctl.errors import InUseError
-from migctl.mps.shares import ParentDevice, SoftDevice
-
-
-@dataclass(frozen=True, slots=True)
-class Holder:
-    """Who holds a share now: a user, the lease, and the PIDs of its running clients."""
-
-    user: str
-    lease_id: int | None = None
-    pids: tuple[int, ...] = ()
-
-    def describe(self) -> str:
-        lease = f" (lease #{self.lease_id})" if self.lease_id is not None else ""
-        pids = f" PIDs {', '.join(map(str, self.pids))}" if self.pids else ""
-        return f"{self.user}{lease}{pids}"
+from migctl.mps.shares import Holder, ParentDevice, SoftDevice
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,21 @@ class SoftShare:
 
 
 @dataclass(frozen=True, slots=True)
+class Holder:
+    """Who holds a share: a Unix user, the lease, and the PIDs of its running clients."""
+
+    user: str
+    lease_id: int | None = None
+    pids: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        """``alice (lease #7) PIDs 4321, 4322``."""
+        lease = f" (lease #{self.lease_id})" if self.lease_id is not None else ""
+        pids = f" PIDs {', '.join(map(str, self.pids))}" if self.pids else ""
+        return f"{self.user}{lease}{pids}"
+
+
+@dataclass(frozen=True, slots=True)
 class SoftDevice:
     """A soft device: an SM share and a pinned memory limit on one parent."""
 
