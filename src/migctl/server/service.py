@@ -49,6 +49,7 @@ from migctl.server.statedb import StateDB
 from migctl.server.telemetry import DaemonMetrics
 from migctl.server.threads import Blocking
 from migctl.server.tokens import TokenStore
+from migctl.workflow import refuse_disable_with_instances
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +190,15 @@ class Service:
                 context={"gpu": gpu},
             )
         request = {"gpu": gpu, "enabled": enabled, "force": force}
+        refuse = not enabled and not force  # the rule of `mode disable`, as locally
+        if refuse:
+            with self.gpu.locked() as backend:
+                refuse_disable_with_instances(backend, gpu)  # 409 before any job
 
         def work(job: Job) -> JobResult:
             with self.gpu.locked() as backend:
+                if refuse:  # an apply may have made instances since
+                    refuse_disable_with_instances(backend, gpu)
                 now = current_layouts(backend, [gpu]).get(gpu, DesiredLayout((), False))
             keep = now.gis if enabled and now.mig_enabled else ()
             target = {gpu: DesiredLayout(keep, enabled)}
