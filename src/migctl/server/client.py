@@ -32,6 +32,7 @@ URL_ENV = "MIGCTL_URL"
 TOKEN_ENV = "MIGCTL_TOKEN"
 UNIX_SCHEME = "unix:"
 _FINISHED = {"succeeded", "failed", "interrupted"}
+RATE_LIMIT_PATIENCE_S = 30.0  # how long a rate-limited request is retried before failing
 
 
 class DaemonInternalError(MigctlError):
@@ -43,13 +44,23 @@ class DaemonInternalError(MigctlError):
 
 def _error_classes() -> dict[str, type[MigctlError]]:
     from migctl.server.auth import AuthenticationError  # pulls in uvicorn: only on errors
+    from migctl.server.http_errors import RateLimitedError
 
     classes: tuple[type[MigctlError], ...] = (
         *ALL_ERROR_CLASSES,
         AuthenticationError,
+        RateLimitedError,
         DaemonInternalError,
     )
     return {cls.kind: cls for cls in classes}
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The seconds a 429 asks to wait (``Retry-After``), or None when it names none."""
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return None
 
 
 def socket_of_url(url: str) -> Path | None:
@@ -123,16 +134,13 @@ class ServiceClient:
         timeout_s: float | None = None,
     ) -> Any:
         """The decoded JSON of a successful response; a migctl error otherwise."""
-        try:
-            response = self._http.request(
-                method,
-                path,
-                json=body,
-                params=params,
-                timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
-            )
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from exc
+        response = self._send(
+            method,
+            path,
+            json=body,
+            params=params,
+            timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
+        )
         try:
             decoded = response.json()
         except ValueError:
@@ -143,10 +151,7 @@ class ServiceClient:
 
     def request_text(self, path: str) -> str | None:
         """A plain-text GET (e.g. ``/metrics``); None when the daemon has no such route."""
-        try:
-            response = self._http.get(path)
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from exc
+        response = self._send("GET", path)
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
@@ -156,6 +161,23 @@ class ServiceClient:
                 decoded = None
             raise error_from_body(decoded, response.status_code)
         return response.text
+
+    def _send(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """One request; a 429 (rate limited: refused before anything was done) is sent again
+        after its ``Retry-After``, for up to :data:`RATE_LIMIT_PATIENCE_S` in all."""
+        waited = 0.0
+        while True:
+            try:
+                response = self._http.request(method, path, **options)
+            except httpx.HTTPError as exc:
+                raise self._unreachable(exc) from exc
+            if response.status_code != httpx.codes.TOO_MANY_REQUESTS:
+                return response
+            pause = _retry_after(response)
+            if pause is None or waited + pause > RATE_LIMIT_PATIENCE_S:
+                return response
+            time.sleep(pause)
+            waited += pause
 
     def _unreachable(self, exc: httpx.HTTPError) -> MigctlError:
         return InvalidStateError(

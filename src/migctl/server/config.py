@@ -123,6 +123,50 @@ def _required(text: str, option: str) -> float:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A token bucket: ``burst`` requests at once, refilled at ``per_second``."""
+
+    per_second: float
+    burst: float
+
+    def describe(self) -> str:
+        return f"{self.per_second:g} per second (bursts of {self.burst:g})"
+
+
+def parse_rate(text: str, option: str) -> Rate | None:
+    """``RATE`` or ``RATE:BURST`` (requests per second, bucket size; default burst 10 x RATE,
+    at least 1), or ``unlimited`` (None)."""
+    rate_text, _, burst_text = text.strip().partition(":")
+    rate = parse_limit(rate_text, option)
+    if rate is None:
+        return None
+    burst = parse_limit(burst_text, option) if burst_text else max(1.0, 10 * rate)
+    if rate <= 0 or burst is None or burst < 1:
+        raise UsageError(
+            f"{option} {text!r} is not RATE[:BURST] with RATE > 0 and BURST >= 1",
+            hint=f"e.g. {option} 10:100 (10 requests per second, bursts of 100), or unlimited",
+        )
+    return Rate(rate, burst)
+
+
+def audit_retention(max_rows: str, max_age_days: str) -> tuple[int | None, float | None]:
+    """``(audit_max_rows, audit_max_age_s)`` of a config from ``migctl serve`` option texts."""
+    rows = parse_limit(max_rows, "--audit-max-rows")
+    if rows is not None and (rows != int(rows) or rows < 1):
+        raise UsageError(
+            f"--audit-max-rows {max_rows!r} is not a whole number >= 1",
+            hint="e.g. --audit-max-rows 100000, or unlimited",
+        )
+    days = parse_limit(max_age_days, "--audit-max-age-days")
+    if days is not None and days <= 0:
+        raise UsageError(
+            f"--audit-max-age-days {max_age_days!r} is not > 0",
+            hint="e.g. --audit-max-age-days 90, or unlimited",
+        )
+    return (None if rows is None else int(rows)), (None if days is None else days * 86400.0)
+
+
 def parse_host_port(text: str) -> tuple[str, int]:
     """``127.0.0.1:8470`` / ``[::1]:8470`` / ``:8470`` (loopback) -> (host, port)."""
     host, sep, port_text = text.rpartition(":")
@@ -132,6 +176,9 @@ def parse_host_port(text: str) -> tuple[str, int]:
         )
     host = host.strip("[]") or "127.0.0.1"
     return host, int(port_text)
+
+
+DEFAULT_USER_RATE = Rate(10.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -154,6 +201,10 @@ class ServiceConfig:
         default_factory=default_policy
     )  # demand-driven repartitioning (off)
     repartition_every_s: float = 5.0  # the repartitioning loop also runs on this timer
+    rate_limit: Rate | None = DEFAULT_USER_RATE  # per user principal (None: unlimited)
+    admin_rate_limit: Rate | None = None  # per admin principal (None: unlimited)
+    audit_max_rows: int | None = 100_000  # the audit log keeps the newest rows (None: all)
+    audit_max_age_s: float | None = 90 * 86400.0  # ... and none older than this (None: any)
 
     @property
     def state_db(self) -> Path:

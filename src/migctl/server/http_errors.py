@@ -53,6 +53,12 @@ class CarriedError(StarletteHTTPException):
         self.error = error
 
 
+class RateLimitedError(InsufficientResourcesError):
+    """Too many requests or connections from one caller: HTTP 429 (exit code 5)."""
+
+    kind = "rate_limited"
+
+
 class BodyTooLargeError(InvalidInputError):
     """A request body over the daemon's cap: 413, exit code 11, however the body was sent."""
 
@@ -69,6 +75,7 @@ STATUS_BY_ERROR: tuple[tuple[type[MigctlError], int], ...] = (
     (AuthenticationError, 401),
     (UnsatisfiableError, 422),
     (BodyTooLargeError, 413),
+    (RateLimitedError, 429),
     (UsageError, 400),
     (NotFoundError, 404),
     (PermissionDeniedError, 403),

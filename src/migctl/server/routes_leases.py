@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from migctl.server import audit
+from migctl.server.audit_detail import request_digest
 from migctl.server.deps import Caller, Svc
 from migctl.server.requests import LeaseRequest, RenewRequest
 from migctl.server.views import LeaseOut, lease_out
@@ -30,7 +31,7 @@ async def list_leases(
 async def acquire(
     body: LeaseRequest, service: Svc, principal: Caller, request: Request
 ) -> LeaseOut:
-    audit.note(request, "lease acquire", None, request=body.model_dump(exclude_none=True))
+    audit.note(request, "lease acquire", None, request=request_digest(await request.body(), body))
     lease = await service.leases.acquire(principal, body, request.is_disconnected)
     audit.note(request, "lease acquire", f"lease {lease.lease_id}", uuid=lease.uuid)
     return lease_out(lease, principal)

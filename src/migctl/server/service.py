@@ -36,7 +36,7 @@ from migctl.inventory import GpuProfiles, GpuView, machine_view
 from migctl.leases import ENV_LEASE_DB, Lease, LeaseStore
 from migctl.planner import DesiredLayout, Plan
 from migctl.server import layouts
-from migctl.server.audit import AuditLog
+from migctl.server.audit import AuditLog, Retention
 from migctl.server.auth import AdminGroup, Principal, authenticate
 from migctl.server.config import ServiceConfig
 from migctl.server.gpu import GpuAccess
@@ -66,7 +66,7 @@ class Service:
         os.environ[STATE_DIR_ENV] = str(config.state_dir)
         self.db = StateDB(config.state_db)
         self.tokens = TokenStore(self.db)
-        self.audit = AuditLog(self.db)
+        self.audit = AuditLog(self.db, Retention(config.audit_max_rows, config.audit_max_age_s))
         self.jobs = JobRunner(JobStore(self.db))
         self.desired = layouts.DesiredStore(self.db)
         self.gpu = GpuAccess(backend, cache_s=config.device_cache_s)

@@ -124,6 +124,9 @@ def _end_vanished_leases(service: Service) -> str | None:
 def reconcile(service: Service) -> list[str]:
     """Run the start-up steps in the module docstring; one note per thing done."""
     notes: list[str] = []
+    pruned = service.audit.prune()
+    if pruned:
+        notes.append(f"pruned {pruned} audit row(s) beyond the audit log's retention")
     interrupted = service.jobs.store.interrupt_unfinished(INTERRUPTED)
     if interrupted:
         notes.append("marked interrupted: job " + ", ".join(map(str, interrupted)))

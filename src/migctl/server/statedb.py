@@ -82,6 +82,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             job_id INTEGER
         )""",
     ),
+    (
+        # audit retention prunes by age
+        "CREATE INDEX audit_at ON audit(at)",
+        # leases granted whose answer has not yet reached the client (see server.provisional)
+        """CREATE TABLE unconfirmed_leases (
+            lease_id INTEGER PRIMARY KEY,
+            granted_at REAL NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _SQLITE_HEADER = b"SQLite format 3\x00"
