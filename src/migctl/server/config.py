@@ -39,6 +39,8 @@ SYSTEM_SOCKET = Path("/run/migctl/migctl.sock")
 STATE_DB_NAME = "service.db"
 MAX_BODY_BYTES = 1024 * 1024
 SOCKET_MODE = 0o666
+PROVISIONAL_ENV = "MIGCTL_PROVISIONAL_LEASE_SECONDS"
+DEFAULT_PROVISIONAL_S = 60.0
 
 
 def default_socket_path(environ: dict[str, str] | None = None, euid: int | None = None) -> Path:
@@ -57,6 +59,14 @@ def default_socket_path(environ: dict[str, str] | None = None, euid: int | None 
 
 def default_admin_group() -> str:
     return os.environ.get(ADMIN_GROUP_ENV) or DEFAULT_ADMIN_GROUP
+
+
+def default_provisional_lease_s() -> float:
+    """How long a lease lasts before its answer is confirmed delivered (``server.provisional``):
+    ``MIGCTL_PROVISIONAL_LEASE_SECONDS``, default 60."""
+    text = os.environ.get(PROVISIONAL_ENV)
+    value = parse_limit(text, PROVISIONAL_ENV) if text else None
+    return DEFAULT_PROVISIONAL_S if value is None or value <= 0 else value
 
 
 def default_metrics_public() -> bool:
@@ -203,6 +213,7 @@ class ServiceConfig:
     repartition_every_s: float = 5.0  # the repartitioning loop also runs on this timer
     rate_limit: Rate | None = DEFAULT_USER_RATE  # per user principal (None: unlimited)
     admin_rate_limit: Rate | None = None  # per admin principal (None: unlimited)
+    provisional_lease_s: float = field(default_factory=default_provisional_lease_s)
     audit_max_rows: int | None = 100_000  # the audit log keeps the newest rows (None: all)
     audit_max_age_s: float | None = 90 * 86400.0  # ... and none older than this (None: any)
 

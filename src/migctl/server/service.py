@@ -43,6 +43,7 @@ from migctl.server.gpu import GpuAccess
 from migctl.server.jobs import Job, JobResult, JobRunner, JobStatus, JobStore
 from migctl.server.leasing import LeaseService
 from migctl.server.peercred import PeerCred
+from migctl.server.provisional import Provisional
 from migctl.server.repartitioner import Repartitioner
 from migctl.server.requests import LayoutRequest
 from migctl.server.statedb import StateDB
@@ -73,6 +74,9 @@ class Service:
         self.blocking = Blocking(config.io_threads)
         self.leases = LeaseService(
             LeaseStore(config.lease_db), self.gpu, self.blocking, poll_s=config.wait_poll_s
+        )
+        self.leases.provisional = Provisional(
+            self.db, self.leases.store, config.provisional_lease_s
         )
         self.admins = AdminGroup(config.admin_group)
         self.metrics = DaemonMetrics(self.gpu, self.leases)
