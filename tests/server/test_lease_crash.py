@@ -43,7 +43,8 @@ def crash_at_grant(daemon: Daemon, point: str) -> None:
 
 def the_lost_lease(root: httpx.Client) -> dict[str, Any]:
     (lease,) = [x for x in root.get("/v1/leases?history=true").json() if x["job"] == "lost"]
-    return lease
+    found: dict[str, Any] = lease
+    return found
 
 
 def test_a_lease_listed_but_never_delivered_ends_at_the_next_start(crashing: Daemon) -> None:

@@ -1,10 +1,11 @@
 """Settings of one ``migctl serve`` daemon, and where its socket lives by default.
 
-Why this module exists: the daemon, the CLI verbs that talk to it (``migctl token``, later
-``migctl run`` / ``migctl lease``) and the tests must agree on the socket path and the state
-files without passing flags around. Default socket: ``$MIGCTL_SOCKET``; else
-``/run/migctl/migctl.sock`` for root; else ``$XDG_RUNTIME_DIR/migctl.sock``; else
-``migctl.sock`` in the state directory. Demand-driven repartitioning is a
+Why this module exists: the daemon, the CLI verbs that talk to it and the tests must agree on
+the socket path and the state files without passing flags around. Where ``migctl serve``
+listens by default: ``$MIGCTL_SOCKET``; else ``/run/migctl/migctl.sock`` for root; else
+``$XDG_RUNTIME_DIR/migctl.sock``; else ``migctl.sock`` in the state directory. Where clients
+look (:func:`candidate_sockets`): ``$MIGCTL_SOCKET`` alone when set; else the system socket
+``/run/migctl/migctl.sock`` for everyone, then a non-root user's own socket. Demand-driven repartitioning is a
 :class:`migctl.repartition.Policy` (``--repartition off|on`` and its limits, or the
 ``MIGCTL_REPARTITION*`` environment variables read by ``migctl serve``). Anyone may import it;
 it imports only the engine's ``state_dir`` and the lease store's path rules (the repartition
@@ -14,6 +15,7 @@ policy lazily: CLI verbs that only look for the socket must start fast).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,18 +45,60 @@ PROVISIONAL_ENV = "MIGCTL_PROVISIONAL_LEASE_SECONDS"
 DEFAULT_PROVISIONAL_S = 60.0
 
 
+def effective_uid() -> int:
+    """Who runs this process (root's default socket differs); a function tests can replace."""
+    return os.geteuid()
+
+
 def default_socket_path(environ: dict[str, str] | None = None, euid: int | None = None) -> Path:
-    """The daemon's Unix socket by the rules in the module docstring."""
+    """Where ``migctl serve`` listens by default, by the rules in the module docstring."""
     env = os.environ if environ is None else environ
     explicit = env.get(SOCKET_ENV)
     if explicit:
         return Path(explicit).expanduser()
-    if (os.geteuid() if euid is None else euid) == 0:
+    if (effective_uid() if euid is None else euid) == 0:
         return SYSTEM_SOCKET
-    runtime = env.get("XDG_RUNTIME_DIR")
+    return user_socket_path(env)
+
+
+def user_socket_path(environ: Mapping[str, str]) -> Path:
+    """A non-root user's own daemon socket: ``$XDG_RUNTIME_DIR/migctl.sock``, else one in the
+    state directory."""
+    runtime = environ.get("XDG_RUNTIME_DIR")
     if runtime and Path(runtime).is_absolute():
         return Path(runtime) / "migctl.sock"
     return state_dir() / "migctl.sock"
+
+
+def candidate_sockets(
+    environ: Mapping[str, str] | None = None, euid: int | None = None
+) -> list[Path]:
+    """Where a client looks for a daemon, in order: ``$MIGCTL_SOCKET`` alone when set; else the
+    system daemon's socket (for every user), then, for others than root, their own."""
+    env = os.environ if environ is None else environ
+    explicit = env.get(SOCKET_ENV)
+    if explicit:
+        return [Path(explicit).expanduser()]
+    if (effective_uid() if euid is None else euid) == 0:
+        return [SYSTEM_SOCKET]
+    return [SYSTEM_SOCKET, user_socket_path(env)]
+
+
+def client_socket_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The socket a client talks to when none is named: the first candidate that exists."""
+    candidates = candidate_sockets(environ)
+    return first_existing(candidates) or candidates[0]
+
+
+def first_existing(paths: list[Path]) -> Path | None:
+    """The first of ``paths`` that exists (or cannot even be looked at: someone made it)."""
+    for path in paths:
+        try:
+            if path.exists():
+                return path
+        except OSError:
+            return path
+    return None
 
 
 def default_admin_group() -> str:
