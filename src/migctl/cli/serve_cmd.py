@@ -148,6 +148,60 @@ def serve(
             help="The same per admin (root, --admin-group, admin tokens).",
         ),
     ] = "unlimited",
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            "--header-timeout",
+            envvar="MIGCTL_HEADER_TIMEOUT",
+            min=0.1,
+            help="Seconds a request's head may take to arrive (from the connection's start).",
+        ),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            "--body-timeout",
+            envvar="MIGCTL_BODY_TIMEOUT",
+            min=0.1,
+            help="Seconds a request's body may take to arrive after its head.",
+        ),
+    ] = 30.0,
+    max_user_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-user-connections",
+            envvar="MIGCTL_MAX_USER_CONNECTIONS",
+            min=1,
+            help="Open socket connections per non-admin user.",
+        ),
+    ] = 64,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            envvar="MIGCTL_MAX_CONNECTIONS",
+            min=1,
+            help="Open socket connections of all non-admin users together.",
+        ),
+    ] = 1024,
+    max_tcp_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-tcp-connections",
+            envvar="MIGCTL_MAX_TCP_CONNECTIONS",
+            min=1,
+            help="Open TCP connections (a budget of their own).",
+        ),
+    ] = 256,
+    admin_connections: Annotated[
+        int,
+        typer.Option(
+            "--admin-connections",
+            envvar="MIGCTL_ADMIN_CONNECTIONS",
+            min=1,
+            help="Open socket connections of admins (no user or TCP client can take these).",
+        ),
+    ] = 128,
     audit_max_rows: Annotated[
         str,
         typer.Option(
@@ -169,6 +223,7 @@ def serve(
     from migctl.engine.journal import state_dir as default_state_dir
     from migctl.leases import default_db_path
     from migctl.server.config import (
+        ConnectionLimits,
         ServiceConfig,
         audit_retention,
         default_admin_group,
@@ -197,6 +252,14 @@ def serve(
             min_idle_seconds=min_idle_seconds,
             aging_seconds=aging_seconds,
             reserve_after_seconds=reserve_after_seconds,
+        ),
+        connections=ConnectionLimits(
+            header_timeout_s=header_timeout,
+            body_timeout_s=body_timeout,
+            per_user=max_user_connections,
+            users=max_connections,
+            tcp=max_tcp_connections,
+            admins=admin_connections,
         ),
         rate_limit=parse_rate(rate_limit, "--rate-limit"),
         admin_rate_limit=parse_rate(admin_rate_limit, "--admin-rate-limit"),

@@ -235,6 +235,22 @@ def parse_host_port(text: str) -> tuple[str, int]:
 DEFAULT_USER_RATE = Rate(10.0, 100.0)
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """Connection budgets and request deadlines (see ``server.connections``, ``protocol``)."""
+
+    header_timeout_s: float = 10.0  # from a connection's start (or a request's first byte)
+    body_timeout_s: float = 30.0  # from a request's head to its last body byte
+    per_user: int = 64  # socket connections of one non-admin user
+    users: int = 1024  # socket connections of all non-admin users together
+    tcp: int = 256  # TCP connections
+    admins: int = 128  # socket connections of admins: a budget of their own
+
+    @property
+    def total(self) -> int:
+        return self.users + self.tcp + self.admins
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """Everything a daemon needs to know before it opens its listeners."""
@@ -255,6 +271,7 @@ class ServiceConfig:
         default_factory=default_policy
     )  # demand-driven repartitioning (off)
     repartition_every_s: float = 5.0  # the repartitioning loop also runs on this timer
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     rate_limit: Rate | None = DEFAULT_USER_RATE  # per user principal (None: unlimited)
     admin_rate_limit: Rate | None = None  # per admin principal (None: unlimited)
     provisional_lease_s: float = field(default_factory=default_provisional_lease_s)

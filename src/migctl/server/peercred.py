@@ -59,9 +59,11 @@ def peer_of(scope: Mapping[str, Any]) -> PeerCred | None:
 class PeerCredH11Protocol(H11Protocol):
     """uvicorn's h11 protocol that stamps each request scope with the connection's peer."""
 
+    peer: PeerCred | None = None  # the connection's peer (None: TCP)
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        peer = read_peercred(transport.get_extra_info("socket"))
+        peer = self.peer = read_peercred(transport.get_extra_info("socket"))
         inner = self.app
 
         async def app_with_peer(scope: Any, receive: Any, send: Any) -> None:

@@ -30,13 +30,13 @@ from migctl.server.auth import Principal, user_name
 from migctl.server.config import Rate
 from migctl.server.http_errors import RateLimitedError
 from migctl.server.peercred import peer_of
+from migctl.server.quietlog import QuietLog
 from migctl.server.service import Service
 
 log = logging.getLogger(__name__)
 IDENTIFIED_KEY = "migctl_identified"  # scope state: the principal found before routing
 EXEMPT_PATHS = frozenset({"/v1/health"})
 MAX_BUCKETS = 10_000
-LOG_EVERY_S = 60.0
 
 
 class Buckets:
@@ -81,7 +81,7 @@ class RateLimit:
         self.app = app
         self.service = service
         self.buckets = Buckets()
-        self._refused: dict[str, tuple[float, int]] = {}  # key -> (last logged, since then)
+        self._quiet = QuietLog(log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         service = self.service
@@ -98,7 +98,7 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         assert rate is not None
-        self._log(key, who)
+        self._quiet.warn(key, f"rate limit: refused a request of {who}")
         await _refuse(send, _limited(who, rate, wait_s), wait_s)
 
     @staticmethod
@@ -111,18 +111,6 @@ class RateLimit:
         if peer is not None:
             return f"uid:{peer.uid}", f"{user_name(peer.uid)} (uid {peer.uid}, socket)"
         return "anonymous", "anonymous TCP clients"
-
-    def _log(self, key: str, who: str) -> None:
-        now = time.monotonic()
-        last, count = self._refused.get(key, (-math.inf, 0))
-        if now - last < LOG_EVERY_S:
-            self._refused[key] = (last, count + 1)
-            return
-        if len(self._refused) >= MAX_BUCKETS:
-            self._refused.clear()
-        self._refused[key] = (now, 0)
-        more = f" (and {count} more in the last minute)" if count else ""
-        log.warning("rate limit: refused a request of %s%s", who, more)
 
 
 def _limited(who: str, rate: Rate, wait_s: float) -> RateLimitedError:
