@@ -29,10 +29,11 @@ def crashing() -> Iterator[Daemon]:
         yield daemon
 
 
-def crash_at_grant(daemon: Daemon, point: str) -> None:
-    """Restart the daemon set to die at ``point``, ask for a lease, see it die."""
+def crash_at_grant(daemon: Daemon, point: str, window_s: float) -> None:
+    """Restart the daemon set to die at ``point``, ask for a lease, see it die; start again."""
     daemon.stop()
     daemon.extra_env["MIGCTL_TEST_CRASH_AT"] = point
+    daemon.extra_env["MIGCTL_PROVISIONAL_LEASE_SECONDS"] = str(window_s)
     daemon.start()
     with daemon.client() as client, pytest.raises(httpx.TransportError):
         client.post("/v1/leases", json={"profile": "1g.10gb", "job": "lost"})
@@ -48,7 +49,7 @@ def the_lost_lease(root: httpx.Client) -> dict[str, Any]:
 
 
 def test_a_lease_listed_but_never_delivered_ends_at_the_next_start(crashing: Daemon) -> None:
-    crash_at_grant(crashing, "lease-listed")
+    crash_at_grant(crashing, "lease-listed", window_s=600)  # ended at start, not by its TTL
     with crashing.client() as root:
         lost = the_lost_lease(root)
         assert not lost["active"] and lost["end_reason"] == "revoked"
@@ -64,7 +65,7 @@ def test_a_lease_listed_but_never_delivered_ends_at_the_next_start(crashing: Dae
 
 
 def test_a_lease_committed_but_not_yet_listed_ends_by_its_short_ttl(crashing: Daemon) -> None:
-    crash_at_grant(crashing, "lease-committed")
+    crash_at_grant(crashing, "lease-committed", window_s=3)
     with crashing.client() as root:
         lost = the_lost_lease(root)
         assert lost["expires_at"] is not None
