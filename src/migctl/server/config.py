@@ -191,16 +191,20 @@ class Rate:
 def parse_rate(text: str, option: str) -> Rate | None:
     """``RATE`` or ``RATE:BURST`` (requests per second, bucket size; default burst 10 x RATE,
     at least 1), or ``unlimited`` (None)."""
+    refusal = UsageError(
+        f"{option} {text!r} is not RATE[:BURST] with RATE > 0 and BURST >= 1",
+        hint=f"e.g. {option} 10:100 (10 requests per second, bursts of 100), or unlimited",
+    )
     rate_text, _, burst_text = text.strip().partition(":")
-    rate = parse_limit(rate_text, option)
-    if rate is None:
-        return None
-    burst = parse_limit(burst_text, option) if burst_text else max(1.0, 10 * rate)
+    try:
+        rate = parse_limit(rate_text, option)
+        if rate is None:
+            return None
+        burst = parse_limit(burst_text, option) if burst_text else max(1.0, 10 * rate)
+    except UsageError:
+        raise refusal from None
     if rate <= 0 or burst is None or burst < 1:
-        raise UsageError(
-            f"{option} {text!r} is not RATE[:BURST] with RATE > 0 and BURST >= 1",
-            hint=f"e.g. {option} 10:100 (10 requests per second, bursts of 100), or unlimited",
-        )
+        raise refusal
     return Rate(rate, burst)
 
 
