@@ -257,5 +257,36 @@ def destroy_compute_instances(
 
 
 def set_mode(backend: Backend, gpus: Sequence[int], enabled: bool) -> list[ModeChange]:
-    """Enable or disable MIG mode; GPUs that cannot switch now are reported pending."""
+    """Enable or disable MIG mode; GPUs that cannot switch now are reported pending.
+
+    Disabling is refused while GPU instances exist (see :func:`refuse_disable_with_instances`),
+    every GPU checked before the first one changes.
+    """
+    if not enabled:
+        for gpu in gpus:
+            refuse_disable_with_instances(backend, gpu)
     return [backend.set_mig_mode(gpu, enabled) for gpu in gpus]
+
+
+def refuse_disable_with_instances(backend: Backend, gpu: int) -> None:
+    """The one rule of ``mode disable``, locally and through the daemon: while GPU instances
+    exist it is refused (In Use, exit code 6) naming them; ``--force`` (API: ``"force":
+    true``) destroys them as part of the change instead, through the engine's apply."""
+    info = backend.gpu(gpu)
+    if info.mig is None or not info.mig.current:
+        return
+    instances = sorted(backend.gpu_instances(gpu), key=lambda gi: gi.id)
+    if not instances:
+        return
+    busy = {p.gi_id for p in backend.processes(gpu)}
+    names = ", ".join(
+        f"{gi.id} ({gi.profile_name} at {gi.placement}{', processes running' if gi.id in busy else ''})"
+        for gi in instances
+    )
+    raise InUseError(
+        f"GPU {gpu} ({info.name}): cannot disable MIG mode: GPU instances {names} still exist",
+        hint=f"destroy them first (`migctl gi destroy --all -i {gpu}` on the GPU host), or "
+        'add --force (API: "force": true) to destroy them with the change (instances with '
+        "processes running are never destroyed)",
+        context={"gpu": gpu, "gpu_instances": [gi.id for gi in instances]},
+    )

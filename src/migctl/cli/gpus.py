@@ -20,7 +20,7 @@ from migctl.cli.session import session
 from migctl.errors import InvalidStateError
 
 if TYPE_CHECKING:
-    from migctl.backends.base import ModeChange
+    from migctl.backends.base import Backend, ModeChange
     from migctl.inventory import GpuView, ProcessView
     from migctl.leases import Lease
     from migctl.model import GpuInfo, MigDevice
@@ -190,21 +190,47 @@ def mode_show(gpu: GpuOption = None) -> None:
     emit("MigMode", {"gpus": data}, render)
 
 
-def _mode_changes(gpu: str | None, enabled: bool) -> list[ModeChange]:
+def _mode_changes(gpu: str | None, enabled: bool, force: bool) -> list[ModeChange]:
     if (client := session().daemon) is not None:
         from migctl.cli.remote_gpus import change_mode
 
-        return change_mode(client, gpu, enabled)
+        return change_mode(client, gpu, enabled, force=force)
     from migctl.inventory import resolve_gpus
     from migctl.workflow import set_mode
 
     backend = session().backend
-    return set_mode(backend, resolve_gpus(backend, gpu), enabled)
+    gpus = resolve_gpus(backend, gpu)
+    if not enabled and force:
+        return _disable_destroying(backend, gpus)
+    return set_mode(backend, gpus, enabled)
 
 
-def _change(gpu: str | None, enabled: bool) -> None:
+def _disable_destroying(backend: Backend, gpus: Sequence[int]) -> list[ModeChange]:
+    """``mode disable --force`` here: the daemon's way, one engine apply to "no instances, MIG
+    off" with force (checkpoint, journal, roll back on failure; processes still refuse)."""
+    from migctl.backends.base import ModeChange
+    from migctl.engine.apply import apply
+    from migctl.planner import DesiredLayout
+    from migctl.tenancy.cdi import refresh_if_in_use
+
+    outcome = apply(backend, {g: DesiredLayout((), False) for g in gpus}, force=True)
+    if outcome.changed or outcome.rolled_back:
+        refresh_if_in_use(backend)
+    if outcome.rollback_error is not None:
+        raise outcome.rollback_error
+    if outcome.error is not None:
+        raise outcome.error
+    changes = []
+    for index in gpus:
+        mig = backend.gpu(index).mig
+        current, pending = (mig.current, mig.pending) if mig is not None else (False, False)
+        changes.append(ModeChange(index, False, current, pending, outcome.pending.get(index)))
+    return changes
+
+
+def _change(gpu: str | None, enabled: bool, force: bool = False) -> None:
     current = session()
-    changes = _mode_changes(gpu, enabled)
+    changes = _mode_changes(gpu, enabled, force)
     word = "enabled" if enabled else "disabled"
 
     def render() -> None:
@@ -233,10 +259,19 @@ def mode_enable(gpu: GpuOption = None) -> None:
 
 
 @mode_app.command("disable")
-def mode_disable(gpu: GpuOption = None) -> None:
-    """Disable MIG mode (all GPU instances must be destroyed first; through the daemon it
-    destroys idle instances itself)."""
-    _change(gpu, False)
+def mode_disable(
+    gpu: GpuOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Destroy the GPU instances (leased ones too) with the change; without it, "
+            "GPU instances must be destroyed first (exit 6 names them).",
+        ),
+    ] = False,
+) -> None:
+    """Disable MIG mode: refused while GPU instances exist (exit 6), unless --force."""
+    _change(gpu, False, force)
 
 
 def metrics() -> None:

@@ -215,6 +215,25 @@ class LeaseStore:
         assert renewed is not None
         return renewed.lease
 
+    def set_ttl(self, lease_id: int, ttl_seconds: float | None) -> Lease:
+        """Give an active lease ``ttl_seconds`` counted from its grant (None: no expiry).
+
+        The daemon grants every lease with a short TTL and sets the one its client asked for
+        once the answer has reached the client (``migctl.server.provisional``). An ended lease
+        is returned unchanged.
+        """
+        _check_ttl(ttl_seconds)
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE leases SET ttl_seconds = ?, expires_at = created_at + ? "
+                "WHERE lease_id = ? AND ended_at IS NULL",
+                (ttl_seconds, ttl_seconds, lease_id),
+            )
+            stored = rows.fetch_one(conn, lease_id)
+        if stored is None:
+            raise NotFoundError(f"no lease {lease_id}", context={"lease_id": lease_id})
+        return stored.lease
+
     # -- reading ---------------------------------------------------------------------------
 
     def list_leases(

@@ -96,7 +96,11 @@ class LayoutRequest(Strict):
 
 class MigModeRequest(Strict):
     enabled: bool
-    force: bool = Field(False, description="disabling: also destroy busy instances")
+    force: bool = Field(
+        False,
+        description="disabling: destroy the GPU's instances with the change, leased ones "
+        "included (without it, disabling while GPU instances exist is refused: 409 in_use)",
+    )
 
 
 class LeaseRequest(Strict):
