@@ -167,6 +167,8 @@ class FleetModel:
 
     def unmet_bound(self, time_limit_s: float) -> int | None:
         """Fewest unmet instances by the LP relaxation, rounded up (a valid lower bound)."""
+        if not self.cols.size:
+            return 0
         result = self._run(self.objectives[0], integral=False, time_limit_s=time_limit_s)
         if result.status != 0 or result.fun is None:
             return None
@@ -176,6 +178,8 @@ class FleetModel:
         """Every stage in turn; the last feasible answer (optimal only if all finished)."""
         from scipy.optimize import LinearConstraint
 
+        if not self.cols.size:  # no GPUs and no demand: nothing to decide
+            return Choice("milp", True, [], {}, [])
         started = time.perf_counter()
         best, optimal, notes = None, True, []
         for name, objective in zip(STAGES, self.objectives, strict=True):
