@@ -27,7 +27,7 @@ from pathlib import Path
 from bench.fleet_states import MIXED_KEYS, MODEL_KEYS, fleet, fleet_models, gpu_pods, waiting_demand
 from bench.openb_data import Pod
 from bench.report import command, machine, table
-from migctl.planner.fleet import FleetPlan, plan_fleet
+from migctl.planner.fleet import Demand, FleetGpu, FleetPlan, plan_fleet
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (100, 300, 1000, 3000, 10000, 20000)
@@ -90,7 +90,9 @@ HEADERS = [
 ]
 
 
-def _timed(gpus: list, demand: list, method: str, limit: float) -> tuple[FleetPlan, float]:
+def _timed(
+    gpus: list[FleetGpu], demand: list[Demand], method: str, limit: float
+) -> tuple[FleetPlan, float]:
     started = time.perf_counter()
     plan = plan_fleet(gpus, demand, method=method, time_limit_s=limit)
     return plan, time.perf_counter() - started
@@ -120,10 +122,20 @@ def plot(rows: Sequence[Row], path: Path) -> None:
             continue
         xs = [r.gpus for r in mine]
         line = axis.plot(xs, [r.exact_s for r in mine], "-o", label=f"{scenario}: exact")
-        axis.plot(xs, [r.greedy_s for r in mine], "--s", color=line[0].get_color(),
-                  label=f"{scenario}: greedy")
-    axis.set(xscale="log", yscale="log", xlabel="GPUs in fleet",
-             ylabel="plan_fleet() wall seconds", title="Fleet planning cycle, varied states")
+        axis.plot(
+            xs,
+            [r.greedy_s for r in mine],
+            "--s",
+            color=line[0].get_color(),
+            label=f"{scenario}: greedy",
+        )
+    axis.set(
+        xscale="log",
+        yscale="log",
+        xlabel="GPUs in fleet",
+        ylabel="plan_fleet() wall seconds",
+        title="Fleet planning cycle, varied states",
+    )
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=7)
     figure.tight_layout()

@@ -94,6 +94,4 @@ def waiting_demand(
     for _ in range(count):
         pod = pods[rng.randrange(len(pods))]
         counts[tuple(sorted({mig_profile(m, pod.gpu_milli) for m in models}))] += 1
-    return [
-        Demand(k, names, label="|".join(names)) for names, k in sorted(counts.items())
-    ]
+    return [Demand(k, names, label="|".join(names)) for names, k in sorted(counts.items())]

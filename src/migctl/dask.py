@@ -34,6 +34,7 @@ from migctl.tenancy.sizes import parse_memory_mib
 
 __all__ = ["gpu", "mig", "worker_memory_limit", "worker_resources"]
 
+
 @lru_cache(maxsize=1)
 def _known_profiles() -> dict[str, tuple[int, int]]:
     """Every GI profile name in the catalog -> (largest memory MiB, largest SM count)."""

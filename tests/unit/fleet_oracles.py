@@ -60,10 +60,10 @@ def check_plan(gpus: Sequence[FleetGpu], demands: Sequence[Demand], plan: FleetP
             created.append(Occupant(profile, new.placement))
             given[new.demand] += 1
         assert legal(gpu.model, kept) and legal(gpu.model, created, kept)
-        for instance, demand in target.serves:
+        for instance, index in target.serves:
             assert instance in target.kept and not instance.busy
-            assert gpu.model.gi_profile(instance.profile) in demands[demand].candidates(gpu.model)
-            given[demand] += 1
+            assert gpu.model.gi_profile(instance.profile) in demands[index].candidates(gpu.model)
+            given[index] += 1
     for d, demand in enumerate(demands):
         assert given[d] + plan.unmet[d] == demand.count
     assert plan.served == sum(given)
@@ -74,7 +74,9 @@ def _free_idle(gpu_state: list[tuple[Occupant, bool, bool]]) -> list[int]:
     return [k for k, (_, busy, used) in enumerate(gpu_state) if not busy and not used]
 
 
-def _serve_one(model: GpuModel, state: list[tuple[Occupant, bool, bool]], wanted: Sequence[GiProfile]) -> bool:
+def _serve_one(
+    model: GpuModel, state: list[tuple[Occupant, bool, bool]], wanted: Sequence[GiProfile]
+) -> bool:
     """Serve one unit on one GPU: an unused idle instance, else room, else destroy idle ones."""
     for k in _free_idle(state):
         if state[k][0].profile in wanted:
@@ -94,9 +96,7 @@ def _serve_one(model: GpuModel, state: list[tuple[Occupant, bool, bool]], wanted
 
 def greedy_baseline(gpus: Sequence[FleetGpu], demands: Sequence[Demand]) -> int:
     """Units served by a plain per-GPU greedy: demand by demand, GPU by GPU."""
-    states = [
-        [(occupant_of(g.model, i), i.busy, False) for i in g.instances] for g in gpus
-    ]
+    states = [[(occupant_of(g.model, i), i.busy, False) for i in g.instances] for g in gpus]
     served = 0
     for demand in demands:
         for _ in range(demand.count):

@@ -110,7 +110,9 @@ def test_fewer_reshaped_gpus_win_among_plans_destroying_nothing() -> None:
 
 
 def test_identical_gpus_form_one_class_whatever_their_number() -> None:
-    small = plan_fleet([FleetGpu("h", i, H100, _ones({0})) for i in range(10)], [Demand(4, ("3g.40gb",))])
+    small = plan_fleet(
+        [FleetGpu("h", i, H100, _ones({0})) for i in range(10)], [Demand(4, ("3g.40gb",))]
+    )
     large = plan_fleet(
         [FleetGpu(f"h{i}", 0, H100, _ones({0})) for i in range(2000)], [Demand(4, ("3g.40gb",))]
     )

@@ -99,7 +99,9 @@ class FleetController:
 
     async def cycle(self) -> None:
         snapshot: Snapshot = await self.link.call(read_snapshot)
-        inventories = {n: await asyncio.to_thread(h.inventory) for n, h in sorted(self.hosts.items())}
+        inventories = {
+            n: await asyncio.to_thread(h.inventory) for n, h in sorted(self.hosts.items())
+        }
         for reshape in sorted(self.pending.values(), key=lambda r: r.ident):
             await self._advance(reshape, snapshot)
         self._forget(snapshot)
@@ -128,7 +130,9 @@ class FleetController:
                 unserved.append(dict(key))
         return unserved
 
-    def _fleet_gpus(self, snapshot: Snapshot, inventories: dict[str, HostInventory]) -> list[FleetGpu]:
+    def _fleet_gpus(
+        self, snapshot: Snapshot, inventories: dict[str, HostInventory]
+    ) -> list[FleetGpu]:
         views = {w.name: w for w in snapshot.workers}
         moving = {(r.host, r.gpu) for r in self.pending.values()}
         gpus = []
@@ -143,14 +147,20 @@ class FleetController:
                     if device is not None and device.worker is not None:
                         view = views.get(device.worker)
                         busy = view is None or view.processing > 0 or view.status != "running"
-                    instances.append(FleetInstance(instance.profile, instance.placement, busy, instance.gi_id))
+                    instances.append(
+                        FleetInstance(instance.profile, instance.placement, busy, instance.gi_id)
+                    )
                 gpus.append(FleetGpu(name, gpu.index, gpu.model, tuple(instances)))
         return gpus
 
     # acting on a plan --------------------------------------------------------------------
 
     async def _act(
-        self, target: GpuTarget, keys: list[RestrictionKey], snapshot: Snapshot, inventory: HostInventory
+        self,
+        target: GpuTarget,
+        keys: list[RestrictionKey],
+        snapshot: Snapshot,
+        inventory: HostInventory,
     ) -> None:
         now = self.clock()
         supply: Counter[RestrictionKey] = Counter(keys[n.demand] for n in target.created)
@@ -158,7 +168,8 @@ class FleetController:
         starts = [
             (target.index, i.placement)
             for i, _ in idle
-            if (dev := inventory.device_at(target.index, i.placement)) is not None and dev.worker is None
+            if (dev := inventory.device_at(target.index, i.placement)) is not None
+            and dev.worker is None
         ]
         supply.update(keys[d] for i, d in idle if (target.index, i.placement) in starts)
         if target.changed:
@@ -170,9 +181,14 @@ class FleetController:
         elif not starts:
             return
         reshape = Reshape(
-            next(self._ids), target.host, target.index if target.changed else None,
-            target if target.changed else None, supply, now + self.policy.pending_deadline_s,
-            now, start_at=starts,
+            next(self._ids),
+            target.host,
+            target.index if target.changed else None,
+            target if target.changed else None,
+            supply,
+            now + self.policy.pending_deadline_s,
+            now,
+            start_at=starts,
         )
         self.pending[reshape.ident] = reshape
         if not target.changed:
@@ -192,7 +208,10 @@ class FleetController:
                 reshape.drain[by_name[device.worker]] = device.worker
         reshape.start_at += [(target.index, n.placement) for n in target.created]
         await self.decide(
-            "reshape-planned", reshape=reshape.ident, host=target.host, gpu=target.index,
+            "reshape-planned",
+            reshape=reshape.ident,
+            host=target.host,
+            gpu=target.index,
             destroy=[f"{i.profile}@{i.placement}" for i in target.destroyed],
             create=[f"{n.profile}@{n.placement}" for n in target.created],
             drain=sorted(reshape.drain.values()),
@@ -236,8 +255,12 @@ class FleetController:
             for address in sorted(reshape.drain):
                 await self.link.call(reopen, address)
             reshape.phase = "aborted"
-            await self.decide("drain-aborted", reshape=reshape.ident, host=reshape.host,
-                              workers=sorted(reshape.drain.values()))
+            await self.decide(
+                "drain-aborted",
+                reshape=reshape.ident,
+                host=reshape.host,
+                workers=sorted(reshape.drain.values()),
+            )
 
     async def _reshape(self, reshape: Reshape) -> None:
         assert reshape.target is not None and reshape.gpu is not None
@@ -246,8 +269,13 @@ class FleetController:
             inventory = await asyncio.to_thread(host.apply, {reshape.gpu: reshape.target})
         except MigctlError as error:
             reshape.phase = "aborted"
-            await self.decide("reshape-failed", reshape=reshape.ident, host=reshape.host,
-                              gpu=reshape.gpu, error=error.message)
+            await self.decide(
+                "reshape-failed",
+                reshape=reshape.ident,
+                host=reshape.host,
+                gpu=reshape.gpu,
+                error=error.message,
+            )
             return
         self.reshapes_done += 1
         await self.decide("reshaped", reshape=reshape.ident, host=reshape.host, gpu=reshape.gpu)
@@ -263,12 +291,18 @@ class FleetController:
             try:
                 name = await host.start_worker(device, self.scheduler_address)
             except MigctlError as error:
-                await self.decide("worker-failed", reshape=reshape.ident, device=device.uuid,
-                                  error=error.message)
+                await self.decide(
+                    "worker-failed", reshape=reshape.ident, device=device.uuid, error=error.message
+                )
                 continue
             reshape.workers.append(name)
-            await self.decide("worker-started", reshape=reshape.ident, host=reshape.host,
-                              worker=name, profile=device.profile)
+            await self.decide(
+                "worker-started",
+                reshape=reshape.ident,
+                host=reshape.host,
+                worker=name,
+                profile=device.profile,
+            )
 
     def _forget(self, snapshot: Snapshot) -> None:
         """Drop reshapes that ended: aborted, workers registered, or past their deadline."""

@@ -45,9 +45,7 @@ class HostInventory:
     devices: tuple[Device, ...]
 
     def device_at(self, gpu: int, placement: Placement) -> Device | None:
-        return next(
-            (d for d in self.devices if d.gpu == gpu and d.placement == placement), None
-        )
+        return next((d for d in self.devices if d.gpu == gpu and d.placement == placement), None)
 
 
 class Host(Protocol):

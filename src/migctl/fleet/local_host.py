@@ -10,8 +10,9 @@ device itself, as ``migctl run`` would).
 
 pynvml keeps one library per process, so the backend is opened for each operation under
 a process-wide lock (as each CLI command opens it): several simulated hosts can then live
-in one process, each with its own machine file. Paths follow the library's defaults (``MIGCTL_LEASE_DB``, ``MIGCTL_STATE_DIR``), so the
-engine's busy check sees the workers' leases. Imported by fleet users and tests.
+in one process, each with its own machine file. Paths follow the library's defaults
+(``MIGCTL_LEASE_DB``, ``MIGCTL_STATE_DIR``), so the engine's busy check sees the
+workers' leases. Imported by fleet users and tests.
 """
 
 from __future__ import annotations
@@ -131,11 +132,17 @@ class LocalHost:
         with self._backend() as backend:
             profile = backend.live_model(device.gpu).gi_profile(device.profile)
         if profile is None:
-            raise NotFoundError(f"{self.host_name}: GPU {device.gpu} has no profile {device.profile}")
+            raise NotFoundError(
+                f"{self.host_name}: GPU {device.gpu} has no profile {device.profile}"
+            )
         if self.subprocess:
             argv = worker_command(
-                scheduler, device.uuid, profile, name,
-                migctl=self.command_prefix, dask=self.dask_command,
+                scheduler,
+                device.uuid,
+                profile,
+                name,
+                migctl=self.command_prefix,
+                dask=self.dask_command,
             )
             log_path = os.path.join(tempfile.gettempdir(), f"migctl-worker-{os.getpid()}.log")
             handle: WorkerHandle = WorkerProcess.start(argv, {**os.environ, **self.env}, log_path)

@@ -28,7 +28,9 @@ from migctl.fleet.scheduler_side import ClientLink, InProcessLink
 log = logging.getLogger(__name__)
 
 
-async def run_cycles(controller: FleetController, stop: asyncio.Event, cycles: int | None = None) -> None:
+async def run_cycles(
+    controller: FleetController, stop: asyncio.Event, cycles: int | None = None
+) -> None:
     """Cycle every ``policy.cycle_s`` until ``stop`` is set (or ``cycles`` have run)."""
     done = 0
     while not stop.is_set() and (cycles is None or done < cycles):
@@ -41,7 +43,7 @@ async def run_cycles(controller: FleetController, stop: asyncio.Event, cycles: i
             await asyncio.wait_for(stop.wait(), controller.policy.cycle_s)
 
 
-class FleetPlugin(SchedulerPlugin):  # type: ignore[misc]
+class FleetPlugin(SchedulerPlugin):
     """Runs the fleet controller inside the scheduler."""
 
     name = "migctl-fleet"

@@ -75,7 +75,11 @@ def demand_of(key: RestrictionKey, count: int) -> Demand:
     """The planner's demand for ``count`` tasks with these restrictions."""
     restrictions = dict(key)
     profiles = tuple(
-        sorted(k[len(MIG_PREFIX) :] for k in restrictions if k.startswith(MIG_PREFIX) and k != MIG_DEVICE)
+        sorted(
+            k[len(MIG_PREFIX) :]
+            for k in restrictions
+            if k.startswith(MIG_PREFIX) and k != MIG_DEVICE
+        )
     )
     label = resources_text(restrictions)
     if profiles:

@@ -48,7 +48,11 @@ class Snapshot:
 
 def _worker_view(ws: Any) -> WorkerView:
     gpu_tasks = sorted(
-        (ts for ts in ws.processing if ts.resource_restrictions and is_gpu_request(ts.resource_restrictions)),
+        (
+            ts
+            for ts in ws.processing
+            if ts.resource_restrictions and is_gpu_request(ts.resource_restrictions)
+        ),
         key=lambda ts: ts.priority or (),
     )
     waiting = gpu_tasks[ws.nthreads :]
@@ -72,9 +76,7 @@ def read_snapshot(dask_scheduler: Any) -> Snapshot:
     return Snapshot(unrunnable, tuple(sorted(workers, key=lambda w: w.address)))
 
 
-async def retire(
-    addresses: list[str], close: bool, remove: bool, dask_scheduler: Any
-) -> list[str]:
+async def retire(addresses: list[str], close: bool, remove: bool, dask_scheduler: Any) -> list[str]:
     result = await dask_scheduler.retire_workers(
         workers=addresses, close_workers=close, remove=remove, stimulus_id="migctl-fleet-drain"
     )

@@ -117,11 +117,17 @@ def plan_fleet(
     reported instances are not a legal layout; ``NotFoundError`` for an unknown profile.
     """
     if method not in METHODS:
-        raise InvalidInputError(f"unknown fleet planning method {method!r}", hint=f"one of {METHODS}")
+        raise InvalidInputError(
+            f"unknown fleet planning method {method!r}", hint=f"one of {METHODS}"
+        )
     started = time.perf_counter()
     check_unique(gpus)
     usable = [g for g in gpus if g.model.plannable]
-    notes = [f"{len(gpus) - len(usable)} GPUs without plannable MIG left out"] if len(usable) < len(gpus) else []
+    notes = (
+        [f"{len(gpus) - len(usable)} GPUs without plannable MIG left out"]
+        if len(usable) < len(gpus)
+        else []
+    )
     demand = _demand_classes(usable, demands) if usable else []
     models = {g.model.key: g.model for g in usable}
     rooms = model_rooms([models[k] for k in sorted(models)], demands)

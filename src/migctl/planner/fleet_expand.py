@@ -48,7 +48,7 @@ def _records(groups: list[Group], choice: Choice) -> list[_Record]:
     records = []
     for g, group in enumerate(groups):
         members = [(state, gpu) for state in group.classes for gpu in state.gpus]
-        order = [o for o in range(1, len(group.options))] + [0]
+        order = [*range(1, len(group.options)), 0]
         position = 0
         for o in order:
             for _ in range(choice.counts[g][o]):

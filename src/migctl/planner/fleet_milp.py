@@ -75,7 +75,9 @@ class _Columns:
         return len(self.z) + len(self.y) + self.classes
 
 
-def columns(groups: list[Group], rooms: dict[str, ModelRoom], demand: list[DemandClass]) -> _Columns:
+def columns(
+    groups: list[Group], rooms: dict[str, ModelRoom], demand: list[DemandClass]
+) -> _Columns:
     z = [(g, o) for g, group in enumerate(groups) for o in range(len(group.options))]
     keys = sorted(rooms)
     y = [

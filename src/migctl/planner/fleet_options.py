@@ -168,7 +168,9 @@ def _dominated(option: Option, kept: Sequence[Option]) -> bool:
     )
 
 
-def class_options(room: ModelRoom, busy: Sequence[Occupant], idle: Sequence[Occupant]) -> list[Option]:
+def class_options(
+    room: ModelRoom, busy: Sequence[Occupant], idle: Sequence[Occupant]
+) -> list[Option]:
     """``[no change, *Pareto options]`` in a canonical order (by value, then by choice)."""
     candidates: list[Option] = []
     for mask in range(1 << len(idle)):
