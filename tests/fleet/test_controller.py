@@ -110,3 +110,44 @@ def test_a_drain_waits_for_the_running_task_and_never_runs_it_twice(tmp_path: Pa
         RAN.clear()
         asyncio.run(scenario())
         assert sorted(label for label, _ in RAN) == ["slow", "two"]
+
+
+def test_results_with_nowhere_to_go_pin_their_worker_instead_of_looping(tmp_path: Path) -> None:
+    """A whole-GPU task on a one-GPU fleet whose 1g worker holds a result: the drain stops at
+    once (nobody can take the result), the worker is pinned (no re-plan), and once the
+    result is released the reshape goes through."""
+    policy = Policy(cycle_s=0.05, drain_deadline_s=1, pending_deadline_s=4, stop_grace_s=2)
+
+    async def scenario() -> list[str]:
+        host = make_host(tmp_path, "host-c", SEVEN_ONES)
+        async with Scheduler(host="127.0.0.1", port=0, dashboard=False) as scheduler:
+            controller = FleetController(
+                [host], InProcessLink(scheduler), scheduler.address, policy
+            )
+            try:
+                await start_workers(host, scheduler.address)
+                async with Client(scheduler.address, asynchronous=True) as client:
+                    small = client.submit(record, "small", resources=mig("1g.10gb"), pure=False)
+                    await small
+                    whole = client.submit(record, "whole", resources=mig("7g.80gb"), pure=False)
+                    for _ in range(40):  # two seconds: twice the drain deadline
+                        await controller.cycle()
+                        await asyncio.sleep(0.05)
+                    kinds = [m["kind"] for m in controller.decisions]
+                    assert kinds.count("reshape-planned") == 1, "; ".join(
+                        str(m) for m in controller.decisions
+                    )
+                    aborted = [m for m in controller.decisions if m["kind"] == "drain-aborted"]
+                    assert "no other worker can take them" in aborted[0]["reason"]
+                    del small
+                    await run_until(controller, whole.done)
+                    await whole
+            finally:
+                await stop_all(host)
+        return [m["kind"] for m in controller.decisions]
+
+    with isolated_state(tmp_path):
+        RAN.clear()
+        kinds = asyncio.run(scenario())
+        assert kinds.count("reshaped") == 1
+        assert sorted(label for label, _ in RAN) == ["small", "whole"]

@@ -89,6 +89,7 @@ class FleetController:
         self.pending: dict[int, Reshape] = {}
         self.decisions: deque[dict[str, Any]] = deque(maxlen=1000)
         self.reshapes_done = 0
+        self.pinned: dict[str, float] = {}  # worker name -> until: its drain failed lately
         self._ids = itertools.count(1)
 
     async def decide(self, kind: str, **detail: Any) -> None:
@@ -147,6 +148,7 @@ class FleetController:
                     if device is not None and device.worker is not None:
                         view = views.get(device.worker)
                         busy = view is None or view.processing > 0 or view.status != "running"
+                        busy = busy or self.pinned.get(device.worker, 0.0) > self.clock()
                     instances.append(
                         FleetInstance(instance.profile, instance.placement, busy, instance.gi_id)
                     )
@@ -238,6 +240,7 @@ class FleetController:
 
     async def _drain(self, reshape: Reshape, snapshot: Snapshot) -> None:
         host = self.hosts[reshape.host]
+        stuck = ""
         for address, name in sorted(reshape.drain.items()):
             running = await self.link.call(executing_count, address)
             if running != 0:
@@ -245,22 +248,29 @@ class FleetController:
             if address in {w.address for w in snapshot.workers}:
                 retired = await self._retire([address], close=True, remove=True)
                 if address not in retired:
+                    stuck = stuck or _nowhere(snapshot, reshape, address)
                     continue
             await host.stop_worker(name, self.policy.stop_grace_s)
             del reshape.drain[address]
             await self.decide("drained", reshape=reshape.ident, worker=name)
         if not reshape.drain:
             reshape.phase = "reshaping"
-        elif self.clock() > reshape.started + self.policy.drain_deadline_s:
-            for address in sorted(reshape.drain):
-                await self.link.call(reopen, address)
-            reshape.phase = "aborted"
-            await self.decide(
-                "drain-aborted",
-                reshape=reshape.ident,
-                host=reshape.host,
-                workers=sorted(reshape.drain.values()),
-            )
+        elif stuck or self.clock() > reshape.started + self.policy.drain_deadline_s:
+            await self._abort(reshape, stuck or "running tasks outlived the drain deadline")
+
+    async def _abort(self, reshape: Reshape, reason: str) -> None:
+        """Reopen the workers still draining and pin them for a while (no drain loops)."""
+        for address, name in sorted(reshape.drain.items()):
+            await self.link.call(reopen, address)
+            self.pinned[name] = self.clock() + self.policy.pending_deadline_s
+        reshape.phase = "aborted"
+        await self.decide(
+            "drain-aborted",
+            reshape=reshape.ident,
+            host=reshape.host,
+            workers=sorted(reshape.drain.values()),
+            reason=reason,
+        )
 
     async def _reshape(self, reshape: Reshape) -> None:
         assert reshape.target is not None and reshape.gpu is not None
@@ -305,6 +315,11 @@ class FleetController:
             )
 
     def _forget(self, snapshot: Snapshot) -> None:
+        now = self.clock()
+        self.pinned = {name: until for name, until in self.pinned.items() if until > now}
+        self._forget_reshapes(snapshot)
+
+    def _forget_reshapes(self, snapshot: Snapshot) -> None:
         """Drop reshapes that ended: aborted, workers registered, or past their deadline."""
         seen = {w.name for w in snapshot.workers}
         now = self.clock()
@@ -313,3 +328,14 @@ class FleetController:
             expired = now > reshape.deadline and reshape.phase != "draining"
             if reshape.phase == "aborted" or registered or expired:
                 del self.pending[ident]
+
+
+def _nowhere(snapshot: Snapshot, reshape: Reshape, address: str) -> str:
+    """Why ``address`` cannot be retired for good, if its results have nowhere to go."""
+    view = next((w for w in snapshot.workers if w.address == address), None)
+    others = [
+        w for w in snapshot.workers if w.status == "running" and w.address not in reshape.drain
+    ]
+    if view is not None and view.holds and not others:
+        return f"{view.name} holds {view.holds} result(s) and no other worker can take them"
+    return ""

@@ -34,6 +34,7 @@ class WorkerView:
     status: str  # running, paused, closing_gracefully, ...
     resources: tuple[tuple[str, float], ...]
     processing: int  # tasks assigned to it (running or waiting there)
+    holds: int  # results in its memory
     backlog: tuple[RestrictionKey, ...]  # GPU tasks waiting there behind the running one
 
 
@@ -62,6 +63,7 @@ def _worker_view(ws: Any) -> WorkerView:
         ws.status.name,
         tuple(sorted((k, float(v)) for k, v in ws.resources.items())),
         len(ws.processing),
+        len(ws.has_what),
         tuple(restriction_key(ts.resource_restrictions) for ts in waiting),
     )
 
