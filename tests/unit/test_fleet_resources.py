@@ -35,7 +35,7 @@ def test_mig_and_gpu_speak_the_device_plugin_vocabulary() -> None:
     ("call", "message"),
     [
         (lambda: mig("5g.50gb"), "not a MIG profile"),
-        (lambda: gpu(), "needs mem= or sm="),
+        (gpu, "needs mem= or sm="),
         (lambda: gpu(mem="4TiB"), "no MIG device of any known GPU"),
         (lambda: gpu(sm=0), "whole number"),
         (lambda: gpu(sm=10**6), "whole number"),
@@ -135,7 +135,9 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True)
+    state = subprocess.run(
+        ["ps", "-o", "stat=", "-p", str(pid)], check=False, capture_output=True, text=True
+    )
     return not state.stdout.strip().startswith("Z")
 
 
