@@ -62,7 +62,7 @@ class LocalHost:
     catalog: Catalog = field(default_factory=load_catalog)
     subprocess: bool = False
     command_prefix: Sequence[str] = ("migctl",)
-    dask_command: Sequence[str] = ("dask",)
+    dask_command: Sequence[str] = ("dask", "worker")
     env: Mapping[str, str] = field(default_factory=dict)  # extra variables for workers
     _workers: dict[str, _Running] = field(default_factory=dict)
 

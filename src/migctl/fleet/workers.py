@@ -39,7 +39,7 @@ def worker_command(
     name: str,
     *,
     migctl: Sequence[str] = ("migctl",),
-    dask: Sequence[str] = ("dask",),
+    dask: Sequence[str] = ("dask", "worker"),
 ) -> list[str]:
     """The argv that starts one worker on MIG device ``uuid`` under ``migctl run``."""
     return [
@@ -50,7 +50,6 @@ def worker_command(
         "--quiet",
         "--",
         *dask,
-        "worker",
         scheduler,
         "--nthreads",
         "1",
