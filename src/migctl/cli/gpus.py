@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from migctl.cli import serialize
-from migctl.cli.output import emit, lease_text, print_rows, process_text, table
+from migctl.cli.output import emit, lease_text, outside, print_rows, process_text, table
 from migctl.cli.session import session
 from migctl.errors import InvalidStateError
 
@@ -144,7 +144,7 @@ def status(gpu: GpuOption = None) -> None:
     views, holders, description, json_gpu = machine_views(gpu)
 
     def render() -> None:
-        current.console.print(f"[dim]{description}[/dim]")
+        current.console.print(outside(description), style="dim")
         for view in views:
             current.console.print(gpu_panel(view, holders))
 

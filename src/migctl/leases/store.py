@@ -45,6 +45,7 @@ from migctl.leases.schema import (
 )
 from migctl.leases.types import DeviceCandidate, DeviceRequest, EndReason, Lease, LeaseOwner
 from migctl.leases.waiting import Backoff, acquire_loop
+from migctl.untrusted import check_label
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +97,12 @@ class LeaseStore:
         on every poll while waiting). With ``wait_seconds`` > 0 it polls with backoff until a
         device frees up. ``create_device(request)`` is called (outside any transaction, at most
         once) when nothing free matches; the device it returns is then leased if still free.
-        Raises NotFoundError, InUseError, InsufficientResourcesError, InvalidInputError.
+        Raises NotFoundError, InUseError, InsufficientResourcesError, InvalidInputError (also
+        for a job name that is not 1-128 printable characters: others see it in their views).
         """
         _check_ttl(ttl_seconds)
+        if owner.job is not None:
+            check_label(owner.job, "job name")
         if wait_seconds < 0:
             raise UsageError(f"wait must be >= 0 s, got {wait_seconds:g}", hint="pass 0 or more")
         start_ticks = self._holder_start_ticks(owner)
