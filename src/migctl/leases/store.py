@@ -14,6 +14,10 @@ How double grants are made impossible:
 * stale leases (TTL passed, holder process gone) are ended inside the same transaction, before
   choosing, so they never block and are never handed out twice.
 
+The file itself (see ``dbfile``) is created whole and private (0600; 0660 in a group-writable
+directory), and an empty or schema-less file is refused, never silently started afresh: a
+store that forgot its leases would let ``apply`` destroy devices in use.
+
 A store keeps one connection per thread and process (see ``connections``): it is safe to share
 across threads and to use after ``fork()``. Ended leases stay as history rows (``end_reason``),
 so "who used what" can be shown. Anyone above the backends may import this module; it imports
@@ -30,10 +34,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from migctl.errors import InvalidInputError, NotFoundError, PermissionDeniedError, UsageError
+from migctl.errors import InvalidInputError, NotFoundError, UsageError
 from migctl.leases import liveness, rows
 from migctl.leases.choose import choose_device
 from migctl.leases.connections import ConnectionCache
+from migctl.leases.dbfile import ensure_database_file
 from migctl.leases.ownership import check_may_change, refuse_ended
 from migctl.leases.paths import default_db_path
 from migctl.leases.schema import (
@@ -74,10 +79,12 @@ class LeaseStore:
         self._clock = clock
         self._holder_alive = holder_alive
         self._backoff = backoff or Backoff()
-        _make_parent_directory(self.path)
+        ensure_database_file(self.path, migrations, busy_timeout_s=busy_timeout_s)
         self._connections = ConnectionCache(self.path, busy_timeout_s=busy_timeout_s)
         with self._connection() as conn:
-            self.schema_version = prepare_database(conn, migrations, busy_timeout_s=busy_timeout_s)
+            self.schema_version = prepare_database(
+                conn, migrations, busy_timeout_s=busy_timeout_s, path=self.path
+            )
 
     # -- acquire ---------------------------------------------------------------------------
 
@@ -350,17 +357,6 @@ class LeaseStore:
             write_transaction(conn, busy_timeout_s=self.busy_timeout_s),
         ):
             yield conn
-
-
-def _make_parent_directory(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PermissionDeniedError(
-            f"cannot create the lease database directory {path.parent}: {exc.strerror}",
-            hint="set MIGCTL_LEASE_DB to a file in a writable directory",
-            context={"path": str(path)},
-        ) from exc
 
 
 def _check_ttl(ttl_seconds: float | None) -> None:
