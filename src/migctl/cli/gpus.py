@@ -190,24 +190,38 @@ def mode_show(gpu: GpuOption = None) -> None:
     emit("MigMode", {"gpus": data}, render)
 
 
-def _mode_changes(gpu: str | None, enabled: bool) -> list[ModeChange]:
+def _mode_changes(gpu: str | None, enabled: bool) -> tuple[list[ModeChange], list[GpuInfo]]:
+    """The changes made, and the GPUs ``all`` passed over (no MIG); checked before any change."""
+    from migctl.inventory import select_gpus
+    from migctl.workflow import mode_targets
+
+    every_gpu = gpu is None or gpu.strip().lower() in {"", "all"}
     if (client := session().daemon) is not None:
         from migctl.cli.remote_gpus import change_mode
 
-        return change_mode(client, gpu, enabled)
-    from migctl.inventory import resolve_gpus
+        infos = [view.info for view in machine_views(gpu)[0]]
+        targets = mode_targets(infos, every_gpu=every_gpu)
+        return change_mode(client, ",".join(map(str, targets.gpus)), enabled), targets.skipped
     from migctl.workflow import set_mode
 
     backend = session().backend
-    return set_mode(backend, resolve_gpus(backend, gpu), enabled)
+    infos = backend.gpus()
+    chosen = select_gpus(infos, gpu)
+    targets = mode_targets([i for i in infos if i.index in chosen], every_gpu=every_gpu)
+    return set_mode(backend, targets.gpus, enabled), targets.skipped
 
 
 def _change(gpu: str | None, enabled: bool) -> None:
     current = session()
-    changes = _mode_changes(gpu, enabled)
+    changes, skipped = _mode_changes(gpu, enabled)
     word = "enabled" if enabled else "disabled"
 
     def render() -> None:
+        for info in skipped:
+            current.console.print(
+                outside(f"GPU {info.index} ({info.name}): no MIG support, skipped"),
+                style="yellow",
+            )
         for change in changes:
             if change.done:
                 current.console.print(f"GPU {change.gpu_index}: MIG {word}")
@@ -216,7 +230,16 @@ def _change(gpu: str | None, enabled: bool) -> None:
                     f"GPU {change.gpu_index}: MIG {word} is pending: {change.reason}"
                 )
 
-    emit("MigModeChange", {"changes": [serialize.mode_change(c) for c in changes]}, render)
+    emit(
+        "MigModeChange",
+        {
+            "changes": [serialize.mode_change(c) for c in changes],
+            "skipped": [
+                {"gpu": i.index, "name": i.name, "reason": "no MIG support"} for i in skipped
+            ],
+        },
+        render,
+    )
     pending = [c for c in changes if not c.done]
     if pending:
         gpus = ",".join(str(c.gpu_index) for c in pending)
@@ -228,7 +251,10 @@ def _change(gpu: str | None, enabled: bool) -> None:
 
 @mode_app.command("enable")
 def mode_enable(gpu: GpuOption = None) -> None:
-    """Enable MIG mode (the GPU is reset when idle; otherwise the change stays pending)."""
+    """Enable MIG mode (the GPU is reset when idle; otherwise the change stays pending).
+
+    -i all (or no -i) means every MIG-capable GPU; others are skipped and named. A GPU named
+    with -i that has no MIG is refused before any GPU is changed."""
     _change(gpu, True)
 
 
