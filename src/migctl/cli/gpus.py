@@ -68,7 +68,7 @@ def _listing(gpu: str | None) -> _Listing:
         return _Listing(infos, devices, local_procs, {})
     from migctl.tenancy.holders import active_leases
 
-    return _Listing(infos, devices, local_procs, active_leases())
+    return _Listing(infos, devices, local_procs, active_leases(session().lease_db()))
 
 
 def list_gpus(gpu: GpuOption = None) -> None:
@@ -132,7 +132,8 @@ def machine_views(
 
     backend = session().backend
     views = machine_view(backend, resolve_gpus(backend, gpu))
-    holders = active_leases() if with_holders or any(v.devices for v in views) else {}
+    wanted = with_holders or any(v.devices for v in views)
+    holders = active_leases(session().lease_db()) if wanted else {}
     return views, holders, backend.description, None
 
 

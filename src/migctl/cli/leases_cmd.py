@@ -103,9 +103,10 @@ def note_local_priority(options: AcquireOptions) -> None:
 
 
 def store_at(path: Path | None) -> LeaseStore:
+    """The lease store at ``--lease-db``, else the machine's (see ``Session.lease_db``)."""
     from migctl.tenancy.leasing import open_store
 
-    return open_store(path)
+    return open_store(session().lease_db(path))
 
 
 def describe_lease(lease: Lease) -> str:

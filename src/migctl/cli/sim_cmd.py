@@ -244,10 +244,13 @@ def permissions(mode: Annotated[str, typer.Argument(help="allow, deny or root-on
 
 @app.command("reset-state")
 def reset_state() -> None:
-    """Forget the simulated machine: the next command starts it fresh."""
+    """Forget the simulated machine (its state, apply journal, leases, CDI spec): the next
+    command starts it fresh."""
     control = _control()
-    path = control.state_path
+    path, files = control.state_path, control.files_dir
     control.remove_state()
     emit(
-        "SimResetState", {"removed": str(path)}, lambda: session().console.print(f"removed {path}")
+        "SimResetState",
+        {"removed": str(path), "removed_files": str(files)},
+        lambda: session().console.print(f"removed {path} and {files}", markup=False),
     )

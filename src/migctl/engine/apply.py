@@ -83,11 +83,16 @@ def machine_id(backend: Backend) -> str:
     return "host-" + os.uname().nodename
 
 
+def journal_for(backend: Backend) -> Journal:
+    """The machine's apply journal: a simulated machine's lives in its own directory."""
+    return Journal(machine_id(backend), backend.files_dir)
+
+
 def plan_machine(
     backend: Backend, targets: Mapping[int, DesiredLayout], *, force: bool = False
 ) -> tuple[dict[int, Plan], dict[int, CurrentGpu]]:
     """A plan per GPU from what is there now, and that current state."""
-    leases = active_leases()
+    leases = active_leases(backend.files_dir)
     plans: dict[int, Plan] = {}
     currents: dict[int, CurrentGpu] = {}
     for gpu, desired in sorted(targets.items()):
@@ -99,7 +104,7 @@ def plan_machine(
 
 def _leased_check(backend: Backend) -> Any:
     def leased(gpu: int, gi_id: int, ci_id: int) -> str | None:
-        leases = active_leases()
+        leases = active_leases(backend.files_dir)
         if not leases:
             return None
         for device in backend.mig_devices(gpu):
@@ -132,7 +137,7 @@ def apply(
 ) -> ApplyOutcome:
     """Make the machine match ``targets`` (see the module docstring)."""
     hooks = hooks or Hooks()
-    journal = journal or Journal(machine_id(backend))
+    journal = journal or journal_for(backend)
     if dry_run:
         plans, _ = plan_machine(backend, targets, force=force)
         return ApplyOutcome(plans, dry_run=True, disturbs=disturbed(backend, plans))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from migctl.backends.base import Backend
-from migctl.engine.apply import ApplyOutcome, apply, machine_id
+from migctl.engine.apply import ApplyOutcome, apply, journal_for
 from migctl.engine.codec import targets_from_dict
 from migctl.engine.hooks import Hooks
 from migctl.engine.journal import Journal, JournalEntry
@@ -31,7 +31,7 @@ def recover(
     hooks: Hooks | None = None,
     journal: Journal | None = None,
 ) -> RecoverOutcome:
-    journal = journal or Journal(machine_id(backend))
+    journal = journal or journal_for(backend)
     entry = journal.read()
     if entry is None:
         return RecoverOutcome(None, "nothing", None)

@@ -75,6 +75,11 @@ class SimControl:
         store = self.machine.store
         return store.path if isinstance(store, FileStore) else None
 
+    @property
+    def files_dir(self) -> Path:
+        """The machine's own files: apply journal, lease database, CDI spec."""
+        return self.machine.files_dir
+
     def state(self) -> MachineState:
         return self.machine.store.read()
 

@@ -8,6 +8,8 @@ simulate.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from migctl.catalog import Catalog, model_from_dict
 from migctl.errors import NotSupportedError
 from migctl.model import GpuModel
@@ -54,6 +56,11 @@ class SimMachine:
         self.store = store
         self.catalog = catalog
         self._models: dict[str, GpuModel] = {}
+
+    @property
+    def files_dir(self) -> Path:
+        """Where this machine keeps its own files (journal, lease database, CDI spec)."""
+        return self.store.files_dir
 
     def model_of(self, state: MachineState, gpu: SimGpu) -> GpuModel:
         model = self._models.get(gpu.model)

@@ -4,6 +4,11 @@ Why this exists: consecutive CLI processes (and concurrent ones) must see one ma
 Writers take an exclusive ``flock`` on ``STATE.lock``, read the current state, change it,
 and replace the file atomically (write, fsync, rename), so a reader never sees half a
 state and a crash never leaves one. Readers take no lock and cache by file identity.
+
+Every other file of a simulated machine (its apply journal, lease database, CDI spec) lives in
+its own directory, :attr:`FileStore.files_dir` (``NAME.json`` -> ``NAME/`` beside it), never in
+the host's ``/var/lib/migctl``: two simulated machines never share a journal or a lease. A
+machine in memory gets a private temporary directory that goes with it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import copy
 import fcntl
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -41,15 +48,28 @@ class StateStore(Protocol):
 
     def transaction(self) -> contextlib.AbstractContextManager[MachineState]: ...
 
+    @property
+    def files_dir(self) -> Path:
+        """The directory of the machine's own files (journal, lease database, CDI spec)."""
+        ...
+
 
 class MemoryStore:
     """State in memory: for library use and fast property tests."""
 
     def __init__(self, state: MachineState) -> None:
         self._state = state
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     def read(self) -> MachineState:
         return self._state
+
+    @property
+    def files_dir(self) -> Path:
+        """A private temporary directory, removed when this store is gone."""
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="migctl-sim-")
+        return Path(self._scratch.name)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[MachineState]:
@@ -70,6 +90,11 @@ class FileStore:
     @property
     def lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".lock")
+
+    @property
+    def files_dir(self) -> Path:
+        """``NAME/`` beside ``NAME.json``: the machine's journal, lease database, CDI spec."""
+        return self.path.with_suffix("")
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -123,6 +148,8 @@ class FileStore:
         self._cache_key = None
 
     def remove(self) -> None:
+        """Forget the machine: its state and its own files (journal, leases, CDI spec)."""
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+        shutil.rmtree(self.files_dir, ignore_errors=True)
         self._cache_key = None
