@@ -12,7 +12,10 @@ How double grants are made impossible:
 * a UNIQUE partial index over active rows makes the database refuse a second active lease on
   one device even if the code were wrong;
 * stale leases (TTL passed, holder process gone) are ended inside the same transaction, before
-  choosing, so they never block and are never handed out twice.
+  choosing, so they never block and are never handed out twice;
+* the devices to choose from are read inside that transaction too, and ``apply`` destroys a
+  device only inside :meth:`LeaseStore.fenced` (the same write lock): a device is never
+  destroyed while leased, and never leased once destroyed.
 
 The file itself (see ``dbfile``) is created whole and private (0600; 0660 in a group-writable
 directory), and an empty or schema-less file is refused, never silently started afresh: a
@@ -100,10 +103,12 @@ class LeaseStore:
     ) -> Lease:
         """Lease one device matching ``request`` from ``candidates`` to ``owner``.
 
-        ``candidates`` is the current MIG device list, or a function returning it (called again
-        on every poll while waiting). With ``wait_seconds`` > 0 it polls with backoff until a
-        device frees up. ``create_device(request)`` is called (outside any transaction, at most
-        once) when nothing free matches; the device it returns is then leased if still free.
+        ``candidates`` is the current MIG device list, or a function returning it: called inside
+        each attempt's transaction, so a device destroyed meanwhile (``apply`` destroys under the
+        same lock, see :meth:`fenced`) is never granted. With ``wait_seconds`` > 0 it polls with
+        backoff until a device frees up. ``create_device(request)`` is called (outside any
+        transaction, at most once) when nothing free matches; the device it returns is then
+        leased if it still exists and is free.
         Raises NotFoundError, InUseError, InsufficientResourcesError, InvalidInputError (also
         for a job name that is not 1-128 printable characters: others see it in their views).
         """
@@ -113,19 +118,26 @@ class LeaseStore:
         if wait_seconds < 0:
             raise UsageError(f"wait must be >= 0 s, got {wait_seconds:g}", hint="pass 0 or more")
         start_ticks = self._holder_start_ticks(owner)
+        live = callable(candidates)
         inventory = candidates if callable(candidates) else (lambda: candidates)
 
         def attempt() -> Lease:
-            return self._acquire_once(request, owner, inventory(), ttl_seconds, start_ticks)
+            return self._acquire_once(request, owner, inventory, ttl_seconds, start_ticks)
 
         def create() -> Lease | None:
             device = create_device(request) if create_device is not None else None
             if device is None:
                 return None
             logger.info("leasing newly created MIG device %s", device.describe())
-            known = [d for d in inventory() if d.uuid != device.uuid]
+
+            def with_created() -> Sequence[DeviceCandidate]:
+                current = list(inventory())
+                if not live and all(d.uuid != device.uuid for d in current):
+                    current.append(device)  # a fixed list cannot know the new device
+                return current
+
             exact = DeviceRequest(uuid=device.uuid)
-            return self._acquire_once(exact, owner, [*known, device], ttl_seconds, start_ticks)
+            return self._acquire_once(exact, owner, with_created, ttl_seconds, start_ticks)
 
         use_create = create_device is not None and request.uuid is None
         return acquire_loop(
@@ -139,13 +151,14 @@ class LeaseStore:
         self,
         request: DeviceRequest,
         owner: LeaseOwner,
-        candidates: Sequence[DeviceCandidate],
+        inventory: Callable[[], Sequence[DeviceCandidate]],
         ttl_seconds: float | None,
         start_ticks: int | None,
     ) -> Lease:
         with self._transaction() as conn:
             now = self._clock()
             active = self._reap_in(conn, now)
+            candidates = inventory()  # under the lock: what exists now, not before the wait
             device = choose_device(request, candidates, {s.lease.uuid: s.lease for s in active})
             lease_id = rows.insert(
                 conn,
@@ -259,6 +272,19 @@ class LeaseStore:
         """Lease ``lease_id``, active or ended; NotFoundError when there is none."""
         with self._transaction() as conn:
             return self._current_target(conn, lease_id, self._clock())
+
+    @contextmanager
+    def fenced(self, uuid: str) -> Iterator[Lease | None]:
+        """Hold the write lock for a change to device ``uuid``; yields its active lease or None.
+
+        No lease is granted while the block runs, and every acquire reads the devices that
+        exist under this same lock: ``apply`` checks that a device is not leased and destroys
+        it inside one block, so a device is never destroyed while leased, nor leased once
+        destroyed. Stale leases are ended first. An exception in the block rolls back the reap.
+        """
+        with self._transaction() as conn:
+            active = self._reap_in(conn, self._clock())
+            yield next((s.lease for s in active if s.lease.uuid == uuid), None)
 
     def reap(self) -> list[Lease]:
         """End every stale lease now (TTL passed, holder gone); returns the leases it ended."""
