@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migctl.errors import InUseError, InvalidStateError, MigctlError, PermissionDeniedError
+from migctl.leases.rows import MalformedLeaseRow
 
 _BEGIN_FIRST_DELAY_S = 0.0005
 _BEGIN_MAX_DELAY_S = 0.004
@@ -217,11 +218,19 @@ def damaged(path: Path, what: str) -> InvalidStateError:
 
 @contextmanager
 def converted_errors(path: Path, busy_timeout_s: float) -> Iterator[None]:
-    """Turn ``sqlite3`` errors into migctl errors that say which file and what to do."""
+    """Turn ``sqlite3`` errors, and rows of the wrong shape, into migctl errors that say which
+    file and what to do."""
     try:
         yield
     except sqlite3.Error as exc:
         raise convert_sqlite_error(exc, path, busy_timeout_s) from exc
+    except MalformedLeaseRow as exc:
+        raise InvalidStateError(
+            f"the lease database {path} holds a malformed row: {exc}",
+            hint=f"correct or delete that row (sqlite3 {path}), or restore the file from a "
+            f"backup; moving it aside (mv {path} {path}.damaged) forgets every lease",
+            context={"path": str(path), "lease_id": str(exc.lease_id)},
+        ) from exc
 
 
 def convert_sqlite_error(exc: sqlite3.Error, path: Path, busy_timeout_s: float) -> MigctlError:

@@ -13,9 +13,10 @@ from pathlib import Path
 from migctl.catalog import Catalog, model_from_dict
 from migctl.errors import NotSupportedError
 from migctl.model import GpuModel
+from migctl.sim.checks import state_problems
 from migctl.sim.processes import is_alive
 from migctl.sim.state import MachineState, SimGpu, SimProcess
-from migctl.sim.store import StateStore
+from migctl.sim.store import FileStore, StateStore
 
 
 def simulation_gaps(model: GpuModel) -> list[str]:
@@ -56,6 +57,8 @@ class SimMachine:
         self.store = store
         self.catalog = catalog
         self._models: dict[str, GpuModel] = {}
+        if isinstance(store, FileStore):
+            store.check = self.check
 
     @property
     def files_dir(self) -> Path:
@@ -74,6 +77,13 @@ class SimMachine:
             check_simulatable(model)
             self._models[gpu.model] = model
         return model
+
+    def check(self, state: MachineState) -> None:
+        """Refuse (ValueError) a state that contradicts its GPU models (see ``checks``)."""
+        problems = state_problems(state, self.model_of)
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise ValueError("; ".join(problems[:3]) + more)
 
     def validate(self, state: MachineState) -> None:
         """Resolve every GPU's model now, so a bad machine fails before any use."""
