@@ -8,17 +8,15 @@ the leases refuses with a message naming the file and how to recover, and change
 from __future__ import annotations
 
 import gc
-import json
 import sqlite3
 import stat
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from migctl.cli.main import run
 from migctl.errors import InvalidStateError
 from migctl.leases import DeviceCandidate, DeviceRequest, LeaseOwner, LeaseStore
+from tests.cli.conftest import run_cli, run_cli_json
 
 MACHINE = "h100-single"
 OWNER = LeaseOwner(user="alice", uid=1001, host="node1")
@@ -28,21 +26,6 @@ OWNER = LeaseOwner(user="alice", uid=1001, host="node1")
 def _machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIGCTL_SIM", MACHINE)
     monkeypatch.setenv("MIGCTL_STATE_DIR", str(tmp_path / "state"))
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
-def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
-    code, out, err = cli(capsys, "-o", "json", *args)
-    assert code == 0, err
-    data: dict[str, Any] = json.loads(out)
-    return data
 
 
 def mode_of(path: Path) -> int:
@@ -74,8 +57,8 @@ def test_the_cli_creates_a_private_database(
     monkeypatch.delenv("MIGCTL_LEASE_DB", raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("MIGCTL_LEASE_DB", str(tmp_path / "xdg" / "migctl" / "leases.db"))
-    assert cli(capsys, "split", "2")[0] == 0
-    assert cli(capsys, "lease", "acquire", "--job", "j")[0] == 0
+    assert run_cli(capsys, "split", "2")[0] == 0
+    assert run_cli(capsys, "lease", "acquire", "--job", "j")[0] == 0
     db = tmp_path / "xdg" / "migctl" / "leases.db"
     assert mode_of(db.parent) == 0o700 and mode_of(db) == 0o600
 
@@ -122,15 +105,15 @@ def test_a_damaged_database_is_refused_and_nothing_changes(
 ) -> None:
     db = tmp_path / "leases.db"
     monkeypatch.setenv("MIGCTL_LEASE_DB", str(db))
-    assert cli(capsys, "split", "2", "-i", "0")[0] == 0
-    leased = cli_json(capsys, "lease", "acquire", "--job", "protected")["lease"]["uuid"]
+    assert run_cli(capsys, "split", "2", "-i", "0")[0] == 0
+    leased = run_cli_json(capsys, "lease", "acquire", "--job", "protected")["lease"]["uuid"]
     DAMAGE[damage](db)
-    before = cli_json(capsys, "list")["gpus"]
+    before = run_cli_json(capsys, "list")["gpus"]
     damaged_bytes = db.read_bytes()
-    code, out, err = cli(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert code == 10, out + err
     assert str(db) in err and "damaged" in err and "mv " in err
-    after = cli_json(capsys, "list")["gpus"]
+    after = run_cli_json(capsys, "list")["gpus"]
     assert after == before  # the leased device (and every other) is still there
     assert leased in {d["uuid"] for d in after[0]["mig_devices"]}
     assert db.read_bytes() == damaged_bytes  # left for the admin to inspect

@@ -8,7 +8,6 @@ Identities (GPU and MIG UUIDs, serials, PCI bus ids) derive from the machine's n
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from migctl.backends.select import open_backend, open_sim_control
 from migctl.cli.main import run
 from migctl.leases import DeviceCandidate, DeviceRequest, LeaseOwner, LeaseStore
 from migctl.tenancy.cdi import default_cdi_path
+from tests.cli.conftest import run_cli, run_cli_json
 
 MACHINE = "h100-single"
 
@@ -43,23 +43,12 @@ def on(sim_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIGCTL_SIM_DIR", str(sim_dir))
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
 def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
-    code, out, err = cli(capsys, "-o", "json", "--sim", MACHINE, *args)
-    assert code == 0, err
-    data: dict[str, Any] = json.loads(out)
-    return data
+    return run_cli_json(capsys, "--sim", MACHINE, *args)
 
 
 def kill_an_apply(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli(capsys, "--sim", MACHINE, "split", "2")[0] == 0
+    assert run_cli(capsys, "--sim", MACHINE, "split", "2")[0] == 0
     control = open_sim_control(MACHINE)
     control.inject_fault("nvml@mutation", "KILL", skip=3)
     child = subprocess.run(
@@ -83,7 +72,7 @@ def test_recover_never_finishes_another_machines_apply(
     on(tmp_path / "alice-sim", monkeypatch)
     kill_an_apply(capsys)
     on(tmp_path / "bob-sim", monkeypatch)  # a fresh machine of the same name, elsewhere
-    assert cli(capsys, "--sim", MACHINE, "mode", "enable")[0] == 0
+    assert run_cli(capsys, "--sim", MACHINE, "mode", "enable")[0] == 0
     before = layout(capsys)
     assert cli_json(capsys, "recover")["mode"] == "nothing"
     assert layout(capsys) == before == []
@@ -99,7 +88,7 @@ def test_a_lease_on_one_machine_never_blocks_another(
 ) -> None:
     for sim in ("alice-sim", "bob-sim"):
         on(tmp_path / sim, monkeypatch)
-        assert cli(capsys, "--sim", MACHINE, "split", "2")[0] == 0
+        assert run_cli(capsys, "--sim", MACHINE, "split", "2")[0] == 0
     on(tmp_path / "alice-sim", monkeypatch)
     leased = cli_json(capsys, "lease", "acquire", "--job", "alice")["lease"]
     assert (tmp_path / "alice-sim" / MACHINE / "leases.db").exists()
@@ -119,7 +108,7 @@ def test_reset_state_forgets_the_machines_journal_and_leases(
     device = DeviceCandidate("MIG-gone", 0, 1, 0, "1g.10gb", 9_984)
     with LeaseStore(files / "leases.db") as store:
         store.acquire(DeviceRequest(), LeaseOwner("alice", 1001, "node1"), [device])
-    assert cli(capsys, "--sim", MACHINE, "sim", "reset-state")[0] == 0
+    assert run_cli(capsys, "--sim", MACHINE, "sim", "reset-state")[0] == 0
     assert not files.exists()
     assert cli_json(capsys, "recover")["mode"] == "nothing"
     assert cli_json(capsys, "lease", "list", "--all")["leases"] == []

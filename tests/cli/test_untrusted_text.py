@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from migctl.backends.select import open_backend, open_sim_control
-from migctl.cli.main import run
 from migctl.leases import DeviceRequest, LeaseOwner, LeaseStore
 from migctl.tenancy.selection import candidates
 from migctl.workflow import create_gpu_instances, parse_profile_requests, set_mode
+from tests.cli.conftest import run_cli
 
 MACHINE = "h100-single"
 CLEAR_SCREEN = "\x1b[2J\x1b[H"
@@ -52,14 +52,6 @@ def device() -> str:
         backend.close()
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
 def assert_inert(text: str) -> None:
     """No control character but newlines, and the hostile parts visible as escapes."""
     assert not any(c in text for c in "\x1b\x07\r\u202e"), repr(text)
@@ -89,11 +81,11 @@ def stored_hostile_lease(lease_db: Path) -> int:
 def test_a_job_name_must_be_printable(
     capsys: pytest.CaptureFixture[str], device: str, job: str
 ) -> None:
-    code, out, err = cli(capsys, "lease", "acquire", "--job", job)
+    code, out, err = run_cli(capsys, "lease", "acquire", "--job", job)
     assert code == 11, err
     assert "job name" in err and ("printable" in err or "1 to 128" in err)
     assert_inert(out + err)
-    listed = json.loads(cli(capsys, "-o", "json", "lease", "list")[1])["leases"]
+    listed = json.loads(run_cli(capsys, "-o", "json", "lease", "list")[1])["leases"]
     assert listed == []  # nothing was leased
 
 
@@ -101,10 +93,10 @@ def test_a_printable_job_name_is_kept_as_typed(
     capsys: pytest.CaptureFixture[str], device: str
 ) -> None:
     job = "nightly [bert] — 例 ü"
-    code, out, err = cli(capsys, "-o", "json", "lease", "acquire", "--job", job)
+    code, out, err = run_cli(capsys, "-o", "json", "lease", "acquire", "--job", job)
     assert code == 0, err
     assert json.loads(out)["lease"]["job"] == job
-    code, out, _ = cli(capsys, "lease", "list")
+    code, out, _ = run_cli(capsys, "lease", "list")
     assert code == 0 and "nightly [bert]" in out  # shown as typed, not read as markup
 
 
@@ -117,7 +109,7 @@ def test_stored_escape_sequences_are_shown_escaped(
     capsys: pytest.CaptureFixture[str], device: str, lease_db: Path, argv: list[str]
 ) -> None:
     stored_hostile_lease(lease_db)
-    code, out, err = cli(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert code == 0, err
     assert_inert(out + err)
     flat = "".join(out.split())  # tables may wrap a long cell
@@ -142,7 +134,7 @@ def test_process_command_lines_are_shown_escaped(
     argv: list[str],
 ) -> None:
     open_sim_control(MACHINE).attach(hostile_process.pid, 0, device, 64)
-    code, out, err = cli(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert code == 0, err
     assert_inert(out + err)
     assert "\\x1b[2J" in "".join(out.split()) and str(hostile_process.pid) in out
@@ -155,7 +147,7 @@ def test_hook_output_in_an_error_is_shown_escaped(
     hooks.write_text(
         "before-apply: [\"printf '\\\\033]52;c;cm0K\\\\007\\\\033[2Jdrain failed' >&2; exit 3\"]\n"
     )
-    code, out, err = cli(
+    code, out, err = run_cli(
         capsys, "apply", "--demand", "3x1g.10gb", "-i", "0", "--hooks", str(hooks), "--force"
     )
     assert code == 12, err
@@ -167,7 +159,7 @@ def test_an_error_naming_a_hostile_holder_is_escaped(
     capsys: pytest.CaptureFixture[str], device: str, lease_db: Path
 ) -> None:
     stored_hostile_lease(lease_db)
-    code, out, err = cli(capsys, "lease", "acquire", "--device", device)
+    code, out, err = run_cli(capsys, "lease", "acquire", "--device", device)
     assert code == 6
     assert_inert(out + err)
     assert "\\x1b]0;owned" in "".join(err.split())

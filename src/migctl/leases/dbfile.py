@@ -46,13 +46,17 @@ def ensure_database_file(
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise PermissionDeniedError(
-            f"cannot read the lease database {path}: {exc.strerror}",
-            hint="set MIGCTL_LEASE_DB to a readable file, or fix its permissions",
-            context={"path": str(path)},
-        ) from exc
+        raise _cannot(f"read the lease database {path}", exc, path) from exc
     if size == 0:
         raise damaged(path, "it is empty (0 bytes)")
+
+
+def _cannot(what: str, exc: OSError, path: Path) -> PermissionDeniedError:
+    return PermissionDeniedError(
+        f"cannot {what}: {exc.strerror}",
+        hint="set MIGCTL_LEASE_DB to a file in a writable directory, or fix the permissions",
+        context={"path": str(path)},
+    )
 
 
 def file_mode_for(directory: Path) -> int:
@@ -70,11 +74,7 @@ def make_private_directory(directory: Path, path: Path) -> None:
         directory.parent.mkdir(parents=True, exist_ok=True)
         directory.mkdir(mode=PRIVATE_DIRECTORY_MODE, exist_ok=True)
     except OSError as exc:
-        raise PermissionDeniedError(
-            f"cannot create the lease database directory {directory}: {exc.strerror}",
-            hint="set MIGCTL_LEASE_DB to a file in a writable directory",
-            context={"path": str(path)},
-        ) from exc
+        raise _cannot(f"create the lease database directory {directory}", exc, path) from exc
 
 
 def _create(path: Path, migrations: Sequence[Migration], busy_timeout_s: float) -> None:
@@ -85,11 +85,7 @@ def _create(path: Path, migrations: Sequence[Migration], busy_timeout_s: float) 
             dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX
         )
     except OSError as exc:
-        raise PermissionDeniedError(
-            f"cannot create the lease database {path}: {exc.strerror}",
-            hint="set MIGCTL_LEASE_DB to a file in a writable directory",
-            context={"path": str(path)},
-        ) from exc
+        raise _cannot(f"create the lease database {path}", exc, path) from exc
     temporary = Path(name)
     try:
         os.fchmod(fd, file_mode_for(path.parent))

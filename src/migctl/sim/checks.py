@@ -88,14 +88,10 @@ def _gpu_problems(gpu: SimGpu, model: GpuModel, where: str, seen: set[str]) -> l
         if gpu.gis or gpu.mig_current or gpu.mig_pending:
             return [f"{where}: {model.name} has no MIG, yet the state gives it MIG mode or GIs"]
         return _process_problems(gpu, where)
-    problems: list[str] = []
+    problems = _id_problems([gi.id for gi in gpu.gis], f"{where}.gis")
     occupants: list[Occupant] = []
-    gi_ids: set[int] = set()
     for position, gi in enumerate(gpu.gis):
         at = f"{where}.gis.{position}"
-        if gi.id in gi_ids or gi.id < 0:
-            problems.append(f"{at}.id: {gi.id} is negative or used twice")
-        gi_ids.add(gi.id)
         profile = model.gi_profile(gi.profile_id)
         if profile is None:
             problems.append(f"{at}.profile_id: {model.name} has no GI profile {gi.profile_id}")
@@ -111,14 +107,10 @@ def _gpu_problems(gpu: SimGpu, model: GpuModel, where: str, seen: set[str]) -> l
 def _ci_problems(
     gi: SimGpuInstance, model: GpuModel, gi_profile: str, at: str, seen: set[str]
 ) -> list[str]:
-    problems: list[str] = []
+    problems = _id_problems([ci.id for ci in gi.cis], f"{at}.cis")
     profiles = {ci.nvml_index: ci for ci in model.ci_profiles_for(gi_profile)}
-    ci_ids: set[int] = set()
     for position, ci in enumerate(gi.cis):
         where = f"{at}.cis.{position}"
-        if ci.id in ci_ids or ci.id < 0:
-            problems.append(f"{where}.id: {ci.id} is negative or used twice")
-        ci_ids.add(ci.id)
         problems += _identity_problems(ci.uuid, "MIG-", f"{where}.uuid", seen)
         profile = profiles.get(ci.profile_id)
         if profile is None:
@@ -126,6 +118,14 @@ def _ci_problems(
         elif Placement(ci.start, ci.size) not in profile.placements:
             problems.append(f"{where}: {profile.name} cannot be at {ci.start}:{ci.size}")
     return problems
+
+
+def _id_problems(ids: list[int], where: str) -> list[str]:
+    return [
+        f"{where}.{position}.id: {number} is negative or used twice"
+        for position, number in enumerate(ids)
+        if number < 0 or number in ids[:position]
+    ]
 
 
 def _process_problems(gpu: SimGpu, where: str) -> list[str]:
