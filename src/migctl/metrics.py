@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -152,11 +153,12 @@ class ServiceMetrics:
         )
 
 
-def leases_by_uuid() -> dict[str, str]:
-    """Active lease holders by MIG device UUID (empty without a lease store)."""
+def leases_by_uuid(files_dir: Path | None = None) -> dict[str, str]:
+    """Active lease holders by MIG device UUID (empty without a lease store); ``files_dir``:
+    a simulated machine's own directory."""
     from migctl.leases import LeaseStore, default_db_path
 
-    path = default_db_path()
+    path = default_db_path(machine_dir=files_dir)
     if not path.exists():
         return {}
     with LeaseStore(path) as store:
@@ -166,5 +168,9 @@ def leases_by_uuid() -> dict[str, str]:
 def render(backend: Backend, **collector_options: Any) -> bytes:
     """The machine's metrics in the Prometheus text format (``migctl metrics``)."""
     registry = CollectorRegistry()
-    registry.register(MachineCollector(backend, leases=leases_by_uuid, **collector_options))
+
+    def leases() -> dict[str, str]:
+        return leases_by_uuid(backend.files_dir)
+
+    registry.register(MachineCollector(backend, leases=leases, **collector_options))
     return generate_latest(registry)

@@ -48,3 +48,13 @@ def test_store_without_a_path_uses_the_env_var(
     monkeypatch.setenv(ENV_LEASE_DB, str(tmp_path / "from-env.db"))
     assert LeaseStore().path == tmp_path / "from-env.db"
     assert (tmp_path / "from-env.db").exists()
+
+
+def test_a_simulated_machine_uses_its_own_directory(tmp_path: Path) -> None:
+    machine = tmp_path / "sim" / "dgx-h100"
+    system = tmp_path / "var" / "lib" / "migctl" / "leases.db"
+    for euid in (0, 1000):
+        found = default_db_path({}, euid=euid, system_path=system, machine_dir=machine)
+        assert found == machine / "leases.db"
+    explicit = {ENV_LEASE_DB: str(tmp_path / "chosen.db")}
+    assert default_db_path(explicit, euid=0, machine_dir=machine) == tmp_path / "chosen.db"

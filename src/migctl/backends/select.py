@@ -50,7 +50,13 @@ def open_backend(
     state = machine.store.read()
     label = f"simulated {state.name} ({len(state.gpus)} GPUs, driver {state.driver_version})"
     label = "; ".join([label, *machine.trust_notes(state)])  # models with derived values
-    return NvmlBackend(catalog, library=SimLibrary(machine), read_only=read_only, label=label)
+    return NvmlBackend(
+        catalog,
+        library=SimLibrary(machine),
+        read_only=read_only,
+        label=label,
+        files_dir=machine.files_dir,
+    )
 
 
 def open_sim_control(sim: str | None = None, catalog: Catalog | None = None) -> SimControl:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from migctl.cli import serialize
-from migctl.cli.output import emit, lease_text, print_rows, process_text, table
+from migctl.cli.output import emit, lease_text, outside, print_rows, process_text, table
 from migctl.cli.session import session
 from migctl.errors import InvalidStateError
 
@@ -68,7 +68,7 @@ def _listing(gpu: str | None) -> _Listing:
         return _Listing(infos, devices, local_procs, {})
     from migctl.tenancy.holders import active_leases
 
-    return _Listing(infos, devices, local_procs, active_leases())
+    return _Listing(infos, devices, local_procs, active_leases(session().lease_db()))
 
 
 def list_gpus(gpu: GpuOption = None) -> None:
@@ -132,7 +132,8 @@ def machine_views(
 
     backend = session().backend
     views = machine_view(backend, resolve_gpus(backend, gpu))
-    holders = active_leases() if with_holders or any(v.devices for v in views) else {}
+    wanted = with_holders or any(v.devices for v in views)
+    holders = active_leases(session().lease_db()) if wanted else {}
     return views, holders, backend.description, None
 
 
@@ -144,7 +145,7 @@ def status(gpu: GpuOption = None) -> None:
     views, holders, description, json_gpu = machine_views(gpu)
 
     def render() -> None:
-        current.console.print(f"[dim]{description}[/dim]")
+        current.console.print(outside(description), style="dim")
         for view in views:
             current.console.print(gpu_panel(view, holders))
 
@@ -190,19 +191,30 @@ def mode_show(gpu: GpuOption = None) -> None:
     emit("MigMode", {"gpus": data}, render)
 
 
-def _mode_changes(gpu: str | None, enabled: bool, force: bool) -> list[ModeChange]:
+def _mode_changes(
+    gpu: str | None, enabled: bool, force: bool
+) -> tuple[list[ModeChange], list[GpuInfo]]:
+    """The changes made, and the GPUs ``all`` passed over (no MIG); checked before any change."""
+    from migctl.inventory import select_gpus
+    from migctl.workflow import mode_targets
+
+    every_gpu = gpu is None or gpu.strip().lower() in {"", "all"}
     if (client := session().daemon) is not None:
         from migctl.cli.remote_gpus import change_mode
 
-        return change_mode(client, gpu, enabled, force=force)
-    from migctl.inventory import resolve_gpus
+        infos = [view.info for view in machine_views(gpu)[0]]
+        targets = mode_targets(infos, every_gpu=every_gpu)
+        chosen = ",".join(map(str, targets.gpus))
+        return change_mode(client, chosen, enabled, force=force), targets.skipped
     from migctl.workflow import set_mode
 
     backend = session().backend
-    gpus = resolve_gpus(backend, gpu)
+    infos = backend.gpus()
+    chosen_gpus = select_gpus(infos, gpu)
+    targets = mode_targets([i for i in infos if i.index in chosen_gpus], every_gpu=every_gpu)
     if not enabled and force:
-        return _disable_destroying(backend, gpus)
-    return set_mode(backend, gpus, enabled)
+        return _disable_destroying(backend, targets.gpus), targets.skipped
+    return set_mode(backend, targets.gpus, enabled), targets.skipped
 
 
 def _disable_destroying(backend: Backend, gpus: Sequence[int]) -> list[ModeChange]:
@@ -230,10 +242,15 @@ def _disable_destroying(backend: Backend, gpus: Sequence[int]) -> list[ModeChang
 
 def _change(gpu: str | None, enabled: bool, force: bool = False) -> None:
     current = session()
-    changes = _mode_changes(gpu, enabled, force)
+    changes, skipped = _mode_changes(gpu, enabled, force)
     word = "enabled" if enabled else "disabled"
 
     def render() -> None:
+        for info in skipped:
+            current.console.print(
+                outside(f"GPU {info.index} ({info.name}): no MIG support, skipped"),
+                style="yellow",
+            )
         for change in changes:
             if change.done:
                 current.console.print(f"GPU {change.gpu_index}: MIG {word}")
@@ -242,7 +259,16 @@ def _change(gpu: str | None, enabled: bool, force: bool = False) -> None:
                     f"GPU {change.gpu_index}: MIG {word} is pending: {change.reason}"
                 )
 
-    emit("MigModeChange", {"changes": [serialize.mode_change(c) for c in changes]}, render)
+    emit(
+        "MigModeChange",
+        {
+            "changes": [serialize.mode_change(c) for c in changes],
+            "skipped": [
+                {"gpu": i.index, "name": i.name, "reason": "no MIG support"} for i in skipped
+            ],
+        },
+        render,
+    )
     pending = [c for c in changes if not c.done]
     if pending:
         gpus = ",".join(str(c.gpu_index) for c in pending)
@@ -254,7 +280,10 @@ def _change(gpu: str | None, enabled: bool, force: bool = False) -> None:
 
 @mode_app.command("enable")
 def mode_enable(gpu: GpuOption = None) -> None:
-    """Enable MIG mode (the GPU is reset when idle; otherwise the change stays pending)."""
+    """Enable MIG mode (the GPU is reset when idle; otherwise the change stays pending).
+
+    -i all (or no -i) means every MIG-capable GPU; others are skipped and named. A GPU named
+    with -i that has no MIG is refused before any GPU is changed."""
     _change(gpu, True)
 
 

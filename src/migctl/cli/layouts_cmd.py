@@ -386,9 +386,10 @@ def recover_cmd(
         if result.found is None:
             session().console.print("no interrupted apply: nothing to recover")
             return
+        done = "rolled back" if result.mode == "rollback" else "completed"
         session().console.print(
             f"found an apply started {result.found.started_at} by PID {result.found.pid}, "
-            f"{result.found.done}/{len(result.found.ops)} operations done; {result.mode}d"
+            f"{result.found.done}/{len(result.found.ops)} operations done; {done}"
         )
 
     emit("Recover", data, render)

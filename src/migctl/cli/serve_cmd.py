@@ -244,7 +244,7 @@ def serve(
         tcp=None if tcp is None else parse_host_port(tcp),
         admin_group=admin_group or default_admin_group(),
         state_dir=state_dir or default_state_dir(),
-        lease_db=lease_db or default_db_path(),
+        lease_db=lease_db or default_db_path(machine_dir=current.backend.files_dir),
         metrics_public=metrics_public,
         repartition=repartition_policy(
             repartition.value,

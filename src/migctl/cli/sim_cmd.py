@@ -303,10 +303,23 @@ def permissions(mode: Annotated[str, typer.Argument(help="allow, deny or root-on
 
 @app.command("reset-state")
 def reset_state() -> None:
-    """Forget the simulated machine: the next command starts it fresh."""
-    control = _control()
-    path = control.state_path
-    control.remove_state()
+    """Forget the simulated machine (its state, apply journal, leases, CDI spec): the next
+    command starts it fresh."""
+    from migctl.backends.select import sim_spec
+    from migctl.errors import UsageError
+    from migctl.sim import forget_sim
+
+    current = session()
+    spec = sim_spec(current.sim)
+    if spec is None:
+        raise UsageError(
+            "no simulated machine chosen",
+            hint="pass --sim NAME (e.g. --sim dgx-h100) or export MIGCTL_SIM=NAME",
+        )
+    store = forget_sim(spec, current.catalog)  # never reads the state: it may be damaged
+    path, files = store.path, store.files_dir
     emit(
-        "SimResetState", {"removed": str(path)}, lambda: session().console.print(f"removed {path}")
+        "SimResetState",
+        {"removed": str(path), "removed_files": str(files)},
+        lambda: session().console.print(f"removed {path} and {files}", markup=False),
     )

@@ -28,6 +28,7 @@ from migctl.engine.codec import checkpoint_of, desired_to_dict, targets_to_dict
 from migctl.engine.current import active_leases, read_current
 from migctl.engine.disturb import disturbed
 from migctl.engine.execute import Executor, Progress
+from migctl.engine.fence import DestroyFence
 from migctl.engine.hooks import Hooks
 from migctl.engine.journal import Journal, JournalEntry, now
 from migctl.errors import DriverError, MigctlError
@@ -83,11 +84,16 @@ def machine_id(backend: Backend) -> str:
     return "host-" + os.uname().nodename
 
 
+def journal_for(backend: Backend) -> Journal:
+    """The machine's apply journal: a simulated machine's lives in its own directory."""
+    return Journal(machine_id(backend), backend.files_dir)
+
+
 def plan_machine(
     backend: Backend, targets: Mapping[int, DesiredLayout], *, force: bool = False
 ) -> tuple[dict[int, Plan], dict[int, CurrentGpu]]:
     """A plan per GPU from what is there now, and that current state."""
-    leases = active_leases()
+    leases = active_leases(backend.files_dir)
     plans: dict[int, Plan] = {}
     currents: dict[int, CurrentGpu] = {}
     for gpu, desired in sorted(targets.items()):
@@ -95,19 +101,6 @@ def plan_machine(
         currents[gpu] = current
         plans[gpu] = reconfigure(backend.live_model(gpu), current, desired, force=force)
     return plans, currents
-
-
-def _leased_check(backend: Backend) -> Any:
-    def leased(gpu: int, gi_id: int, ci_id: int) -> str | None:
-        leases = active_leases()
-        if not leases:
-            return None
-        for device in backend.mig_devices(gpu):
-            if (device.gi_id, device.ci_id) == (gi_id, ci_id):
-                return leases.get(device.uuid)
-        return None
-
-    return leased
 
 
 def _interrupted(journal: Journal) -> str | None:
@@ -132,7 +125,7 @@ def apply(
 ) -> ApplyOutcome:
     """Make the machine match ``targets`` (see the module docstring)."""
     hooks = hooks or Hooks()
-    journal = journal or Journal(machine_id(backend))
+    journal = journal or journal_for(backend)
     if dry_run:
         plans, _ = plan_machine(backend, targets, force=force)
         return ApplyOutcome(plans, dry_run=True, disturbs=disturbed(backend, plans))
@@ -191,13 +184,16 @@ def _execute(
     if any(isinstance(op, SetMigMode) for p in plans.values() for op in p.ops):
         hooks.run("before-mode-change", {"plans": [p.to_dict() for p in plans.values()]})
     hooks.run("before-instance-changes", {"plans": [p.to_dict() for p in plans.values()]})
-    for gpu, plan in sorted(plans.items()):
-        executor = Executor(backend, leased=_leased_check(backend), force=force, record=recorder)
-        progress = executor.run(plan.ops, Progress())
-        outcome.executed[gpu] = progress.done
-        if progress.pending_mode is not None:
-            outcome.pending[gpu] = progress.pending_mode
-        recorder.offset += len(plan.ops)
+    fence = DestroyFence(backend, force=force)
+    try:
+        for gpu, plan in sorted(plans.items()):
+            progress = Executor(backend, fence=fence, record=recorder).run(plan.ops, Progress())
+            outcome.executed[gpu] = progress.done
+            if progress.pending_mode is not None:
+                outcome.pending[gpu] = progress.pending_mode
+            recorder.offset += len(plan.ops)
+    finally:
+        fence.close()
 
 
 def _verify(backend: Backend, targets: Mapping[int, DesiredLayout], outcome: ApplyOutcome) -> None:
@@ -223,8 +219,12 @@ def _roll_back(
     checkpoint = {g: checkpoint_of(c) for g, c in currents.items()}
     try:
         plans, _ = plan_machine(backend, checkpoint, force=False)
-        for plan in plans.values():
-            Executor(backend, leased=lambda g, i, c: None).run(plan.ops, Progress())
+        fence = DestroyFence(backend)  # the restore never destroys a leased device either
+        try:
+            for plan in plans.values():
+                Executor(backend, fence=fence).run(plan.ops, Progress())
+        finally:
+            fence.close()
         outcome.rolled_back = True
         log.warning("apply failed (%s); the checkpoint was restored", outcome.error)
     except MigctlError as failure:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from migctl.backends.base import Backend
 from migctl.model import GpuModel
@@ -32,11 +33,13 @@ class Busy:
         return " and ".join(parts)
 
 
-def active_leases() -> dict[str, str]:
-    """Active leases by MIG device UUID, described; empty when no lease store exists yet."""
+def active_leases(files_dir: Path | None = None) -> dict[str, str]:
+    """Active leases by MIG device UUID, described; empty when no lease store exists yet.
+
+    ``files_dir``: a simulated machine's own directory (``Backend.files_dir``)."""
     from migctl.leases import LeaseStore, default_db_path
 
-    path = default_db_path()
+    path = default_db_path(machine_dir=files_dir)
     if not path.exists():
         return {}
     with LeaseStore(path) as store:

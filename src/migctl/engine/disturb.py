@@ -30,7 +30,7 @@ def _device_text(device: MigDevice, leases: Mapping[str, str]) -> str:
 
 def disturbed(backend: Backend, plans: Mapping[int, Plan]) -> dict[int, list[str]]:
     """Per GPU, one line per MIG device the plan destroys, with what runs or is leased there."""
-    leases = active_leases()
+    leases = active_leases(backend.files_dir)
     found: dict[int, list[str]] = {}
     for gpu, plan in sorted(plans.items()):
         gone_gis = {op.gi_id for op in plan.ops if isinstance(op, DestroyGi)}

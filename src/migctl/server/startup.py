@@ -23,9 +23,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from migctl.engine.apply import machine_id, plan_machine
+from migctl.engine.apply import journal_for, plan_machine
 from migctl.engine.codec import targets_from_dict
-from migctl.engine.journal import Journal
 from migctl.engine.recover import recover
 from migctl.errors import MigctlError
 from migctl.server.auth import DAEMON_ACTOR
@@ -58,7 +57,7 @@ def _audit(service: Service, action: str, target: str | None, ok: bool, **detail
 
 def _repair_journal(service: Service) -> str | None:
     backend = service.gpu.backend
-    entry = Journal(machine_id(backend)).read()
+    entry = journal_for(backend).read()
     if entry is None:
         return None
 

@@ -8,13 +8,16 @@ simulate.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from migctl.catalog import Catalog, model_from_dict
 from migctl.catalog.complete import complete_model
 from migctl.errors import NotSupportedError
 from migctl.model import GpuModel
+from migctl.sim.checks import state_problems
 from migctl.sim.processes import is_alive
 from migctl.sim.state import MachineState, SimGpu, SimProcess
-from migctl.sim.store import StateStore
+from migctl.sim.store import FileStore, StateStore
 
 
 def simulation_gaps(model: GpuModel) -> list[str]:
@@ -77,6 +80,13 @@ class SimMachine:
         self.store = store
         self.catalog = catalog
         self._models: dict[str, GpuModel] = {}
+        if isinstance(store, FileStore):
+            store.check = self.check
+
+    @property
+    def files_dir(self) -> Path:
+        """Where this machine keeps its own files (journal, lease database, CDI spec)."""
+        return self.store.files_dir
 
     def model_of(self, state: MachineState, gpu: SimGpu) -> GpuModel:
         model = self._models.get(gpu.model)
@@ -107,6 +117,13 @@ class SimMachine:
                     "(`migctl sim show` lists them)"
                 )
         return lines
+
+    def check(self, state: MachineState) -> None:
+        """Refuse (ValueError) a state that contradicts its GPU models (see ``checks``)."""
+        problems = state_problems(state, self.model_of)
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise ValueError("; ".join(problems[:3]) + more)
 
     def validate(self, state: MachineState) -> None:
         """Resolve every GPU's model now, so a bad machine fails before any use."""

@@ -12,6 +12,7 @@ from typing import Any
 from migctl.sim import cabi
 from migctl.sim.cabi import KIND_GPU, KIND_MIG, Handle, NvmlReturn
 from migctl.sim.machine import processes_on
+from migctl.sim.machines import serial_number
 from migctl.sim.nvml_codes import (
     IN_USE,
     INVALID_ARGUMENT,
@@ -100,6 +101,11 @@ class GpuOps(OpsBase):
         gpu, _ = self.gpu_of(state, h)
         text = gpu.uuid if h.kind == KIND_GPU else self.ci_ref(state, handle)[1].uuid
         cabi.store_string(buffer, length, text)
+        return SUCCESS
+
+    def nvmlDeviceGetSerial(self, handle: Any, buffer: Any, length: Any) -> int:
+        gpu, _ = self.physical(self.state(), handle)
+        cabi.store_string(buffer, length, serial_number(gpu.uuid))
         return SUCCESS
 
     def nvmlDeviceGetPciInfo_v3(self, handle: Any, ref: Any) -> int:

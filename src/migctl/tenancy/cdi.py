@@ -48,10 +48,14 @@ _KIND = re.compile(
 )
 
 
-def default_cdi_path() -> Path:
-    """``$MIGCTL_CDI_PATH`` or ``/etc/cdi/migctl.yaml``."""
+def default_cdi_path(files_dir: Path | None = None) -> Path:
+    """``$MIGCTL_CDI_PATH``; for a simulated machine ``cdi.yaml`` in its own directory
+    (``files_dir``: a spec of simulated devices never goes to /etc/cdi); else
+    ``/etc/cdi/migctl.yaml``."""
     explicit = os.environ.get(ENV_CDI_PATH)
-    return Path(explicit) if explicit else DEFAULT_CDI_PATH
+    if explicit:
+        return Path(explicit)
+    return files_dir / "cdi.yaml" if files_dir is not None else DEFAULT_CDI_PATH
 
 
 def check_kind(kind: str) -> str:
@@ -158,7 +162,7 @@ def refresh_cdi(
     ``path`` defaults to :func:`default_cdi_path`. Returns the path written, or None when the
     spec was removed (or there was nothing to remove).
     """
-    target = path or default_cdi_path()
+    target = path or default_cdi_path(backend.files_dir)
     reader = node_reader_for(backend)
     devices = exported_devices(backend, reader)
     if not devices:
@@ -178,11 +182,10 @@ def refresh_if_in_use(backend: Backend) -> Path | None:
     """After any MIG change: refresh the CDI spec when one is in use here.
 
     In use means ``MIGCTL_CDI_PATH`` is set or the default spec exists (someone ran
-    ``migctl cdi generate``); otherwise nothing is written, so a user who never asked for
-    CDI gets no file in /etc. A stale spec after repartitioning is what this prevents.
+    ``migctl cdi generate``; for a simulated machine, ``cdi.yaml`` in its own directory);
+    otherwise nothing is written, so a user who never asked for CDI gets no file in /etc. A
+    stale spec after repartitioning is what this prevents.
     """
-    import os
-
-    if os.environ.get(ENV_CDI_PATH) is None and not DEFAULT_CDI_PATH.exists():
+    if os.environ.get(ENV_CDI_PATH) is None and not default_cdi_path(backend.files_dir).exists():
         return None
     return refresh_cdi(backend)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pynvml as nv
@@ -64,10 +65,12 @@ class NvmlBackend(LiveGeometry):
         library: object | None = None,
         read_only: bool = False,
         label: str | None = None,
+        files_dir: Path | None = None,
     ) -> None:
         self._catalog = catalog
         self._read_only = read_only
         self._label = label
+        self._files_dir = files_dir
         self._handles: dict[int, Any] = {}
         self._names: dict[int, str] = {}
         self._live: dict[int, GpuModel] = {}
@@ -90,6 +93,11 @@ class NvmlBackend(LiveGeometry):
     @property
     def catalog(self) -> Catalog:
         return self._catalog
+
+    @property
+    def files_dir(self) -> Path | None:
+        """A simulated machine's own directory (journal, leases, CDI); None on a real host."""
+        return self._files_dir
 
     @property
     def description(self) -> str:
