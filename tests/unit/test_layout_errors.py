@@ -19,6 +19,7 @@ from migctl.catalog import Catalog
 from migctl.errors import InvalidInputError
 from migctl.layout import parse_layouts, resolve, select_layout
 from migctl.model import GpuModel
+from tests.unit.layout_attacks import alias_bomb, deep_nesting
 
 HEADER = "apiVersion: migctl/v1\nkind: Layouts\nlayouts:\n"
 MIXED = ["a100-sxm4-40gb", "a100-sxm4-40gb", "h100-80gb-hbm3", "h100-80gb-hbm3", "a30-24gb", "l40s"]
@@ -62,6 +63,19 @@ CASES = [
     ),
     Case("two YAML documents", HEADER + "  a: {}\n---\nkind: Layouts\n", "", line=6),
     Case("neither format", "layout:\n  a: {}\n", ""),
+    # --- documents that would take unbounded work to read --------------------------------
+    Case("alias bomb", alias_bomb(7, 9), "", line=6),
+    Case("recursive alias", "version: v1\nmig-configs: &m\n  a: [*m]\n", "", line=2),
+    Case("nesting 60000 deep", deep_nesting(60000), "", line=1),
+    Case(
+        "a 5000-digit count",
+        mig_parted("x:\n  - devices: all\n    mig-enabled: true\n    mig-devices:\n")
+        + '        "1g.10gb": '
+        + "9" * 5000
+        + "\n",
+        "",
+        line=7,
+    ),
     # --- duplicate keys (PyYAML would keep the last silently) ----------------------------
     Case(
         "duplicate top-level key",
