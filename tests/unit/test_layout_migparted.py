@@ -21,9 +21,12 @@ from migctl.layout import (
     GpuLayout,
     LayoutFile,
     LayoutFormat,
+    MachineGpu,
+    Resolution,
     load_layouts,
     parse_layouts,
     resolve,
+    resolve_machine,
     select_layout,
 )
 from migctl.model import GpuModel
@@ -101,11 +104,17 @@ def test_all_1g_10gb_means_seven_on_80gb_parts_and_four_on_40gb_a100s(
     assert full_ci == {("1g.10gb",)}
 
 
-def test_devices_all_skips_gpus_without_mig(operator_file: LayoutFile, catalog: Catalog) -> None:
-    disabled = resolve_named(operator_file, "all-disabled", machine(catalog, *MIXED))
-    assert disabled == {i: GpuLayout(False) for i in range(5)}
-    enabled = resolve_named(operator_file, "all-enabled", machine(catalog, *MIXED))
-    assert enabled == {i: GpuLayout(True) for i in range(5)}
+def test_devices_all_skips_gpus_without_mig_only_when_turning_mig_on(
+    operator_file: LayoutFile, catalog: Catalog
+) -> None:
+    """mig-parted's apply skips the L40S for ``devices: all`` with MIG on (its assert fails
+    there); with MIG off the L40S is selected and satisfies it (its assert passes)."""
+    disabled = resolve_machine(
+        select_layout(operator_file, "all-disabled"), machine(catalog, *MIXED)
+    )
+    assert disabled == Resolution({i: GpuLayout(False) for i in range(6)})
+    enabled = resolve_machine(select_layout(operator_file, "all-enabled"), machine(catalog, *MIXED))
+    assert enabled == Resolution({i: GpuLayout(True) for i in range(5)}, skipped=(5,))
 
 
 def test_media_extension_profile(operator_file: LayoutFile, catalog: Catalog) -> None:
@@ -130,19 +139,35 @@ def test_a_profile_one_gpu_lacks_is_an_error_naming_it(
 def test_per_index_entries_later_wins_zero_counts_and_ci_keys(
     operator_file: LayoutFile, catalog: Catalog
 ) -> None:
-    result = resolve_named(operator_file, "mixed-custom", machine(catalog, *MIXED))
+    gpus = machine(catalog, *MIXED)
+    a30 = MachineGpu(4, catalog.get("a30"), 0x20B7, 0x153210DE)
+    resolution = resolve_machine(
+        select_layout(operator_file, "mixed-custom"), [*gpus[:4], a30, gpus[5]]
+    )
+    result = resolution.layouts
     assert profile_counts(result[0]) == {"1g.5gb+me": 1, "1g.5gb": 2}
     assert result[1] == GpuLayout(True)  # only the first entry matched GPU 1
-    gpu2 = result[2].instances
+    gpu2 = result[2].instances  # 2 x 1c.3g.40gb: one 3g.40gb GI holding both CIs
     assert [(w.profile, w.start_slice, w.compute) for w in gpu2] == [
-        ("3g.40gb", None, ("1c.3g.40gb",)),
-        ("3g.40gb", None, ("1c.3g.40gb",)),
+        ("3g.40gb", None, ("1c.3g.40gb", "1c.3g.40gb")),
     ]
     gpu3 = {(w.profile, w.compute) for w in result[3].instances}
     assert gpu3 == {("3g.40gb", ("3g.40gb",)), ("4g.40gb", ("4g.40gb",))}
     assert result[4] == GpuLayout(False)  # the subsystem-qualified filter matched the A30
     assert result[5] == GpuLayout(False)  # an explicit index may turn MIG off on the L40S
     assert set(result) == set(range(6))
+    assert resolution.absent == (9,)  # devices: [5, 9] on a machine without GPU 9
+
+
+def test_a_subsystem_in_a_device_filter_must_match_too(
+    operator_file: LayoutFile, catalog: Catalog
+) -> None:
+    """As mig-parted's DeviceID.Matches: a filter with a subsystem needs all four ids."""
+    layout = select_layout(operator_file, "mixed-custom")
+    a30 = catalog.get("a30")
+    for subsystem, mig_on in ((0x153210DE, False), (0x153110DE, True), (None, True)):
+        result = resolve(layout, [MachineGpu(4, a30, 0x20B7, subsystem)])
+        assert result[4] == GpuLayout(mig_on), hex(subsystem or 0)
 
 
 def test_explicit_index_turning_mig_on_for_a_gpu_without_mig_is_an_error(catalog: Catalog) -> None:

@@ -31,6 +31,7 @@ FileOption = Annotated[
 ConfigOption = Annotated[
     str | None, typer.Option("--config", "-c", help="Which named layout in the file.")
 ]
+MAX_OFFLINE_GPUS = 1024  # plan --model --gpus: more GPUs than any host, as the API's gpus list
 ForceOption = Annotated[
     bool, typer.Option("--force", help="Also destroy busy instances (leased or running).")
 ]
@@ -139,7 +140,12 @@ def plan(
     model: Annotated[
         str | None, typer.Option("--model", help="Plan offline for this GPU model.")
     ] = None,
-    gpus: Annotated[int, typer.Option("--gpus", help="With --model: how many such GPUs.")] = 1,
+    gpus: Annotated[
+        int,
+        typer.Option(
+            "--gpus", min=1, max=MAX_OFFLINE_GPUS, help="With --model: how many such GPUs."
+        ),
+    ] = 1,
     split_n: Annotated[
         int | None, typer.Option("--split", help="N equal instances per GPU.")
     ] = None,

@@ -93,11 +93,11 @@ def _measured(node: Node, sizes: dict[int, tuple[int, int]], source: str) -> tup
     size = 1 + sum(kid[0] for kid in kids)
     depth = 1 + max((kid[1] for kid in kids), default=0)
     if size > MAX_NODES:
+        how = " through its aliases (*name)" if size > len(sizes) + 1 else ""
         fail(
             source,
             "",
-            f"the document expands to more than {MAX_NODES:,} nodes through its aliases "
-            f"(*name) at this line",
+            f"the document expands to more than {MAX_NODES:,} nodes{how} at this line",
             _HINT_SIZE,
             line=_line(node),
         )
