@@ -196,3 +196,47 @@ def test_device_filter_needs_the_real_pci_id_when_a_model_has_several(catalog: C
     assert set(known) == {1}
     unknown = resolve(layout, [(0, pcie), (1, pcie)])  # without the GPU's id: any of the model's
     assert set(unknown) == {0, 1}
+
+
+def one_entry(filter_line: str, devices: str = '{"3g.40gb": 2}') -> str:
+    return (
+        f"version: v1\nmig-configs:\n  x:\n    - {filter_line}devices: all\n"
+        f"      mig-enabled: true\n      mig-devices: {devices}\n"
+    )
+
+
+def test_a_config_whose_every_count_is_zero_is_refused_as_mig_parted_refuses_it(
+    catalog: Catalog,
+) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        parse_layouts(one_entry("", '{"1g.10gb": 0, "2g.20gb": 0}'), source="zero.yaml")
+    assert caught.value.context["key_path"] == "mig-configs.x[0].mig-devices"
+    assert "every count is 0" in caught.value.message
+    h100 = [(0, catalog.get("h100"))]
+    some = select_layout(parse_layouts(one_entry("", '{"1g.10gb": 0, "2g.20gb": 1}')))
+    assert profile_counts(resolve(some, h100)[0]) == {"2g.20gb": 1}
+    empty = select_layout(parse_layouts(one_entry("", "{}")))
+    assert resolve(empty, h100) == {0: GpuLayout(True)}
+
+
+@pytest.mark.parametrize(
+    ("device_filter", "selects_the_h100"),
+    [
+        ('"A100"', False),  # a model name: mig-parted accepts it and matches nothing
+        ('"0x2330"', False),  # device 0, vendor 0x2330
+        ('["H100 80GB", "0x233010DE"]', True),
+        ('"590352606"', True),  # 0x233010DE in decimal, as Go's ParseUint(s, 0, 32) reads it
+        ('"04314010336"', True),  # ... and in octal
+        ('"0X2330_10DE"', True),
+        ('"0x233010DE:0x16C110DE"', False),  # the subsystem must match too; this one is unknown
+        ('"0x233010DE:0x16C110DE:0x1"', False),  # not a device id: matches nothing
+        ('"0x1233010DE"', False),  # more than 32 bits
+    ],
+)
+def test_device_filter_strings_are_read_as_mig_parted_reads_them(
+    catalog: Catalog, device_filter: str, selects_the_h100: bool
+) -> None:
+    layout = select_layout(parse_layouts(one_entry(f"device-filter: {device_filter}\n      ")))
+    resolution = resolve_machine(layout, [(0, catalog.get("h100"))])
+    assert (0 in resolution.layouts) is selects_the_h100
+    assert resolution.unselected == (() if selects_the_h100 else (0,))
