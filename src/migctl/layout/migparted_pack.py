@@ -25,11 +25,12 @@ tries other orders only when the hardware refuses this one; migctl places GIs it
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from migctl.layout.types import InstanceRule
-from migctl.model import CiProfile, GiProfile, Placement
+from migctl.layout import profiles
+from migctl.layout.types import GpuLayout, InstanceRule, WantedInstance
+from migctl.model import CiProfile, GiProfile, GpuModel, Placement
 
 _KEY = re.compile(r"(?:(?P<c>\d+)c\.)?(?P<g>\d+)g\.\d+gb(?:\+(?P<attrs>.*))?")
 
@@ -123,3 +124,27 @@ def pack(counts: Sequence[Count]) -> list[PackedGi]:
                 raise ValueError(f"{item.ci.name} fits in no {item.gi.name} GPU instance")
             gis.append(current)
     return gis
+
+
+def kind_of(model: GpuModel, gi: GiProfile, ci_name: str) -> CiKind | None:
+    """The CI ``ci_name`` of a ``gi`` GPU instance on ``model``; None if it has no such CI."""
+    ci = profiles.ci_profile(model, gi, ci_name)
+    if ci is not None:
+        return CiKind.of(ci)
+    return CiKind.whole(ci_name, gi) if ci_name == profiles.default_ci_name(model, gi) else None
+
+
+def packed_layout(model: GpuModel, counts: Mapping[str, int]) -> GpuLayout:
+    """The layout mig-parted makes of ``counts`` (keys valid for ``model``, as exported)."""
+    items = []
+    for key, count in counts.items():
+        split = profiles.split_mig_parted_key(model, key)
+        kind = None if split is None else kind_of(model, *split)
+        if split is None or kind is None:
+            raise ValueError(f"{key} is not a profile of {model.name}")
+        items.append(
+            Count(InstanceRule("", key, "", count, compute_from_name=True), split[0], kind, count)
+        )
+    return GpuLayout(
+        True, tuple(WantedInstance(g.profile.name, None, tuple(g.compute)) for g in pack(items))
+    )

@@ -26,7 +26,7 @@ from migctl.errors import NotSupportedError
 from migctl.layout import profiles
 from migctl.layout.feasible import Item, check_count, check_fit, check_total
 from migctl.layout.fit import ci_count_refusal, cis_fit
-from migctl.layout.migparted_pack import CiKind, Count, pack
+from migctl.layout.migparted_pack import CiKind, Count, kind_of, pack
 from migctl.layout.problems import join
 from migctl.layout.types import (
     GpuLayout,
@@ -255,13 +255,13 @@ def _ci_kind(
     if split is None:
         _unknown_profile(layout, inst.profile_path, inst.profile, model, where, native=False)
     gi, ci_name = split
-    ci = profiles.ci_profile(model, gi, ci_name)
-    if ci_name == profiles.default_ci_name(model, gi):
-        return gi, CiKind.of(ci) if ci is not None else CiKind.whole(ci_name, gi)
-    if ci is None:
+    kind = kind_of(model, gi, ci_name)
+    if kind is None:
         _unknown_ci(layout, inst.profile_path, inst.profile, gi, model)
-    _check_cis(layout, inst.profile_path, gi, [ci])
-    return gi, CiKind.of(ci)
+    ci = profiles.ci_profile(model, gi, ci_name)
+    if ci is not None:
+        _check_cis(layout, inst.profile_path, gi, [ci])
+    return gi, kind
 
 
 def _mig_parted_items(layout: Layout, rule: LayoutRule, model: GpuModel, where: str) -> list[Item]:
