@@ -15,17 +15,16 @@ from pathlib import Path
 import pytest
 
 from migctl.cli.main import run
+from tests.cli.conftest import migctl
 from tests.unit.layout_attacks import mig_parted_count, native_count
 
 BILLION = 1_000_000_000
 
 
-def migctl(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    capsys.readouterr()
-    code = run(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out + err
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    result = migctl(capsys, *argv)
+    assert "Traceback" not in result.out + result.err
+    return result.code, result.out + result.err
 
 
 @pytest.mark.timeout(20)
@@ -42,7 +41,7 @@ def migctl(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 def test_offline_plans_refuse_counts_beyond_the_gpus(
     capsys: pytest.CaptureFixture[str], argv: list[str], code: int, words: str
 ) -> None:
-    got, text = migctl(capsys, "plan", "--model", "h100", *argv)
+    got, text = cli(capsys, "plan", "--model", "h100", *argv)
     assert got == code, text
     assert words in text
 
@@ -61,7 +60,7 @@ def test_layout_files_asking_a_billion_exit_11_and_change_nothing(
     layout.write_text(text)
     assert run(["--sim", "h100-single", "mode", "show"]) == 0
     before = {p: p.read_bytes() for p in sim_dir.glob("*.json")}
-    got, out = migctl(capsys, "--sim", "h100-single", verb, "-f", str(layout))
+    got, out = cli(capsys, "--sim", "h100-single", verb, "-f", str(layout))
     assert got == 11, out
     assert "1000000000 x 1g.10gb asked" in out and "at most 7 per GPU" in out
     assert {p: p.read_bytes() for p in sim_dir.glob("*.json")} == before
@@ -73,6 +72,6 @@ def test_split_verb_refuses_a_billion_and_changes_nothing(
 ) -> None:
     assert run(["--sim", "h100-single", "mode", "show"]) == 0
     before = {p: p.read_bytes() for p in sim_dir.glob("*.json")}
-    got, out = migctl(capsys, "--sim", "h100-single", "split", str(BILLION), "-i", "0")
+    got, out = cli(capsys, "--sim", "h100-single", "split", str(BILLION), "-i", "0")
     assert got == 5, out
     assert {p: p.read_bytes() for p in sim_dir.glob("*.json")} == before

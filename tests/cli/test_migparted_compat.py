@@ -21,6 +21,7 @@ from migctl.backends.select import open_backend
 from migctl.catalog import Catalog
 from migctl.cli.main import run
 from migctl.layout import load_layout
+from tests.cli.conftest import migctl
 from tests.unit import migparted_oracle as oracle
 
 DATA = Path(__file__).parents[1] / "data" / "layouts"
@@ -28,12 +29,10 @@ CI_EXAMPLES = DATA / "mig-parted-ci-counts.yaml"
 DEFAULT = DATA / "nvidia-gpu-operator-default.yaml"
 
 
-def migctl(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    capsys.readouterr()
-    code = run(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out + err
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    result = migctl(capsys, *argv)
+    assert "Traceback" not in result.out + result.err
+    return result.code, result.out + result.err
 
 
 def state(sim_dir: Path) -> dict[Path, bytes]:
@@ -72,21 +71,21 @@ def test_on_a_node_mig_parted_set_up_assert_passes_apply_changes_nothing_export_
 ) -> None:
     set_up_by_mig_parted(catalog, "dgx-a100", example_counts())
     before = state(sim_dir)
-    code, out = migctl(capsys, "--sim", "dgx-a100", "assert", "-f", str(CI_EXAMPLES))
+    code, out = cli(capsys, "--sim", "dgx-a100", "assert", "-f", str(CI_EXAMPLES))
     assert code == 0, out
     assert out.count(": matches") == 8
-    code, out = migctl(capsys, "--sim", "dgx-a100", "apply", "-f", str(CI_EXAMPLES))
+    code, out = cli(capsys, "--sim", "dgx-a100", "apply", "-f", str(CI_EXAMPLES))
     assert code == 0, out
     assert "already matches" in out
     assert state(sim_dir) == before  # no CI destroyed, nothing recreated
-    code, text = migctl(capsys, "--sim", "dgx-a100", "export", "--format", "mig-parted")
+    code, text = cli(capsys, "--sim", "dgx-a100", "export", "--format", "mig-parted")
     assert code == 0, text
     exported = yaml.safe_load(text)["mig-configs"]["exported"]
     by_gpu = {gpu: entry["mig-devices"] for entry in exported for gpu in entry["devices"]}
     assert by_gpu == {gpu: canonical(counts) for gpu, counts in example_counts().items()}
     again = tmp_path / "export.yaml"
     again.write_text(text)
-    code, out = migctl(capsys, "--sim", "dgx-a100", "assert", "-f", str(again))
+    code, out = cli(capsys, "--sim", "dgx-a100", "assert", "-f", str(again))
     assert code == 0, out
 
 
@@ -110,12 +109,12 @@ def test_counts_that_match_in_other_gpu_instances_are_left_alone_as_mig_parted_l
         "        mig: true\n        instances:\n"
         "          - {profile: 2g.10gb, count: 2, compute: [1c.2g.10gb]}\n"
     )
-    code, out = migctl(capsys, *sim, "apply", "-f", str(native))
+    code, out = cli(capsys, *sim, "apply", "-f", str(native))
     assert code == 0, out
     before = state(sim_dir)
-    code, out = migctl(capsys, *sim, "assert", "-f", str(layout))
+    code, out = cli(capsys, *sim, "assert", "-f", str(layout))
     assert code == 0, out
-    code, out = migctl(capsys, *sim, "apply", "-f", str(layout))
+    code, out = cli(capsys, *sim, "apply", "-f", str(layout))
     assert code == 0 and "already matches" in out, out
     assert state(sim_dir) == before
 
@@ -134,7 +133,7 @@ def test_assert_of_a_config_that_leaves_gpus_out_fails_naming_them(
 ) -> None:
     if machine == "mixed-node":
         assert run(["--sim", machine, "apply", "-f", str(DEFAULT), "-c", config]) == 0
-    code, out = migctl(
+    code, out = cli(
         capsys, "--sim", machine, "-o", "json", "assert", "-f", str(DEFAULT), "-c", config
     )
     assert code == 1, out
@@ -142,14 +141,14 @@ def test_assert_of_a_config_that_leaves_gpus_out_fails_naming_them(
     assert answer["matches"] is False
     failing = sorted(int(gpu) for gpu, lines in answer["differences"].items() if lines)
     assert failing == gpus
-    code, text = migctl(capsys, "--sim", machine, "assert", "-f", str(DEFAULT), "-c", config)
+    code, text = cli(capsys, "--sim", machine, "assert", "-f", str(DEFAULT), "-c", config)
     assert code == 1
     for gpu in gpus:
         assert f"GPU {gpu}: " in text
 
 
 def test_assert_of_mig_off_passes_on_gpus_without_mig(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = migctl(
+    code, out = cli(
         capsys, "--sim", "l40s-node", "assert", "-f", str(DEFAULT), "-c", "all-disabled"
     )
     assert code == 0, out
@@ -164,7 +163,7 @@ def test_a_native_layout_selecting_none_of_the_gpus_checked_fails_assert(
         "apiVersion: migctl/v1\nkind: Layouts\nlayouts:\n  x:\n    gpus:\n"
         "      - select: {index: 1}\n        mig: false\n"
     )
-    code, out = migctl(capsys, "--sim", "dgx-h100", "assert", "-f", str(layout), "-i", "0")
+    code, out = cli(capsys, "--sim", "dgx-h100", "assert", "-f", str(layout), "-i", "0")
     assert code == 1, out
     assert "GPU 0: " in out and "selects none of the GPUs checked" in out
 
@@ -186,7 +185,7 @@ def test_a_gpu_index_the_machine_lacks_is_named(
     layout = tmp_path / "ninety-nine.yaml"
     layout.write_text(text)
     for verb in ("assert", "plan", "apply"):
-        code, out = migctl(capsys, "--sim", "dgx-h100", verb, "-f", str(layout))
+        code, out = cli(capsys, "--sim", "dgx-h100", verb, "-f", str(layout))
         assert code == 0, out
         assert "GPU 99, which this machine does not have" in out, (verb, out)
 
@@ -199,9 +198,9 @@ def test_dash_i_narrows_the_gpus_a_file_is_checked_against(
     base = ["--sim", "mixed-node"]
     assert run([*base, "mode", "enable", "-i", "0,1"]) == 0
     for verb in ("plan", "apply", "assert"):
-        code, out = migctl(capsys, *base, verb, "-f", str(DEFAULT), "-c", "all-1g.5gb", "-i", "0,1")
+        code, out = cli(capsys, *base, verb, "-f", str(DEFAULT), "-c", "all-1g.5gb", "-i", "0,1")
         assert code == 0, (verb, out)
-    code, out = migctl(capsys, *base, "assert", "-f", str(DEFAULT), "-c", "all-1g.5gb")
+    code, out = cli(capsys, *base, "assert", "-f", str(DEFAULT), "-c", "all-1g.5gb")
     assert code == 11 and "GPU 2" in out  # the whole machine: GPU 2 cannot hold it
 
 
@@ -209,7 +208,7 @@ def test_dash_i_narrows_the_gpus_a_file_is_checked_against(
 def test_export_of_gpus_without_mig_writes_mig_off(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str
 ) -> None:
-    code, text = migctl(capsys, "--sim", "l40s-node", "export", "--format", fmt)
+    code, text = cli(capsys, "--sim", "l40s-node", "export", "--format", fmt)
     assert code == 0, text
     document = yaml.safe_load(text)
     if fmt == "mig-parted":
@@ -223,5 +222,5 @@ def test_export_of_gpus_without_mig_writes_mig_off(
         ]
     exported = tmp_path / "export.yaml"
     exported.write_text(text)
-    code, out = migctl(capsys, "--sim", "l40s-node", "assert", "-f", str(exported))
+    code, out = cli(capsys, "--sim", "l40s-node", "assert", "-f", str(exported))
     assert code == 0, out
