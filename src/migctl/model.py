@@ -259,6 +259,7 @@ class GpuInfo:
     memory_total_mib: int
     memory_used_mib: int
     mig: MigMode | None  # None: this GPU does not support MIG
+    pci_subsystem_id: int | None = None  # subsystem device << 16 | vendor; None: unknown
 
     @property
     def mig_capable(self) -> bool:

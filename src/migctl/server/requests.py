@@ -70,8 +70,8 @@ class LayoutRequest(Strict):
     gpus: list[int] | None = Field(
         None,
         max_length=1024,
-        description="with split/demand/layout: which GPUs (default: all MIG GPUs; a layout is "
-        "checked against every GPU, then narrowed to these)",
+        description="with split/demand/layout: which GPUs (default: all MIG GPUs; a layout's "
+        "selectors see every GPU, and only these GPUs are checked and planned)",
     )
     force: bool = Field(False, description="also destroy busy (leased or running) instances")
 

@@ -178,6 +178,7 @@ class NvmlBackend(LiveGeometry):
             memory_total_mib=int(memory.total) // MIB,
             memory_used_mib=int(memory.used) // MIB,
             mig=MigMode(bool(modes[0]), bool(modes[1])) if code == 0 else None,
+            pci_subsystem_id=int(pci.pciSubSystemId),
         )
 
     def mig_mode(self, index: int) -> MigMode | None:
