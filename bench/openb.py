@@ -27,7 +27,8 @@ from pathlib import Path
 from bench.frag import NodeFrag, typical_tasks
 from bench.gpu_rules import FractionalRules, MigRules
 from bench.openb_data import NodeSpec, Pod, load_nodes, load_pods, request_for
-from bench.openb_fill import FillResult, fill, mig_upper_bound, rounding_efficiency
+from bench.openb_fill import FillResult, arrived_by_reading, fill
+from bench.openb_optimum import RoundingTax, offline_optimum, rounding_taxes
 from bench.openb_plots import PUBLISHED, fill_plot, replay_plot
 from bench.openb_replay import (
     ReplayResult,
@@ -53,7 +54,7 @@ REPLAY_POLICIES = ("first-fit", "best-fit", "migctl")
 class FillRow:
     label: str
     runs: list[FillResult]
-    bound: float | None = None  # mean knapsack upper bound (MIG rows)
+    optimum: float | None = None  # mean offline optimum of the same runs (MIG rows)
 
     def mean(self, attribute: str) -> float:
         return statistics.fmean(getattr(r, attribute) for r in self.runs)
@@ -65,9 +66,9 @@ class FillRow:
 
 def fill_rows(
     pods: Sequence[Pod], nodes: Sequence[NodeSpec], models: Sequence[GpuModel], seeds: list[int]
-) -> tuple[list[FillRow], dict[str, float]]:
+) -> tuple[list[FillRow], dict[str, RoundingTax]]:
     rows: list[FillRow] = []
-    efficiency: dict[str, float] = {}
+    taxes: dict[str, RoundingTax] = {}
     fractional = {p.name: request_for(p, None) for p in pods}
     for policy in FRACTIONAL_POLICIES:
         runs = [
@@ -79,15 +80,17 @@ def fill_rows(
         requests = {p.name: request_for(p, model) for p in pods}
         rules = MigRules(model)
         frag = NodeFrag(rules, typical_tasks(pods, requests))
-        bound = statistics.fmean(mig_upper_bound(pods, requests, rules, gpus, s) for s in seeds)
-        efficiency[model.key] = rounding_efficiency(pods, requests, rules)
+        optimum = statistics.fmean(
+            offline_optimum(arrived_by_reading(pods, gpus, s), requests, rules, gpus) for s in seeds
+        )
+        taxes[model.key] = rounding_taxes(pods, requests, rules)
         for policy in MIG_POLICIES:
             runs = [
                 fill(pods, requests, nodes, rules, policy=policy, seed=s, frag=frag) for s in seeds
             ]
-            rows.append(FillRow(f"MIG {model.key}, {policy}", runs, bound))
+            rows.append(FillRow(f"MIG {model.key}, {policy}", runs, optimum))
         print(f"fill: {model.key} done", flush=True)
-    return rows, efficiency
+    return rows, taxes
 
 
 def fill_table(rows: Sequence[FillRow]) -> list[str]:
@@ -97,7 +100,7 @@ def fill_table(rows: Sequence[FillRow]) -> list[str]:
         "slices allocated",
         "rounding tax (points)",
         "GPU pods refused by then",
-        "MIG upper bound (knapsack)",
+        "MIG offline optimum (useful)",
     ]
     lines = []
     for row in rows:
@@ -109,7 +112,7 @@ def fill_table(rows: Sequence[FillRow]) -> list[str]:
                 f"{100 * slices:.1f}%",
                 f"{100 * (slices - useful):.1f}",
                 f"{row.mean('rejected_gpu_pods'):.0f}",
-                f"{100 * row.bound:.1f}%" if row.bound is not None else "—",
+                f"{100 * row.optimum:.1f}%" if row.optimum is not None else "—",
             ]
         )
     published = [
@@ -210,7 +213,7 @@ def write_report(
     out: Path,
     *,
     rows: list[FillRow],
-    efficiency: dict[str, float],
+    taxes: dict[str, RoundingTax],
     parts: list[ReplayPart],
     pods: Sequence[Pod],
     cmd: str,
@@ -234,9 +237,13 @@ def write_report(
         "## (b) Fill until full, as FGD measured it",
         "",
         f"Seeds {seeds[0]}-{seeds[-1]} ({len(seeds)} runs per row; mean ± sd). 1,213 nodes, "
-        f"{len(pods)} pods (CPU-only ones included, as FGD did). Rounding "
-        "efficiency of the trace's GPU pods (requested / allocated share, MIG's best case): "
-        + ", ".join(f"{k} {100 * v:.1f}%" for k, v in efficiency.items())
+        f"{len(pods)} pods (CPU-only ones included, as FGD did). MIG's rounding tax on the "
+        "trace's GPU pods (allocated share / requested share - 1): "
+        + "; ".join(
+            f"{k}: {100 * t.sharing:+.1f}% for the pods that share a GPU, "
+            f"{100 * t.overall:+.1f}% over all GPU pods"
+            for k, t in taxes.items()
+        )
         + ".",
         "",
         "![fill](openb_fill.png)",
@@ -289,9 +296,11 @@ FILL_NOTES = [
     "difference is the rounding tax. The fractional rows are this harness with FGD's "
     "fractional sharing: they land within about a point of FGD's published random and "
     "best-fit numbers, which validates the harness (FGD shuffles with Go's generator; ours "
-    "uses Python's with the same seeds, so runs are not the same orders). The MIG upper "
-    "bound lets an oracle choose the most efficient pods among those arrived; no "
-    "first-come scheduler can refuse pods that way, so it is far from reachable.",
+    "uses Python's with the same seeds, so runs are not the same orders). The MIG offline "
+    "optimum is the most useful allocation of the same arrived pods when an oracle picks "
+    "which to place and every GPU's MIG layout (exact MILP over the GPU's maximal layouts, "
+    "`bench.openb_optimum`; node CPU and whole-GPU pods' node locality left out): no "
+    "scheduler, first-come or not, does better with these arrivals.",
 ]
 REPLAY_NOTES = [
     "Reading the tables: the trace is light most of the time (the mean use of the peak-sized "
@@ -319,13 +328,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     catalog = load_catalog()
     models = [catalog.get(key) for key in args.models.split(",")]
     pods, nodes = load_pods(args.data), load_nodes(args.data)
-    rows, efficiency = fill_rows(pods, nodes, models, seeds)
+    rows, taxes = fill_rows(pods, nodes, models, seeds)
     parts = [replay_part(gpu_pods(pods), model, args.moments) for model in models]
     args.out.mkdir(parents=True, exist_ok=True)
     write_report(
         args.out,
         rows=rows,
-        efficiency=efficiency,
+        taxes=taxes,
         parts=parts,
         pods=pods,
         cmd=command("bench.openb", argv),

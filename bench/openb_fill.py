@@ -8,7 +8,8 @@ requested GPU milli allocated to GPU capacity is read when the GPU demand that h
 arrived reaches 100% of capacity. The fleet is the trace's 1,213 nodes (CPU, memory, GPU
 count) with every GPU replaced by one MIG-capable model. With MIG two numbers differ:
 ``useful`` (requested milli of placed pods / capacity, FGD's ratio) and ``slices``
-(compute slices allocated / all slices); the gap is MIG's rounding tax.
+(compute slices allocated / all slices); the gap is MIG's rounding tax. What MIG could
+reach at best with the same arrivals is ``bench.openb_optimum``.
 Imported by ``bench.openb`` and tests.
 """
 
@@ -81,53 +82,12 @@ def fill(
     )
 
 
-def rounding_efficiency(
-    pods: Sequence[Pod], requests: dict[str, Request], rules: GpuRules
-) -> float:
-    """Requested milli over allocated milli for the trace's GPU pods: MIG's best case."""
-    asked = allocated = 0.0
-    for pod in pods:
-        request = requests[pod.name]
-        if request.kind == "cpu":
-            continue
-        asked += pod.requested_milli
-        units = rules.units if request.kind == "whole" else rules.units_of(request.share)
-        allocated += 1000 * units / rules.units * max(request.gpus, 1)
-    return asked / allocated if allocated else 1.0
-
-
-def mig_upper_bound(
-    pods: Sequence[Pod],
-    requests: dict[str, Request],
-    rules: GpuRules,
-    gpus: int,
-    seed: int,
-) -> float:
-    """Most useful allocation any MIG scheduler could reach in a run: a fractional knapsack.
-
-    Of the pods arrived by the reading, take the most milli per slice first until the
-    fleet's slices run out (ignores placements, nodes and CPU, and may refuse pods at
-    will, which no first-come scheduler does): an upper bound, not a target.
-    """
-    capacity_milli, slices_left = 1000 * gpus, float(rules.units * gpus)
-    arrived, items = 0, []
+def arrived_by_reading(pods: Sequence[Pod], gpus: int, seed: int) -> list[Pod]:
+    """The pods of a run up to the reading (arrived GPU demand reaches the capacity)."""
+    arrived, result = 0, []
     for pod in arrival_order(pods, seed):
+        result.append(pod)
         arrived += pod.requested_milli
-        request = requests[pod.name]
-        if request.kind != "cpu":
-            units = (
-                rules.units * request.gpus
-                if request.kind == "whole"
-                else rules.units_of(request.share)
-            )
-            items.append((pod.requested_milli / units, units))
-        if arrived >= capacity_milli:
+        if arrived >= 1000 * gpus:
             break
-    value = 0.0
-    for per_unit, units in sorted(items, reverse=True):
-        taken = min(float(units), slices_left)
-        value += per_unit * taken
-        slices_left -= taken
-        if slices_left <= 0:
-            break
-    return value / capacity_milli
+    return result

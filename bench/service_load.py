@@ -273,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = LoadSpec(args.clients, args.duration, hold_ms=args.hold_ms)
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    daemon = Daemon(args.machine).start()
+    # the clients are root (admins) on the socket: room for all of them in the admins' budget
+    daemon = Daemon(args.machine, extra_args=("--admin-connections", str(args.clients + 16)))
+    daemon.start()
     try:
         with daemon.client() as root:
             job = root.post("/v1/apply", json={"split": 7}).json()

@@ -247,7 +247,18 @@ def notes_of(entry: dict[str, Any]) -> list[str]:
     for key in ("total_memory_note", "sm_count_note", "pci_note", "memory_slices_note"):
         if entry.get(key):
             notes.append(f"{key.removesuffix('_note').replace('_', ' ')}: {entry[key]}")
+    capability = entry.get("compute_capability")
+    if capability and capability != compute_capability(entry):
+        notes.append(f"compute capability: {capability}")
     return notes
+
+
+def compute_capability(entry: dict[str, Any]) -> str | None:
+    """``"10.3 (third-party)"`` -> ``"10.3"`` (the remark goes to the notes): NVML reports
+    MAJOR.MINOR, and the simulator must be able to."""
+    text = entry.get("compute_capability")
+    found = re.match(r"\d+\.\d+", text or "")
+    return found.group(0) if found else None
 
 
 def mig_model(entry: dict[str, Any]) -> dict[str, Any]:
@@ -258,7 +269,7 @@ def mig_model(entry: dict[str, Any]) -> dict[str, Any]:
         "name": entry["name"],
         "nvidia_smi_name": entry["nvidia_smi_name"],
         "architecture": entry.get("architecture"),
-        "compute_capability": entry.get("compute_capability"),
+        "compute_capability": compute_capability(entry),
         "pci_device_ids": [f"0x{pci_id(p):04X}" for p in entry["pci_device_ids"]],
         "memory_slices": entry.get("memory_slices"),
         "compute_slices": entry.get("compute_slices"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -152,19 +153,23 @@ class ServiceMetrics:
         )
 
 
-def leases_by_uuid() -> dict[str, str]:
+def leases_by_uuid(lease_db: Path | None) -> dict[str, str]:
     """Active lease holders by MIG device UUID (empty without a lease store)."""
-    from migctl.leases import LeaseStore, default_db_path
+    from migctl.leases import LeaseStore
 
-    path = default_db_path()
-    if not path.exists():
+    path = lease_db
+    if path is None or not path.exists():
         return {}
     with LeaseStore(path) as store:
         return {lease.uuid: lease.user for lease in store.list_leases(active_only=True)}
 
 
-def render(backend: Backend, **collector_options: Any) -> bytes:
+def render(backend: Backend, lease_db: Path | None, **collector_options: Any) -> bytes:
     """The machine's metrics in the Prometheus text format (``migctl metrics``)."""
     registry = CollectorRegistry()
-    registry.register(MachineCollector(backend, leases=leases_by_uuid, **collector_options))
+
+    def leases() -> dict[str, str]:
+        return leases_by_uuid(lease_db)
+
+    registry.register(MachineCollector(backend, leases=leases, **collector_options))
     return generate_latest(registry)

@@ -151,6 +151,25 @@ class CiProfile:
 
 
 @dataclass(frozen=True, slots=True)
+class Derivation:
+    """A value the catalog does not publish, derived only so that the model can be simulated.
+
+    ``profile`` is a GI profile name, ``"CI <name>"`` for a compute-instance profile, or
+    ``""`` for the model itself; ``field`` names the attribute (``memory_mib``, ``sm_count``,
+    ``id``, ``ce``, ``memory_slices``, ``placements``, ...).
+    """
+
+    profile: str
+    field: str
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.profile} " if self.profile else ""
+        return f"{where}{self.field} = {self.value}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
 class GpuModel:
     """One GPU model's MIG geometry, with its provenance."""
 
@@ -174,6 +193,8 @@ class GpuModel:
     notes: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     mig_capable: bool = True
+    # values filled in to simulate the model (migctl.catalog.complete); empty in the catalog
+    derivations: tuple[Derivation, ...] = ()
 
     @property
     def placements_verified(self) -> bool:
@@ -202,6 +223,10 @@ class GpuModel:
 
     def ci_profiles_for(self, gi_profile: str) -> tuple[CiProfile, ...]:
         return tuple(c for c in self.ci_profiles if c.gi_profile == gi_profile)
+
+    def derived_fields(self, profile: str) -> frozenset[str]:
+        """The fields of one GI profile (or ``""``: the model) whose values are derived."""
+        return frozenset(d.field for d in self.derivations if d.profile == profile)
 
 
 def normalize_profile_name(text: str) -> str:
@@ -234,6 +259,7 @@ class GpuInfo:
     memory_total_mib: int
     memory_used_mib: int
     mig: MigMode | None  # None: this GPU does not support MIG
+    pci_subsystem_id: int | None = None  # subsystem device << 16 | vendor; None: unknown
 
     @property
     def mig_capable(self) -> bool:

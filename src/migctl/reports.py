@@ -86,10 +86,12 @@ class CheckReport:
     """Per GPU, the differences between the machine and a layout (empty: it matches)."""
 
     differences: dict[int, list[str]]
+    notes: tuple[str, ...] = ()  # what the target names that was not compared
 
     @property
     def matches(self) -> bool:
-        return not any(self.differences.values())
+        """Every GPU compared matches (and at least one was compared)."""
+        return bool(self.differences) and not any(self.differences.values())
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ url, token        ``MIGCTL_URL``, ``MIGCTL_TOKEN``  none
 local             ``MIGCTL_LOCAL``      off
 ================  ==================  =====================================================
 
-A simulated machine (``sim`` set) moves ``state_dir``, ``lease_db`` and ``cdi_path`` under the
-machine's own directory (``<sim_dir>/<machine>/``) unless they were given explicitly:
-:meth:`Settings.for_machine`. Anyone may import this module; it imports nothing from migctl.
+A simulated machine keeps its files in its own directory (``<sim_dir>/<NAME>/``, beside the
+simulator's ``NAME.json``): :meth:`Settings.for_machine` moves the journal there, and the lease
+database and CDI spec unless they were given explicitly (then they are shared on purpose). Anyone may import this module; it imports nothing from migctl.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ class Settings:
         *,
         euid: int | None = None,
         overrides: Mapping[str, object] | None = None,
+        system_state_dir: Path = SYSTEM_STATE_DIR,
     ) -> Settings:
         """Read the ``MIGCTL_*`` variables once; ``overrides`` (flags) win over them."""
         env = os.environ if environ is None else environ
@@ -102,47 +103,33 @@ class Settings:
                 found[name] = True
         found.update({k: v for k, v in (overrides or {}).items() if v is not None})
         defaults: dict[str, object] = {
-            "state_dir": SYSTEM_STATE_DIR if root else user_state,
-            "lease_db": _default_lease_db(root, user_state),
+            "state_dir": system_state_dir if root else user_state,
+            "lease_db": _default_lease_db(root, user_state, system_state_dir),
             "sim_dir": user_state / "sim",
         }
         values = {**defaults, **found}
-        settings = cls(explicit=frozenset(found), **values)  # type: ignore[arg-type]
-        return settings if settings.sim is None else settings.for_machine()
+        return cls(explicit=frozenset(found), **values)  # type: ignore[arg-type]
 
     def replace(self, **changes: object) -> Settings:
         """A copy with ``changes``, which count as given explicitly."""
         explicit = self.explicit | {k for k in changes if k != "explicit"}
         return dataclasses.replace(self, explicit=explicit, **changes)  # type: ignore[arg-type]
 
-    @property
-    def machine_dir(self) -> Path | None:
-        """The simulated machine's own directory, or None on real hardware."""
-        if self.sim is None:
-            return None
-        return self.sim_dir / machine_name(self.sim)
+    def for_machine(self, files_dir: Path | None) -> Settings:
+        """Settings whose defaulted files live in a simulated machine's own directory.
 
-    def for_machine(self) -> Settings:
-        """Settings whose defaulted files live under the simulated machine's directory."""
-        home = self.machine_dir
-        if home is None:
+        ``files_dir`` is the machine's directory (``Backend.files_dir``: ``NAME/`` beside the
+        simulator's ``NAME.json``); None (real hardware) changes nothing. The journal goes there
+        always; the lease database and the CDI spec unless given explicitly.
+        """
+        if files_dir is None:
             return self
-        moved: dict[str, object] = {}
-        if "state_dir" not in self.explicit:
-            moved["state_dir"] = home / "state"
+        moved: dict[str, object] = {"state_dir": files_dir}
         if "lease_db" not in self.explicit:
-            moved["lease_db"] = home / "state" / LEASE_DB_NAME
+            moved["lease_db"] = files_dir / LEASE_DB_NAME
         if "cdi_path" not in self.explicit:
-            moved["cdi_path"] = home / "cdi" / "migctl.yaml"
+            moved["cdi_path"] = files_dir / "cdi.yaml"
         return dataclasses.replace(self, **moved)  # type: ignore[arg-type]
-
-
-def machine_name(spec: str) -> str:
-    """The directory name of a simulated machine: its name, or a machine file's stem."""
-    path = Path(spec)
-    if spec.endswith((".yaml", ".yml")) or path.is_file():
-        return path.stem
-    return spec
 
 
 def _path(found: dict[str, object], env: Mapping[str, str], name: str, variable: str) -> None:
@@ -159,8 +146,8 @@ def _user_state_dir(env: Mapping[str, str]) -> Path:
     return (Path(home) if home else Path.home()) / ".local" / "state"
 
 
-def _default_lease_db(root: bool, user_state: Path) -> Path:
-    system = SYSTEM_STATE_DIR / LEASE_DB_NAME
+def _default_lease_db(root: bool, user_state: Path, system_dir: Path) -> Path:
+    system = system_dir / LEASE_DB_NAME
     if root and _directory_usable(system.parent):
         return system
     return user_state / LEASE_DB_NAME

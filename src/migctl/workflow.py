@@ -10,6 +10,8 @@ with the same safety. Differences from nvidia-smi, on purpose:
   when one creation fails anyway, the ones created by this call are destroyed again.
 * ``destroy_gpu_instances`` removes a GI's compute instances first, and refuses (naming
   PIDs) when processes run there.
+* ``set_mode`` checks every GPU before the first change: a request that names a GPU without
+  MIG switches nothing; ``mode_targets`` reads ``all`` as every MIG-capable GPU.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from migctl.errors import (
     InUseError,
     MigctlError,
     NotFoundError,
+    NotSupportedError,
     UsageError,
 )
 from migctl.geometry import Occupant, fits_instead, placement_refusal
@@ -33,6 +36,7 @@ from migctl.model import (
     CiProfileStatus,
     ComputeInstance,
     GiProfile,
+    GpuInfo,
     GpuInstance,
     GpuModel,
     Placement,
@@ -256,6 +260,75 @@ def destroy_compute_instances(
     return targets
 
 
+@dataclass(frozen=True, slots=True)
+class ModeTargets:
+    """The GPUs a MIG mode change applies to, and those ``all`` passed over (no MIG)."""
+
+    gpus: list[int]
+    skipped: list[GpuInfo]
+
+
+def mode_targets(chosen: Sequence[GpuInfo], *, every_gpu: bool) -> ModeTargets:
+    """Which of ``chosen`` a MIG mode change applies to; refuses before any change.
+
+    ``every_gpu`` (``-i all`` or no ``-i``) means every MIG-capable GPU: the others are
+    skipped and reported, and a machine without any is refused. GPUs named one by one must
+    all support MIG, else the whole request is refused (nothing is switched).
+    """
+    capable = [info.index for info in chosen if info.mig is not None]
+    others = [info for info in chosen if info.mig is None]
+    if every_gpu and not capable:
+        raise NotSupportedError(
+            "no GPU on this machine supports MIG: " + _names(others),
+            hint="MIG GPUs: see `migctl catalog`",
+        )
+    if not every_gpu and others:
+        raise NotSupportedError(
+            f"{_names(others)} cannot change MIG mode: no MIG support; "
+            "nothing was changed (every GPU named is checked before the first change)",
+            hint="leave out the GPUs without MIG, or use -i all (every MIG-capable GPU)",
+            context={"gpus": [info.index for info in others]},
+        )
+    return ModeTargets(capable, others if every_gpu else [])
+
+
+def _names(infos: Sequence[GpuInfo]) -> str:
+    return ", ".join(f"GPU {info.index} ({info.name})" for info in infos)
+
+
 def set_mode(backend: Backend, gpus: Sequence[int], enabled: bool) -> list[ModeChange]:
-    """Enable or disable MIG mode; GPUs that cannot switch now are reported pending."""
+    """Enable or disable MIG mode; GPUs that cannot switch now are reported pending.
+
+    Every GPU is checked before the first change: each must support MIG (else none is switched:
+    NotSupportedError), and disabling is refused while GPU instances exist (see
+    :func:`refuse_disable_with_instances`).
+    """
+    mode_targets([backend.gpu(gpu) for gpu in gpus], every_gpu=False)
+    if not enabled:
+        for gpu in gpus:
+            refuse_disable_with_instances(backend, gpu)
     return [backend.set_mig_mode(gpu, enabled) for gpu in gpus]
+
+
+def refuse_disable_with_instances(backend: Backend, gpu: int) -> None:
+    """The one rule of ``mode disable``, locally and through the daemon: while GPU instances
+    exist it is refused (In Use, exit code 6) naming them; ``--force`` (API: ``"force":
+    true``) destroys them as part of the change instead, through the engine's apply."""
+    info = backend.gpu(gpu)
+    if info.mig is None or not info.mig.current:
+        return
+    instances = sorted(backend.gpu_instances(gpu), key=lambda gi: gi.id)
+    if not instances:
+        return
+    busy = {p.gi_id for p in backend.processes(gpu)}
+    names = ", ".join(
+        f"{gi.id} ({gi.profile_name} at {gi.placement}{', processes running' if gi.id in busy else ''})"
+        for gi in instances
+    )
+    raise InUseError(
+        f"GPU {gpu} ({info.name}): cannot disable MIG mode: GPU instances {names} still exist",
+        hint=f"destroy them first (`migctl gi destroy --all -i {gpu}` on the GPU host), or "
+        'add --force (API: "force": true) to destroy them with the change (instances with '
+        "processes running are never destroyed)",
+        context={"gpu": gpu, "gpu_instances": [gi.id for gi in instances]},
+    )

@@ -39,6 +39,21 @@ def migctl(capsys: pytest.CaptureFixture[str], *argv: str) -> Result:
     return Result(code, captured.out, captured.err)
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run the CLI in this process: exit code, stdout, stderr; a traceback fails the test."""
+    result = migctl(capsys, *argv)
+    assert "Traceback" not in result.out + result.err
+    return result.code, result.out, result.err
+
+
+def run_cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    """``-o json`` ARGV, which must succeed: its JSON."""
+    code, out, err = run_cli(capsys, "-o", "json", *argv)
+    assert code == 0, err
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
 def wait_job(client: httpx.Client, job_id: int) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while True:

@@ -57,16 +57,19 @@ def test_a_daemon_on_the_default_socket_is_found(
     assert "found on the default socket" in result.err
 
 
-def test_without_a_daemon_the_cli_stays_local(
+def test_without_a_daemon_socket_the_cli_stays_local_and_a_stale_one_is_an_error(
     tmp_path: Path, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MIGCTL_SOCKET", str(tmp_path / "nobody-listens.sock"))
-    (tmp_path / "nobody-listens.sock").touch()  # a stale file, no daemon
     result = migctl(capsys, "-v", "--sim", "h100-single", "-o", "json", "list")
     assert uuids_listed(result) == []  # the fresh local simulator: MIG off
     result = migctl(capsys, "-v", "-o", "json", "list")
     assert result.code in {0, 9}, result.err  # the local driver, or none (exit 9)
-    assert "local: no daemon answers on" in result.err
+    assert "local: no daemon socket at" in result.err
+    (tmp_path / "nobody-listens.sock").touch()  # a stale file: a daemon was here
+    result = migctl(capsys, "-v", "-o", "json", "list")
+    assert result.code == 10, result.err
+    assert "but no daemon answers there" in result.err and "--local" in result.err
 
 
 def test_sim_stays_local_even_when_a_daemon_runs(

@@ -7,8 +7,10 @@ Local shapes are taken from the same verbs run with ``--local --sim`` in this pr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -148,13 +150,59 @@ def test_mode_through_the_daemon(via_daemon: Daemon, capsys: Capsys, restore_sev
     shown = migctl(capsys, "-o", "json", "mode", "show").json()["gpus"][0]
     assert shown["mig"] == {"current": True, "pending": True}
     assert shown["pci_device_id"] == "0x2330"  # the inventory carries it
-    disabled = migctl(capsys, "-o", "json", "mode", "disable")
+    disabled = migctl(capsys, "-o", "json", "mode", "disable", "--force")
     assert disabled.code == 0, disabled.err
     change = disabled.json()["changes"][0]
     assert (change["requested"], change["current"], change["done"]) == ("disabled", False, True)
     assert daemon_devices(via_daemon) == []
     enabled = migctl(capsys, "mode", "enable")
     assert enabled.code == 0 and "GPU 0: MIG enabled" in enabled.out
+
+
+def mode_disable_refusal(capsys: Capsys, *where: str) -> dict[str, Any]:
+    refused = migctl(capsys, *where, "-o", "json", "mode", "disable", "-i", "0")
+    assert refused.code == 6, refused.err
+    assert "Traceback" not in refused.err
+    error: dict[str, Any] = json.loads(refused.err.strip().splitlines()[-1])
+    return error
+
+
+def test_mode_disable_means_the_same_locally_and_through_the_daemon(
+    via_daemon: Daemon,
+    capsys: Capsys,
+    restore_seven: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Refused while GPU instances exist (exit 6, naming them) both ways; --force both ways."""
+    monkeypatch.setenv("MIGCTL_LEASE_DB", str(tmp_path / "leases.db"))
+    monkeypatch.setenv("MIGCTL_STATE_DIR", str(tmp_path / "state"))
+    local = ("--local", "--sim", "h100-single")
+    assert migctl(capsys, *local, "mode", "enable", "-i", "0").code == 0
+    assert migctl(capsys, *local, "split", "7", "-i", "0").code == 0
+    before = daemon_devices(via_daemon)
+    with via_daemon.client() as root:
+        jobs_before = root.get("/v1/jobs").json()
+
+    remote = mode_disable_refusal(capsys)
+    here = mode_disable_refusal(capsys, *local)
+    assert remote == here  # one rule, one message
+    assert remote["error"] == "in_use" and remote["context"]["gpu_instances"] == list(range(7, 14))
+    assert remote["message"].startswith("GPU 0 (NVIDIA H100 80GB HBM3): cannot disable MIG mode")
+    assert "1g.10gb at 0:1" in remote["message"] and "--force" in remote["hint"]
+    assert daemon_devices(via_daemon) == before  # nothing destroyed, no job made
+    with via_daemon.client() as root:
+        assert root.get("/v1/jobs").json() == jobs_before
+        api = root.put("/v1/gpus/0/mig-mode", json={"enabled": False})
+        assert api.status_code == 409 and api.json()["error"] == "in_use"
+
+    for where in ((), local):
+        forced = migctl(capsys, *where, "-o", "json", "mode", "disable", "-i", "0", "--force")
+        assert forced.code == 0, forced.err
+        assert forced.json()["changes"][0]["done"] is True
+    assert daemon_devices(via_daemon) == []
+    listed = migctl(capsys, *local, "-o", "json", "mode", "show").json()["gpus"][0]
+    assert listed["mig"] == {"current": False, "pending": False}
 
 
 def test_metrics_come_from_the_daemon_or_say_why_not(via_daemon: Daemon, capsys: Capsys) -> None:

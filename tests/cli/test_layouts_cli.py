@@ -169,3 +169,32 @@ def test_cdi_spec_follows_every_change(
     assert len(devices()) == 14
     assert cli(capsys, "--sim", "h100-single", "gi", "destroy", "--all")[0] == 0
     assert not spec.exists()
+
+
+def killed_split(capsys: pytest.CaptureFixture[str], after_mutations: int) -> None:
+    """`migctl split 7` killed by SIGKILL after some changes: its journal stays behind."""
+    import os
+    import sys
+
+    assert cli(capsys, "--sim", "h100-single", "split", "2")[0] == 0
+    control = open_sim_control("h100-single")
+    control.inject_fault("nvml@mutation", "KILL", skip=after_mutations)
+    child = subprocess.run(
+        [sys.executable, "-m", "migctl", "--sim", "h100-single", "split", "7"],
+        env=os.environ.copy(),
+        check=False,
+        capture_output=True,
+    )
+    control.clear_faults()
+    assert child.returncode == -9, child.stderr
+
+
+@pytest.mark.parametrize(("flags", "word"), [((), "completed"), (("--rollback",), "rolled back")])
+def test_recover_says_what_it_did(
+    capsys: pytest.CaptureFixture[str], flags: tuple[str, ...], word: str
+) -> None:
+    killed_split(capsys, after_mutations=3)
+    code, out, err = cli(capsys, "--sim", "h100-single", "recover", *flags)
+    assert code == 0, err
+    assert "found an apply started" in out and out.rstrip().endswith(word)
+    assert "rollbackd" not in out

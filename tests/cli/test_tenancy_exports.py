@@ -15,6 +15,7 @@ import yaml
 
 from migctl.backends.select import open_backend, open_sim_control
 from migctl.cli.main import run
+from migctl.tenancy.devnodes import proc_dir_name
 from migctl.workflow import create_gpu_instances, parse_profile_requests, set_mode
 from tests.unit.test_tenancy_cdi import check_cdi_spec
 from tests.unit.test_tenancy_devnodes import fake_proc
@@ -47,6 +48,15 @@ def devices() -> list[dict[str, Any]]:
             for gpu in (0, 1)
             for d in backend.mig_devices(gpu)
         ]
+    finally:
+        backend.close()
+
+
+def minors_of_gpus_0_and_1() -> dict[str, int]:
+    """procfs bus directory -> device minor for GPUs 0 and 1 (bus ids derive from the machine)."""
+    backend = open_backend(MACHINE)
+    try:
+        return {proc_dir_name(backend.gpu(index).pci_bus_id): index for index in (0, 1)}
     finally:
         backend.close()
 
@@ -123,7 +133,7 @@ def test_cdi_generate_to_stdout_and_to_a_file(
     names = {d["name"] for d in spec["devices"]}
     assert {d["uuid"] for d in devices} <= names
     assert {"0:0", "0:1", "0:2", "1:0"} <= names
-    fake_proc(tmp_path / "root", {"0000:18:00.0": 0, "0000:2a:00.0": 1})
+    fake_proc(tmp_path / "root", minors_of_gpus_0_and_1())
     monkeypatch.setenv("MIGCTL_PROC_ROOT", str(tmp_path / "root"))
     target = tmp_path / "cdi" / "migctl.yaml"
     written = cli_json(capsys, "cdi", "generate", "-f", str(target), "--kind", "example.com/mig")
@@ -171,7 +181,7 @@ def test_slurm_gres_text_and_json(
     assert "AutoDetect=nvml" in lines and "GresTypes=gpu" in lines
     assert "NodeName=n1 Gres=gpu:1g.10gb:2,gpu:2g.20gb:1,gpu:3g.40gb:1" in lines
     assert cli(capsys, "slurm", "gres", "--form", "files")[0] == 10  # device files unknown
-    fake_proc(tmp_path, {"0000:18:00.0": 0, "0000:2a:00.0": 1})
+    fake_proc(tmp_path, minors_of_gpus_0_and_1())
     monkeypatch.setenv("MIGCTL_PROC_ROOT", str(tmp_path))
     data = cli_json(capsys, "slurm", "gres", "--node", "n1")
     assert data["form"] == "files" and len(data["gres_conf"]) == len(devices)

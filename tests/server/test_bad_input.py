@@ -122,6 +122,10 @@ def test_huge_bodies_get_413(root: httpx.Client, unchanged: None) -> None:
     )
     assert "content-length" not in streamed.request.headers
     assert_error(streamed, 413, "invalid_input", "larger than")
+    # one typed body and one exit code, however the body came
+    assert streamed.json() == declared.json()
+    assert declared.json()["exit_code"] == 11
+    assert declared.json()["context"] == {"max_bytes": 1048576}
 
 
 def test_bad_queries_and_paths(root: httpx.Client, daemon: Daemon, unchanged: None) -> None:

@@ -38,6 +38,36 @@ def test_the_page_and_its_assets_are_public_and_locked_down(daemon: Daemon) -> N
         assert feed.status_code == 401 and feed.json()["error"] == "unauthenticated"
 
 
+def test_no_answer_of_the_daemon_loads_code_from_elsewhere(
+    daemon: Daemon, root: httpx.Client
+) -> None:
+    """The token lives in the daemon's origin: no swagger-ui from a CDN, a strict CSP on every
+    answer (JSON, errors, the redirect), the dashboard's own policy on its files."""
+    with daemon.tcp() as anonymous:
+        docs = anonymous.get("/v1/docs")
+        assert docs.status_code == 404 and "cdn" not in docs.text.lower()
+        assert anonymous.get("/v1/openapi.json").json()["info"]["title"] == "migctl service"
+        answers = [
+            docs,
+            anonymous.get("/v1/health"),
+            anonymous.get("/v1/openapi.json"),
+            anonymous.get("/v1/status"),  # 401
+            anonymous.get("/", follow_redirects=False),
+        ]
+    answers += [root.get("/v1/inventory"), root.post("/v1/leases", content=b"{")]
+    for answer in answers:
+        policy = answer.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy, answer
+        assert "script-src" not in policy and "connect-src" not in policy, answer
+        assert answer.headers["x-content-type-options"] == "nosniff", answer
+    with daemon.tcp() as anonymous:
+        page = anonymous.get("/dashboard")
+    assert page.headers.get_list("content-security-policy") == [
+        page.headers["content-security-policy"]
+    ]  # the page's own policy, not a second one
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
 def test_the_page_loads_nothing_from_elsewhere() -> None:
     """No CDN, no external font: the dashboard must work on an offline machine."""
     for path in STATIC.iterdir():

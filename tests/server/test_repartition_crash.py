@@ -43,10 +43,10 @@ def test_a_daemon_killed_mid_reshape_repairs_the_journal_and_keeps_every_lease(
     thread.join(timeout=30)
     control.clear_faults()
     assert isinstance(answers[0], httpx.TransportError)  # the waiting request is lost
-    assert Journal("sim-h100-single", fresh.state_dir).read() is not None
+    assert Journal("sim-h100-single", fresh.sim().files_dir).read() is not None
     fresh.start()
     with fresh.client() as root:
-        assert Journal("sim-h100-single", fresh.state_dir).read() is None
+        assert Journal("sim-h100-single", fresh.sim().files_dir).read() is None
         assert root.get("/v1/leases?history=true").json() == leases_before
         after = by_start(root)
         # the leased 1g at 4 and 5 forced the 3g.40gb to 0-3; the repaired apply finished it

@@ -110,10 +110,10 @@ def test_a_daemon_killed_mid_apply_is_repaired_at_the_next_start(
         job = root.post("/v1/apply", json={"targets": SEVEN}).json()
     assert fresh.wait_exit() == -signal.SIGKILL  # the simulator killed the daemon mid-apply
     control.clear_faults()
-    assert Journal("sim-h100-single", fresh.state_dir).read() is not None
+    assert Journal("sim-h100-single", fresh.sim().files_dir).read() is not None
     fresh.start()
     with fresh.client() as root:
-        assert Journal("sim-h100-single", fresh.state_dir).read() is None
+        assert Journal("sim-h100-single", fresh.sim().files_dir).read() is None
         assert profiles(root) == [f"1g.10gb@{start}" for start in range(7)]
         assert busy["uuid"] in devices(root)  # the leased instance was never touched
         assert root.get("/v1/leases?history=true").json() == leases_before

@@ -13,7 +13,8 @@ from bench.fleet import POLICIES, Fleet, NodeShape
 from bench.frag import NodeFrag, Task, typical_tasks
 from bench.gpu_rules import FractionalRules, MigRules
 from bench.openb_data import Pod, Request, load_nodes, load_pods, mig_profile, request_for
-from bench.openb_fill import arrival_order, fill, mig_upper_bound
+from bench.openb_fill import arrival_order, arrived_by_reading, fill
+from bench.openb_optimum import offline_optimum, rounding_taxes
 from bench.openb_replay import gpu_pods, offline_gpus, replay
 from migctl.catalog import load_catalog
 from migctl.geometry import Occupant, placement_refusal, remaining_capacity
@@ -110,13 +111,47 @@ def test_fill_ratios(policy: str) -> None:
     rules, gpus = MigRules(H100), sum(n.gpus for n in NODES)
     result = fill(PODS, REQUESTS, NODES, rules, policy=policy, seed=42, frag=_frag())
     assert 0 < result.useful <= result.slices <= 1  # MIG rounds shares up
-    assert result.useful <= mig_upper_bound(PODS, REQUESTS, rules, gpus, 42) + 1e-9
+    optimum = offline_optimum(arrived_by_reading(PODS, gpus, 42), REQUESTS, rules, gpus)
+    assert result.useful <= optimum + 1e-9  # no scheduler beats the offline optimum
     again = fill(PODS, REQUESTS, NODES, rules, policy=policy, seed=42, frag=_frag())
     assert again == result
     if policy != "migctl":
         fractional = {p.name: request_for(p, None) for p in PODS}
         frac = fill(PODS, fractional, NODES, FractionalRules(), policy=policy, seed=42)
         assert frac.useful == pytest.approx(frac.slices)
+
+
+def _pod(name: str, milli: int, gpus: int = 1) -> Pod:
+    return Pod(name, 1000, 1, gpus, milli, 0, 1)
+
+
+def test_offline_optimum_keeps_the_mig_layout_rules() -> None:
+    """Two 3g pods and a 1g pod on one GPU: a slice count says all three fit (7 slices);
+    no H100 layout holds 3g+3g+1g (3g takes 4 of 8 memory slices), so the best is 3g+3g."""
+    pods = [_pod("a", 428), _pod("b", 428), _pod("c", 142)]
+    requests = {p.name: request_for(p, H100) for p in pods}
+    assert [requests[p.name].share for p in pods] == ["3g.40gb", "3g.40gb", "1g.10gb"]
+    assert offline_optimum(pods, requests, MigRules(H100), 1) == pytest.approx(0.856)
+    assert offline_optimum(pods, requests, MigRules(H100), 2) == pytest.approx(0.499)
+    whole = [*pods, _pod("w", 1000, 2)]
+    requests = {p.name: request_for(p, H100) for p in whole}
+    assert offline_optimum(whole, requests, MigRules(H100), 2) == pytest.approx(1.0)
+
+
+def test_rounding_tax_of_sharing_pods_and_overall() -> None:
+    pods = [_pod("s", 150), _pod("w", 1000, 2), Pod("cpu", 1000, 1, 0, 0, 0, 1)]
+    requests = {p.name: request_for(p, H100) for p in pods}
+    tax = rounding_taxes(pods, requests, MigRules(H100))
+    assert tax.sharing == pytest.approx(2000 / 7 / 150 - 1)  # a 2g: 2/7 of a GPU
+    assert tax.overall == pytest.approx((2000 / 7 + 2000) / 2150 - 1)
+
+
+def test_arrived_by_reading_stops_at_the_capacity() -> None:
+    gpus = sum(n.gpus for n in NODES)
+    arrived = arrived_by_reading(PODS, gpus, 42)
+    assert sum(p.requested_milli for p in arrived[:-1]) < 1000 * gpus
+    assert sum(p.requested_milli for p in arrived) >= 1000 * gpus
+    assert arrived == arrival_order(PODS, 42)[: len(arrived)]
 
 
 def test_replay_counts_and_offline_bound() -> None:
@@ -139,5 +174,6 @@ def test_report_is_written(tmp_path: Path) -> None:
     assert openb.main(argv) == 0
     text = (tmp_path / "openb.md").read_text()
     assert "MIG h100-80gb-hbm3, migctl" in text and "fractional, best-fit" in text
+    assert "MIG offline optimum" in text and "for the pods that share a GPU" in text
     assert (tmp_path / "openb_fill.png").stat().st_size > 0
     assert (tmp_path / "openb_replay.png").stat().st_size > 0

@@ -14,11 +14,10 @@ import pytest
 
 from migctl.backends.nvml import NvmlBackend
 from migctl.backends.select import open_backend, open_sim_control
-from migctl.engine.apply import apply
+from migctl.engine.apply import apply, journal_for
 from migctl.engine.assertion import check
 from migctl.engine.export import current_layouts
 from migctl.engine.hooks import HookFailedError, Hooks
-from migctl.engine.journal import Journal
 from migctl.engine.recover import recover
 from migctl.errors import InUseError
 from migctl.model import Placement
@@ -113,7 +112,7 @@ def test_failure_midway_restores_the_checkpoint(backend: NvmlBackend) -> None:
     outcome = apply(backend, {0: SEVEN})
     assert outcome.error is not None and outcome.rolled_back and outcome.rollback_error is None
     assert layout_of(backend) == before
-    assert Journal("sim-h100-single").read() is None
+    assert journal_for(backend).read() is None
 
 
 def test_pending_mode_is_reported(backend: NvmlBackend, holder: subprocess.Popen[bytes]) -> None:
@@ -163,7 +162,7 @@ def test_a_killed_apply_is_repaired_by_the_next_run(
     )
     control.clear_faults()
     assert child.returncode == -9, child.stderr
-    assert Journal("sim-h100-single").read() is not None
+    assert journal_for(backend).read() is not None
     outcome = apply(backend, {0: SEVEN})
     assert outcome.error is None
     assert outcome.recovered is not None and f"after {kill_at} of 14" in outcome.recovered
@@ -180,11 +179,11 @@ def test_recover_rolls_back_an_interrupted_apply(backend: NvmlBackend) -> None:
         [sys.executable, "-c", CHILD], env=os.environ.copy(), check=False, capture_output=True
     )
     assert child.returncode == -9
-    assert Journal("sim-h100-single").read() is not None
+    assert journal_for(backend).read() is not None
     result = recover(backend, rollback=True)
     assert result.mode == "rollback" and result.outcome is not None and result.outcome.error is None
     assert layout_of(backend) == before
-    assert Journal("sim-h100-single").read() is None
+    assert journal_for(backend).read() is None
 
 
 def test_dry_run_names_what_a_forced_plan_would_disturb(

@@ -19,6 +19,7 @@ from migctl.catalog import Catalog
 from migctl.errors import InvalidInputError
 from migctl.layout import parse_layouts, resolve, select_layout
 from migctl.model import GpuModel
+from tests.unit.layout_attacks import alias_bomb, deep_nesting, mig_parted_count, native_count
 
 HEADER = "apiVersion: migctl/v1\nkind: Layouts\nlayouts:\n"
 MIXED = ["a100-sxm4-40gb", "a100-sxm4-40gb", "h100-80gb-hbm3", "h100-80gb-hbm3", "a30-24gb", "l40s"]
@@ -62,6 +63,19 @@ CASES = [
     ),
     Case("two YAML documents", HEADER + "  a: {}\n---\nkind: Layouts\n", "", line=6),
     Case("neither format", "layout:\n  a: {}\n", ""),
+    # --- documents that would take unbounded work to read --------------------------------
+    Case("alias bomb", alias_bomb(7, 9), "", line=6),
+    Case("recursive alias", "version: v1\nmig-configs: &m\n  a: [*m]\n", "", line=2),
+    Case("nesting 60000 deep", deep_nesting(60000), "", line=1),
+    Case(
+        "a 5000-digit count",
+        mig_parted("x:\n  - devices: all\n    mig-enabled: true\n    mig-devices:\n")
+        + '        "1g.10gb": '
+        + "9" * 5000
+        + "\n",
+        "",
+        line=7,
+    ),
     # --- duplicate keys (PyYAML would keep the last silently) ----------------------------
     Case(
         "duplicate top-level key",
@@ -439,11 +453,6 @@ CASES = [
         "mig-configs.x[0].device-filter",
     ),
     Case(
-        "mig-parted device-filter without vendor",
-        mig_parted('x:\n  - device-filter: ["0x2330"]\n    devices: all\n    mig-enabled: false\n'),
-        "mig-configs.x[0].device-filter",
-    ),
-    Case(
         "mig-parted misspelt entry key",
         mig_parted("x:\n  - devices: all\n    mig-enabled: false\n    devicefilter: x\n"),
         "mig-configs.x[0].devicefilter",
@@ -461,6 +470,25 @@ CASES = [
             '    mig-enabled: true\n    mig-devices: {"1g.10gb": 8}\n'
         ),
         'mig-configs["all-1g.10gb"][0].mig-devices["1g.10gb"]',
+        machine=tuple(H100_NODE),
+    ),
+    Case(
+        "native count of a billion",
+        native_count("1g.10gb", 10**9),
+        "layouts.x.gpus[0].instances[0].profile",
+        machine=tuple(H100_NODE),
+        line=8,
+    ),
+    Case(
+        "mig-parted count of a billion",
+        mig_parted_count("1g.10gb", 10**9),
+        'mig-configs.x[0].mig-devices["1g.10gb"]',
+        machine=tuple(H100_NODE),
+    ),
+    Case(
+        "mig-parted CI count of a billion",
+        mig_parted_count("1c.7g.80gb", 10**9),
+        'mig-configs.x[0].mig-devices["1c.7g.80gb"]',
         machine=tuple(H100_NODE),
     ),
     Case(

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from migctl.catalog import Catalog
-from migctl.errors import InvalidInputError, NotSupportedError
+from migctl.errors import InvalidInputError
 from migctl.layout import GpuLayout, WantedInstance, to_mig_parted, to_native
 
 
@@ -117,14 +117,39 @@ def test_mig_parted_groups_by_model_too(catalog: Catalog) -> None:
     ]
 
 
-@pytest.mark.parametrize("compute", [(), ("1c.3g.40gb", "2c.3g.40gb")])
-def test_mig_parted_cannot_express_other_than_one_ci(
-    compute: tuple[str, ...], catalog: Catalog
-) -> None:
-    layout = GpuLayout(True, (WantedInstance("3g.40gb", None, compute),))
-    with pytest.raises(NotSupportedError) as caught:
-        to_mig_parted({0: layout}, {0: catalog.get("h100")})
-    assert "native" in str(caught.value.hint)
+def mig_devices(text: str) -> dict[int, dict[str, int]]:
+    entries = yaml.safe_load(text)["mig-configs"]["exported"]
+    return {gpu: entry.get("mig-devices") or {} for entry in entries for gpu in entry["devices"]}
+
+
+def test_mig_parted_counts_compute_instances_as_mig_parted_reads_a_gpu(catalog: Catalog) -> None:
+    h100 = catalog.get("h100")
+    shared = GpuLayout(True, (WantedInstance("3g.40gb", None, ("2c.3g.40gb", "1c.3g.40gb")),))
+    empty = GpuLayout(
+        True, (WantedInstance("3g.40gb", None, ()), WantedInstance("1g.10gb", 0, ("1g.10gb",)))
+    )
+    text = to_mig_parted({0: shared, 1: empty}, {0: h100, 1: h100})
+    assert mig_devices(text) == {0: {"2c.3g.40gb": 1, "1c.3g.40gb": 1}, 1: {"1g.10gb": 1}}
+    assert "without compute instances not kept: 3g.40gb" in text
+    assert "placements not kept: 1g.10gb at 0" in text
+    assert "differently from how mig-parted packs" not in text  # 2c then 1c: one GI, as here
+
+
+def test_mig_parted_export_names_gpus_grouped_unlike_mig_parted(catalog: Catalog) -> None:
+    """Two 3g.40gb GIs with one 1c each: the counts say 2 x 1c.3g.40gb, which mig-parted
+    packs into one GI; the export says so."""
+    one_each = GpuLayout(True, (WantedInstance("3g.40gb", None, ("1c.3g.40gb",)),) * 2)
+    text = to_mig_parted({0: one_each}, {0: catalog.get("h100")})
+    assert mig_devices(text) == {0: {"1c.3g.40gb": 2}}
+    assert "differently from how mig-parted packs these counts" in text
+
+
+def test_gpus_without_mig_are_exported_with_mig_off(catalog: Catalog) -> None:
+    models = {0: catalog.get("h100"), 1: catalog.get("l40s")}
+    layouts = {0: GpuLayout(True), 1: GpuLayout(False)}
+    entries = yaml.safe_load(to_mig_parted(layouts, models))["mig-configs"]["exported"]
+    assert [(e["devices"], e["mig-enabled"]) for e in entries] == [([0], True), ([1], False)]
+    assert entries[1]["device-filter"] == ["0x26B910DE"]
 
 
 def test_nothing_to_export_is_an_error(catalog: Catalog) -> None:

@@ -21,9 +21,12 @@ from migctl.layout import (
     GpuLayout,
     LayoutFile,
     LayoutFormat,
+    MachineGpu,
+    Resolution,
     load_layouts,
     parse_layouts,
     resolve,
+    resolve_machine,
     select_layout,
 )
 from migctl.model import GpuModel
@@ -101,11 +104,17 @@ def test_all_1g_10gb_means_seven_on_80gb_parts_and_four_on_40gb_a100s(
     assert full_ci == {("1g.10gb",)}
 
 
-def test_devices_all_skips_gpus_without_mig(operator_file: LayoutFile, catalog: Catalog) -> None:
-    disabled = resolve_named(operator_file, "all-disabled", machine(catalog, *MIXED))
-    assert disabled == {i: GpuLayout(False) for i in range(5)}
-    enabled = resolve_named(operator_file, "all-enabled", machine(catalog, *MIXED))
-    assert enabled == {i: GpuLayout(True) for i in range(5)}
+def test_devices_all_skips_gpus_without_mig_only_when_turning_mig_on(
+    operator_file: LayoutFile, catalog: Catalog
+) -> None:
+    """mig-parted's apply skips the L40S for ``devices: all`` with MIG on (its assert fails
+    there); with MIG off the L40S is selected and satisfies it (its assert passes)."""
+    disabled = resolve_machine(
+        select_layout(operator_file, "all-disabled"), machine(catalog, *MIXED)
+    )
+    assert disabled == Resolution({i: GpuLayout(False) for i in range(6)})
+    enabled = resolve_machine(select_layout(operator_file, "all-enabled"), machine(catalog, *MIXED))
+    assert enabled == Resolution({i: GpuLayout(True) for i in range(5)}, skipped=(5,))
 
 
 def test_media_extension_profile(operator_file: LayoutFile, catalog: Catalog) -> None:
@@ -130,19 +139,35 @@ def test_a_profile_one_gpu_lacks_is_an_error_naming_it(
 def test_per_index_entries_later_wins_zero_counts_and_ci_keys(
     operator_file: LayoutFile, catalog: Catalog
 ) -> None:
-    result = resolve_named(operator_file, "mixed-custom", machine(catalog, *MIXED))
+    gpus = machine(catalog, *MIXED)
+    a30 = MachineGpu(4, catalog.get("a30"), 0x20B7, 0x153210DE)
+    resolution = resolve_machine(
+        select_layout(operator_file, "mixed-custom"), [*gpus[:4], a30, gpus[5]]
+    )
+    result = resolution.layouts
     assert profile_counts(result[0]) == {"1g.5gb+me": 1, "1g.5gb": 2}
     assert result[1] == GpuLayout(True)  # only the first entry matched GPU 1
-    gpu2 = result[2].instances
+    gpu2 = result[2].instances  # 2 x 1c.3g.40gb: one 3g.40gb GI holding both CIs
     assert [(w.profile, w.start_slice, w.compute) for w in gpu2] == [
-        ("3g.40gb", None, ("1c.3g.40gb",)),
-        ("3g.40gb", None, ("1c.3g.40gb",)),
+        ("3g.40gb", None, ("1c.3g.40gb", "1c.3g.40gb")),
     ]
     gpu3 = {(w.profile, w.compute) for w in result[3].instances}
     assert gpu3 == {("3g.40gb", ("3g.40gb",)), ("4g.40gb", ("4g.40gb",))}
     assert result[4] == GpuLayout(False)  # the subsystem-qualified filter matched the A30
     assert result[5] == GpuLayout(False)  # an explicit index may turn MIG off on the L40S
     assert set(result) == set(range(6))
+    assert resolution.absent == (9,)  # devices: [5, 9] on a machine without GPU 9
+
+
+def test_a_subsystem_in_a_device_filter_must_match_too(
+    operator_file: LayoutFile, catalog: Catalog
+) -> None:
+    """As mig-parted's DeviceID.Matches: a filter with a subsystem needs all four ids."""
+    layout = select_layout(operator_file, "mixed-custom")
+    a30 = catalog.get("a30")
+    for subsystem, mig_on in ((0x153210DE, False), (0x153110DE, True), (None, True)):
+        result = resolve(layout, [MachineGpu(4, a30, 0x20B7, subsystem)])
+        assert result[4] == GpuLayout(mig_on), hex(subsystem or 0)
 
 
 def test_explicit_index_turning_mig_on_for_a_gpu_without_mig_is_an_error(catalog: Catalog) -> None:
@@ -171,3 +196,47 @@ def test_device_filter_needs_the_real_pci_id_when_a_model_has_several(catalog: C
     assert set(known) == {1}
     unknown = resolve(layout, [(0, pcie), (1, pcie)])  # without the GPU's id: any of the model's
     assert set(unknown) == {0, 1}
+
+
+def one_entry(filter_line: str, devices: str = '{"3g.40gb": 2}') -> str:
+    return (
+        f"version: v1\nmig-configs:\n  x:\n    - {filter_line}devices: all\n"
+        f"      mig-enabled: true\n      mig-devices: {devices}\n"
+    )
+
+
+def test_a_config_whose_every_count_is_zero_is_refused_as_mig_parted_refuses_it(
+    catalog: Catalog,
+) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        parse_layouts(one_entry("", '{"1g.10gb": 0, "2g.20gb": 0}'), source="zero.yaml")
+    assert caught.value.context["key_path"] == "mig-configs.x[0].mig-devices"
+    assert "every count is 0" in caught.value.message
+    h100 = [(0, catalog.get("h100"))]
+    some = select_layout(parse_layouts(one_entry("", '{"1g.10gb": 0, "2g.20gb": 1}')))
+    assert profile_counts(resolve(some, h100)[0]) == {"2g.20gb": 1}
+    empty = select_layout(parse_layouts(one_entry("", "{}")))
+    assert resolve(empty, h100) == {0: GpuLayout(True)}
+
+
+@pytest.mark.parametrize(
+    ("device_filter", "selects_the_h100"),
+    [
+        ('"A100"', False),  # a model name: mig-parted accepts it and matches nothing
+        ('"0x2330"', False),  # device 0, vendor 0x2330
+        ('["H100 80GB", "0x233010DE"]', True),
+        ('"590352606"', True),  # 0x233010DE in decimal, as Go's ParseUint(s, 0, 32) reads it
+        ('"04314010336"', True),  # ... and in octal
+        ('"0X2330_10DE"', True),
+        ('"0x233010DE:0x16C110DE"', False),  # the subsystem must match too; this one is unknown
+        ('"0x233010DE:0x16C110DE:0x1"', False),  # not a device id: matches nothing
+        ('"0x1233010DE"', False),  # more than 32 bits
+    ],
+)
+def test_device_filter_strings_are_read_as_mig_parted_reads_them(
+    catalog: Catalog, device_filter: str, selects_the_h100: bool
+) -> None:
+    layout = select_layout(parse_layouts(one_entry(f"device-filter: {device_filter}\n      ")))
+    resolution = resolve_machine(layout, [(0, catalog.get("h100"))])
+    assert (0 in resolution.layouts) is selects_the_h100
+    assert resolution.unselected == (() if selects_the_h100 else (0,))

@@ -14,7 +14,7 @@ from migctl.backends.nvml import NvmlBackend
 from migctl.backends.select import open_backend
 from migctl.errors import InvalidStateError, PermissionDeniedError, UsageError
 from migctl.tenancy.cdi import ENV_CDI_PATH, default_cdi_path, generate_spec, refresh_cdi
-from migctl.tenancy.devnodes import ENV_PROC_ROOT
+from migctl.tenancy.devnodes import ENV_PROC_ROOT, proc_dir_name
 from migctl.workflow import (
     create_compute_instances,
     create_gpu_instances,
@@ -122,7 +122,8 @@ def test_device_files_come_from_the_driver_procfs(
     machine: NvmlBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GPU minors deliberately differ from the NVML indexes.
-    table = fake_proc(tmp_path, {"0000:18:00.0": 5, "0000:2a:00.0": 4})
+    buses = [proc_dir_name(machine.gpu(index).pci_bus_id) for index in (0, 1)]
+    table = fake_proc(tmp_path, {buses[0]: 5, buses[1]: 4})
     monkeypatch.setenv(ENV_PROC_ROOT, str(tmp_path))
     spec = generate_spec(machine)
     check_cdi_spec(spec)

@@ -16,7 +16,7 @@ from migctl.backends.select import open_backend
 from migctl.errors import InvalidStateError, UsageError
 from migctl.inventory import machine_view
 from migctl.tenancy.devices import exported_devices
-from migctl.tenancy.devnodes import ENV_PROC_ROOT
+from migctl.tenancy.devnodes import ENV_PROC_ROOT, proc_dir_name
 from migctl.tenancy.kubernetes import (
     MIG_CONFIG_LABEL,
     export_kubernetes,
@@ -169,7 +169,8 @@ def check_slurm_conf(lines: list[str], devices: list[Any], node: str) -> None:
 def test_gres_files_name_every_mig_device_with_its_three_device_files(
     machine: NvmlBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    table = fake_proc(tmp_path, {"0000:18:00.0": 1, "0000:2a:00.0": 0})
+    buses = [proc_dir_name(machine.gpu(index).pci_bus_id) for index in (0, 1)]
+    table = fake_proc(tmp_path, {buses[0]: 1, buses[1]: 0})  # bus ids derive from the machine
     monkeypatch.setenv(ENV_PROC_ROOT, str(tmp_path))
     devices = exported_devices(machine)
     config = gres_config(devices, "node7", GresForm.AUTO)

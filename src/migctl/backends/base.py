@@ -15,6 +15,7 @@ Every create takes an explicit placement.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from migctl.model import (
@@ -54,6 +55,12 @@ class Backend(Protocol):
     @property
     def description(self) -> str:
         """``"NVML 13.580.159.04, driver 580.159.04"`` or ``"simulated dgx-h100 (...)"``."""
+        ...
+
+    @property
+    def files_dir(self) -> Path | None:
+        """Where a simulated machine keeps its own files (apply journal, lease database, CDI
+        spec); None for the real host, whose files live at the host's paths."""
         ...
 
     def close(self) -> None: ...

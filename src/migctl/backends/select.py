@@ -51,7 +51,14 @@ def open_backend(
     machine = open_sim(spec, catalog, sim_dir)
     state = machine.store.read()
     label = f"simulated {state.name} ({len(state.gpus)} GPUs, driver {state.driver_version})"
-    return NvmlBackend(catalog, library=SimLibrary(machine), read_only=read_only, label=label)
+    label = "; ".join([label, *machine.trust_notes(state)])  # models with derived values
+    return NvmlBackend(
+        catalog,
+        library=SimLibrary(machine),
+        read_only=read_only,
+        label=label,
+        files_dir=machine.files_dir,
+    )
 
 
 def open_sim_control(sim: str | None = None, catalog: Catalog | None = None) -> SimControl:

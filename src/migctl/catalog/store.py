@@ -109,7 +109,7 @@ def _models_in(document: Any, origin: str) -> list[GpuModel]:
     else:
         raise InvalidInputError(
             f"{origin}: not a migctl catalog file (expected a 'models' list)",
-            hint="write one with `migctl catalog capture -o FILE`",
+            hint="write one with `migctl catalog capture -f FILE`",
         )
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise InvalidInputError(f"{origin}: 'models' must be a list of objects")

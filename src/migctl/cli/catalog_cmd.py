@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from migctl.catalog.complete import complete_model
 from migctl.cli import serialize
 from migctl.cli.output import emit, gib, note, placements_text, print_rows, table, value
 from migctl.cli.session import session
@@ -154,6 +155,12 @@ def _model_notes(model: GpuModel) -> list[str]:
         lines.append(
             "CI profiles marked derived follow the A100 pattern; "
             "they are not published for this GPU"
+        )
+    derived = complete_model(model, session().catalog.models).derivations
+    if derived:
+        lines.append(
+            f"the simulator derives the {len(derived)} value(s) unknown here from this model's "
+            "geometry; `migctl sim show` on a machine with it lists them"
         )
     lines.append("* = default compute instance; — = unknown")
     if model.driver_min:

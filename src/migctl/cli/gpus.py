@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from migctl.cli import serialize
-from migctl.cli.output import emit, lease_text, print_rows, process_text, table
+from migctl.cli.output import emit, lease_text, outside, print_rows, process_text, table
 from migctl.cli.session import session
 from migctl.errors import InvalidStateError
 
 if TYPE_CHECKING:
-    from migctl.backends.base import ModeChange
+    from migctl.backends.base import Backend, ModeChange
     from migctl.inventory import GpuView, ProcessView
     from migctl.leases import Lease
     from migctl.model import GpuInfo, MigDevice
@@ -68,7 +68,7 @@ def _listing(gpu: str | None) -> _Listing:
         return _Listing(infos, devices, local_procs, {})
     from migctl.tenancy.holders import active_leases
 
-    return _Listing(infos, devices, local_procs, active_leases())
+    return _Listing(infos, devices, local_procs, active_leases(session().lease_db()))
 
 
 def list_gpus(gpu: GpuOption = None) -> None:
@@ -132,7 +132,8 @@ def machine_views(
 
     backend = session().backend
     views = machine_view(backend, resolve_gpus(backend, gpu))
-    holders = active_leases() if with_holders or any(v.devices for v in views) else {}
+    wanted = with_holders or any(v.devices for v in views)
+    holders = active_leases(session().lease_db()) if wanted else {}
     return views, holders, backend.description, None
 
 
@@ -144,7 +145,7 @@ def status(gpu: GpuOption = None) -> None:
     views, holders, description, json_gpu = machine_views(gpu)
 
     def render() -> None:
-        current.console.print(f"[dim]{description}[/dim]")
+        current.console.print(outside(description), style="dim")
         for view in views:
             current.console.print(gpu_panel(view, holders))
 
@@ -190,24 +191,66 @@ def mode_show(gpu: GpuOption = None) -> None:
     emit("MigMode", {"gpus": data}, render)
 
 
-def _mode_changes(gpu: str | None, enabled: bool) -> list[ModeChange]:
+def _mode_changes(
+    gpu: str | None, enabled: bool, force: bool
+) -> tuple[list[ModeChange], list[GpuInfo]]:
+    """The changes made, and the GPUs ``all`` passed over (no MIG); checked before any change."""
+    from migctl.inventory import select_gpus
+    from migctl.workflow import mode_targets
+
+    every_gpu = gpu is None or gpu.strip().lower() in {"", "all"}
     if (client := session().daemon) is not None:
         from migctl.cli.remote_gpus import change_mode
 
-        return change_mode(client, gpu, enabled)
-    from migctl.inventory import resolve_gpus
+        infos = [view.info for view in machine_views(gpu)[0]]
+        targets = mode_targets(infos, every_gpu=every_gpu)
+        chosen = ",".join(map(str, targets.gpus))
+        return change_mode(client, chosen, enabled, force=force), targets.skipped
     from migctl.workflow import set_mode
 
     backend = session().backend
-    return set_mode(backend, resolve_gpus(backend, gpu), enabled)
+    infos = backend.gpus()
+    chosen_gpus = select_gpus(infos, gpu)
+    targets = mode_targets([i for i in infos if i.index in chosen_gpus], every_gpu=every_gpu)
+    if not enabled and force:
+        return _disable_destroying(backend, targets.gpus), targets.skipped
+    return set_mode(backend, targets.gpus, enabled), targets.skipped
 
 
-def _change(gpu: str | None, enabled: bool) -> None:
+def _disable_destroying(backend: Backend, gpus: Sequence[int]) -> list[ModeChange]:
+    """``mode disable --force`` here: the daemon's way, one engine apply to "no instances, MIG
+    off" with force (checkpoint, journal, roll back on failure; processes still refuse)."""
+    from migctl.backends.base import ModeChange
+    from migctl.engine.apply import apply
+    from migctl.planner import DesiredLayout
+    from migctl.tenancy.cdi import refresh_if_in_use
+
+    outcome = apply(backend, {g: DesiredLayout((), False) for g in gpus}, force=True)
+    if outcome.changed or outcome.rolled_back:
+        refresh_if_in_use(backend)
+    if outcome.rollback_error is not None:
+        raise outcome.rollback_error
+    if outcome.error is not None:
+        raise outcome.error
+    changes = []
+    for index in gpus:
+        mig = backend.gpu(index).mig
+        current, pending = (mig.current, mig.pending) if mig is not None else (False, False)
+        changes.append(ModeChange(index, False, current, pending, outcome.pending.get(index)))
+    return changes
+
+
+def _change(gpu: str | None, enabled: bool, force: bool = False) -> None:
     current = session()
-    changes = _mode_changes(gpu, enabled)
+    changes, skipped = _mode_changes(gpu, enabled, force)
     word = "enabled" if enabled else "disabled"
 
     def render() -> None:
+        for info in skipped:
+            current.console.print(
+                outside(f"GPU {info.index} ({info.name}): no MIG support, skipped"),
+                style="yellow",
+            )
         for change in changes:
             if change.done:
                 current.console.print(f"GPU {change.gpu_index}: MIG {word}")
@@ -216,7 +259,16 @@ def _change(gpu: str | None, enabled: bool) -> None:
                     f"GPU {change.gpu_index}: MIG {word} is pending: {change.reason}"
                 )
 
-    emit("MigModeChange", {"changes": [serialize.mode_change(c) for c in changes]}, render)
+    emit(
+        "MigModeChange",
+        {
+            "changes": [serialize.mode_change(c) for c in changes],
+            "skipped": [
+                {"gpu": i.index, "name": i.name, "reason": "no MIG support"} for i in skipped
+            ],
+        },
+        render,
+    )
     pending = [c for c in changes if not c.done]
     if pending:
         gpus = ",".join(str(c.gpu_index) for c in pending)
@@ -228,15 +280,27 @@ def _change(gpu: str | None, enabled: bool) -> None:
 
 @mode_app.command("enable")
 def mode_enable(gpu: GpuOption = None) -> None:
-    """Enable MIG mode (the GPU is reset when idle; otherwise the change stays pending)."""
+    """Enable MIG mode (the GPU is reset when idle; otherwise the change stays pending).
+
+    -i all (or no -i) means every MIG-capable GPU; others are skipped and named. A GPU named
+    with -i that has no MIG is refused before any GPU is changed."""
     _change(gpu, True)
 
 
 @mode_app.command("disable")
-def mode_disable(gpu: GpuOption = None) -> None:
-    """Disable MIG mode (all GPU instances must be destroyed first; through the daemon it
-    destroys idle instances itself)."""
-    _change(gpu, False)
+def mode_disable(
+    gpu: GpuOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Destroy the GPU instances (leased ones too) with the change; without it, "
+            "GPU instances must be destroyed first (exit 6 names them).",
+        ),
+    ] = False,
+) -> None:
+    """Disable MIG mode: refused while GPU instances exist (exit 6), unless --force."""
+    _change(gpu, False, force)
 
 
 def metrics() -> None:

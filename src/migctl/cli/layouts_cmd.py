@@ -4,7 +4,8 @@ Why this exists: users describe what they want (a layout file, or an intent: spl
 ways, size by need, a demand mix); migctl works out where every instance goes, shows the
 plan with what it would disturb, changes only what must change, and can always undo.
 Through the migctl daemon, ``plan``, ``apply`` and ``split`` send the same targets to it
-(``cli/remote_layouts.py``); ``assert``, ``export`` and ``recover`` run on the GPU host.
+(``cli/remote_layouts.py``); ``recover`` runs on the GPU host. Layout files are resolved
+in ``cli/layout_files.py``; ``assert`` and ``export`` live in ``cli/compare_cmd.py``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import typer
 from migctl.cli.gpus import GpuOption
 from migctl.cli.output import emit, note
 from migctl.cli.session import session
-from migctl.errors import EXIT_MISMATCH, InvalidStateError, UsageError
+from migctl.errors import InvalidStateError, UsageError
 
 if TYPE_CHECKING:
+    from migctl.cli.layout_files import FileTargets
     from migctl.engine.apply import ApplyOutcome
     from migctl.engine.intents import IntentResult
     from migctl.model import GpuModel
@@ -31,6 +33,7 @@ FileOption = Annotated[
 ConfigOption = Annotated[
     str | None, typer.Option("--config", "-c", help="Which named layout in the file.")
 ]
+MAX_OFFLINE_GPUS = 1024  # plan --model --gpus: more GPUs than any host, as the API's gpus list
 ForceOption = Annotated[
     bool, typer.Option("--force", help="Also destroy busy instances (leased or running).")
 ]
@@ -48,7 +51,7 @@ def parse_size_mib(text: str | None) -> int | None:
     return int(item.memory_mib)
 
 
-def _models(gpu: str | None, model: str | None, count: int) -> tuple[dict[int, GpuModel], bool]:
+def gpu_models(gpu: str | None, model: str | None, count: int) -> tuple[dict[int, GpuModel], bool]:
     """The GPUs to plan for: a catalog model offline, or the current machine's."""
     current = session()
     if model is not None:
@@ -94,20 +97,14 @@ def _intent(
     return None
 
 
-def _file_targets(
-    path: Path, config: str | None, models: dict[int, GpuModel], gpu: str | None
-) -> dict[int, DesiredLayout]:
-    """Targets from a file for the GPUs ``-i`` chose (``models``).
+def layout_file_targets(
+    path: Path, config: str | None, models: dict[int, GpuModel], gpu: str | None, offline: bool
+) -> FileTargets:
+    """The file resolved against the whole machine, for the GPUs ``-i`` chose (``models``)."""
+    from migctl.cli.layout_files import file_targets
 
-    The file is checked against the whole machine, so an entry for GPUs outside ``-i`` is
-    valid and simply out of scope; GPUs without MIG are resolved too (a file may not enable
-    MIG there) but left out of the targets, since there is nothing to change on them.
-    """
-    from migctl.layout.bridge import load_targets
-
-    machine = models if gpu is None else _models(None, None, 0)[0]
-    targets = load_targets(path, config, machine, session().catalog)
-    return {g: t for g, t in targets.items() if g in models and models[g].mig_capable}
+    whole = models if gpu is None or offline else gpu_models(None, None, 0)[0]
+    return file_targets(path, config, models, whole, offline=offline)
 
 
 def _targets(
@@ -116,11 +113,14 @@ def _targets(
     config: str | None,
     intent: IntentResult | None,
     gpu: str | None = None,
+    *,
+    offline: bool = False,
 ) -> tuple[dict[int, DesiredLayout], tuple[str, ...]]:
     if file is not None and intent is not None:
         raise UsageError("give a layout file or an intent, not both")
     if file is not None:
-        return _file_targets(file, config, models, gpu), ()
+        found = layout_file_targets(file, config, models, gpu, offline)
+        return found.targets, found.notes()
     if intent is not None:
         return intent.targets, intent.reasons
     raise UsageError("say what you want: -f LAYOUT.yaml, --split N, --demand ..., or --memory ...")
@@ -139,7 +139,12 @@ def plan(
     model: Annotated[
         str | None, typer.Option("--model", help="Plan offline for this GPU model.")
     ] = None,
-    gpus: Annotated[int, typer.Option("--gpus", help="With --model: how many such GPUs.")] = 1,
+    gpus: Annotated[
+        int,
+        typer.Option(
+            "--gpus", min=1, max=MAX_OFFLINE_GPUS, help="With --model: how many such GPUs."
+        ),
+    ] = 1,
     split_n: Annotated[
         int | None, typer.Option("--split", help="N equal instances per GPU.")
     ] = None,
@@ -162,9 +167,9 @@ def plan(
     from migctl.cli.render_plan import print_plans
     from migctl.planner import reconfigure
 
-    models, offline = _models(gpu, model, gpus)
+    models, offline = gpu_models(gpu, model, gpus)
     intent = _intent(models, split_n, memory, sms, share, count, demand)
-    targets, reasons = _targets(models, file, config, intent, None if offline else gpu)
+    targets, reasons = _targets(models, file, config, intent, gpu, offline=offline)
     if offline:
         currents = _offline_currents(models)
         plans = {g: reconfigure(models[g], currents[g], t, force=force) for g, t in targets.items()}
@@ -265,7 +270,7 @@ def apply_cmd(
     from migctl.engine.apply import apply
     from migctl.engine.hooks import load_hooks
 
-    models, _ = _models(gpu, None, 0)
+    models, _ = gpu_models(gpu, None, 0)
     intent = _intent(models, split_n, None, None, None, None, demand)
     targets, reasons = _targets(models, file, config, intent, gpu)
     if (client := session().daemon) is not None:
@@ -303,7 +308,7 @@ def split_cmd(
     client = session().daemon
     if gpu is None and _gpu_count() > 1:
         raise UsageError("say which GPUs to split with -i (e.g. -i 0 or -i all)")
-    models, _ = _models(gpu, None, 0)
+    models, _ = gpu_models(gpu, None, 0)
     intent = _intent(models, n, None, None, None, None, None)
     assert intent is not None
     if client is not None:
@@ -315,55 +320,6 @@ def split_cmd(
     _report_apply(outcome, intent.reasons)
     _after_change(outcome)
     _raise_for(outcome)
-
-
-def assert_cmd(file: FileOption = None, config: ConfigOption = None, gpu: GpuOption = None) -> None:
-    """Exit 0 when the machine matches the layout, 1 with a readable diff when not."""
-    from migctl.engine.assertion import check
-
-    models, _ = _models(gpu, None, 0)
-    targets, _ = _targets(models, file, config, None, gpu)
-    diffs = check(session().reader, targets)
-
-    def render() -> None:
-        for gpu_index, lines in diffs.items():
-            if not lines:
-                session().console.print(f"GPU {gpu_index}: matches")
-            for line in lines:
-                session().console.print(f"GPU {gpu_index}: [red]{line}[/red]")
-
-    emit(
-        "Assert",
-        {"matches": not any(diffs.values()), "differences": {str(k): v for k, v in diffs.items()}},
-        render,
-    )
-    if any(diffs.values()):
-        raise typer.Exit(EXIT_MISMATCH)
-
-
-def export_cmd(
-    gpu: GpuOption = None,
-    fmt: Annotated[str, typer.Option("--format", help="native or mig-parted.")] = "native",
-    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
-    name: Annotated[str, typer.Option("--name", help="Name of the exported layout.")] = "exported",
-) -> None:
-    """Write the current layout as a layout file; applying it changes nothing."""
-    from migctl.engine.export import current_layouts
-    from migctl.inventory import resolve_gpus
-    from migctl.layout.bridge import export_text
-
-    if fmt not in {"native", "mig-parted"}:
-        raise UsageError(f"unknown format {fmt!r}", hint="native or mig-parted")
-    backend = session().reader
-    chosen = resolve_gpus(backend, gpu)
-    layouts = current_layouts(backend, chosen)
-    models = {g: backend.live_model(g) for g in layouts}
-    text = export_text(layouts, models, fmt, name)
-    if out is None:
-        typer.echo(text, nl=False)
-    else:
-        out.write_text(text)
-        session().err.print(f"wrote {out}")
 
 
 def recover_cmd(
@@ -386,9 +342,10 @@ def recover_cmd(
         if result.found is None:
             session().console.print("no interrupted apply: nothing to recover")
             return
+        done = "rolled back" if result.mode == "rollback" else "completed"
         session().console.print(
             f"found an apply started {result.found.started_at} by PID {result.found.pid}, "
-            f"{result.found.done}/{len(result.found.ops)} operations done; {result.mode}d"
+            f"{result.found.done}/{len(result.found.ops)} operations done; {done}"
         )
 
     emit("Recover", data, render)
@@ -398,6 +355,8 @@ def recover_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    from migctl.cli.compare_cmd import assert_cmd, export_cmd
+
     app.command("plan")(plan)
     app.command("apply")(apply_cmd)
     app.command("assert")(assert_cmd)

@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from migctl.cli.output import emit, note, print_rows, table, value
+from migctl.cli.output import emit, note, outside, print_rows, table, value
 from migctl.cli.session import session
 from migctl.errors import PermissionDeniedError
+from migctl.untrusted import escape
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+
     from migctl.leases import Lease, LeaseStore
     from migctl.tenancy.leasing import AcquireOptions
     from migctl.tenancy.selection import DeviceSelection
@@ -100,14 +103,17 @@ def note_local_priority(options: AcquireOptions) -> None:
 
 
 def store_at(path: Path | None) -> LeaseStore:
+    """The lease store at ``--lease-db``, else the machine's (see ``Session.lease_db``)."""
     from migctl.tenancy.leasing import open_store
 
-    return open_store(path)
+    return open_store(session().lease_db(path))
 
 
 def describe_lease(lease: Lease) -> str:
-    """``lease 7: MIG-... (1g.10gb, GPU 0 GI 9 CI 0) for alice (job x)``."""
-    holder = lease.owner.describe()
+    """``lease 7: MIG-... (1g.10gb, GPU 0 GI 9 CI 0) for alice (job x)``, names escaped.
+
+    Print it with ``markup=False``: a job name may hold ``[`` too."""
+    holder = escape(lease.owner.describe())
     where = f"GPU {lease.gpu_index} GI {lease.gi_id} CI {lease.ci_id}"
     return f"lease {lease.lease_id}: {lease.uuid} ({lease.profile}, {where}) for {holder}"
 
@@ -159,7 +165,7 @@ def acquire(
         lease = acquire_lease(session().backend, store, selection, owner, options)
 
     def render() -> None:
-        session().console.print(describe_lease(lease))
+        session().console.print(describe_lease(lease), markup=False)
         note(
             [
                 f"release it with `migctl lease release {lease.lease_id}`",
@@ -264,10 +270,10 @@ def _render_leases(leases: list[Lease], now: float, history: bool) -> None:
     rows = table(*columns, *(["Ended"] if history else []))
     for lease in leases:
         end = lease.ended_at if lease.ended_at is not None else now
-        cells = [
+        cells: list[RenderableType] = [
             str(lease.lease_id),
-            lease.user,
-            value(lease.job),
+            outside(lease.user),
+            outside(lease.job),
             value(lease.pid),
             str(lease.gpu_index),
             lease.profile,

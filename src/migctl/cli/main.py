@@ -154,13 +154,21 @@ def register_verbs(root: typer.Typer, verb: str | None = None) -> None:
 
 
 def _report(error: MigctlError) -> int:
+    """Print ``error``; its message and hint may quote outside text (job names, hook output),
+    so they are escaped and never read as Rich markup."""
+    from rich.text import Text
+
+    from migctl.untrusted import escape
+
     current = session()
     if current.json:
         print(json.dumps(error.to_dict()), file=sys.stderr)
     else:
-        current.err.print(f"[bold red]error:[/bold red] {error.message}", markup=True)
+        message = escape(error.message, keep_newlines=True)
+        current.err.print(Text.assemble(("error:", "bold red"), " ", message))
         if error.hint:
-            current.err.print(f"[yellow]hint:[/yellow] {error.hint}", markup=True)
+            hint = escape(error.hint, keep_newlines=True)
+            current.err.print(Text.assemble(("hint:", "yellow"), " ", hint))
     return error.exit_code
 
 

@@ -2,7 +2,10 @@
 
 Why this exists: machine output must be stable and versioned (``{"schema": "migctl/v1",
 "kind": ...}``), and human output must format memory, unknown values and placements the
-same way everywhere.
+same way everywhere. Text from outside migctl (job and user names, process names and command
+lines, hook output) reaches a terminal only through :func:`outside`: escaped
+(``migctl.untrusted``) and as a Rich ``Text``, so neither terminal escape sequences nor Rich
+markup in it take effect.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from migctl.cli.session import session
 from migctl.model import Placement
+from migctl.untrusted import escape
 
 if TYPE_CHECKING:
     from rich.table import Table
+    from rich.text import Text
 
     from migctl.inventory import ProcessView
     from migctl.leases import Lease
@@ -41,6 +46,13 @@ def gib(mib: int | None) -> str:
 
 def value(item: object) -> str:
     return UNKNOWN if item is None else str(item)
+
+
+def outside(item: object) -> Text:
+    """Text from outside migctl for a table cell or a print: escaped, never read as markup."""
+    from rich.text import Text
+
+    return Text(UNKNOWN if item is None else escape(str(item)))
 
 
 def placements_text(placements: Sequence[Placement]) -> str:
@@ -96,21 +108,22 @@ def note(lines: Iterable[str]) -> None:
         session().console.print(f"[dim]note:[/dim] {line}")
 
 
-def process_text(processes: list[ProcessView]) -> str:
-    """``123 alice python (512 MiB); ...`` or ``-``."""
+def process_text(processes: list[ProcessView]) -> Text:
+    """``123 alice python (512 MiB); ...`` or ``-`` (user and command escaped)."""
     if not processes:
-        return "-"
+        return outside("-")
     parts = []
     for proc in processes:
-        command = (proc.command or "?").split()[0].rsplit("/", 1)[-1]
+        words = (proc.command or "?").split()
+        command = (words[0] if words else "?").rsplit("/", 1)[-1]
         memory = UNKNOWN if proc.used_memory_mib is None else f"{proc.used_memory_mib} MiB"
         parts.append(f"{proc.pid} {proc.user or '?'} {command} ({memory})")
-    return "; ".join(parts)
+    return outside("; ".join(parts))
 
 
-def lease_text(lease: Lease | None) -> str:
-    """``alice (train) #7`` for a MIG device's lease holder; ``-`` when free."""
+def lease_text(lease: Lease | None) -> Text:
+    """``alice (train) #7`` for a MIG device's lease holder; ``-`` when free (escaped)."""
     if lease is None:
-        return "-"
+        return outside("-")
     job = f" ({lease.job})" if lease.job else ""
-    return f"{lease.user}{job} #{lease.lease_id}"
+    return outside(f"{lease.user}{job} #{lease.lease_id}")

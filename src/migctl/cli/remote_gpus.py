@@ -43,8 +43,14 @@ def machine(client: ServiceClient, gpu: str | None) -> Machine:
     return Machine(snapshot.select(chosen), snapshot.holders, snapshot.backend, snapshot)
 
 
-def change_mode(client: ServiceClient, gpu: str | None, enabled: bool) -> list[ModeChange]:
-    """Enable or disable MIG mode as daemon jobs (admins), one GPU after the other."""
+def change_mode(
+    client: ServiceClient, gpu: str | None, enabled: bool, *, force: bool = False
+) -> list[ModeChange]:
+    """Enable or disable MIG mode as daemon jobs (admins), one GPU after the other.
+
+    Disabling follows the local rule (``workflow.refuse_disable_with_instances``): the daemon
+    refuses it while GPU instances exist (409, exit code 6) unless ``force``.
+    """
     if session().read_only:
         raise ReadOnlyError(
             "--read-only refuses MIG mode changes", hint="drop --read-only / MIGCTL_READ_ONLY"
@@ -54,7 +60,7 @@ def change_mode(client: ServiceClient, gpu: str | None, enabled: bool) -> list[M
     for view in chosen:
         index = view.info.index
         job = client.request(
-            "PUT", f"/v1/gpus/{index}/mig-mode", body={"enabled": enabled, "force": False}
+            "PUT", f"/v1/gpus/{index}/mig-mode", body={"enabled": enabled, "force": force}
         )
         done = finished(client, job)
         pending = (done.get("result") or {}).get("pending") or {}

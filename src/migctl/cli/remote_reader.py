@@ -13,6 +13,7 @@ changes go through the daemon's own verbs (``apply``, ``mode``, ``lease``). Only
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from migctl.catalog.codec import ci_from_dict, model_from_dict
@@ -55,6 +56,11 @@ class DaemonReader:
     @property
     def description(self) -> str:
         return self.snapshot.backend
+
+    @property
+    def files_dir(self) -> Path | None:
+        """The daemon's machine keeps its files on the daemon's side."""
+        return None
 
     def close(self) -> None:
         """Nothing to close: the session closes the daemon client."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rich.console import Console
+from rich.text import Text
 
 from migctl.cli.render_status import draw_slices
 from migctl.model import GpuModel
@@ -22,6 +23,7 @@ from migctl.planner import (
     Plan,
     SetMigMode,
 )
+from migctl.untrusted import escape
 
 
 def op_text(op: Op) -> str:
@@ -63,8 +65,8 @@ def print_plans(
         console.print(f"[bold]{title}[/bold]: {len(plan.ops)} operation(s)")
         for number, op in enumerate(plan.ops, start=1):
             console.print(f"  {number:>2}. {op_text(op)}")
-        for line in (disturbed or {}).get(gpu, []):
-            console.print(f"  [yellow]disturbs[/yellow] {line}")
+        for line in (disturbed or {}).get(gpu, []):  # names processes and users: escaped
+            console.print(Text.assemble("  ", ("disturbs", "yellow"), " ", escape(line)))
         total = model.memory_slices or 0
         before = [(f"GI {gi.gi_id}", gi.profile, gi.placement) for gi in currents[gpu].gis]
         after = [

@@ -2,7 +2,8 @@
 
 Why this exists: placement rules are spatial; a drawn slice map ("GI 2 holds slices 0-3,
 slices 6-7 are free") explains in one glance why a profile no longer fits. With lease holders
-passed in (``status``, ``top``), each MIG device also shows who holds it.
+passed in (``status``, ``top``), each MIG device also shows who holds it. Names from outside
+(lease holders, jobs, processes, the GPU's reported name) are shown escaped (``output.outside``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from migctl.cli.output import UNKNOWN, lease_text, process_text, table
+from migctl.cli.output import UNKNOWN, lease_text, outside, process_text, table
 from migctl.geometry import slice_owners
 from migctl.inventory import GpuView, InstanceView
 from migctl.model import Placement
@@ -82,7 +83,7 @@ def _instance_rows(
     rows: Table, instance: InstanceView, view: GpuView, holders: Holders | None
 ) -> None:
     gi = instance.gi
-    lease_cells = [] if holders is None else ["-"]
+    lease_cells: list[RenderableType] = [] if holders is None else ["-"]
     if not instance.devices:
         rows.add_row(
             str(gi.id),
@@ -122,7 +123,7 @@ def _summary(view: GpuView) -> Text:
         if info.mig.change_pending:
             mig += f" (pending: {'enable' if info.mig.pending else 'disable'} after reset)"
     known = f"{view.model.key} ({view.model.trust.value})" if view.model else "not in catalog"
-    return Text(
+    return outside(
         f"MIG {mig}   memory {info.memory_used_mib}/{info.memory_total_mib} MiB used   "
         f"catalog {known}   {info.uuid}   {info.pci_bus_id}"
     )
@@ -139,6 +140,6 @@ def gpu_panel(view: GpuView, holders: Holders | None = None) -> Panel:
         else:
             parts.append(Text("no GPU instances"))
     elif view.processes:
-        parts.append(Text("processes: " + process_text(list(view.processes))))
-    title = f"GPU {view.info.index}: {view.info.name}"
+        parts.append(Text.assemble("processes: ", process_text(list(view.processes))))
+    title = outside(f"GPU {view.info.index}: {view.info.name}")
     return Panel(Group(*parts), title=title, title_align="left", expand=False)

@@ -10,9 +10,15 @@ decided once per invocation and only by verbs that need the machine:
    ``MIGCTL_TOKEN``): always the daemon; an unreachable daemon is an error, never a silent
    fallback. Together with ``--sim`` it is a usage error (which machine was meant?).
 3. ``--sim NAME`` (or ``MIGCTL_SIM``): local; the simulator is a local machine.
-4. A daemon answering ``/v1/health`` on the default socket (``MIGCTL_SOCKET``, else
-   ``/run/migctl/migctl.sock`` for root, ``$XDG_RUNTIME_DIR/migctl.sock`` for others): the
-   daemon. No socket file, or nobody answering: local.
+4. Otherwise the daemon's sockets are looked for, in order (``server.config.candidate_sockets``):
+   ``MIGCTL_SOCKET`` alone when set; else the system daemon's ``/run/migctl/migctl.sock`` (for
+   every user, root or not), then a non-root user's own ``$XDG_RUNTIME_DIR/migctl.sock``. The
+   first socket file that exists decides: a daemon answering ``/v1/health`` there is used. A
+   socket file is a daemon's (it removes it when it stops cleanly), so one where nobody
+   answers, or whose daemon refuses this client, or that this user may not connect to, is an
+   error saying so (exit 10, or 4), never a silent switch to local access: on a host whose
+   daemon owns the GPUs that would grant devices from a lease database the daemon never sees.
+   Only when no socket file exists at all: local.
 
 Nothing extra is printed; ``-v`` prints one line on stderr saying which way was taken and why.
 Only ``migctl.cli.session`` imports this module.
@@ -65,20 +71,22 @@ def decide(*, sim: str | None, local: bool) -> Route:
 
 
 def _probe_default_socket() -> Route:
-    from migctl.server.config import default_socket_path
+    from migctl.server.config import candidate_sockets, first_existing
 
-    path = default_socket_path()
-    if not path.exists():
-        return Route(None, f"local: no daemon socket at {path}")
+    candidates = candidate_sockets()
+    path = first_existing(candidates)
+    if path is None:
+        looked = " or ".join(str(p) for p in candidates)
+        return Route(None, f"local: no daemon socket at {looked}")
     try:
-        from migctl.server.client import connect_if_running
-    except ImportError:  # the server extra (httpx) is not installed
-        return Route(
-            None, f"local: {path} exists, but httpx is missing (pip install migctl[server])"
-        )
-    client = connect_if_running(path)
-    if client is None:
-        return Route(None, f"local: no daemon answers on {path}")
+        from migctl.server.client import probe_socket
+    except ImportError as exc:  # the server extra (httpx) is not installed
+        raise UsageError(
+            f"a migctl daemon socket exists at {path}, but this migctl has no daemon client "
+            f"({exc.name} is missing)",
+            hint="pip install 'migctl[server]'; or use the GPUs directly on purpose: --local",
+        ) from exc
+    client = probe_socket(path)  # raises, saying why, when nobody usable answers there
     return Route(client, f"through the daemon at {client.where} (found on the default socket)")
 
 

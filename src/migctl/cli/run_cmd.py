@@ -102,7 +102,9 @@ def _say_leased(command: list[str], quiet: bool) -> LeasedHook:
 
     def on_leased(lease: Lease, _pid: int) -> None:
         if not quiet:
-            session().err.print(f"migctl: {describe_lease(lease)}; running {command[0]}")
+            session().err.print(
+                f"migctl: {describe_lease(lease)}; running {command[0]}", markup=False
+            )
 
     return on_leased
 
@@ -120,7 +122,9 @@ def _leased_hook(command: list[str], quiet: bool) -> LeasedHook:
             name = os.path.basename(command[0])[:15]
             control.attach(pid, lease.gpu_index, lease.uuid, 0, name)
         if not quiet:
-            current.err.print(f"migctl: {describe_lease(lease)}; running {command[0]}")
+            current.err.print(
+                f"migctl: {describe_lease(lease)}; running {command[0]}", markup=False
+            )
 
     return on_leased
 
@@ -176,7 +180,7 @@ def env(
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     sys.stdout.write("\n".join(shell_exports(variables)) + "\n")
-    current.err.print(f"migctl: {describe_lease(lease)}")
+    current.err.print(f"migctl: {describe_lease(lease)}", markup=False)
     if lease.pid is None and current.daemon is not None:
         current.err.print(
             "migctl: over TCP the lease cannot follow your shell: release it with "

@@ -132,15 +132,104 @@ def serve(
             help="The oldest request reserves a GPU after waiting this long ('off').",
         ),
     ] = "300",
+    rate_limit: Annotated[
+        str,
+        typer.Option(
+            "--rate-limit",
+            envvar="MIGCTL_RATE_LIMIT",
+            help="Requests per second per user, RATE[:BURST] (e.g. 10:100), or 'unlimited'.",
+        ),
+    ] = "10:100",
+    admin_rate_limit: Annotated[
+        str,
+        typer.Option(
+            "--admin-rate-limit",
+            envvar="MIGCTL_ADMIN_RATE_LIMIT",
+            help="The same per admin (root, --admin-group, admin tokens).",
+        ),
+    ] = "unlimited",
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            "--header-timeout",
+            envvar="MIGCTL_HEADER_TIMEOUT",
+            min=0.1,
+            help="Seconds a request's head may take to arrive (from the connection's start).",
+        ),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            "--body-timeout",
+            envvar="MIGCTL_BODY_TIMEOUT",
+            min=0.1,
+            help="Seconds a request's body may take to arrive after its head.",
+        ),
+    ] = 30.0,
+    max_user_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-user-connections",
+            envvar="MIGCTL_MAX_USER_CONNECTIONS",
+            min=1,
+            help="Open socket connections per non-admin user.",
+        ),
+    ] = 64,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            envvar="MIGCTL_MAX_CONNECTIONS",
+            min=1,
+            help="Open socket connections of all non-admin users together.",
+        ),
+    ] = 1024,
+    max_tcp_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-tcp-connections",
+            envvar="MIGCTL_MAX_TCP_CONNECTIONS",
+            min=1,
+            help="Open TCP connections (a budget of their own).",
+        ),
+    ] = 256,
+    admin_connections: Annotated[
+        int,
+        typer.Option(
+            "--admin-connections",
+            envvar="MIGCTL_ADMIN_CONNECTIONS",
+            min=1,
+            help="Open socket connections of admins (no user or TCP client can take these).",
+        ),
+    ] = 128,
+    audit_max_rows: Annotated[
+        str,
+        typer.Option(
+            "--audit-max-rows",
+            envvar="MIGCTL_AUDIT_MAX_ROWS",
+            help="The audit log keeps this many newest rows ('unlimited').",
+        ),
+    ] = "100000",
+    audit_max_age_days: Annotated[
+        str,
+        typer.Option(
+            "--audit-max-age-days",
+            envvar="MIGCTL_AUDIT_MAX_AGE_DAYS",
+            help="... and drops rows older than this many days ('unlimited').",
+        ),
+    ] = "90",
 ) -> None:
     """Run the migctl daemon: REST API on a Unix socket (and optionally TCP) until stopped."""
     from migctl.engine.journal import state_dir as default_state_dir
     from migctl.leases import default_db_path
     from migctl.server.config import (
+        ConnectionLimits,
         ServiceConfig,
+        audit_retention,
         default_admin_group,
         default_socket_path,
         parse_host_port,
+        parse_rate,
         repartition_policy,
     )
     from migctl.server.run import serve as run_daemon
@@ -149,12 +238,13 @@ def serve(
     current.local_only("migctl serve owns the GPUs itself")
     if current.verbose == 0:
         logging.getLogger().setLevel(logging.INFO)
+    retention = audit_retention(audit_max_rows, audit_max_age_days)
     config = ServiceConfig(
         socket_path=socket_path or default_socket_path(),
         tcp=None if tcp is None else parse_host_port(tcp),
         admin_group=admin_group or default_admin_group(),
         state_dir=state_dir or default_state_dir(),
-        lease_db=lease_db or default_db_path(),
+        lease_db=lease_db or default_db_path(machine_dir=current.backend.files_dir),
         metrics_public=metrics_public,
         repartition=repartition_policy(
             repartition.value,
@@ -163,6 +253,18 @@ def serve(
             aging_seconds=aging_seconds,
             reserve_after_seconds=reserve_after_seconds,
         ),
+        connections=ConnectionLimits(
+            header_timeout_s=header_timeout,
+            body_timeout_s=body_timeout,
+            per_user=max_user_connections,
+            users=max_connections,
+            tcp=max_tcp_connections,
+            admins=admin_connections,
+        ),
+        rate_limit=parse_rate(rate_limit, "--rate-limit"),
+        admin_rate_limit=parse_rate(admin_rate_limit, "--admin-rate-limit"),
+        audit_max_rows=retention[0],
+        audit_max_age_s=retention[1],
     )
     initial = _initial_layout(layout, config_name) if layout is not None else None
     run_daemon(config, current.backend, access_log=access_log, initial_layout=initial)

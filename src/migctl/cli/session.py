@@ -18,6 +18,7 @@ import enum
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from migctl.errors import NotSupportedError
@@ -116,6 +117,15 @@ class Session:
 
             self._backend = open_backend(self.sim, read_only=self.read_only, catalog=self.catalog)
         return self._backend
+
+    def lease_db(self, explicit: Path | None = None) -> Path:
+        """The lease database of local verbs: ``--lease-db`` / ``MIGCTL_LEASE_DB``; for a
+        simulated machine its own (in its directory); else the host's default."""
+        from migctl.leases import default_db_path
+
+        if explicit is not None:
+            return explicit
+        return default_db_path(machine_dir=self.backend.files_dir if self.sim else None)
 
     @property
     def reader(self) -> Backend:

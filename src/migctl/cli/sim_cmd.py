@@ -8,15 +8,16 @@ GPU resets, failures. These verbs act on the machine chosen with ``--sim`` / MIG
 from __future__ import annotations
 
 import subprocess
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from migctl.cli.output import emit, print_rows, table
+from migctl.cli.output import emit, note, print_rows, table
 from migctl.cli.session import session
 from migctl.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
+    from migctl.model import Derivation, GpuModel
     from migctl.sim import SimControl
 
 app = typer.Typer(
@@ -33,28 +34,55 @@ def _control() -> SimControl:
 
 @app.command("machines")
 def machines() -> None:
-    """The named simulated machines."""
+    """The named simulated machines, with the trust level of their GPU models."""
     from migctl.sim import describe_named
+    from migctl.sim.machines import named_models
 
-    named = describe_named()
+    catalog = session().catalog
+    named: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "description": text,
+            "models": [
+                {"key": key, "trust": catalog.get(key).trust.value} for key in named_models(name)
+            ],
+        }
+        for name, text in describe_named()
+    ]
 
     def render() -> None:
-        rows = table("Name", "Description")
-        for name, text in named:
-            rows.add_row(name, text)
+        rows = table("Name", "Description", "Trust")
+        for machine in named:
+            trusts = dict.fromkeys(m["trust"] for m in machine["models"])
+            rows.add_row(machine["name"], machine["description"], ", ".join(trusts))
         print_rows(rows)
         session().console.print(
             "use one with --sim NAME or MIGCTL_SIM=NAME; or describe your own in a YAML file"
         )
+        note([MODELS_NOTE])
 
-    emit("SimMachines", {"machines": [{"name": n, "description": d} for n, d in named]}, render)
+    emit("SimMachines", {"machines": named, "note": MODELS_NOTE}, render)
+
+
+MODELS_NOTE = (
+    "a machine file may name any MIG model of `migctl catalog`; values a model's catalog "
+    "entry lacks are derived from its geometry and marked derived in `migctl sim show`"
+)
+
+
+def _models(control: SimControl) -> dict[str, GpuModel]:
+    """The GPU models of the simulated machine, as it simulates them."""
+    state = control.state()
+    return {g.model: control.machine.model_of(state, g) for g in state.gpus}
 
 
 @app.command("show")
 def show() -> None:
-    """The simulated machine: GPUs, MIG mode, permissions, faults, state file."""
+    """The simulated machine: GPUs, trust, derived values, MIG mode, faults, state file."""
     control = _control()
     state = control.state()
+    models = _models(control)
+    trust_notes = control.machine.trust_notes(state)
     data = {
         "name": state.name,
         "state_file": str(control.state_path) if control.state_path else None,
@@ -66,12 +94,17 @@ def show() -> None:
             {
                 "index": g.index,
                 "model": g.model,
+                "trust": models[g.model].trust.value,
                 "mig_current": g.mig_current,
                 "mig_pending": g.mig_pending,
                 "gpu_instances": len(g.gis),
             }
             for g in state.gpus
         ],
+        "notes": trust_notes,
+        "derived": {
+            key: [derivation_data(d) for d in model.derivations] for key, model in models.items()
+        },
         "faults": [f.__dict__ for f in state.faults],
     }
 
@@ -83,18 +116,44 @@ def show() -> None:
             f"GPU reset {'possible' if state.reset_supported else 'impossible (reboot needed)'}"
         )
         console.print(f"state file: {data['state_file']}")
-        rows = table("GPU", "Model", "MIG current", "MIG pending", "GPU instances")
+        rows = table("GPU", "Model", "Trust", "MIG current", "MIG pending", "GPU instances")
         for g in state.gpus:
             rows.add_row(
-                str(g.index), g.model, str(g.mig_current), str(g.mig_pending), str(len(g.gis))
+                str(g.index),
+                g.model,
+                models[g.model].trust.value,
+                str(g.mig_current),
+                str(g.mig_pending),
+                str(len(g.gis)),
             )
         print_rows(rows)
+        _render_derived(models)
+        note(trust_notes)
         for fault in state.faults:
             console.print(
                 f"fault: {fault.function} -> {fault.error} (x{fault.count}, skip {fault.skip})"
             )
 
     emit("SimMachine", data, render)
+
+
+def derivation_data(derivation: Derivation) -> dict[str, str]:
+    return {
+        "profile": derivation.profile,
+        "field": derivation.field,
+        "value": derivation.value,
+        "reason": derivation.reason,
+    }
+
+
+def _render_derived(models: dict[str, GpuModel]) -> None:
+    for key, model in models.items():
+        if not model.derivations:
+            continue
+        rows = table("Profile", "Field", "Value", "Why", title=f"{key}: derived values")
+        for d in model.derivations:
+            rows.add_row(d.profile or "(model)", d.field, d.value, d.reason)
+        print_rows(rows)
 
 
 def _gpu_of_device(control: SimControl, device: str) -> int:
@@ -244,10 +303,23 @@ def permissions(mode: Annotated[str, typer.Argument(help="allow, deny or root-on
 
 @app.command("reset-state")
 def reset_state() -> None:
-    """Forget the simulated machine: the next command starts it fresh."""
-    control = _control()
-    path = control.state_path
-    control.remove_state()
+    """Forget the simulated machine (its state, apply journal, leases, CDI spec): the next
+    command starts it fresh."""
+    from migctl.backends.select import sim_spec
+    from migctl.errors import UsageError
+    from migctl.sim import forget_sim
+
+    current = session()
+    spec = sim_spec(current.sim)
+    if spec is None:
+        raise UsageError(
+            "no simulated machine chosen",
+            hint="pass --sim NAME (e.g. --sim dgx-h100) or export MIGCTL_SIM=NAME",
+        )
+    store = forget_sim(spec, current.catalog)  # never reads the state: it may be damaged
+    path, files = store.path, store.files_dir
     emit(
-        "SimResetState", {"removed": str(path)}, lambda: session().console.print(f"removed {path}")
+        "SimResetState",
+        {"removed": str(path), "removed_files": str(files)},
+        lambda: session().console.print(f"removed {path} and {files}", markup=False),
     )

@@ -4,7 +4,8 @@ Why this exists: on a shared machine the question "who is on which slice right n
 full is it?" is asked continuously; ``top`` answers it in place, refreshing every few seconds
 (Rich Live on a terminal). ``--once`` / ``--iterations N`` make it finite, and when the output
 is not a terminal each refresh is printed as one frame, so scripts and tests can read it.
-Through the migctl daemon each frame is one ``GET /v1/inventory``.
+Through the migctl daemon each frame is one ``GET /v1/inventory``. Names from outside (lease
+holders, jobs, processes) are shown escaped, never as terminal control sequences.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rich.text import Text
 
 from migctl.cli.session import session
 from migctl.errors import UsageError
+from migctl.untrusted import escape
 
 
 def _frame(gpu: str | None) -> RenderableType:
@@ -32,7 +34,8 @@ def _frame(gpu: str | None) -> RenderableType:
     busy = sum(1 for v in views for d in v.devices if d.processes)
     stamp = datetime.now().strftime("%H:%M:%S")
     header = Text(
-        f"migctl top  {stamp}  {description}  MIG devices: {devices}, leased {leased}, busy {busy}",
+        f"migctl top  {stamp}  {escape(description)}  "
+        f"MIG devices: {devices}, leased {leased}, busy {busy}",
         style="bold",
     )
     return Group(header, *(gpu_panel(view, holders) for view in views))

@@ -28,6 +28,8 @@ from migctl.engine.codec import checkpoint_of, desired_to_dict, targets_to_dict
 from migctl.engine.current import active_leases, read_current
 from migctl.engine.disturb import disturbed
 from migctl.engine.execute import Executor, Progress
+from migctl.engine.fence import DestroyFence
+from migctl.engine.files import MachineFiles
 from migctl.engine.hooks import Hooks
 from migctl.engine.journal import Journal, JournalEntry, now
 from migctl.errors import DriverError, MigctlError
@@ -46,11 +48,20 @@ def machine_id(backend: Backend) -> str:
     return "host-" + os.uname().nodename
 
 
+def journal_for(backend: Backend, files: MachineFiles | None = None) -> Journal:
+    """The machine's apply journal (a simulated machine's lives in its own directory)."""
+    return Journal(machine_id(backend), MachineFiles.of(backend, files).state_dir)
+
+
 def plan_machine(
-    backend: Backend, targets: Mapping[int, DesiredLayout], *, force: bool = False
+    backend: Backend,
+    targets: Mapping[int, DesiredLayout],
+    *,
+    force: bool = False,
+    files: MachineFiles | None = None,
 ) -> tuple[dict[int, Plan], dict[int, CurrentGpu]]:
     """A plan per GPU from what is there now, and that current state."""
-    leases = active_leases()
+    leases = active_leases(MachineFiles.of(backend, files).lease_db)
     plans: dict[int, Plan] = {}
     currents: dict[int, CurrentGpu] = {}
     for gpu, desired in sorted(targets.items()):
@@ -58,19 +69,6 @@ def plan_machine(
         currents[gpu] = current
         plans[gpu] = reconfigure(backend.live_model(gpu), current, desired, force=force)
     return plans, currents
-
-
-def _leased_check(backend: Backend) -> Any:
-    def leased(gpu: int, gi_id: int, ci_id: int) -> str | None:
-        leases = active_leases()
-        if not leases:
-            return None
-        for device in backend.mig_devices(gpu):
-            if (device.gi_id, device.ci_id) == (gi_id, ci_id):
-                return leases.get(device.uuid)
-        return None
-
-    return leased
 
 
 def _interrupted(journal: Journal) -> str | None:
@@ -92,18 +90,20 @@ def apply(
     dry_run: bool = False,
     hooks: Hooks | None = None,
     journal: Journal | None = None,
+    files: MachineFiles | None = None,
 ) -> ApplyOutcome:
     """Make the machine match ``targets`` (see the module docstring)."""
     hooks = hooks or Hooks()
-    journal = journal or Journal(machine_id(backend))
+    files = MachineFiles.of(backend, files)
+    journal = journal or journal_for(backend, files)
     if dry_run:
-        plans, currents = plan_machine(backend, targets, force=force)
+        plans, currents = plan_machine(backend, targets, force=force, files=files)
         return ApplyOutcome(
-            plans, dry_run=True, disturbs=disturbed(backend, plans), currents=currents
+            plans, dry_run=True, disturbs=disturbed(backend, plans, files), currents=currents
         )
     with journal.locked():
         recovered = _interrupted(journal)
-        plans, currents = plan_machine(backend, targets, force=force)
+        plans, currents = plan_machine(backend, targets, force=force, files=files)
         outcome = ApplyOutcome(plans, recovered=recovered, currents=currents)
         if outcome.noop:
             journal.clear()
@@ -119,11 +119,12 @@ def apply(
         )
         journal.write(entry)
         try:
-            _execute(backend, plans, outcome, _Recorder(journal, entry), hooks, force=force)
-            _verify(backend, targets, outcome)
+            recorder = _Recorder(journal, entry)
+            _execute(backend, plans, outcome, recorder, hooks, force=force, files=files)
+            _verify(backend, targets, outcome, files)
         except MigctlError as failure:
             outcome.error = failure
-            _roll_back(backend, currents, outcome, journal, entry)
+            _roll_back(backend, currents, outcome, journal, entry, files)
         if outcome.rollback_error is None:
             journal.clear()
     hooks.run("after-apply", _outcome_json(outcome))
@@ -152,22 +153,31 @@ def _execute(
     hooks: Hooks,
     *,
     force: bool,
+    files: MachineFiles,
 ) -> None:
     if any(isinstance(op, SetMigMode) for p in plans.values() for op in p.ops):
         hooks.run("before-mode-change", {"plans": [p.to_dict() for p in plans.values()]})
     hooks.run("before-instance-changes", {"plans": [p.to_dict() for p in plans.values()]})
-    for gpu, plan in sorted(plans.items()):
-        executor = Executor(backend, leased=_leased_check(backend), force=force, record=recorder)
-        progress = executor.run(plan.ops, Progress())
-        outcome.executed[gpu] = progress.done
-        if progress.pending_mode is not None:
-            outcome.pending[gpu] = progress.pending_mode
-        recorder.offset += len(plan.ops)
+    fence = DestroyFence(backend, files.lease_db, force=force)
+    try:
+        for gpu, plan in sorted(plans.items()):
+            progress = Executor(backend, fence=fence, record=recorder).run(plan.ops, Progress())
+            outcome.executed[gpu] = progress.done
+            if progress.pending_mode is not None:
+                outcome.pending[gpu] = progress.pending_mode
+            recorder.offset += len(plan.ops)
+    finally:
+        fence.close()
 
 
-def _verify(backend: Backend, targets: Mapping[int, DesiredLayout], outcome: ApplyOutcome) -> None:
+def _verify(
+    backend: Backend,
+    targets: Mapping[int, DesiredLayout],
+    outcome: ApplyOutcome,
+    files: MachineFiles,
+) -> None:
     settled = {g: t for g, t in targets.items() if g not in outcome.pending}
-    plans, _ = plan_machine(backend, settled, force=True)
+    plans, _ = plan_machine(backend, settled, force=True, files=files)
     unfinished = [g for g, p in plans.items() if not p.is_noop]
     if unfinished:
         raise DriverError(
@@ -182,14 +192,19 @@ def _roll_back(
     outcome: ApplyOutcome,
     journal: Journal,
     entry: JournalEntry,
+    files: MachineFiles,
 ) -> None:
     entry.status = "rolling-back"
     journal.write(entry)
     checkpoint = {g: checkpoint_of(c) for g, c in currents.items()}
     try:
-        plans, _ = plan_machine(backend, checkpoint, force=False)
-        for plan in plans.values():
-            Executor(backend, leased=lambda g, i, c: None).run(plan.ops, Progress())
+        plans, _ = plan_machine(backend, checkpoint, force=False, files=files)
+        fence = DestroyFence(backend, files.lease_db)  # the restore never destroys a leased one
+        try:
+            for plan in plans.values():
+                Executor(backend, fence=fence).run(plan.ops, Progress())
+        finally:
+            fence.close()
         outcome.rolled_back = True
         log.warning("apply failed (%s); the checkpoint was restored", outcome.error)
     except MigctlError as failure:

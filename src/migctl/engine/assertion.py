@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from migctl.backends.base import Backend
 from migctl.engine.apply import plan_machine
+from migctl.engine.files import MachineFiles
 from migctl.planner import (
     CreateCi,
     CreateGi,
@@ -48,7 +49,9 @@ def differences(plan: Plan) -> list[str]:
     return [describe_op(op) for op in plan.ops]
 
 
-def check(backend: Backend, targets: Mapping[int, DesiredLayout]) -> dict[int, list[str]]:
+def check(
+    backend: Backend, targets: Mapping[int, DesiredLayout], files: MachineFiles | None = None
+) -> dict[int, list[str]]:
     """Per GPU, the differences from the layout (empty lists: it matches)."""
-    plans, _ = plan_machine(backend, targets, force=True)
+    plans, _ = plan_machine(backend, targets, force=True, files=files)
     return {gpu: differences(plan) for gpu, plan in sorted(plans.items())}

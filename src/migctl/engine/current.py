@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from migctl.backends.base import Backend
 from migctl.model import GpuModel
@@ -32,12 +33,12 @@ class Busy:
         return " and ".join(parts)
 
 
-def active_leases() -> dict[str, str]:
-    """Active leases by MIG device UUID, described; empty when no lease store exists yet."""
-    from migctl.leases import LeaseStore, default_db_path
+def active_leases(lease_db: Path | None) -> dict[str, str]:
+    """Active leases by MIG device UUID, described; empty when no lease store exists (yet)."""
+    from migctl.leases import LeaseStore
 
-    path = default_db_path()
-    if not path.exists():
+    path = lease_db
+    if path is None or not path.exists():
         return {}
     with LeaseStore(path) as store:
         return {

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from migctl.backends.base import Backend
 from migctl.engine.current import active_leases
+from migctl.engine.files import MachineFiles
 from migctl.host import process_facts
 from migctl.model import MigDevice
 from migctl.planner import DestroyCi, DestroyGi, Plan
@@ -28,9 +29,11 @@ def _device_text(device: MigDevice, leases: Mapping[str, str]) -> str:
     return f"{device.uuid}: " + ("; ".join(parts) if parts else "idle")
 
 
-def disturbed(backend: Backend, plans: Mapping[int, Plan]) -> dict[int, list[str]]:
+def disturbed(
+    backend: Backend, plans: Mapping[int, Plan], files: MachineFiles | None = None
+) -> dict[int, list[str]]:
     """Per GPU, one line per MIG device the plan destroys, with what runs or is leased there."""
-    leases = active_leases()
+    leases = active_leases(MachineFiles.of(backend, files).lease_db)
     found: dict[int, list[str]] = {}
     for gpu, plan in sorted(plans.items()):
         gone_gis = {op.gi_id for op in plan.ops if isinstance(op, DestroyGi)}

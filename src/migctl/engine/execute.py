@@ -1,9 +1,10 @@
 """Carry out a plan's operations on the backend, one at a time, recording progress.
 
 Why this exists: a plan names GIs it creates by placement (their ids do not exist yet);
-this module maps them to the ids the driver assigns, re-checks leases right before each
-destroy (a lease may have been granted since planning), and records each finished
-operation in the journal so an interruption is always resumable.
+this module maps them to the ids the driver assigns, destroys each compute instance inside
+the lease fence (``fence.py``: checked for a lease and destroyed under the lease store's lock,
+since a lease may have been granted since planning), and records each finished operation in
+the journal so an interruption is always resumable.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from migctl.backends.base import Backend
+from migctl.engine.fence import DestroyFence
 from migctl.errors import InUseError
 from migctl.planner import CreateCi, CreateGi, DestroyCi, DestroyGi, Op, SetMigMode
 
@@ -33,19 +35,17 @@ def _key(gpu: int, start: int) -> str:
 
 
 class Executor:
-    """Runs operations; ``lease_of(uuid-less gi, ci)`` says whether a MIG device is leased."""
+    """Runs operations; every compute instance is destroyed inside ``fence``."""
 
     def __init__(
         self,
         backend: Backend,
         *,
-        leased: Callable[[int, int, int], str | None],
-        force: bool = False,
+        fence: DestroyFence,
         record: Callable[[Progress], None] | None = None,
     ) -> None:
         self.backend = backend
-        self.leased = leased
-        self.force = force
+        self.fence = fence
         self.record = record or (lambda progress: None)
 
     def run(self, ops: tuple[Op, ...], progress: Progress) -> Progress:
@@ -65,8 +65,8 @@ class Executor:
                 progress.pending_mode = change.reason or "a GPU reset is needed"
                 return False
         elif isinstance(op, DestroyCi):
-            self._refuse_if_leased(op.gpu_index, op.gi_id, op.ci_id)
-            self.backend.destroy_compute_instance(op.gpu_index, op.gi_id, op.ci_id)
+            with self.fence.destroying(op.gpu_index, op.gi_id, op.ci_id):
+                self.backend.destroy_compute_instance(op.gpu_index, op.gi_id, op.ci_id)
         elif isinstance(op, DestroyGi):
             self.backend.destroy_gpu_instance(op.gpu_index, op.gi_id)
         elif isinstance(op, CreateGi):
@@ -78,15 +78,6 @@ class Executor:
             gi_id = self._gi_id(op, progress)
             self.backend.create_compute_instance(op.gpu_index, gi_id, op.profile_id, op.placement)
         return True
-
-    def _refuse_if_leased(self, gpu: int, gi_id: int, ci_id: int) -> None:
-        holder = self.leased(gpu, gi_id, ci_id)
-        if holder and not self.force:
-            raise InUseError(
-                f"GPU {gpu}: compute instance {ci_id} of GI {gi_id} was leased "
-                f"after planning: {holder}",
-                hint="release the lease, or apply again (the new plan will keep it)",
-            )
 
     def _gi_id(self, op: CreateCi, progress: Progress) -> int:
         if op.gi.gi_id is not None:

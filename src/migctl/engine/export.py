@@ -2,7 +2,8 @@
 
 Why this exists: "make the other nodes like this one" and "save this before I change it"
 start from an export; applying an export to the same machine must change nothing, so
-every GI and CI is exported at its placement.
+every GI and CI is exported at its placement. GPUs without MIG are exported with MIG off
+(as mig-parted's export writes them), so an export describes every GPU it was asked for.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from migctl.planner import DesiredLayout
 
 
 def current_layouts(backend: Backend, gpus: Sequence[int]) -> dict[int, DesiredLayout]:
-    """Every MIG-capable GPU's layout as it is now (placements included)."""
+    """Every GPU's layout as it is now (placements included); MIG off for GPUs without it."""
     result = {}
     for gpu in gpus:
         if backend.gpu(gpu).mig is None:
-            continue
-        result[gpu] = checkpoint_of(read_current(backend, gpu, {}))
+            result[gpu] = DesiredLayout((), False)
+        else:
+            result[gpu] = checkpoint_of(read_current(backend, gpu, {}))
     return result

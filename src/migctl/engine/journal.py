@@ -95,19 +95,32 @@ class Journal:
             handle.close()
 
     def read(self) -> JournalEntry | None:
+        """The interrupted apply's entry, or None; a journal of the wrong shape, or of another
+        machine, is refused (InvalidInputError naming the file) and left in place."""
         try:
-            raw = json.loads(self.path.read_text())
+            text = self.path.read_bytes()
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
-            raise InvalidInputError(
-                f"the apply journal {self.path} is unreadable: {exc}",
-                hint=f"inspect it, then remove it to start afresh ({self.path})",
-            ) from exc
+        except OSError as exc:
+            raise self.refusal(f"is unreadable: {exc.strerror}") from exc
+        from migctl.engine.journal_schema import parse_journal
+
         try:
-            return JournalEntry.from_dict(raw)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"the apply journal {self.path} is malformed: {exc}") from exc
+            entry = JournalEntry.from_dict(parse_journal(text))
+        except ValueError as exc:
+            raise self.refusal(f"is malformed: {exc}") from exc
+        if entry.machine != self.machine:
+            raise self.refusal(f"was written for {entry.machine}, not {self.machine}")
+        return entry
+
+    def refusal(self, what: str) -> InvalidInputError:
+        """An error that names this journal as the cause, and how to get past it."""
+        return InvalidInputError(
+            f"the apply journal {self.path} {what}",
+            hint=f"inspect it; remove it ({self.path}) to discard the interrupted apply, then "
+            "check the GPUs with `migctl status` and apply again",
+            context={"path": str(self.path)},
+        )
 
     def write(self, entry: JournalEntry) -> None:
         atomic_write(self.path, json.dumps(entry.to_dict(), indent=1, sort_keys=True))

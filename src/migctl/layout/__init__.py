@@ -23,7 +23,13 @@ from __future__ import annotations
 from migctl.layout.export import to_mig_parted, to_native
 from migctl.layout.fit import place_cis
 from migctl.layout.load import load_layout, load_layouts, parse_layouts, select_layout
-from migctl.layout.resolve import build_gpu_layout, machine_gpus, resolve
+from migctl.layout.resolve import (
+    Resolution,
+    build_gpu_layout,
+    machine_gpus,
+    resolve,
+    resolve_machine,
+)
 from migctl.layout.types import (
     GpuLayout,
     InstanceRule,
@@ -44,6 +50,7 @@ __all__ = [
     "LayoutFormat",
     "LayoutRule",
     "MachineGpu",
+    "Resolution",
     "Selector",
     "WantedInstance",
     "build_gpu_layout",
@@ -53,6 +60,7 @@ __all__ = [
     "parse_layouts",
     "place_cis",
     "resolve",
+    "resolve_machine",
     "select_layout",
     "to_mig_parted",
     "to_native",

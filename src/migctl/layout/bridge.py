@@ -3,16 +3,20 @@
 Why this exists: files speak in ``WantedInstance`` (profile, optional start slice, CI
 profile names); the planner and engine speak in ``DesiredLayout``. The CLI and the
 service load a file into engine targets, and export the machine back into a file, here.
+mig-parted judges a GPU by its counts of compute instances, not by how they are grouped
+into GPU instances: where a GPU already has the counts a mig-parted config asks for,
+:func:`keep_matching_counts` makes its current layout the target, so ``apply`` leaves it
+alone and ``assert`` passes, as mig-parted's do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from migctl.catalog import Catalog, load_catalog
 from migctl.errors import InvalidInputError
-from migctl.layout.export import to_mig_parted, to_native
+from migctl.layout.export import mig_parted_counts, to_mig_parted, to_native
 from migctl.layout.load import load_layout, parse_layouts, select_layout
 from migctl.layout.resolve import resolve
 from migctl.layout.types import GpuLayout, WantedInstance
@@ -57,13 +61,50 @@ def to_gpu_layout(desired: DesiredLayout, model: GpuModel) -> GpuLayout:
     return GpuLayout(desired.mig_enabled, tuple(instances))
 
 
-def load_targets(
-    path: Path, config: str | None, models: Mapping[int, GpuModel], catalog: Catalog | None = None
+def desired_targets(
+    layouts: Mapping[int, GpuLayout], models: Mapping[int, GpuModel]
 ) -> dict[int, DesiredLayout]:
-    """Engine targets for the machine's GPUs from a layout file (native or mig-parted)."""
+    """Engine targets for the MIG-capable GPUs among ``layouts`` (nothing to change on others)."""
+    return {
+        gpu: to_desired(layout, models[gpu])
+        for gpu, layout in sorted(layouts.items())
+        if models[gpu].mig_capable
+    }
+
+
+def keep_matching_counts(
+    targets: Mapping[int, DesiredLayout],
+    current: Mapping[int, DesiredLayout],
+    models: Mapping[int, GpuModel],
+) -> dict[int, DesiredLayout]:
+    """``targets`` where a GPU's current compute-instance counts differ; else its current layout.
+
+    For mig-parted configs only: mig-parted's apply skips, and its assert passes, a GPU whose
+    counts (``GetMigConfig``) equal the config's, however its CIs share GPU instances.
+    """
+    kept = dict(targets)
+    for gpu, wanted in targets.items():
+        now = current.get(gpu)
+        if now is None or not (wanted.mig_enabled and now.mig_enabled):
+            continue
+        model = models[gpu]
+        have = mig_parted_counts(model, to_gpu_layout(now, model))
+        if have == mig_parted_counts(model, to_gpu_layout(wanted, model)):
+            kept[gpu] = now
+    return kept
+
+
+def load_targets(
+    path: Path,
+    config: str | None,
+    models: Mapping[int, GpuModel],
+    catalog: Catalog | None = None,
+    *,
+    only: Collection[int] | None = None,
+) -> dict[int, DesiredLayout]:
+    """Engine targets for the machine's GPUs (of ``only``) from a layout file."""
     layout = load_layout(path, config, catalog=catalog or load_catalog())
-    wanted = resolve(layout, sorted(models.items()))
-    return {gpu: to_desired(gpu_layout, models[gpu]) for gpu, gpu_layout in sorted(wanted.items())}
+    return desired_targets(resolve(layout, sorted(models.items()), only=only), models)
 
 
 def targets_from_text(
@@ -72,18 +113,14 @@ def targets_from_text(
     models: Mapping[int, GpuModel],
     catalog: Catalog | None = None,
     *,
+    only: Collection[int] | None = None,
     source: str = "request",
 ) -> dict[int, DesiredLayout]:
     """Like :func:`load_targets`, for a layout document as text (``source`` names it)."""
     layout = select_layout(
         parse_layouts(text, source=source, catalog=catalog or load_catalog()), config
     )
-    wanted = resolve(layout, sorted(models.items()))
-    return {
-        gpu: to_desired(gl, models[gpu])
-        for gpu, gl in sorted(wanted.items())
-        if models[gpu].mig_capable
-    }
+    return desired_targets(resolve(layout, sorted(models.items()), only=only), models)
 
 
 def export_text(

@@ -2,11 +2,14 @@
 
 Why this exists: ``migctl export`` captures a machine's MIG state so it can be kept in
 git, reviewed and applied elsewhere; and clusters that run mig-parted need its format.
-Identical GPUs are grouped into one entry. The native export keeps fixed placements and
-CI layouts, so applying an export to the machine it came from changes nothing and
-loading it resolves to the same layouts (``resolve(load(export(x))) == x``).
-mig-parted has no placements and one CI per GI; the export says so in a comment and
-refuses CI layouts it cannot express. Pure: builds text.
+Identical GPUs are grouped into one entry; GPUs without MIG are written with MIG off, as
+mig-parted's export writes them. The native export keeps fixed placements and CI layouts,
+so applying an export to the machine it came from changes nothing and loading it
+resolves to the same layouts (``resolve(load(export(x))) == x``). A mig-parted config
+has no placements and counts compute instances (as mig-parted's ``GetMigConfig`` reads
+a GPU: a full CI by its GI's name, others as ``<c>c.<g>g.<gb>gb``); the export says so in
+comments, and names the GPUs whose GIs group their CIs differently from how mig-parted
+(and migctl) would pack those counts. Pure: builds text.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import yaml
 
 from migctl.errors import InvalidInputError, NotSupportedError
 from migctl.layout import profiles
+from migctl.layout.migparted_pack import packed_layout
 from migctl.layout.native import API_VERSION, KIND
 from migctl.layout.types import NVIDIA_PCI_VENDOR, GpuLayout, PciId, WantedInstance
 from migctl.model import GpuModel
@@ -27,6 +31,7 @@ HEADER = "# Written by migctl: the MIG layout of each GPU, grouped where GPUs ar
 MIG_PARTED_NOTE = (
     "# mig-parted configs have no placements: mig-parted and the driver choose where each\n"
     "# instance goes. Fixed placements of the source layout are not kept (see comments).\n"
+    "# Counts are of compute instances; those of one GI profile share GPU instances.\n"
 )
 
 
@@ -64,7 +69,7 @@ def _groups(
 def _require_some(layouts: Mapping[int, GpuLayout]) -> None:
     if not layouts:
         raise InvalidInputError(
-            "there are no GPU layouts to export", hint="export at least one GPU"
+            "there are no GPUs to export", hint="choose at least one GPU with -i"
         )
 
 
@@ -117,34 +122,49 @@ def to_native(
     return "\n".join(out) + "\n"
 
 
-def _mig_devices(model: GpuModel, layout: GpuLayout, indexes: Sequence[int]) -> dict[str, int]:
+def mig_parted_counts(model: GpuModel, layout: GpuLayout) -> dict[str, int]:
+    """The ``mig-devices`` of ``layout``, as mig-parted counts a GPU: one per CI."""
     counts: dict[str, int] = {}
     for wanted in layout.instances:
         gi = model.gi_profile(wanted.profile)
-        if gi is None or len(wanted.compute) != 1:
+        if gi is None:
             raise NotSupportedError(
-                f"GPU {_ranges(indexes)}: a {wanted.profile} GPU instance with "
-                f"{len(wanted.compute)} compute instances cannot be written as a mig-parted "
-                "config (it creates exactly one compute instance per GPU instance)",
-                hint="export in the native format instead (it keeps CI layouts)",
+                f"{model.name} has no GPU instance profile {wanted.profile}",
+                hint="export in the native format instead",
             )
-        key = profiles.mig_parted_key(model, gi, wanted.compute[0])
-        counts[key] = counts.get(key, 0) + 1
+        for ci_name in wanted.compute:
+            key = profiles.mig_parted_key(model, gi, ci_name)
+            counts[key] = counts.get(key, 0) + 1
     return counts
 
 
-def _dropped_placements(layout: GpuLayout) -> str | None:
+def _grouping(layout: GpuLayout) -> list[tuple[str, tuple[str, ...]]]:
+    return sorted((w.profile, tuple(sorted(w.compute))) for w in layout.instances if w.compute)
+
+
+def _comments(model: GpuModel, layout: GpuLayout, counts: Mapping[str, int]) -> list[str]:
+    """What a mig-parted config cannot say about ``layout``, as comment lines."""
+    lines = []
     fixed = [
         f"{w.profile} at {w.start_slice}" for w in layout.instances if w.start_slice is not None
     ]
-    return "# placements not kept: " + ", ".join(fixed) if fixed else None
+    if fixed:
+        lines.append("# placements not kept: " + ", ".join(fixed))
+    empty = [w.profile for w in layout.instances if not w.compute]
+    if empty:
+        lines.append("# GPU instances without compute instances not kept: " + ", ".join(empty))
+    if _grouping(layout) != _grouping(packed_layout(model, counts)):
+        lines.append(
+            "# these GPUs group their compute instances into GPU instances differently from "
+            "how mig-parted packs these counts; applied elsewhere, the counts are the same "
+            "but the grouping is mig-parted's"
+        )
+    return lines
 
 
 def _mig_parted_entry(model: GpuModel, layout: GpuLayout, indexes: Sequence[int]) -> list[str]:
-    lines: list[str] = []
-    dropped = _dropped_placements(layout)
-    if dropped:
-        lines.append(dropped)
+    counts = mig_parted_counts(model, layout) if layout.mig_enabled else {}
+    lines = _comments(model, layout, counts)
     filters = [str(PciId(device, NVIDIA_PCI_VENDOR)) for device in model.pci_device_ids]
     first = "- "
     if filters:
@@ -153,7 +173,6 @@ def _mig_parted_entry(model: GpuModel, layout: GpuLayout, indexes: Sequence[int]
     lines.append(f"{first}devices: {_flow(indexes)}")
     lines.append(f"  mig-enabled: {'true' if layout.mig_enabled else 'false'}")
     if layout.mig_enabled:
-        counts = _mig_devices(model, layout, indexes)
         lines.append("  mig-devices:" + ("" if counts else " {}"))
         lines.extend(f"    {json.dumps(key)}: {count}" for key, count in counts.items())
     return lines
@@ -162,10 +181,7 @@ def _mig_parted_entry(model: GpuModel, layout: GpuLayout, indexes: Sequence[int]
 def to_mig_parted(
     layouts: Mapping[int, GpuLayout], models: Mapping[int, GpuModel], *, name: str = "exported"
 ) -> str:
-    """A mig-parted v1 config with one named config, ``name``; one entry per GPU group.
-
-    Raises NotSupportedError for a GI with other than one compute instance.
-    """
+    """A mig-parted v1 config with one named config, ``name``; one entry per GPU group."""
     _require_some(layouts)
     out = [HEADER.rstrip("\n"), MIG_PARTED_NOTE.rstrip("\n"), "version: v1", "mig-configs:"]
     out.append(f"  {_scalar(name)}:")

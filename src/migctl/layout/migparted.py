@@ -8,14 +8,18 @@ apply them as they are. The rules follow mig-parted's v1 spec (``api/spec/v1``):
   non-empty list of entries); nothing else;
 * entry: ``devices`` (required: ``all`` or a list of GPU indexes), ``mig-enabled``
   (required bool), ``mig-devices`` (profile -> count; required when MIG is enabled, empty
-  when it is not), ``device-filter`` (optional PCI id ``0x233010DE`` or a list of them);
+  when it is not; not only zero counts), ``device-filter`` (optional string or list of
+  strings, read as Go's ``strconv.ParseUint(s, 0, 32)`` reads them: ``0x233010DE`` is
+  device 0x2330 of vendor 0x10DE, ``:0x16C110DE`` adds the subsystem, which must then
+  match too; a string that is no such number matches no GPU, as in mig-parted);
 * entries are applied in order, so a later entry wins for a GPU two entries match;
-  an entry that matches no GPU is skipped; ``devices: all`` skips GPUs without MIG;
-* a profile key ``<g>g.<gb>gb[+me]`` asks for GIs with their full CI; ``<c>c.<g>g.<gb>gb``
-  for GIs holding one ``<c>``-slice CI each (one GI per count, as mig-parted creates them).
+  an entry that matches no GPU is skipped; ``devices: all`` skips GPUs without MIG when
+  it turns MIG on (mig-parted's apply skips them; its assert fails on them);
+* a profile key ``<g>g.<gb>gb[+me]`` counts GIs with their full CI; ``<c>c.<g>g.<gb>gb``
+  counts ``<c>``-slice CIs, which share GIs of profile ``<g>g.<gb>gb`` as mig-parted packs
+  them (:mod:`migctl.layout.migparted_pack`).
 
-migctl is stricter in one place: a ``device-filter`` that is not a device+vendor PCI id is
-an error (mig-parted silently matches nothing). Used by :mod:`migctl.layout.load`.
+Used by :mod:`migctl.layout.load`.
 """
 
 from __future__ import annotations
@@ -33,13 +37,41 @@ from migctl.layout.types import (
     LayoutFile,
     LayoutFormat,
     LayoutRule,
+    PciId,
     Selector,
-    parse_pci_text,
 )
 
 VERSION = "v1"
 PROFILE_KEY = re.compile(r"(?:\d+c\.)?\d+g\.\d+gb(?:[+-][a-z][a-z0-9.,+-]*)?")
-DEVICE_FILTER = re.compile(r"0x[0-9A-Fa-f]{8}(?::0x[0-9A-Fa-f]{8})?")
+# Go's unsigned integer literals, as strconv.ParseUint(s, 0, 32) accepts them
+_GO_UINT = re.compile(
+    r"0[xX](?:_?[0-9a-fA-F])+|0[bB](?:_?[01])+|0[oO](?:_?[0-7])+|0(?:_?[0-7])*|[1-9](?:_?\d)*"
+)
+MATCHES_NOTHING = PciId(0, 0)  # mig-parted's DeviceID{} for a filter it cannot read
+
+
+def _go_uint32(text: str) -> int | None:
+    """``strconv.ParseUint(text, 0, 32)``; None where Go returns an error."""
+    if len(text) > 40 or not _GO_UINT.fullmatch(text):
+        return None
+    digits = text.replace("_", "")
+    if digits[:2].lower() in ("0x", "0b", "0o"):
+        value = int(digits, 0)
+    elif len(digits) > 1:
+        value = int(digits, 8 if digits[0] == "0" else 10)
+    else:
+        value = int(digits)
+    return value if value <= 0xFFFFFFFF else None
+
+
+def device_filter_id(text: str) -> PciId:
+    """A ``device-filter`` string as mig-parted reads it (``NewDeviceIDFromString``)."""
+    parts = text.split(":")
+    packed = _go_uint32(parts[0])
+    subsystem = _go_uint32(parts[1]) if len(parts) == 2 else None
+    if packed is None or len(parts) > 2 or (len(parts) == 2 and subsystem is None):
+        return MATCHES_NOTHING
+    return PciId(packed >> 16, packed & 0xFFFF, subsystem)
 
 
 class MigPartedEntry(StrictModel):
@@ -56,19 +88,14 @@ class MigPartedEntry(StrictModel):
         if value == "":
             return []
         items = [value] if isinstance(value, str | int) else value
-        if isinstance(items, list):
-            if any(isinstance(item, int) and not isinstance(item, bool) for item in items):
-                raise custom(
-                    "device-filter ids must be quoted strings: YAML reads an unquoted 0x... "
-                    "as a number",
-                    'quote each id: "0x233010DE"',
-                )
-            for item in items:
-                if isinstance(item, str) and not DEVICE_FILTER.fullmatch(item):
-                    raise custom(
-                        f"device-filter {item!r} is not a PCI device+vendor id",
-                        'write 0x, the 4-digit device and NVIDIA\'s vendor 10DE: "0x233010DE"',
-                    )
+        if isinstance(items, list) and any(
+            isinstance(item, int) and not isinstance(item, bool) for item in items
+        ):
+            raise custom(
+                "device-filter ids must be quoted strings: YAML reads an unquoted 0x... "
+                "as a number",
+                'quote each id: "0x233010DE"',
+            )
         return items
 
     @field_validator("devices", mode="before")
@@ -94,11 +121,9 @@ class MigPartedDocument(StrictModel):
 def _selector(entry: MigPartedEntry) -> Selector:
     pci = None
     if entry.device_filter:  # absent or empty: no filter
-        parsed = (parse_pci_text(text) for text in entry.device_filter)
-        pci = tuple(p for p in parsed if p is not None)
-    if entry.devices is None:
-        return Selector(pci_ids=pci, mig_capable_only=True)
-    return Selector(indexes=tuple(sorted(set(entry.devices))), pci_ids=pci)
+        pci = tuple(device_filter_id(text) for text in entry.device_filter)
+    indexes = None if entry.devices is None else tuple(sorted(set(entry.devices)))
+    return Selector(indexes=indexes, pci_ids=pci)
 
 
 def _instances(
@@ -122,6 +147,15 @@ def _instances(
             "missing required key 'mig-devices' when 'mig-enabled' is true",
             "add 'mig-devices: {}' for MIG on without instances, or profile counts",
             line=lines.line_of_path(path),
+        )
+    if entry.mig_devices and not any(entry.mig_devices.values()):
+        fail(
+            source,
+            devices_path,
+            "every count is 0 (mig-parted refuses this: 'all counts for all MigProfiles are 0')",
+            "give at least one profile a count above 0, or write 'mig-devices: {}' for MIG on "
+            "without instances",
+            line=lines.line_of_path(devices_path),
         )
     rules: list[InstanceRule] = []
     for key, count in entry.mig_devices.items():
@@ -147,6 +181,7 @@ def _rule(source: str, path: str, entry: MigPartedEntry, lines: LineIndex) -> La
         mig_enabled=entry.mig_enabled,
         instances=_instances(source, path, entry, lines),
         optional=True,
+        skips_gpus_without_mig=entry.devices is None,
         mig_path=join(path, "mig-enabled"),
         instances_path=join(path, "mig-devices"),
         select_path=join(path, "devices"),

@@ -2,26 +2,31 @@
 
 Why this exists: a layout file speaks of selectors and profile counts; apply and assert
 need, for each GPU, the MIG mode and the instances it must hold, checked against that
-GPU's model: known GI and CI profiles, legal fixed placements, counts within limits, and a
-proof (:func:`migctl.planner.placement.place`) that all instances fit together.
+GPU's model (:mod:`migctl.layout.feasible`): known GI and CI profiles, legal fixed
+placements, counts within limits (before any count is expanded) and a proof that all
+instances fit together. mig-parted's compute-instance counts are packed into shared GIs
+as mig-parted packs them (:mod:`migctl.layout.migparted_pack`).
 
 Precedence: rules apply in file order and a later rule replaces an earlier one for every
 GPU it selects (as mig-parted applies its entries). GPUs no rule selects are absent from
-the result (not managed). Only the rule that wins for a GPU is checked against it.
-Pure: no hardware; imports model, geometry, planner.placement and the layout types.
+the layouts (not managed); :class:`Resolution` lists them, because mig-parted's assert
+fails on them. Only the rule that wins for a GPU is checked against it, and only for the
+GPUs asked about (``only``, the CLI's ``-i``): selectors are matched against the whole
+machine, so an entry for other GPUs is neither an error nor checked.
+Pure: no hardware; imports model, the planner's placement search and the layout types.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import NoReturn
 
 from migctl.errors import NotSupportedError
-from migctl.geometry import Occupant, fits_instead, placement_refusal
 from migctl.layout import profiles
+from migctl.layout.feasible import Item, check_count, check_fit, check_total
 from migctl.layout.fit import ci_count_refusal, cis_fit
+from migctl.layout.migparted_pack import CiKind, Count, kind_of, pack
 from migctl.layout.problems import join
 from migctl.layout.types import (
     GpuLayout,
@@ -31,20 +36,25 @@ from migctl.layout.types import (
     MachineGpu,
     WantedInstance,
 )
-from migctl.model import CiProfile, GiProfile, GpuModel, Placement
-from migctl.planner.placement import place
+from migctl.model import CiProfile, GiProfile, GpuModel
 
 GpuSpec = tuple[int, GpuModel] | MachineGpu
 
 
 @dataclass(frozen=True, slots=True)
-class _Item:
-    """One wanted GI while it is being checked: where it came from and what it is."""
+class Resolution:
+    """What a layout asks of a machine's GPUs, and the GPUs it leaves aside.
 
-    rule: InstanceRule
-    profile: GiProfile
-    start_slice: int | None
-    compute: tuple[str, ...]
+    ``layouts``: the GPUs whose winning entry applies, by index. ``unselected``: GPUs no
+    entry selects. ``skipped``: GPUs without MIG that a mig-parted ``devices: all`` entry
+    turning MIG on passes over (mig-parted's apply skips them, its assert fails on them).
+    ``absent``: GPU indexes that optional entries name and the machine lacks.
+    """
+
+    layouts: dict[int, GpuLayout] = field(default_factory=dict)
+    unselected: tuple[int, ...] = ()
+    skipped: tuple[int, ...] = ()
+    absent: tuple[int, ...] = ()
 
 
 def machine_gpus(gpus: Iterable[GpuSpec]) -> list[MachineGpu]:
@@ -63,11 +73,14 @@ def _machine_text(machine: Sequence[MachineGpu]) -> str:
     return "; ".join(f"{g.index}: {g.model.key}" for g in machine) or "no GPUs"
 
 
-def _matched(layout: Layout, rule: LayoutRule, machine: Sequence[MachineGpu]) -> list[MachineGpu]:
+def _matched(
+    layout: Layout, rule: LayoutRule, machine: Sequence[MachineGpu]
+) -> tuple[list[MachineGpu], list[int]]:
+    """The GPUs ``rule`` selects, and the indexes it names that the machine lacks."""
     matched = [gpu for gpu in machine if rule.selector.matches(gpu)]
-    if rule.optional:
-        return matched
     missing = sorted(set(rule.selector.indexes or ()) - {gpu.index for gpu in machine})
+    if rule.optional:
+        return matched, missing
     if missing:
         raise layout.error(
             rule.select_path,
@@ -82,27 +95,49 @@ def _matched(layout: Layout, rule: LayoutRule, machine: Sequence[MachineGpu]) ->
             f"this machine has GPUs {_machine_text(machine)}; select GPUs that exist, or add "
             "'optional: true' to skip this entry where it matches nothing",
         )
-    return matched
+    return matched, []
 
 
-def resolve(layout: Layout, gpus: Iterable[GpuSpec]) -> dict[int, GpuLayout]:
-    """{GPU index: GpuLayout} for every GPU the layout selects, sorted by index.
+def resolve_machine(
+    layout: Layout, gpus: Iterable[GpuSpec], *, only: Collection[int] | None = None
+) -> Resolution:
+    """The :class:`Resolution` of ``layout`` on a machine, for the GPUs in ``only`` (all).
 
     ``gpus`` describes the machine: ``(index, GpuModel)`` pairs or :class:`MachineGpu`
-    (which may carry the GPU's real PCI device id). Raises InvalidInputError naming the
-    file, line and key path when a selector matches nothing, a profile is unknown for a
-    model, MIG is asked of a GPU without it, or the instances cannot fit.
+    (which may carry the GPU's real PCI ids). Raises InvalidInputError naming the file,
+    line and key path when a selector matches nothing, a profile is unknown for a model,
+    a count exceeds what the GPU holds, MIG is asked of a GPU without it, or the
+    instances cannot fit.
     """
     machine = machine_gpus(gpus)
     winner: dict[int, LayoutRule] = {}
+    absent: set[int] = set()
     for rule in layout.rules:
-        for gpu in _matched(layout, rule, machine):
+        matched, missing = _matched(layout, rule, machine)
+        absent.update(missing)
+        for gpu in matched:
             winner[gpu.index] = rule
-    return {
-        gpu.index: build_gpu_layout(layout, winner[gpu.index], gpu.model, f"GPU {gpu.index}")
-        for gpu in machine
-        if gpu.index in winner
-    }
+    layouts: dict[int, GpuLayout] = {}
+    unselected: list[int] = []
+    skipped: list[int] = []
+    for gpu in machine:
+        won = winner.get(gpu.index)
+        if only is not None and gpu.index not in only:
+            continue
+        if won is None:
+            unselected.append(gpu.index)
+        elif won.skips_gpus_without_mig and won.mig_enabled and not gpu.model.mig_capable:
+            skipped.append(gpu.index)
+        else:
+            layouts[gpu.index] = build_gpu_layout(layout, won, gpu.model, f"GPU {gpu.index}")
+    return Resolution(layouts, tuple(unselected), tuple(skipped), tuple(sorted(absent)))
+
+
+def resolve(
+    layout: Layout, gpus: Iterable[GpuSpec], *, only: Collection[int] | None = None
+) -> dict[int, GpuLayout]:
+    """{GPU index: GpuLayout} for every GPU the layout selects (of ``only``), by index."""
+    return resolve_machine(layout, gpus, only=only).layouts
 
 
 def build_gpu_layout(layout: Layout, rule: LayoutRule, model: GpuModel, where: str) -> GpuLayout:
@@ -115,15 +150,18 @@ def build_gpu_layout(layout: Layout, rule: LayoutRule, model: GpuModel, where: s
             f"{model.name} ({where}) has no MIG, but this entry turns MIG on",
             "select only MIG-capable GPUs here (e.g. by model), or set MIG off for this GPU",
         )
-    items = [item for inst in rule.instances for item in _expand(layout, inst, model, where)]
-    if items and not model.plannable:
+    if rule.instances and not model.plannable:
         raise NotSupportedError(
             f"{layout.source}: {rule.instances_path}: the catalog does not know the "
             f"placements of {model.name} ({where}), so instances cannot be planned",
             hint="capture the model from a real GPU with `migctl catalog capture`",
             context={"file": layout.source, "key_path": rule.instances_path},
         )
-    _check_fit(layout, rule, model, where, items)
+    if any(inst.compute_from_name for inst in rule.instances):
+        items = _mig_parted_items(layout, rule, model, where)
+    else:
+        items = _native_items(layout, rule, model, where)
+    check_fit(layout, rule, model, where, items)
     return GpuLayout(
         True, tuple(WantedInstance(i.profile.name, i.start_slice, i.compute) for i in items)
     )
@@ -154,8 +192,18 @@ def _unknown_ci(layout: Layout, path: str, name: str, gi: GiProfile, model: GpuM
     )
 
 
+def _check_cis(layout: Layout, path: str, gi: GiProfile, cis: Sequence[CiProfile]) -> None:
+    if cis_fit(cis, gi.compute_slices):
+        return
+    reason = ci_count_refusal(cis) or (
+        f"{', '.join(ci.name for ci in cis)} cannot share the {gi.compute_slices} compute "
+        f"slices of a {gi.name} GI"
+    )
+    raise layout.error(path, reason, "use fewer or smaller compute instances")
+
+
 def _ci_names(
-    layout: Layout, inst: InstanceRule, gi: GiProfile, model: GpuModel, where: str
+    layout: Layout, inst: InstanceRule, gi: GiProfile, model: GpuModel
 ) -> tuple[str, ...]:
     if inst.compute is None:
         return (profiles.default_ci_name(model, gi),)
@@ -167,38 +215,6 @@ def _ci_names(
         chosen.append(ci)
     _check_cis(layout, join(inst.key_path, "compute"), gi, chosen)
     return tuple(ci.name for ci in chosen)
-
-
-def _check_cis(layout: Layout, path: str, gi: GiProfile, cis: Sequence[CiProfile]) -> None:
-    if cis_fit(cis, gi.compute_slices):
-        return
-    reason = ci_count_refusal(cis) or (
-        f"{', '.join(ci.name for ci in cis)} cannot share the {gi.compute_slices} compute "
-        f"slices of a {gi.name} GI"
-    )
-    raise layout.error(path, reason, "use fewer or smaller compute instances")
-
-
-def _expand(layout: Layout, inst: InstanceRule, model: GpuModel, where: str) -> list[_Item]:
-    if inst.compute_from_name:
-        split = profiles.split_mig_parted_key(model, inst.profile)
-        if split is None:
-            _unknown_profile(layout, inst.profile_path, inst.profile, model, where, native=False)
-        gi, ci_name = split
-        if ci_name != profiles.default_ci_name(model, gi):
-            ci = profiles.ci_profile(model, gi, ci_name)
-            if ci is None:
-                _unknown_ci(layout, inst.profile_path, inst.profile, gi, model)
-            _check_cis(layout, inst.profile_path, gi, [ci])
-        return [_Item(inst, gi, None, (ci_name,)) for _ in range(inst.count)]
-    found = profiles.gi_profile(model, inst.profile)
-    if found is None:
-        _unknown_profile(layout, inst.profile_path, inst.profile, model, where)
-    compute = _ci_names(layout, inst, found, model, where)
-    starts: Sequence[int | None] = inst.starts or [None] * inst.count
-    for start in inst.starts or ():
-        _check_start(layout, inst, found, model, start)
-    return [_Item(inst, found, start, compute) for start in starts]
 
 
 def _check_start(
@@ -214,75 +230,47 @@ def _check_start(
         )
 
 
-def _check_counts(layout: Layout, rule: LayoutRule, model: GpuModel, items: list[_Item]) -> None:
-    counts = Counter(item.profile.name for item in items)
-    for item in items:
-        profile = item.profile
-        if counts[profile.name] > profile.max_instances:
-            raise layout.error(
-                item.rule.profile_path,
-                f"{counts[profile.name]} x {profile.name} asked, {model.name} allows at most "
-                f"{profile.max_instances} per GPU",
-                f"ask for at most {profile.max_instances} x {profile.name}",
-            )
-    limit = model.max_gpu_instances
-    if limit is not None and len(items) > limit:
-        raise layout.error(
-            rule.instances_path,
-            f"{len(items)} GPU instances asked, {model.name} allows at most {limit}",
-            "ask for fewer instances",
-        )
+def _native_items(layout: Layout, rule: LayoutRule, model: GpuModel, where: str) -> list[Item]:
+    """One Item per GI of the native entry, each count bounded before it is expanded."""
+    items: list[Item] = []
+    for inst in rule.instances:
+        found = profiles.gi_profile(model, inst.profile)
+        if found is None:
+            _unknown_profile(layout, inst.profile_path, inst.profile, model, where)
+        check_count(layout, inst, model, found.name, found.max_instances)
+        check_total(layout, rule, model, len(items) + inst.count)
+        compute = _ci_names(layout, inst, found, model)
+        for start in inst.starts or ():
+            _check_start(layout, inst, found, model, start)
+        starts: Sequence[int | None] = inst.starts or [None] * inst.count
+        items.extend(Item(inst, found, start, compute) for start in starts)
+    return items
 
 
-def _media_conflict(items: Sequence[_Item]) -> str | None:
-    holders = [i.profile.name for i in items if i.profile.is_all_media]
-    others = [i.profile.name for i in items if not i.profile.is_no_media]
-    if holders and len(others) > 1:
-        return f"{holders[0]} takes every media engine: only -me profiles may be beside it"
-    return None
+def _ci_kind(
+    layout: Layout, inst: InstanceRule, model: GpuModel, where: str
+) -> tuple[GiProfile, CiKind]:
+    """The GI profile and the CI a mig-parted key names, checked against ``model``."""
+    split = profiles.split_mig_parted_key(model, inst.profile)
+    if split is None:
+        _unknown_profile(layout, inst.profile_path, inst.profile, model, where, native=False)
+    gi, ci_name = split
+    kind = kind_of(model, gi, ci_name)
+    if kind is None:
+        _unknown_ci(layout, inst.profile_path, inst.profile, gi, model)
+    ci = profiles.ci_profile(model, gi, ci_name)
+    if ci is not None:
+        _check_cis(layout, inst.profile_path, gi, [ci])
+    return gi, kind
 
 
-def _fixed_occupants(layout: Layout, model: GpuModel, items: Sequence[_Item]) -> list[Occupant]:
-    fixed: list[Occupant] = []
-    for item in items:
-        if item.start_slice is None:
-            continue
-        placement = Placement(item.start_slice, item.profile.memory_slices)
-        reason = placement_refusal(model, item.profile, placement, fixed)
-        if reason is not None:
-            raise layout.error(
-                join(item.rule.key_path, "placement"),
-                f"{item.profile.name} at {placement}: {reason}",
-                "give the fixed instances placements that do not overlap",
-            )
-        fixed.append(Occupant(item.profile, placement))
-    return fixed
-
-
-def _check_fit(
-    layout: Layout, rule: LayoutRule, model: GpuModel, where: str, items: list[_Item]
-) -> None:
-    if not items:
-        return
-    _check_counts(layout, rule, model, items)
-    conflict = _media_conflict(items)
-    if conflict is not None:
-        raise layout.error(rule.instances_path, conflict, "drop the +me.all instance or the others")
-    fixed = _fixed_occupants(layout, model, items)
-    free = [item.profile for item in items if item.start_slice is None]
-    if place(model, free, fixed) is not None:
-        return
-    needed = sum(item.profile.memory_slices for item in items)
-    total = model.memory_slices or 0
-    why = (
-        f"they need {needed} memory slices, the GPU has {total}"
-        if needed > total
-        else "no arrangement of their legal placements fits"
-    )
-    room = fits_instead(model, fixed)
-    raise layout.error(
-        rule.instances_path,
-        f"these instances cannot all be created on {where} ({model.name}): {why}",
-        "remove or shrink instances"
-        + (f"; what still fits beside the fixed ones: {', '.join(room)}" if fixed and room else ""),
-    )
+def _mig_parted_items(layout: Layout, rule: LayoutRule, model: GpuModel, where: str) -> list[Item]:
+    """The GIs mig-parted would create for the entry's counts, each bounded first."""
+    counts: list[Count] = []
+    for inst in rule.instances:
+        gi, ci = _ci_kind(layout, inst, model, where)
+        per_gi = max(1, min(ci.max_per_gi, gi.compute_slices // max(1, ci.compute_slices)))
+        why = "" if per_gi == 1 else f" ({gi.max_instances} x {gi.name}, {per_gi} in each)"
+        check_count(layout, inst, model, inst.profile, gi.max_instances * per_gi, why=why)
+        counts.append(Count(inst, gi, ci, inst.count))
+    return [Item(g.rule, g.profile, None, tuple(g.compute)) for g in pack(counts)]

@@ -60,12 +60,14 @@ class MachineGpu:
     """A GPU of the machine a layout is resolved against.
 
     ``pci_device_id`` is the 16-bit device part NVML reports, when known; without it a
-    PCI selector matches any of the model's device ids.
+    PCI selector matches any of the model's device ids. ``pci_subsystem_id`` is needed only
+    by selectors that name a subsystem; unknown, they do not match.
     """
 
     index: int
     model: GpuModel
     pci_device_id: int | None = None
+    pci_subsystem_id: int | None = None  # NVML's 32 bits: subsystem device << 16 | vendor
 
     @property
     def label(self) -> str:
@@ -84,13 +86,24 @@ class LayoutFormat(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PciId:
-    """A PCI id from a selector: 16-bit device, vendor (NVIDIA unless given)."""
+    """A PCI id from a selector: 16-bit device, vendor (NVIDIA unless given), and optionally
+    the subsystem (32 bits: subsystem device << 16 | subsystem vendor), which must then
+    match too. ``PciId(0, 0)`` is what mig-parted makes of a filter it cannot read: it
+    matches no GPU.
+    """
 
     device: int
     vendor: int = NVIDIA_PCI_VENDOR
+    subsystem: int | None = None
 
     def __str__(self) -> str:
-        return f"0x{self.device:04X}{self.vendor:04X}"
+        text = f"0x{self.device:04X}{self.vendor:04X}"
+        return text if self.subsystem is None else f"{text}:0x{self.subsystem:08X}"
+
+    def matches(self, gpu: MachineGpu) -> bool:
+        if self.vendor != NVIDIA_PCI_VENDOR or self.device not in gpu.pci_ids():
+            return False
+        return self.subsystem is None or self.subsystem == gpu.pci_subsystem_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,29 +111,22 @@ class Selector:
     """Which GPUs a rule applies to: every constraint given (not None) must hold.
 
     An empty tuple is a constraint nothing meets (mig-parted's ``devices: []``).
-    ``mig_capable_only`` reproduces mig-parted's ``devices: all``, which skips GPUs
-    without MIG.
     """
 
     indexes: tuple[int, ...] | None = None
     models: tuple[str, ...] | None = None
     pci_ids: tuple[PciId, ...] | None = None
-    mig_capable_only: bool = False
 
     @property
     def is_all(self) -> bool:
         return self.indexes is None and self.models is None and self.pci_ids is None
 
     def matches(self, gpu: MachineGpu) -> bool:
-        if self.mig_capable_only and not gpu.model.mig_capable:
-            return False
         if self.indexes is not None and gpu.index not in self.indexes:
             return False
         if self.models is not None and not any(model_matches(n, gpu.model) for n in self.models):
             return False
-        return self.pci_ids is None or any(
-            pci.vendor == NVIDIA_PCI_VENDOR and pci.device in gpu.pci_ids() for pci in self.pci_ids
-        )
+        return self.pci_ids is None or any(pci.matches(gpu) for pci in self.pci_ids)
 
     def describe(self) -> str:
         parts: list[str] = []
@@ -130,8 +136,7 @@ class Selector:
             parts.append("model " + (",".join(self.models) or "(none)"))
         if self.pci_ids is not None:
             parts.append("PCI id " + (",".join(str(p) for p in self.pci_ids) or "(none)"))
-        text = " and ".join(parts) or "all GPUs"
-        return text + (" (MIG-capable only)" if self.mig_capable_only else "")
+        return " and ".join(parts) or "all GPUs"
 
 
 def model_matches(name: str, model: GpuModel) -> bool:
@@ -144,16 +149,28 @@ def model_matches(name: str, model: GpuModel) -> bool:
     return pci is not None and pci.device in model.pci_device_ids
 
 
-def parse_pci_text(text: str) -> PciId | None:
-    """``0x2330``, ``2330``, ``0x233010DE`` (device + vendor) or ``0x233010DE:0x16C110DE``."""
-    primary = text.strip().lower().split(":", 1)[0]
-    digits = primary.removeprefix("0x")
-    if not digits or len(digits) not in (4, 8) or any(c not in "0123456789abcdef" for c in digits):
+def _hex_id(text: str, lengths: tuple[int, ...]) -> int | None:
+    digits = text.strip().lower().removeprefix("0x")
+    if len(digits) not in lengths or any(c not in "0123456789abcdef" for c in digits):
         return None
-    value = int(digits, 16)
-    if len(digits) == 8:
-        return PciId(value >> 16, value & 0xFFFF)
-    return PciId(value)
+    return int(digits, 16)
+
+
+def parse_pci_text(text: str) -> PciId | None:
+    """``0x2330``, ``2330``, ``0x233010DE`` (device + vendor) or ``0x233010DE:0x16C110DE``
+    (and the subsystem device + vendor); None when it is none of these."""
+    primary, _, subsystem_text = text.partition(":")
+    value = _hex_id(primary, (4, 8))
+    if value is None:
+        return None
+    subsystem = None
+    if subsystem_text:
+        subsystem = _hex_id(subsystem_text, (8,))
+        if subsystem is None:
+            return None
+    if len(primary.strip().lower().removeprefix("0x")) == 8:
+        return PciId(value >> 16, value & 0xFFFF, subsystem)
+    return PciId(value, subsystem=subsystem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +199,7 @@ class LayoutRule:
     mig_enabled: bool
     instances: tuple[InstanceRule, ...] = ()
     optional: bool = False  # True: matching no GPU is fine (mig-parted semantics)
+    skips_gpus_without_mig: bool = False  # mig-parted's devices: all (see resolve)
     mig_path: str = ""  # key paths for errors: the MIG flag, the instance list, the selector
     instances_path: str = ""
     select_path: str = ""

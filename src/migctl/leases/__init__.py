@@ -10,7 +10,7 @@ Anyone above the backends may import this package; it imports only ``migctl.erro
 
 Typical use::
 
-    store = LeaseStore()                                  # $MIGCTL_LEASE_DB or the default path
+    store = LeaseStore(settings.lease_db)                 # Settings say which file
     devices = [DeviceCandidate.from_mig_device(d) for d in backend_mig_devices]
     lease = store.acquire(DeviceRequest(profile="1g.10gb"), LeaseOwner.current(pid=os.getpid()),
                           devices, ttl_seconds=600, wait_seconds=30)
@@ -18,14 +18,12 @@ Typical use::
     store.release(lease.lease_id, user=lease.user)
 """
 
-from migctl.leases.paths import ENV_LEASE_DB, default_db_path
 from migctl.leases.schema import MIGRATIONS, Migration
 from migctl.leases.store import LeaseStore
 from migctl.leases.types import DeviceCandidate, DeviceRequest, EndReason, Lease, LeaseOwner
 from migctl.leases.waiting import Backoff
 
 __all__ = [
-    "ENV_LEASE_DB",
     "MIGRATIONS",
     "Backoff",
     "DeviceCandidate",
@@ -35,5 +33,4 @@ __all__ = [
     "LeaseOwner",
     "LeaseStore",
     "Migration",
-    "default_db_path",
 ]

@@ -26,6 +26,31 @@ SELECT = f"SELECT {COLUMNS} FROM leases"
 
 HolderAlive = Callable[[int, int | None], bool]
 
+# What each column of COLUMNS must hold. SQLite stores any value in any column (its types are
+# only affinities), so a row written by another tool or edited by hand is checked on the way
+# out: the table definition is the schema, this is its enforcement.
+Kinds = tuple[type, ...]
+_INT: Kinds = (int,)
+_NUMBER: Kinds = (int, float)
+_TEXT: Kinds = (str,)
+_KINDS: tuple[tuple[Kinds, bool], ...] = (  # (types, may be NULL), COLUMNS order
+    (_INT, False), (_TEXT, False), (_INT, False), (_INT, False), (_INT, False),
+    (_TEXT, False), (_INT, False), (_INT, True), (_TEXT, False), (_INT, False),
+    (_TEXT, False), (_TEXT, True), (_INT, True), (_NUMBER, False), (_NUMBER, True),
+    (_NUMBER, False), (_NUMBER, True), (_NUMBER, True), (_TEXT, True), (_TEXT, True),
+    (_INT, True),
+)  # fmt: skip
+_KIND_WORDS: dict[Kinds, str] = {_INT: "an integer", _NUMBER: "a number", _TEXT: "text"}
+_END_REASONS = frozenset(reason.value for reason in EndReason)
+
+
+class MalformedLeaseRow(Exception):
+    """A lease row holds a value its column cannot (see ``_KINDS``)."""
+
+    def __init__(self, lease_id: object, problem: str) -> None:
+        super().__init__(f"lease {lease_id}: {problem}")
+        self.lease_id = lease_id
+
 
 @dataclass(frozen=True, slots=True)
 class StoredLease:
@@ -35,8 +60,24 @@ class StoredLease:
     holder_start_ticks: int | None
 
 
+def _row_problem(row: tuple[Any, ...]) -> str | None:
+    names = [name.strip() for name in COLUMNS.split(",")]
+    for name, value, (kinds, nullable) in zip(names, row, _KINDS, strict=True):
+        if value is None and nullable:
+            continue
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            return f"column {name} holds {value!r}, not {_KIND_WORDS[kinds]}"
+    if row[18] is not None and row[18] not in _END_REASONS:
+        return f"column end_reason holds {row[18]!r}, not one of {', '.join(sorted(_END_REASONS))}"
+    return None
+
+
 def from_row(row: tuple[Any, ...]) -> StoredLease:
-    """Map one ``SELECT`` row (column order as :data:`COLUMNS`)."""
+    """Map one ``SELECT`` row (column order as :data:`COLUMNS`); MalformedLeaseRow when a
+    column holds what it cannot."""
+    problem = _row_problem(row)
+    if problem is not None:
+        raise MalformedLeaseRow(row[0], problem)
     reason = None if row[18] is None else EndReason(row[18])
     lease = Lease(
         lease_id=row[0], uuid=row[1], gpu_index=row[2], gi_id=row[3], ci_id=row[4],

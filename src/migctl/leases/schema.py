@@ -18,12 +18,14 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from migctl.errors import InUseError, InvalidStateError, MigctlError, PermissionDeniedError
+from migctl.leases.rows import MalformedLeaseRow
 
 _BEGIN_FIRST_DELAY_S = 0.0005
 _BEGIN_MAX_DELAY_S = 0.004
@@ -85,8 +87,13 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 
 def connect(path: Path, *, busy_timeout_s: float) -> sqlite3.Connection:
-    """An autocommit connection that waits up to ``busy_timeout_s`` for the write lock."""
-    conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None)
+    """An autocommit connection that waits up to ``busy_timeout_s`` for the write lock.
+
+    It opens an existing file only (``mode=rw``): a database that vanished is an error, never
+    silently replaced by an empty one (``dbfile`` creates new databases).
+    """
+    uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=rw"
+    conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None)
     try:
         # WAL + NORMAL: a killed process never corrupts the file nor loses a commit; only a
         # power cut may lose the last commits (every holder is gone then anyway).
@@ -141,16 +148,24 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 
 def prepare_database(
-    conn: sqlite3.Connection, migrations: Sequence[Migration], *, busy_timeout_s: float
+    conn: sqlite3.Connection,
+    migrations: Sequence[Migration],
+    *,
+    busy_timeout_s: float,
+    path: Path,
+    new: bool = False,
 ) -> int:
     """Switch to WAL and bring the schema up to date; returns the schema version.
 
     An up-to-date WAL database is only read (no write lock), so opening a store never waits
-    behind another process's transaction.
+    behind another process's transaction. Only a ``new`` database (being built by
+    ``dbfile``) may start without a schema; an existing one without it is damaged.
     """
     latest = max((m.version for m in migrations), default=0)
     mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
     current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if current == 0 and not new:
+        raise damaged(path, "it holds no migctl lease tables (schema version 0)")
     if mode == "wal" and current == latest:
         return current
     if mode != "wal":
@@ -189,13 +204,33 @@ def _migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
     return current
 
 
+def damaged(path: Path, what: str) -> InvalidStateError:
+    """The refusal for a lease database that lost its leases (empty, no schema, corrupt)."""
+    return InvalidStateError(
+        f"the lease database {path} is damaged: {what}. Its leases are lost, so migctl cannot "
+        "tell which MIG devices are leased, and does not start a new database on its own",
+        hint=f"restore {path} from a backup if you have one; otherwise check which devices are "
+        f"in use (`migctl status`), then move it aside (mv {path} {path}.damaged); "
+        "the next lease command starts an empty database",
+        context={"path": str(path)},
+    )
+
+
 @contextmanager
 def converted_errors(path: Path, busy_timeout_s: float) -> Iterator[None]:
-    """Turn ``sqlite3`` errors into migctl errors that say which file and what to do."""
+    """Turn ``sqlite3`` errors, and rows of the wrong shape, into migctl errors that say which
+    file and what to do."""
     try:
         yield
     except sqlite3.Error as exc:
         raise convert_sqlite_error(exc, path, busy_timeout_s) from exc
+    except MalformedLeaseRow as exc:
+        raise InvalidStateError(
+            f"the lease database {path} holds a malformed row: {exc}",
+            hint=f"correct or delete that row (sqlite3 {path}), or restore the file from a "
+            f"backup; moving it aside (mv {path} {path}.damaged) forgets every lease",
+            context={"path": str(path), "lease_id": str(exc.lease_id)},
+        ) from exc
 
 
 def convert_sqlite_error(exc: sqlite3.Error, path: Path, busy_timeout_s: float) -> MigctlError:
@@ -212,6 +247,8 @@ def convert_sqlite_error(exc: sqlite3.Error, path: Path, busy_timeout_s: float) 
             hint="set MIGCTL_LEASE_DB to a writable file, or fix the directory's permissions",
             context={"path": str(path)},
         )
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return damaged(path, f"SQLite says: {exc}")
     return InvalidStateError(
         f"lease database {path} failed: {exc}",
         hint="if the file is damaged, move it aside (leases are then forgotten)",

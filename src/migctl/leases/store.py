@@ -12,7 +12,14 @@ How double grants are made impossible:
 * a UNIQUE partial index over active rows makes the database refuse a second active lease on
   one device even if the code were wrong;
 * stale leases (TTL passed, holder process gone) are ended inside the same transaction, before
-  choosing, so they never block and are never handed out twice.
+  choosing, so they never block and are never handed out twice;
+* the devices to choose from are read inside that transaction too, and ``apply`` destroys a
+  device only inside :meth:`LeaseStore.fenced` (the same write lock): a device is never
+  destroyed while leased, and never leased once destroyed.
+
+The file itself (see ``dbfile``) is created whole and private (0600; 0660 in a group-writable
+directory), and an empty or schema-less file is refused, never silently started afresh: a
+store that forgot its leases would let ``apply`` destroy devices in use.
 
 A store keeps one connection per thread and process (see ``connections``): it is safe to share
 across threads and to use after ``fork()``. Ended leases stay as history rows (``end_reason``),
@@ -30,12 +37,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from migctl.errors import InvalidInputError, NotFoundError, PermissionDeniedError, UsageError
+from migctl.errors import InvalidInputError, NotFoundError, UsageError
 from migctl.leases import liveness, rows
 from migctl.leases.choose import choose_device
 from migctl.leases.connections import ConnectionCache
+from migctl.leases.dbfile import ensure_database_file
 from migctl.leases.ownership import check_may_change, refuse_ended
-from migctl.leases.paths import default_db_path
 from migctl.leases.schema import (
     MIGRATIONS,
     Migration,
@@ -45,6 +52,7 @@ from migctl.leases.schema import (
 )
 from migctl.leases.types import DeviceCandidate, DeviceRequest, EndReason, Lease, LeaseOwner
 from migctl.leases.waiting import Backoff, acquire_loop
+from migctl.untrusted import check_label
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +62,11 @@ REAPER = "migctl"  # ended_by for leases ended by reaping
 
 
 class LeaseStore:
-    """A SQLite (WAL) lease store at ``path`` (default: :func:`default_db_path`)."""
+    """A SQLite (WAL) lease store at ``path`` (``Settings.lease_db`` says which file)."""
 
     def __init__(
         self,
-        path: Path | str | None = None,
+        path: Path | str,
         *,
         busy_timeout_s: float = 30.0,
         clock: Callable[[], float] = time.time,
@@ -67,16 +75,18 @@ class LeaseStore:
         migrations: Sequence[Migration] = MIGRATIONS,
         backoff: Backoff | None = None,
     ) -> None:
-        self.path = Path(path) if path is not None else default_db_path()
+        self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
         self.hostname = hostname or socket.gethostname()
         self._clock = clock
         self._holder_alive = holder_alive
         self._backoff = backoff or Backoff()
-        _make_parent_directory(self.path)
+        ensure_database_file(self.path, migrations, busy_timeout_s=busy_timeout_s)
         self._connections = ConnectionCache(self.path, busy_timeout_s=busy_timeout_s)
         with self._connection() as conn:
-            self.schema_version = prepare_database(conn, migrations, busy_timeout_s=busy_timeout_s)
+            self.schema_version = prepare_database(
+                conn, migrations, busy_timeout_s=busy_timeout_s, path=self.path
+            )
 
     # -- acquire ---------------------------------------------------------------------------
 
@@ -92,29 +102,41 @@ class LeaseStore:
     ) -> Lease:
         """Lease one device matching ``request`` from ``candidates`` to ``owner``.
 
-        ``candidates`` is the current MIG device list, or a function returning it (called again
-        on every poll while waiting). With ``wait_seconds`` > 0 it polls with backoff until a
-        device frees up. ``create_device(request)`` is called (outside any transaction, at most
-        once) when nothing free matches; the device it returns is then leased if still free.
-        Raises NotFoundError, InUseError, InsufficientResourcesError, InvalidInputError.
+        ``candidates`` is the current MIG device list, or a function returning it: called inside
+        each attempt's transaction, so a device destroyed meanwhile (``apply`` destroys under the
+        same lock, see :meth:`fenced`) is never granted. With ``wait_seconds`` > 0 it polls with
+        backoff until a device frees up. ``create_device(request)`` is called (outside any
+        transaction, at most once) when nothing free matches; the device it returns is then
+        leased if it still exists and is free.
+        Raises NotFoundError, InUseError, InsufficientResourcesError, InvalidInputError (also
+        for a job name that is not 1-128 printable characters: others see it in their views).
         """
         _check_ttl(ttl_seconds)
+        if owner.job is not None:
+            check_label(owner.job, "job name")
         if wait_seconds < 0:
             raise UsageError(f"wait must be >= 0 s, got {wait_seconds:g}", hint="pass 0 or more")
         start_ticks = self._holder_start_ticks(owner)
+        live = callable(candidates)
         inventory = candidates if callable(candidates) else (lambda: candidates)
 
         def attempt() -> Lease:
-            return self._acquire_once(request, owner, inventory(), ttl_seconds, start_ticks)
+            return self._acquire_once(request, owner, inventory, ttl_seconds, start_ticks)
 
         def create() -> Lease | None:
             device = create_device(request) if create_device is not None else None
             if device is None:
                 return None
             logger.info("leasing newly created MIG device %s", device.describe())
-            known = [d for d in inventory() if d.uuid != device.uuid]
+
+            def with_created() -> Sequence[DeviceCandidate]:
+                current = list(inventory())
+                if not live and all(d.uuid != device.uuid for d in current):
+                    current.append(device)  # a fixed list cannot know the new device
+                return current
+
             exact = DeviceRequest(uuid=device.uuid)
-            return self._acquire_once(exact, owner, [*known, device], ttl_seconds, start_ticks)
+            return self._acquire_once(exact, owner, with_created, ttl_seconds, start_ticks)
 
         use_create = create_device is not None and request.uuid is None
         return acquire_loop(
@@ -128,13 +150,14 @@ class LeaseStore:
         self,
         request: DeviceRequest,
         owner: LeaseOwner,
-        candidates: Sequence[DeviceCandidate],
+        inventory: Callable[[], Sequence[DeviceCandidate]],
         ttl_seconds: float | None,
         start_ticks: int | None,
     ) -> Lease:
         with self._transaction() as conn:
             now = self._clock()
             active = self._reap_in(conn, now)
+            candidates = inventory()  # under the lock: what exists now, not before the wait
             device = choose_device(request, candidates, {s.lease.uuid: s.lease for s in active})
             lease_id = rows.insert(
                 conn,
@@ -215,6 +238,25 @@ class LeaseStore:
         assert renewed is not None
         return renewed.lease
 
+    def set_ttl(self, lease_id: int, ttl_seconds: float | None) -> Lease:
+        """Give an active lease ``ttl_seconds`` counted from its grant (None: no expiry).
+
+        The daemon grants every lease with a short TTL and sets the one its client asked for
+        once the answer has reached the client (``migctl.server.provisional``). An ended lease
+        is returned unchanged.
+        """
+        _check_ttl(ttl_seconds)
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE leases SET ttl_seconds = ?, expires_at = created_at + ? "
+                "WHERE lease_id = ? AND ended_at IS NULL",
+                (ttl_seconds, ttl_seconds, lease_id),
+            )
+            stored = rows.fetch_one(conn, lease_id)
+        if stored is None:
+            raise NotFoundError(f"no lease {lease_id}", context={"lease_id": lease_id})
+        return stored.lease
+
     # -- reading ---------------------------------------------------------------------------
 
     def list_leases(
@@ -248,6 +290,19 @@ class LeaseStore:
         """Lease ``lease_id``, active or ended; NotFoundError when there is none."""
         with self._transaction() as conn:
             return self._current_target(conn, lease_id, self._clock())
+
+    @contextmanager
+    def fenced(self, uuid: str) -> Iterator[Lease | None]:
+        """Hold the write lock for a change to device ``uuid``; yields its active lease or None.
+
+        No lease is granted while the block runs, and every acquire reads the devices that
+        exist under this same lock: ``apply`` checks that a device is not leased and destroys
+        it inside one block, so a device is never destroyed while leased, nor leased once
+        destroyed. Stale leases are ended first. An exception in the block rolls back the reap.
+        """
+        with self._transaction() as conn:
+            active = self._reap_in(conn, self._clock())
+            yield next((s.lease for s in active if s.lease.uuid == uuid), None)
 
     def reap(self) -> list[Lease]:
         """End every stale lease now (TTL passed, holder gone); returns the leases it ended."""
@@ -346,17 +401,6 @@ class LeaseStore:
             write_transaction(conn, busy_timeout_s=self.busy_timeout_s),
         ):
             yield conn
-
-
-def _make_parent_directory(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PermissionDeniedError(
-            f"cannot create the lease database directory {path.parent}: {exc.strerror}",
-            hint="set MIGCTL_LEASE_DB to a file in a writable directory",
-            context={"path": str(path)},
-        ) from exc
 
 
 def _check_ttl(ttl_seconds: float | None) -> None:

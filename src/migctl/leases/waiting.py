@@ -1,8 +1,9 @@
 """The acquire loop: try, maybe create a device, then poll with backoff until a deadline.
 
 Why this module exists: waiting and the create hook must happen *outside* any database
-transaction (a sleeping or NVML-calling process must never hold the write lock), so the store
-hands this loop two callables that each run one short transaction of their own. Each attempt
+transaction (a sleeping or device-creating process must never hold the write lock), so the store
+hands this loop two callables that each run one short transaction of their own (which reads the
+current device list, a quick read, inside it). Each attempt
 reaps expired and dead leases first, so a waiter picks up a device as soon as its holder dies.
 
 Only the lease store imports this module; it imports ``migctl.errors`` and the lease types.

@@ -27,10 +27,13 @@ from migctl.reports import ApplyOutcome, CheckReport, Inventory, PlanReport, Rec
 from migctl.settings import Settings
 
 if TYPE_CHECKING:
+    from migctl.engine.files import MachineFiles
     from migctl.engine.hooks import Hooks
     from migctl.engine.journal import Journal
+    from migctl.layout import MachineGpu
     from migctl.leases import Lease, LeaseOwner, LeaseStore
     from migctl.node.targets import Resolved
+    from migctl.planner import DesiredLayout
     from migctl.schemas.layouts import Target
     from migctl.schemas.leases import LeaseRequest
 
@@ -82,11 +85,17 @@ class LocalNode:
             self._store = LeaseStore(self.settings.lease_db)
         return self._store
 
-    def journal(self) -> Journal:
-        from migctl.engine.apply import machine_id
-        from migctl.engine.journal import Journal
+    @property
+    def files(self) -> MachineFiles:
+        """This machine's lease database and journal directory, for the engine."""
+        from migctl.engine.files import MachineFiles
 
-        return Journal(machine_id(self.backend), self.settings.state_dir)
+        return MachineFiles(self.settings.lease_db, self.settings.state_dir)
+
+    def journal(self) -> Journal:
+        from migctl.engine.apply import journal_for
+
+        return journal_for(self.backend, self.files)
 
     def select(self, gpus: GpuSelection) -> list[int]:
         """GPU indexes of a selection (see ``node.protocol``), checked against the machine."""
@@ -141,31 +150,54 @@ class LocalNode:
         found = {i: self.backend.live_model(i) for i in self.select(gpus)}
         return {i: model for i, model in found.items() if model.mig_capable}
 
-    def machine_models(self) -> dict[int, GpuModel]:
-        """Every GPU's live model, GPUs without MIG included (a layout file is judged on all)."""
-        return {info.index: self.backend.live_model(info.index) for info in self.backend.gpus()}
+    def machine(self) -> list[MachineGpu]:
+        """Every GPU with its live model and PCI ids, GPUs without MIG included (a layout file
+        is judged against all of them, as mig-parted's ``device-filter`` is)."""
+        from migctl.layout import MachineGpu
+
+        return [
+            MachineGpu(
+                info.index,
+                self.backend.live_model(info.index),
+                info.pci_device_id or None,
+                info.pci_subsystem_id,
+            )
+            for info in self.backend.gpus()
+        ]
 
     def metrics(self) -> str:
         from migctl.metrics import render
 
-        return render(self.backend).decode()
+        return render(self.backend, self.settings.lease_db).decode()
 
     # -- layouts ---------------------------------------------------------------------------
 
     def resolve(self, target: Target, gpus: GpuSelection = None) -> Resolved:
-        """The desired layout of each GPU ``target`` concerns (see ``node.targets``)."""
+        """What ``target`` asks of each chosen GPU (see ``node.targets``)."""
         from migctl.node.targets import resolve_target
 
         chosen = None if gpus is None else self.select(gpus)
-        return resolve_target(target, self.machine_models(), chosen, self.catalog)
+        return resolve_target(target, self.machine(), chosen, self.catalog)
+
+    def _targets(self, found: Resolved) -> dict[int, DesiredLayout]:
+        """The resolved targets; a mig-parted config keeps a GPU whose CI counts match."""
+        if not found.counts_only or not found.targets:
+            return found.targets
+        from migctl.engine.export import current_layouts
+        from migctl.layout.bridge import keep_matching_counts
+
+        current = current_layouts(self.backend, sorted(found.targets))
+        models = {g: self.backend.live_model(g) for g in found.targets}
+        return keep_matching_counts(found.targets, current, models)
 
     def plan(self, target: Target, *, gpus: GpuSelection = None, force: bool = False) -> PlanReport:
         from migctl.engine.apply import plan_machine
         from migctl.engine.disturb import disturbed
 
-        targets, reasons = self.resolve(target, gpus)
-        plans, currents = plan_machine(self.backend, targets, force=force)
-        return PlanReport(plans, currents, reasons, disturbed(self.backend, plans))
+        found = self.resolve(target, gpus)
+        files = self.files
+        plans, currents = plan_machine(self.backend, self._targets(found), force=force, files=files)
+        return PlanReport(plans, currents, found.reasons, disturbed(self.backend, plans, files))
 
     def apply(
         self,
@@ -178,19 +210,28 @@ class LocalNode:
     ) -> ApplyOutcome:
         from migctl.engine.apply import apply
 
-        targets, reasons = self.resolve(target, gpus)
+        found = self.resolve(target, gpus)
         outcome = apply(
-            self.backend, targets, force=force, dry_run=dry_run, hooks=hooks, journal=self.journal()
+            self.backend,
+            self._targets(found),
+            force=force,
+            dry_run=dry_run,
+            hooks=hooks,
+            journal=self.journal(),
+            files=self.files,
         )
-        outcome.reasons = reasons
+        outcome.reasons = found.reasons
         self._after_change(outcome.changed or outcome.rolled_back)
         return outcome
 
     def check(self, target: Target, *, gpus: GpuSelection = None) -> CheckReport:
         from migctl.engine.assertion import check
 
-        targets, _ = self.resolve(target, gpus)
-        return CheckReport(check(self.backend, targets))
+        found = self.resolve(target, gpus)
+        differences = check(self.backend, self._targets(found), self.files)
+        differences.update({g: [] for g in found.compared if g not in differences})
+        differences.update(found.unmatched)
+        return CheckReport(dict(sorted(differences.items())), found.check_notes)
 
     def export(
         self, *, gpus: GpuSelection = None, format: str = "native", name: str = "exported"
@@ -208,7 +249,7 @@ class LocalNode:
         from migctl.engine.recover import recover
         from migctl.reports import InterruptedApply
 
-        result = recover(self.backend, rollback=rollback, journal=self.journal())
+        result = recover(self.backend, rollback=rollback, journal=self.journal(), files=self.files)
         found = result.found
         interrupted = (
             None
@@ -233,8 +274,14 @@ class LocalNode:
         from migctl.errors import MigctlError
         from migctl.tenancy.cdi import refresh_if_in_use
 
+        settings = self.settings
         try:
-            path = refresh_if_in_use(self.backend)
+            path = refresh_if_in_use(
+                self.backend,
+                settings.cdi_path,
+                explicit="cdi_path" in settings.explicit,
+                proc_root=settings.proc_root,
+            )
         except (MigctlError, OSError) as error:
             log.error("the CDI spec could not be refreshed: %s", error)
             return
@@ -341,4 +388,4 @@ def open_local(settings: Settings, catalog: Catalog | None = None) -> LocalNode:
     backend = open_backend(
         settings.sim, read_only=settings.read_only, catalog=catalog, sim_dir=settings.sim_dir
     )
-    return LocalNode(settings, backend, catalog)
+    return LocalNode(settings.for_machine(backend.files_dir), backend, catalog)

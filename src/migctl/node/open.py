@@ -45,7 +45,7 @@ def open_node(
     if settings is None:
         settings = Settings.from_env(overrides=overrides)
     elif overrides:
-        settings = settings.replace(**overrides).for_machine()
+        settings = settings.replace(**overrides)
     return open_local(settings, catalog)
 
 

@@ -2,10 +2,10 @@
 
 Why this module exists: a layout file, ``split N``, a demand mix, sizes or explicit layouts must
 mean the same whether a user runs the CLI here, calls the library, or asks a daemon: the daemon
-resolves what a ``RemoteNode`` sends with this very function. A layout file is checked against
-the whole machine (an entry for GPUs outside ``-i`` is valid, merely out of scope), then narrowed
-to the chosen GPUs; intents apply to the chosen MIG GPUs only. Every resolved target is proven
-reachable on an empty GPU of its model before anything else happens.
+resolves what a ``RemoteNode`` sends with this very function. A layout file is resolved against
+the whole machine (its selectors may name GPUs outside ``-i``), then only the chosen GPUs are
+checked and planned (``node.layout_files``); intents apply to the chosen MIG GPUs only. Every
+resolved target is proven reachable on an empty GPU of its model before anything else happens.
 
 Pure: no hardware. Imports layout, planner, engine intents and the schemas of targets.
 """
@@ -13,9 +13,11 @@ Pure: no hardware. Imports layout, planner, engine intents and the schemas of ta
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from migctl.catalog import Catalog
 from migctl.errors import NotSupportedError
+from migctl.layout import MachineGpu
 from migctl.model import GpuModel
 from migctl.planner import CurrentGpu, DesiredLayout, reconfigure
 from migctl.schemas.layouts import (
@@ -27,48 +29,59 @@ from migctl.schemas.layouts import (
     Target,
 )
 
-Resolved = tuple[dict[int, DesiredLayout], tuple[str, ...]]
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a target asks of each chosen GPU, and what the resolution noticed on the way."""
+
+    targets: dict[int, DesiredLayout]
+    reasons: tuple[str, ...] = ()  # plan/apply: how an intent was read; what a file leaves aside
+    check_notes: tuple[str, ...] = ()  # check: what a file names that is not compared
+    compared: tuple[int, ...] = ()  # check: GPUs the target covers (matching when no target)
+    unmatched: dict[int, list[str]] = field(default_factory=dict)  # check: fails regardless
+    counts_only: bool = False  # mig-parted: a GPU whose CI counts already match is kept
 
 
 def resolve_target(
     target: Target,
-    machine: Mapping[int, GpuModel],
+    machine: Sequence[MachineGpu],
     chosen: Sequence[int] | None,
     catalog: Catalog,
 ) -> Resolved:
-    """The per-GPU layouts ``target`` asks for on ``chosen`` GPUs (None: all), with reasons.
+    """What ``target`` asks of the ``chosen`` GPUs (None: all) of ``machine``.
 
-    ``machine`` holds every GPU's live model, GPUs without MIG included (``mig_capable``
-    False): a layout file is judged against all of them.
+    ``machine`` holds every GPU with its live model and PCI ids, GPUs without MIG included
+    (``mig_capable`` False): a layout file is judged against all of them.
     """
-    scope = _scope(machine, chosen, needs_mig=not isinstance(target, LayoutTarget))
-    reasons: tuple[str, ...] = ()
+    models = {gpu.index: gpu.model for gpu in machine}
+    scope = _scope(models, chosen, needs_mig=not isinstance(target, LayoutTarget))
     if isinstance(target, LayoutTarget):
-        targets = _from_layout(target, machine, scope, catalog)
+        found = _from_layout(target, machine, {g: models[g] for g in scope}, catalog)
     elif isinstance(target, InstancesTarget):
-        targets = _from_instances(target, machine, scope)
+        found = Resolved(_from_instances(target, models, scope))
     else:
-        targets, reasons = _from_intent(target, {g: machine[g] for g in scope})
-    check_reachable(targets, machine)
-    return targets, reasons
+        targets, reasons = _from_intent(target, {g: models[g] for g in scope})
+        found = Resolved(targets, reasons, compared=tuple(sorted(targets)))
+    check_reachable(found.targets, models)
+    return found
 
 
 def _scope(
-    machine: Mapping[int, GpuModel], chosen: Sequence[int] | None, *, needs_mig: bool
+    models: Mapping[int, GpuModel], chosen: Sequence[int] | None, *, needs_mig: bool
 ) -> list[int]:
     if chosen is None:
-        return sorted(g for g, m in machine.items() if m.mig_capable or not needs_mig)
+        return sorted(g for g, m in models.items() if m.mig_capable or not needs_mig)
     for gpu in chosen:
-        if gpu not in machine:
-            known = ", ".join(map(str, sorted(machine))) or "none"
+        if gpu not in models:
+            known = ", ".join(map(str, sorted(models))) or "none"
             raise NotSupportedError(
                 f"GPU {gpu} does not exist on this machine",
                 hint=f"GPUs: {known}",
                 context={"gpu": gpu},
             )
-        if needs_mig and not machine[gpu].mig_capable:
+        if needs_mig and not models[gpu].mig_capable:
             raise NotSupportedError(
-                f"GPU {gpu} ({machine[gpu].name}) has no MIG",
+                f"GPU {gpu} ({models[gpu].name}) has no MIG",
                 hint="choose MIG GPUs with -i (see `migctl list`)",
                 context={"gpu": gpu},
             )
@@ -77,29 +90,36 @@ def _scope(
 
 def _from_layout(
     target: LayoutTarget,
-    machine: Mapping[int, GpuModel],
-    scope: Sequence[int],
+    machine: Sequence[MachineGpu],
+    chosen: dict[int, GpuModel],
     catalog: Catalog,
-) -> dict[int, DesiredLayout]:
-    from migctl.layout.bridge import targets_from_text
+) -> Resolved:
+    from migctl.node.layout_files import file_targets, parse_layout
 
-    resolved = targets_from_text(target.text, target.config, machine, catalog, source=target.source)
-    wanted = set(scope)
-    return {g: t for g, t in resolved.items() if g in wanted and machine[g].mig_capable}
+    layout = parse_layout(target.text, target.config, target.source, catalog)
+    found = file_targets(layout, list(machine), chosen)
+    return Resolved(
+        found.targets,
+        found.notes(),
+        found.notes(checking=True),
+        tuple(sorted(found.resolution.layouts)),
+        found.unmatched(),
+        counts_only=found.mig_parted,
+    )
 
 
 def _from_instances(
-    target: InstancesTarget, machine: Mapping[int, GpuModel], scope: Sequence[int]
+    target: InstancesTarget, models: Mapping[int, GpuModel], scope: Sequence[int]
 ) -> dict[int, DesiredLayout]:
     layouts = target.value()
-    _scope(machine, sorted(layouts), needs_mig=True)
+    _scope(models, sorted(layouts), needs_mig=True)
     wanted = set(scope)
     return {g: t for g, t in layouts.items() if g in wanted}
 
 
 def _from_intent(
     target: SplitTarget | DemandTarget | SizeTarget, models: Mapping[int, GpuModel]
-) -> Resolved:
+) -> tuple[dict[int, DesiredLayout], tuple[str, ...]]:
     from migctl.engine import intents
 
     if isinstance(target, SplitTarget):
@@ -117,7 +137,7 @@ def _from_intent(
     return result.targets, result.reasons
 
 
-def check_reachable(targets: Mapping[int, DesiredLayout], machine: Mapping[int, GpuModel]) -> None:
+def check_reachable(targets: Mapping[int, DesiredLayout], models: Mapping[int, GpuModel]) -> None:
     """Refuse any layout that could not exist even on an empty GPU of its model."""
     for gpu, desired in sorted(targets.items()):
-        reconfigure(machine[gpu], CurrentGpu(gpu, (), mig_enabled=False), desired, force=True)
+        reconfigure(models[gpu], CurrentGpu(gpu, (), mig_enabled=False), desired, force=True)

@@ -54,16 +54,23 @@ def split(model: GpuModel, n: int) -> list[Occupant]:
     """``n`` equal instances of the largest plain profile that allows ``n``, placed.
 
     Largest = most compute slices, then memory slices, then MiB. Raises InvalidInputError
-    for n < 1 and InfeasibleError when no profile allows n instances on this GPU.
+    for n < 1 and InfeasibleError when no profile allows n instances on this GPU; ``n`` is
+    checked against the most the GPU holds before anything of size ``n`` is built.
     """
     if n < 1:
         raise InvalidInputError(f"cannot split a GPU into {n} instances", hint="use n >= 1")
     require_plannable(model)
-    for profile in sorted(plain_profiles(model), key=_largest_first):
-        occupants = placed_on_empty(model, (profile.name,) * n)
-        if occupants is not None:
-            return list(occupants)
     most, profile = _most_equal(model)
+    if n <= most:
+        for candidate in sorted(plain_profiles(model), key=_largest_first):
+            occupants = placed_on_empty(model, (candidate.name,) * n)
+            if occupants is not None:
+                return list(occupants)
+    raise _split_refusal(model, n, most, profile)
+
+
+def _split_refusal(model: GpuModel, n: int, most: int, profile: GiProfile) -> InfeasibleError:
+    """Why ``n`` equal instances do not fit; the nearest split when it is a few short."""
     limit = model.max_gpu_instances
     if limit is not None and n > limit:
         obstacle = Obstacle(
@@ -80,13 +87,15 @@ def split(model: GpuModel, n: int) -> list[Occupant]:
             limit=most,
         )
     occupants = placed_on_empty(model, (profile.name,) * most) or ()
-    nearest = NearestLayout(tuple(occupants), (profile.name,) * (n - most), ())
-    raise InfeasibleError(
+    nearest = []
+    if n <= 2 * most:  # "drop k of them" helps when k is small; a billion names do not
+        nearest.append(NearestLayout(tuple(occupants), (profile.name,) * (n - most), ()))
+    return InfeasibleError(
         f"cannot split {model.name} into {n} equal instances: {obstacle.message}",
         model_key=model.key,
         wanted=[f"{n} equal instances"],
         obstacles=[obstacle],
-        nearest=[nearest],
+        nearest=nearest,
         hint=f"the finest equal split is {most}x {profile.name}",
     )
 
@@ -125,6 +134,7 @@ _ITEM = re.compile(r"^(?:(?P<count>\d+)\s*[x×*]\s*)?(?P<size>\S.*?)$", re.IGNOR
 _SIZE = re.compile(r"^(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>[a-z]+)$", re.IGNORECASE)
 _PROFILE = re.compile(r"^\d+g\.\d+gb(?:[+-][a-z.]+)*$", re.IGNORECASE)
 DEMAND_HINT = "write items as COUNTxSIZE separated by commas, e.g. 4x12GiB,1x35GiB,2x1g.10gb"
+MAX_COUNT_DIGITS = 9  # counts are checked against the machine; longer ones never fit
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +153,11 @@ class DemandItem:
 
 
 def _bad_item(position: int, item: str, why: str) -> InvalidInputError:
+    shown = item if len(item) <= 60 else item[:40] + "..." + item[-10:]
     return InvalidInputError(
-        f"demand item {position} {item!r}: {why}",
+        f"demand item {position} {shown!r}: {why}",
         hint=DEMAND_HINT,
-        context={"item": item, "position": position},
+        context={"item": shown, "position": position},
     )
 
 
@@ -155,7 +166,12 @@ def _parse_item(position: int, item: str) -> DemandItem:
     match = _ITEM.match(text)
     if not text or match is None:
         raise _bad_item(position, item, "empty item")
-    count = int(match.group("count") or 1)
+    count_text = match.group("count") or "1"
+    if len(count_text) > MAX_COUNT_DIGITS:
+        raise _bad_item(
+            position, item, f"the count {count_text[:12]}... is larger than any machine"
+        )
+    count = int(count_text)
     if count < 1:
         raise _bad_item(position, item, "the count must be at least 1")
     size = match.group("size").strip()
@@ -237,6 +253,24 @@ def _problem(models: Sequence[GpuModel], item: DemandItem, unmet: int) -> str:
     return f"{item.text}: " + "; ".join(reasons)
 
 
+def _refuse_counts_beyond(models: Sequence[GpuModel], items: Sequence[DemandItem]) -> None:
+    """Refuse an item asking more instances than the GPUs hold, before any packing."""
+    gpus_of = Counter(models)
+    for position, item in enumerate(items, start=1):
+        demand = item.to_demand()
+        most = sum(
+            count * max((remaining_capacity(m, p, ()) for p in demand.candidates(m)), default=0)
+            for m, count in gpus_of.items()
+        )
+        if 0 < most < item.count:  # most 0: no GPU offers it; packing says why
+            raise InsufficientResourcesError(
+                f"demand item {position} {item.text!r}: {item.count} instances asked, the "
+                f"{len(models)} GPU(s) hold at most {most} of them",
+                hint="ask for fewer instances, or plan for more GPUs",
+                context={"item": item.text, "asked": item.count, "most": most},
+            )
+
+
 def fit_demand(
     models: Sequence[GpuModel],
     demand: str | Sequence[DemandItem],
@@ -251,6 +285,7 @@ def fit_demand(
     items = parse_demand(demand) if isinstance(demand, str) else list(demand)
     if not models:
         raise InvalidInputError("no GPUs to fit the demand on", hint="give the machine's GPUs")
+    _refuse_counts_beyond(models, items)
     result = pack(models, [item.to_demand() for item in items], time_limit_s=time_limit_s)
     problems = tuple(
         _problem(models, item, unmet)

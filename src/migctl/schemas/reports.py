@@ -112,16 +112,19 @@ class CheckReportOut(Wire):
 
     matches: bool
     differences: dict[str, list[str]]
+    notes: list[str] = Field(default_factory=list)
 
     @classmethod
     def of(cls, report: CheckReport) -> CheckReportOut:
         return cls(
             matches=report.matches,
             differences={str(g): lines for g, lines in sorted(report.differences.items())},
+            notes=list(report.notes),
         )
 
     def value(self) -> CheckReport:
-        return CheckReport({int(g): list(lines) for g, lines in self.differences.items()})
+        differences = {int(g): list(lines) for g, lines in self.differences.items()}
+        return CheckReport(differences, tuple(self.notes))
 
 
 class ModeChangeOut(Wire):

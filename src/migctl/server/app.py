@@ -2,9 +2,11 @@
 
 Why this module exists: one function builds the whole HTTP surface, so the daemon, the tests and
 the OpenAPI generator (``migctl.server.openapi``, which needs no backend) see the same app.
-From the outside in: the HTTP metrics (count and time every request by route template), the
-audit middleware (every mutating request is logged, refused ones included), the body size cap
-(413), then FastAPI (error handlers give every failure the migctl error shape).
+From the outside in: the HTTP metrics (count and time every request by route template),
+security headers (a strict Content-Security-Policy on every answer), the per-caller rate
+limit (429 before anything else is done or audited), the audit middleware
+(every mutating request is logged, refused ones included), the body size cap (413), then
+FastAPI (error handlers give every failure the migctl error shape).
 Only ``migctl.server`` imports it.
 """
 
@@ -32,6 +34,8 @@ from migctl.server.audit import ASGIApp, AuditMiddleware, Receive, Scope, Send
 from migctl.server.config import MAX_BODY_BYTES
 from migctl.server.http_metrics import HttpMetrics
 from migctl.server.limits import BodyLimit
+from migctl.server.ratelimit import RateLimit
+from migctl.server.secure_headers import SecureHeaders
 from migctl.server.service import Service
 from migctl.server.views import ErrorOut
 
@@ -71,7 +75,8 @@ class _Outer:
             service.audit if service else None,
             service.blocking.state_lane if service else None,
         )
-        self._entry = HttpMetrics(audited, service.metrics if service else None)
+        limited_rate = RateLimit(audited, service)
+        self._entry = HttpMetrics(SecureHeaders(limited_rate), service.metrics if service else None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._entry(scope, receive, send)
@@ -101,7 +106,7 @@ def create_fastapi(service: Service | None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/v1/openapi.json",
-        docs_url="/v1/docs",
+        docs_url=None,  # no swagger-ui: it would load code from a CDN into the token's origin
         redoc_url=None,
         responses=ERROR_RESPONSES,
         lifespan=lifespan,

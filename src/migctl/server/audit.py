@@ -6,7 +6,10 @@ wraps the whole app, so every POST/PUT/PATCH/DELETE is recorded — refused ones
 included — and the row is committed *before* the last byte of the response is sent: a client
 that saw a result can always find it in the log. Handlers add what they know (``action``,
 ``target``, ``detail``) with :func:`note`; the caller's identity comes from the auth dependency.
-Secrets never enter ``detail`` (handlers pass summaries, not bodies).
+Secrets never enter ``detail`` (handlers pass summaries, not bodies: a request body is kept as
+its digest, see ``audit_detail``), and no row grows beyond a few KiB. The log is bounded: with a
+:class:`Retention` (the daemon's ``--audit-max-rows`` / ``--audit-max-age-days``) the oldest
+rows are deleted as new ones arrive, so a stream of requests cannot fill the disk.
 
 Only ``migctl.server`` imports this module; it imports the state database.
 """
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import Executor
@@ -23,10 +28,12 @@ from typing import Any
 
 from starlette.requests import Request
 
+from migctl.server.audit_detail import bounded, bounded_detail
 from migctl.server.auth import Principal, user_name
 from migctl.server.peercred import PeerCred, peer_of
 from migctl.server.statedb import StateDB
 
+log = logging.getLogger(__name__)
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 AUDIT_KEY = "migctl_audit"
 PRINCIPAL_KEY = "migctl_principal"
@@ -76,11 +83,26 @@ def add_detail(request: Request, /, **detail: Any) -> None:
         current.detail.update(detail)
 
 
-class AuditLog:
-    """Rows of the ``audit`` table."""
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much audit log the daemon keeps: the newest ``max_rows`` rows, none older than
+    ``max_age_s`` (None: no such bound). Older rows are deleted as new ones arrive."""
 
-    def __init__(self, db: StateDB) -> None:
+    max_rows: int | None = 100_000
+    max_age_s: float | None = 90 * 86400.0
+
+    @property
+    def prune_every(self) -> int:
+        """Prune after this many new rows (so the log holds at most max_rows + this)."""
+        return max(1, min(500, (self.max_rows or 5000) // 10))
+
+
+class AuditLog:
+    """Rows of the ``audit`` table; with a :class:`Retention`, the oldest ones are pruned."""
+
+    def __init__(self, db: StateDB, retention: Retention | None = None) -> None:
         self._db = db
+        self.retention = retention
 
     def record(
         self,
@@ -96,13 +118,48 @@ class AuditLog:
         detail: dict[str, Any] | None = None,
     ) -> None:
         result = "ok" if status < 400 else "error"
-        text = json.dumps(detail or {}, sort_keys=True, default=str)
+        text = bounded_detail(detail or {})
+        fields = (
+            bounded(actor),
+            role,
+            via,
+            method,
+            bounded(path),
+            bounded(action),
+            bounded(target),
+        )
         with self._db.write() as conn:
-            conn.execute(
+            cursor = conn.execute(
                 "INSERT INTO audit (at, actor, role, via, method, path, action, target, status,"
                 " result, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), actor, role, via, method, path, action, target, status, result, text),
+                (time.time(), *fields, status, result, text),
             )
+            retention = self.retention
+            if retention is not None and (cursor.lastrowid or 0) % retention.prune_every == 0:
+                self._prune_in(conn, retention)
+
+    def prune(self) -> int:
+        """Delete the rows the retention no longer keeps; how many (0 without a retention)."""
+        if self.retention is None:
+            return 0
+        with self._db.write() as conn:
+            return self._prune_in(conn, self.retention)
+
+    @staticmethod
+    def _prune_in(conn: sqlite3.Connection, retention: Retention) -> int:
+        deleted = 0
+        if retention.max_age_s is not None:
+            cutoff = time.time() - retention.max_age_s
+            deleted += conn.execute("DELETE FROM audit WHERE at < ?", (cutoff,)).rowcount
+        if retention.max_rows is not None:
+            newest = conn.execute("SELECT MAX(audit_id) FROM audit").fetchone()[0] or 0
+            last_dropped = newest - retention.max_rows
+            deleted += conn.execute(
+                "DELETE FROM audit WHERE audit_id <= ?", (last_dropped,)
+            ).rowcount
+        if deleted:
+            log.info("audit log: pruned %d row(s) beyond its retention", deleted)
+        return deleted
 
     def entries(
         self, *, limit: int = 100, before_id: int | None = None, actor: str | None = None

@@ -3,8 +3,9 @@
 Why this module exists: CLI verbs that go through the daemon (``migctl token`` as an admin;
 every verb with a daemon form when the CLI works against the daemon, see ``migctl.cli.route``)
 must reach it the same way and turn its error JSON back into the very ``MigctlError`` (and exit
-code) the local CLI would raise. Default: the Unix socket (``--socket``, ``$MIGCTL_SOCKET``, see
-``config.default_socket_path``); with ``url`` (``$MIGCTL_URL``) ``unix:///path/to.sock`` (a
+code) the local CLI would raise. Default: the Unix socket (``--socket``, ``$MIGCTL_SOCKET``,
+else the first of ``config.candidate_sockets`` that exists; :func:`probe_socket` says clearly
+why one that exists cannot be used); with ``url`` (``$MIGCTL_URL``) ``unix:///path/to.sock`` (a
 socket) or ``http://host:port`` (TCP), with ``token`` (``$MIGCTL_TOKEN``) as a bearer token.
 
 Anyone above the server may import it; it needs httpx (the ``server`` extra).
@@ -13,6 +14,7 @@ Anyone above the server may import it; it needs httpx (the ``server`` extra).
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -24,14 +26,17 @@ from migctl.errors import (
     EXIT_INTERNAL,
     InvalidStateError,
     MigctlError,
+    PermissionDeniedError,
     UsageError,
 )
-from migctl.server.config import default_socket_path
+from migctl.server.config import client_socket_path
 
 URL_ENV = "MIGCTL_URL"
 TOKEN_ENV = "MIGCTL_TOKEN"
 UNIX_SCHEME = "unix:"
 _FINISHED = {"succeeded", "failed", "interrupted"}
+PROBE_TIMEOUT_S = 5.0  # a daemon found on a socket must answer /v1/health within this
+RATE_LIMIT_PATIENCE_S = 30.0  # how long a rate-limited request is retried before failing
 
 
 class DaemonInternalError(MigctlError):
@@ -43,13 +48,23 @@ class DaemonInternalError(MigctlError):
 
 def _error_classes() -> dict[str, type[MigctlError]]:
     from migctl.server.auth import AuthenticationError  # pulls in uvicorn: only on errors
+    from migctl.server.http_errors import RateLimitedError
 
     classes: tuple[type[MigctlError], ...] = (
         *ALL_ERROR_CLASSES,
         AuthenticationError,
+        RateLimitedError,
         DaemonInternalError,
     )
     return {cls.kind: cls for cls in classes}
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The seconds a 429 asks to wait (``Retry-After``), or None when it names none."""
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return None
 
 
 def socket_of_url(url: str) -> Path | None:
@@ -106,7 +121,7 @@ class ServiceClient:
             self.where = url
             self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout_s)
         else:
-            path = socket_path or default_socket_path()
+            path = socket_path or client_socket_path()
             self.where = f"unix:{path}"
             transport = httpx.HTTPTransport(uds=str(path))
             self._http = httpx.Client(
@@ -123,16 +138,13 @@ class ServiceClient:
         timeout_s: float | None = None,
     ) -> Any:
         """The decoded JSON of a successful response; a migctl error otherwise."""
-        try:
-            response = self._http.request(
-                method,
-                path,
-                json=body,
-                params=params,
-                timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
-            )
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from exc
+        response = self._send(
+            method,
+            path,
+            json=body,
+            params=params,
+            timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
+        )
         try:
             decoded = response.json()
         except ValueError:
@@ -143,10 +155,7 @@ class ServiceClient:
 
     def request_text(self, path: str) -> str | None:
         """A plain-text GET (e.g. ``/metrics``); None when the daemon has no such route."""
-        try:
-            response = self._http.get(path)
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from exc
+        response = self._send("GET", path)
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
@@ -156,6 +165,23 @@ class ServiceClient:
                 decoded = None
             raise error_from_body(decoded, response.status_code)
         return response.text
+
+    def _send(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """One request; a 429 (rate limited: refused before anything was done) is sent again
+        after its ``Retry-After``, for up to :data:`RATE_LIMIT_PATIENCE_S` in all."""
+        waited = 0.0
+        while True:
+            try:
+                response = self._http.request(method, path, **options)
+            except httpx.HTTPError as exc:
+                raise self._unreachable(exc) from exc
+            if response.status_code != httpx.codes.TOO_MANY_REQUESTS:
+                return response
+            pause = _retry_after(response)
+            if pause is None or waited + pause > RATE_LIMIT_PATIENCE_S:
+                return response
+            time.sleep(pause)
+            waited += pause
 
     def _unreachable(self, exc: httpx.HTTPError) -> MigctlError:
         return InvalidStateError(
@@ -191,13 +217,79 @@ class ServiceClient:
         self.close()
 
 
+def probe_socket(path: Path, timeout_s: float = PROBE_TIMEOUT_S) -> ServiceClient:
+    """A client for the daemon on the existing socket ``path``; a clear error when nobody (or
+    nobody willing) answers there: never a silent "no daemon"."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout_s)
+        try:
+            probe.connect(str(path))
+        except PermissionError as exc:
+            raise PermissionDeniedError(
+                f"cannot connect to the migctl daemon's socket {path}: permission denied",
+                hint="the daemon makes it 0666 in a 0755 directory: ask an admin to check both; "
+                "or use the GPUs directly on purpose: --local (MIGCTL_LOCAL=1)",
+                context={"socket": str(path)},
+            ) from exc
+        except TimeoutError as exc:
+            raise _silent(path, f"it did not accept a connection within {timeout_s:g} s") from exc
+        except OSError as exc:
+            raise _stale(path, exc.strerror or str(exc)) from exc
+    client = ServiceClient(socket_path=path, timeout_s=timeout_s)
+    try:
+        response = client._http.get("/v1/health")
+    except httpx.TimeoutException as exc:
+        client.close()
+        raise _silent(path, f"it did not answer within {timeout_s:g} s") from exc
+    except httpx.HTTPError as exc:
+        client.close()
+        raise _stale(path, str(exc)) from exc
+    if response.status_code == httpx.codes.OK:
+        return client
+    client.close()
+    refusal = error_from_body(_json_or_none(response), response.status_code)
+    raise InvalidStateError(
+        f"the migctl daemon on {path} refused this client: HTTP {response.status_code}: "
+        f"{refusal.message}",
+        hint=refusal.hint or "see the daemon's log (journalctl -u migctl)",
+        context={"socket": str(path), "http_status": response.status_code},
+    )
+
+
+def _json_or_none(response: httpx.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _stale(path: Path, reason: str) -> InvalidStateError:
+    return InvalidStateError(
+        f"a migctl daemon socket exists at {path}, but no daemon answers there ({reason}); "
+        "migctl does not fall back to the GPUs behind the daemon's back (its leases would not "
+        "be seen)",
+        hint="start the daemon (systemctl start migctl); if none should run here, remove the "
+        f"stale socket ({path}); or use the GPUs directly on purpose: --local (MIGCTL_LOCAL=1)",
+        context={"socket": str(path)},
+    )
+
+
+def _silent(path: Path, what: str) -> InvalidStateError:
+    return InvalidStateError(
+        f"the migctl daemon on {path} is not answering: {what} (starting up, or overloaded)",
+        hint="try again in a moment (journalctl -u migctl says what it is doing); or use the "
+        "GPUs directly on purpose: --local (MIGCTL_LOCAL=1)",
+        context={"socket": str(path)},
+    )
+
+
 def connect_if_running(socket_path: Path | None = None) -> ServiceClient | None:
     """A client for the local daemon when one answers on its socket, else None.
 
     For CLI verbs that go through the daemon when there is one (CLI transparency) and work
     locally otherwise. ``MIGCTL_URL``/``MIGCTL_TOKEN`` are honoured like in the constructor.
     """
-    path = socket_path or default_socket_path()
+    path = socket_path or client_socket_path()
     if not os.environ.get(URL_ENV) and not path.exists():
         return None
     client = ServiceClient(socket_path=path)

@@ -1,10 +1,11 @@
 """Settings of one ``migctl serve`` daemon, and where its socket lives by default.
 
-Why this module exists: the daemon, the CLI verbs that talk to it (``migctl token``, later
-``migctl run`` / ``migctl lease``) and the tests must agree on the socket path and the state
-files without passing flags around. Default socket: ``$MIGCTL_SOCKET``; else
-``/run/migctl/migctl.sock`` for root; else ``$XDG_RUNTIME_DIR/migctl.sock``; else
-``migctl.sock`` in the state directory. Demand-driven repartitioning is a
+Why this module exists: the daemon, the CLI verbs that talk to it and the tests must agree on
+the socket path and the state files without passing flags around. Where ``migctl serve``
+listens by default: ``$MIGCTL_SOCKET``; else ``/run/migctl/migctl.sock`` for root; else
+``$XDG_RUNTIME_DIR/migctl.sock``; else ``migctl.sock`` in the state directory. Where clients
+look (:func:`candidate_sockets`): ``$MIGCTL_SOCKET`` alone when set; else the system socket
+``/run/migctl/migctl.sock`` for everyone, then a non-root user's own socket. Demand-driven repartitioning is a
 :class:`migctl.repartition.Policy` (``--repartition off|on`` and its limits, or the
 ``MIGCTL_REPARTITION*`` environment variables read by ``migctl serve``). Anyone may import it;
 it imports only the engine's ``state_dir`` and the lease store's path rules (the repartition
@@ -14,6 +15,7 @@ policy lazily: CLI verbs that only look for the socket must start fast).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,24 +41,76 @@ SYSTEM_SOCKET = Path("/run/migctl/migctl.sock")
 STATE_DB_NAME = "service.db"
 MAX_BODY_BYTES = 1024 * 1024
 SOCKET_MODE = 0o666
+PROVISIONAL_ENV = "MIGCTL_PROVISIONAL_LEASE_SECONDS"
+DEFAULT_PROVISIONAL_S = 60.0
+
+
+def effective_uid() -> int:
+    """Who runs this process (root's default socket differs); a function tests can replace."""
+    return os.geteuid()
 
 
 def default_socket_path(environ: dict[str, str] | None = None, euid: int | None = None) -> Path:
-    """The daemon's Unix socket by the rules in the module docstring."""
+    """Where ``migctl serve`` listens by default, by the rules in the module docstring."""
     env = os.environ if environ is None else environ
     explicit = env.get(SOCKET_ENV)
     if explicit:
         return Path(explicit).expanduser()
-    if (os.geteuid() if euid is None else euid) == 0:
+    if (effective_uid() if euid is None else euid) == 0:
         return SYSTEM_SOCKET
-    runtime = env.get("XDG_RUNTIME_DIR")
+    return user_socket_path(env)
+
+
+def user_socket_path(environ: Mapping[str, str]) -> Path:
+    """A non-root user's own daemon socket: ``$XDG_RUNTIME_DIR/migctl.sock``, else one in the
+    state directory."""
+    runtime = environ.get("XDG_RUNTIME_DIR")
     if runtime and Path(runtime).is_absolute():
         return Path(runtime) / "migctl.sock"
     return state_dir() / "migctl.sock"
 
 
+def candidate_sockets(
+    environ: Mapping[str, str] | None = None, euid: int | None = None
+) -> list[Path]:
+    """Where a client looks for a daemon, in order: ``$MIGCTL_SOCKET`` alone when set; else the
+    system daemon's socket (for every user), then, for others than root, their own."""
+    env = os.environ if environ is None else environ
+    explicit = env.get(SOCKET_ENV)
+    if explicit:
+        return [Path(explicit).expanduser()]
+    if (effective_uid() if euid is None else euid) == 0:
+        return [SYSTEM_SOCKET]
+    return [SYSTEM_SOCKET, user_socket_path(env)]
+
+
+def client_socket_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The socket a client talks to when none is named: the first candidate that exists."""
+    candidates = candidate_sockets(environ)
+    return first_existing(candidates) or candidates[0]
+
+
+def first_existing(paths: list[Path]) -> Path | None:
+    """The first of ``paths`` that exists (or cannot even be looked at: someone made it)."""
+    for path in paths:
+        try:
+            if path.exists():
+                return path
+        except OSError:
+            return path
+    return None
+
+
 def default_admin_group() -> str:
     return os.environ.get(ADMIN_GROUP_ENV) or DEFAULT_ADMIN_GROUP
+
+
+def default_provisional_lease_s() -> float:
+    """How long a lease lasts before its answer is confirmed delivered (``server.provisional``):
+    ``MIGCTL_PROVISIONAL_LEASE_SECONDS``, default 60."""
+    text = os.environ.get(PROVISIONAL_ENV)
+    value = parse_limit(text, PROVISIONAL_ENV) if text else None
+    return DEFAULT_PROVISIONAL_S if value is None or value <= 0 else value
 
 
 def default_metrics_public() -> bool:
@@ -123,6 +177,54 @@ def _required(text: str, option: str) -> float:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A token bucket: ``burst`` requests at once, refilled at ``per_second``."""
+
+    per_second: float
+    burst: float
+
+    def describe(self) -> str:
+        return f"{self.per_second:g} per second (bursts of {self.burst:g})"
+
+
+def parse_rate(text: str, option: str) -> Rate | None:
+    """``RATE`` or ``RATE:BURST`` (requests per second, bucket size; default burst 10 x RATE,
+    at least 1), or ``unlimited`` (None)."""
+    refusal = UsageError(
+        f"{option} {text!r} is not RATE[:BURST] with RATE > 0 and BURST >= 1",
+        hint=f"e.g. {option} 10:100 (10 requests per second, bursts of 100), or unlimited",
+    )
+    rate_text, _, burst_text = text.strip().partition(":")
+    try:
+        rate = parse_limit(rate_text, option)
+        if rate is None:
+            return None
+        burst = parse_limit(burst_text, option) if burst_text else max(1.0, 10 * rate)
+    except UsageError:
+        raise refusal from None
+    if rate <= 0 or burst is None or burst < 1:
+        raise refusal
+    return Rate(rate, burst)
+
+
+def audit_retention(max_rows: str, max_age_days: str) -> tuple[int | None, float | None]:
+    """``(audit_max_rows, audit_max_age_s)`` of a config from ``migctl serve`` option texts."""
+    rows = parse_limit(max_rows, "--audit-max-rows")
+    if rows is not None and (rows != int(rows) or rows < 1):
+        raise UsageError(
+            f"--audit-max-rows {max_rows!r} is not a whole number >= 1",
+            hint="e.g. --audit-max-rows 100000, or unlimited",
+        )
+    days = parse_limit(max_age_days, "--audit-max-age-days")
+    if days is not None and days <= 0:
+        raise UsageError(
+            f"--audit-max-age-days {max_age_days!r} is not > 0",
+            hint="e.g. --audit-max-age-days 90, or unlimited",
+        )
+    return (None if rows is None else int(rows)), (None if days is None else days * 86400.0)
+
+
 def parse_host_port(text: str) -> tuple[str, int]:
     """``127.0.0.1:8470`` / ``[::1]:8470`` / ``:8470`` (loopback) -> (host, port)."""
     host, sep, port_text = text.rpartition(":")
@@ -132,6 +234,25 @@ def parse_host_port(text: str) -> tuple[str, int]:
         )
     host = host.strip("[]") or "127.0.0.1"
     return host, int(port_text)
+
+
+DEFAULT_USER_RATE = Rate(10.0, 100.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """Connection budgets and request deadlines (see ``server.connections``, ``protocol``)."""
+
+    header_timeout_s: float = 10.0  # from a connection's start (or a request's first byte)
+    body_timeout_s: float = 30.0  # from a request's head to its last body byte
+    per_user: int = 64  # socket connections of one non-admin user
+    users: int = 1024  # socket connections of all non-admin users together
+    tcp: int = 256  # TCP connections
+    admins: int = 128  # socket connections of admins: a budget of their own
+
+    @property
+    def total(self) -> int:
+        return self.users + self.tcp + self.admins
 
 
 @dataclass(frozen=True)
@@ -154,6 +275,12 @@ class ServiceConfig:
         default_factory=default_policy
     )  # demand-driven repartitioning (off)
     repartition_every_s: float = 5.0  # the repartitioning loop also runs on this timer
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    rate_limit: Rate | None = DEFAULT_USER_RATE  # per user principal (None: unlimited)
+    admin_rate_limit: Rate | None = None  # per admin principal (None: unlimited)
+    provisional_lease_s: float = field(default_factory=default_provisional_lease_s)
+    audit_max_rows: int | None = 100_000  # the audit log keeps the newest rows (None: all)
+    audit_max_age_s: float | None = 90 * 86400.0  # ... and none older than this (None: any)
 
     @property
     def state_db(self) -> Path:

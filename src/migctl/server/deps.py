@@ -16,6 +16,7 @@ from migctl.server.audit import PRINCIPAL_KEY
 from migctl.server.auth import Principal, require_admin
 from migctl.server.hostcheck import check_socket_host
 from migctl.server.peercred import peer_of
+from migctl.server.ratelimit import IDENTIFIED_KEY
 from migctl.server.service import Service
 
 
@@ -31,13 +32,17 @@ async def caller(request: Request) -> Principal:
     service = service_of(request)
     peer = peer_of(request.scope)
     authorization = request.headers.get("authorization")
-    if authorization is None:
-        if peer is not None:
-            check_socket_host(request.headers.get("host"))  # see ``hostcheck``: DNS rebinding
+    state = request.scope.setdefault("state", {})
+    identified = state.get(IDENTIFIED_KEY)  # found by the rate limit before routing
+    if authorization is None and peer is not None:
+        check_socket_host(request.headers.get("host"))  # see ``hostcheck``: DNS rebinding
+    if isinstance(identified, Principal):
+        principal = identified
+    elif authorization is None:
         principal = service.authenticate(peer, None)  # no database access: stay on the loop
     else:
         principal = await service.blocking.state(service.authenticate, peer, authorization)
-    request.scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
+    state[PRINCIPAL_KEY] = principal
     return principal
 
 

@@ -44,10 +44,38 @@ class UnsatisfiableError(InsufficientResourcesError):
     """A request that can never succeed as asked (a layout that cannot fit): 422, not 409."""
 
 
+class CarriedError(StarletteHTTPException):
+    """A migctl error raised where FastAPI lets only HTTP exceptions through (reading a body):
+    answered exactly as the error itself would be."""
+
+    def __init__(self, error: MigctlError) -> None:
+        super().__init__(status_for(error), detail=error.message)
+        self.error = error
+
+
+class RateLimitedError(InsufficientResourcesError):
+    """Too many requests or connections from one caller: HTTP 429 (exit code 5)."""
+
+    kind = "rate_limited"
+
+
+class BodyTooLargeError(InvalidInputError):
+    """A request body over the daemon's cap: 413, exit code 11, however the body was sent."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(
+            f"request body larger than {max_bytes} bytes",
+            hint="API bodies are small JSON documents; send less",
+            context={"max_bytes": max_bytes},
+        )
+
+
 # Most specific first: the first matching class decides the status.
 STATUS_BY_ERROR: tuple[tuple[type[MigctlError], int], ...] = (
     (AuthenticationError, 401),
     (UnsatisfiableError, 422),
+    (BodyTooLargeError, 413),
+    (RateLimitedError, 429),
     (UsageError, 400),
     (NotFoundError, 404),
     (PermissionDeniedError, 403),
@@ -130,10 +158,17 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    kind = {404: "not_found", 405: "usage", 413: "invalid_input"}.get(exc.status_code, "usage")
-    exit_code = NotFoundError.exit_code if exc.status_code == 404 else UsageError.exit_code
+    if isinstance(exc, CarriedError):
+        return error_response(exc.error)
+    error_class = {404: NotFoundError, 413: InvalidInputError}.get(exc.status_code, UsageError)
     message = f"{request.method} {request.url.path}: {exc.detail}"
-    body = error_body(kind, message, hint="see /v1/openapi.json", exit_code=exit_code, context={})
+    body = error_body(
+        error_class.kind,
+        message,
+        hint="see /v1/openapi.json",
+        exit_code=error_class.exit_code,
+        context={},
+    )
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 

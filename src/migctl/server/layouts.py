@@ -79,10 +79,10 @@ def resolve(
         if request.layout is not None:
             from migctl.layout.bridge import targets_from_text
 
-            # resolved against every GPU (a file may name GPUs outside ``gpus``), then narrowed
-            resolved = targets_from_text(request.layout, request.config, models)
+            # selectors see every GPU (a file may name GPUs outside ``gpus``); only the chosen
+            # GPUs are checked and planned, each count bounded before it is expanded
             chosen = _chosen_models(models, request.gpus)
-            return {g: t for g, t in resolved.items() if g in chosen}, ()
+            return targets_from_text(request.layout, request.config, models, only=chosen), ()
         chosen = _chosen_models(models, request.gpus)
         if request.split is not None:
             result = intents.split_layouts(chosen, request.split)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from migctl.errors import (
@@ -34,6 +34,7 @@ from migctl.leases import DeviceCandidate, DeviceRequest, Lease, LeaseOwner, Lea
 from migctl.model import normalize_profile_name
 from migctl.server.auth import Principal
 from migctl.server.gpu import GpuAccess
+from migctl.server.provisional import Provisional
 from migctl.server.requests import LeaseRequest
 from migctl.server.threads import Blocking
 from migctl.server.waiters import Waiter, WaitQueue
@@ -88,6 +89,7 @@ class LeaseService:
         self.waits = WaitQueue()
         self.arbiter: Arbiter | None = None  # the repartitioner, when it is on
         self.withheld: frozenset[str] = frozenset()  # devices a reshape is about to destroy
+        self.provisional: Provisional | None = None  # grants stay provisional until delivered
 
     # -- acquire ---------------------------------------------------------------------------
 
@@ -127,7 +129,39 @@ class LeaseService:
         withheld = self.withheld  # read once: the loop swaps in a new set
         if withheld:
             candidates = [c for c in candidates if c.uuid not in withheld]
-        return self.store.acquire(request, owner, candidates, ttl_seconds=ttl_seconds)
+        return self.grant(request, owner, candidates, ttl_seconds)
+
+    def grant(
+        self,
+        request: DeviceRequest,
+        owner: LeaseOwner,
+        candidates: Sequence[DeviceCandidate],
+        ttl_seconds: float | None,
+    ) -> Lease:
+        """Lease a device, provisionally (see ``provisional``): every grant goes through here."""
+        provisional = self.provisional
+        ttl = ttl_seconds if provisional is None else provisional.ttl(ttl_seconds)
+        lease = self.store.acquire(request, owner, candidates, ttl_seconds=ttl)
+        if provisional is not None:
+            provisional.listed(lease)
+        return lease
+
+    async def settle(self, lease_id: int, ttl_seconds: float | None, *, delivered: bool) -> None:
+        """After the answer: confirm the lease with the TTL asked for, or, when the client's
+        connection was gone before it, release it (``provisional``, step 3)."""
+        provisional = self.provisional
+        if provisional is None:
+            return
+        try:
+            if delivered:
+                await self.blocking.lease(provisional.confirm, lease_id, ttl_seconds)
+                return
+            ended = await self.blocking.lease(provisional.withdraw, lease_id)
+        except MigctlError as error:
+            log.error("lease %d: could not settle it after its answer: %s", lease_id, error)
+            return
+        if ended is not None:
+            self.freed(ended)
 
     async def acquire(
         self,
@@ -205,7 +239,7 @@ class LeaseService:
         """Lease the free device ``uuid`` to ``owner`` (the repartitioner's grants)."""
         candidates = await self._candidates()
         return await self.blocking.lease(
-            self.store.acquire, DeviceRequest(uuid=uuid), owner, candidates, ttl_seconds=ttl_seconds
+            self.grant, DeviceRequest(uuid=uuid), owner, candidates, ttl_seconds
         )
 
     # -- release, renew, read ------------------------------------------------------------------

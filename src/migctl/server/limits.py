@@ -3,7 +3,8 @@
 Why this module exists: every API body is a small JSON document; a client that sends megabytes
 (by mistake or to exhaust the daemon's memory) must get a clear 413 and change nothing. A
 declared ``Content-Length`` over the cap is refused before any byte is read; a chunked body is
-counted as it arrives and refused as soon as it passes the cap.
+counted as it arrives and refused as soon as it passes the cap. Both give the same answer: one
+:class:`~migctl.server.http_errors.BodyTooLargeError` body (``invalid_input``, exit code 11).
 
 Only ``migctl.server`` imports this module.
 """
@@ -12,15 +13,8 @@ from __future__ import annotations
 
 import json
 
-from starlette.exceptions import HTTPException
-
-from migctl.errors import InvalidInputError
 from migctl.server.audit import ASGIApp, Message, Receive, Scope, Send
-from migctl.server.http_errors import error_body
-
-
-def _too_large(max_bytes: int) -> str:
-    return f"request body larger than {max_bytes} bytes"
+from migctl.server.http_errors import BodyTooLargeError, CarriedError, status_for
 
 
 class BodyLimit:
@@ -46,26 +40,21 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise HTTPException(413, detail=_too_large(self.max_bytes))
+                    # FastAPI wraps other exceptions raised while it reads a body in a 400
+                    raise CarriedError(BodyTooLargeError(self.max_bytes))
             return message
 
         await self.app(scope, limited_receive, send)
 
     async def _refuse(self, send: Send) -> None:
-        body = error_body(
-            "invalid_input",
-            _too_large(self.max_bytes),
-            hint="API bodies are small JSON documents; send less",
-            exit_code=InvalidInputError.exit_code,
-            context={"max_bytes": self.max_bytes},
-        )
-        payload = json.dumps(body).encode()
+        error = BodyTooLargeError(self.max_bytes)
+        payload = json.dumps(error.to_dict()).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(payload)).encode()),
             (b"connection", b"close"),
         ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.start", "status": status_for(error), "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
 

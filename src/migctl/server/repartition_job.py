@@ -128,11 +128,11 @@ def _lease_new_devices(
             continue
         owner, ttl_seconds = ticket.owners[grant.request_id]
         try:
-            leases[grant.request_id] = service.leases.store.acquire(
+            leases[grant.request_id] = service.leases.grant(
                 DeviceRequest(uuid=device.uuid),
                 owner,
                 [service.gpu.candidate(device)],
-                ttl_seconds=ttl_seconds,
+                ttl_seconds,
             )
         except MigctlError as error:
             log.warning(

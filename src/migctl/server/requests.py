@@ -70,8 +70,8 @@ class LayoutRequest(Strict):
     gpus: list[int] | None = Field(
         None,
         max_length=1024,
-        description="with split/demand/layout: which GPUs (default: all MIG GPUs; a layout is "
-        "checked against every GPU, then narrowed to these)",
+        description="with split/demand/layout: which GPUs (default: all MIG GPUs; a layout's "
+        "selectors see every GPU, and only these GPUs are checked and planned)",
     )
     force: bool = Field(False, description="also destroy busy (leased or running) instances")
 
@@ -96,7 +96,11 @@ class LayoutRequest(Strict):
 
 class MigModeRequest(Strict):
     enabled: bool
-    force: bool = Field(False, description="disabling: also destroy busy instances")
+    force: bool = Field(
+        False,
+        description="disabling: destroy the GPU's instances with the change, leased ones "
+        "included (without it, disabling while GPU instances exist is refused: 409 in_use)",
+    )
 
 
 class LeaseRequest(Strict):

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from migctl.server import audit
+from migctl.server.audit_detail import request_digest
 from migctl.server.deps import Admin, Caller, Svc
 from migctl.server.jobs import Job, JobStatus
 from migctl.server.requests import LayoutRequest, MigModeRequest
@@ -27,7 +28,7 @@ def job_out(job: Job) -> JobOut:
 
 @router.post("/plan", tags=["layouts"], summary="The plan that would reach a layout (no change)")
 async def plan(body: LayoutRequest, service: Svc, principal: Caller, request: Request) -> PlanOut:
-    audit.note(request, "plan", None, request=body.model_dump(exclude_none=True))
+    audit.note(request, "plan", None, request=request_digest(await request.body(), body))
     targets, reasons = await service.blocking.run(service.targets_for, body)
     plans, disturbs = await service.blocking.run(service.plan, targets, force=body.force)
     return PlanOut(
@@ -46,7 +47,7 @@ async def plan(body: LayoutRequest, service: Svc, principal: Caller, request: Re
 async def apply_layout(
     body: LayoutRequest, service: Svc, principal: Admin, request: Request, response: Response
 ) -> JobOut:
-    audit.note(request, "apply", None, request=body.model_dump(exclude_none=True))
+    audit.note(request, "apply", None, request=request_digest(await request.body(), body))
     targets, reasons = await service.blocking.run(service.targets_for, body)
     job = await service.blocking.run(service.submit_apply, targets, force=body.force, by=principal)
     audit.note(request, "apply", f"job {job.job_id}", gpus=sorted(targets), reasons=list(reasons))

@@ -8,10 +8,12 @@ their own; an admin may release anyone's (it ends as ``revoked``). Only ``server
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 
 from migctl.server import audit
+from migctl.server.audit_detail import request_digest
 from migctl.server.deps import Caller, Svc
+from migctl.server.provisional import DELIVERED_KEY, as_asked
 from migctl.server.requests import LeaseRequest, RenewRequest
 from migctl.server.views import LeaseOut, lease_out
 
@@ -28,12 +30,22 @@ async def list_leases(
 
 @router.post("/leases", status_code=201, summary="Lease a MIG device (wait_seconds: wait for one)")
 async def acquire(
-    body: LeaseRequest, service: Svc, principal: Caller, request: Request
+    body: LeaseRequest,
+    service: Svc,
+    principal: Caller,
+    request: Request,
+    after_answer: BackgroundTasks,
 ) -> LeaseOut:
-    audit.note(request, "lease acquire", None, request=body.model_dump(exclude_none=True))
+    audit.note(request, "lease acquire", None, request=request_digest(await request.body(), body))
     lease = await service.leases.acquire(principal, body, request.is_disconnected)
     audit.note(request, "lease acquire", f"lease {lease.lease_id}", uuid=lease.uuid)
-    return lease_out(lease, principal)
+
+    async def settle() -> None:  # runs once the answer was sent (see ``provisional``)
+        delivered = bool(request.scope.get(DELIVERED_KEY, True))
+        await service.leases.settle(lease.lease_id, body.ttl_seconds, delivered=delivered)
+
+    after_answer.add_task(settle)
+    return lease_out(as_asked(lease, body.ttl_seconds), principal)
 
 
 @router.get("/leases/{target}", summary="One lease: by id (active or ended) or by MIG device uuid")

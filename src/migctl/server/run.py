@@ -7,7 +7,9 @@ socket is created here (not by uvicorn) so its mode is exactly ``0666`` (any loc
 connect; the kernel tells the daemon who they are) and a live daemon's socket is never stolen: a
 socket path that answers is refused, a stale one (no one listening) is replaced. TCP, when
 asked for, uses the same app (bearer tokens only). systemd's ``Type=notify`` is supported
-(``READY=1`` once listening). uvicorn's h11 protocol is subclassed to carry SO_PEERCRED.
+(``READY=1`` once listening). uvicorn's h11 protocol is subclassed to carry SO_PEERCRED, keep
+each caller within its connection budget and bound how long a request may take to arrive
+(``server.protocol``); the budgets are fitted to the open file limit.
 
 Only the ``migctl serve`` verb imports this module.
 """
@@ -29,7 +31,8 @@ from migctl.errors import InUseError, PermissionDeniedError
 from migctl.planner import DesiredLayout
 from migctl.server.app import create_app
 from migctl.server.config import ServiceConfig
-from migctl.server.peercred import PeerCredH11Protocol
+from migctl.server.connections import ConnectionBudget, fit_to_descriptors
+from migctl.server.protocol import guarded_protocol
 from migctl.server.service import Service
 
 log = logging.getLogger(__name__)
@@ -154,9 +157,11 @@ def serve(
 
 
 def _uvicorn_config(service: Service, access_log: bool) -> uvicorn.Config:
+    limits = fit_to_descriptors(service.config.connections)
+    budget = ConnectionBudget(limits, lambda peer: service.authenticate(peer, None).is_admin)
     return uvicorn.Config(
         create_app(service),
-        http=PeerCredH11Protocol,
+        http=guarded_protocol(budget),
         ws="none",  # no WebSocket upgrades: every request goes through the h11 protocol above
         lifespan="on",
         log_config=None,

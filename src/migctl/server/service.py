@@ -36,19 +36,21 @@ from migctl.inventory import GpuProfiles, GpuView, machine_view
 from migctl.leases import ENV_LEASE_DB, Lease, LeaseStore
 from migctl.planner import DesiredLayout, Plan
 from migctl.server import layouts
-from migctl.server.audit import AuditLog
+from migctl.server.audit import AuditLog, Retention
 from migctl.server.auth import AdminGroup, Principal, authenticate
 from migctl.server.config import ServiceConfig
 from migctl.server.gpu import GpuAccess
 from migctl.server.jobs import Job, JobResult, JobRunner, JobStatus, JobStore
 from migctl.server.leasing import LeaseService
 from migctl.server.peercred import PeerCred
+from migctl.server.provisional import Provisional
 from migctl.server.repartitioner import Repartitioner
 from migctl.server.requests import LayoutRequest
 from migctl.server.statedb import StateDB
 from migctl.server.telemetry import DaemonMetrics
 from migctl.server.threads import Blocking
 from migctl.server.tokens import TokenStore
+from migctl.workflow import refuse_disable_with_instances
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +67,16 @@ class Service:
         os.environ[STATE_DIR_ENV] = str(config.state_dir)
         self.db = StateDB(config.state_db)
         self.tokens = TokenStore(self.db)
-        self.audit = AuditLog(self.db)
+        self.audit = AuditLog(self.db, Retention(config.audit_max_rows, config.audit_max_age_s))
         self.jobs = JobRunner(JobStore(self.db))
         self.desired = layouts.DesiredStore(self.db)
         self.gpu = GpuAccess(backend, cache_s=config.device_cache_s)
         self.blocking = Blocking(config.io_threads)
         self.leases = LeaseService(
             LeaseStore(config.lease_db), self.gpu, self.blocking, poll_s=config.wait_poll_s
+        )
+        self.leases.provisional = Provisional(
+            self.db, self.leases.store, config.provisional_lease_s
         )
         self.admins = AdminGroup(config.admin_group)
         self.metrics = DaemonMetrics(self.gpu, self.leases)
@@ -189,9 +194,15 @@ class Service:
                 context={"gpu": gpu},
             )
         request = {"gpu": gpu, "enabled": enabled, "force": force}
+        refuse = not enabled and not force  # the rule of `mode disable`, as locally
+        if refuse:
+            with self.gpu.locked() as backend:
+                refuse_disable_with_instances(backend, gpu)  # 409 before any job
 
         def work(job: Job) -> JobResult:
             with self.gpu.locked() as backend:
+                if refuse:  # an apply may have made instances since
+                    refuse_disable_with_instances(backend, gpu)
                 now = current_layouts(backend, [gpu]).get(gpu, DesiredLayout((), False))
             keep = now.gis if enabled and now.mig_enabled else ()
             target = {gpu: DesiredLayout(keep, enabled)}

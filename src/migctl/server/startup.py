@@ -3,14 +3,17 @@
 Why this module exists: a daemon restart may follow a crash (SIGKILL mid-apply: the engine's
 journal is left behind) or a reboot (MIG instances wiped). In order, at every start:
 
-1. jobs a previous daemon left queued or running are marked ``interrupted``;
-2. an apply journal, if any, is repaired with ``engine.recover`` (the interrupted apply is
+1. the audit log is pruned to its retention; jobs a previous daemon left queued or running are
+   marked ``interrupted``;
+2. leases granted just before the previous daemon stopped, whose answer may never have reached
+   their client, are ended (``revoked``, see ``provisional``), each with an audit row;
+3. an apply journal, if any, is repaired with ``engine.recover`` (the interrupted apply is
    completed; busy instances are never destroyed) and its target becomes the desired layout;
-3. the desired layout is applied again if the machine no longer matches it;
-4. active leases whose MIG device no longer exists are ended (``revoked`` by
+4. the desired layout is applied again if the machine no longer matches it;
+5. active leases whose MIG device no longer exists are ended (``revoked`` by
    ``migctl-daemon: device no longer exists``), each with an audit row saying why.
 
-Steps 2 and 3 run as jobs (kinds ``startup-recover`` and ``startup-reapply``) so that they show
+Steps 3 and 4 run as jobs (kinds ``startup-recover`` and ``startup-reapply``) so that they show
 in ``GET /v1/jobs`` and in the audit log. A failure is reported, never fatal: the daemon still
 starts, so that an admin can look and fix it. Only ``Service.start`` calls this module.
 """
@@ -20,9 +23,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from migctl.engine.apply import machine_id, plan_machine
+from migctl.engine.apply import journal_for, plan_machine
 from migctl.engine.codec import targets_from_dict
-from migctl.engine.journal import Journal
 from migctl.engine.recover import recover
 from migctl.errors import MigctlError
 from migctl.server.auth import DAEMON_ACTOR
@@ -55,7 +57,7 @@ def _audit(service: Service, action: str, target: str | None, ok: bool, **detail
 
 def _repair_journal(service: Service) -> str | None:
     backend = service.gpu.backend
-    entry = Journal(machine_id(backend)).read()
+    entry = journal_for(backend).read()
     if entry is None:
         return None
 
@@ -103,6 +105,26 @@ def _reapply(service: Service) -> str | None:
     return f"re-applied the desired layout (job {job.job_id}, {job.status}): {job.message}"
 
 
+def _end_unconfirmed_leases(service: Service) -> str | None:
+    provisional = service.leases.provisional
+    ended = provisional.end_unconfirmed() if provisional is not None else []
+    for lease in ended:
+        _audit(
+            service,
+            "end lease: never delivered",
+            f"lease {lease.lease_id}",
+            True,
+            uuid=lease.uuid,
+            user=lease.user,
+            reason="granted as the daemon stopped: its answer may never have reached the client;"
+            " ended at daemon start",
+        )
+    if not ended:
+        return None
+    ids = ", ".join(str(lease.lease_id) for lease in ended)
+    return f"ended {len(ended)} lease(s) granted as the daemon stopped, never delivered: {ids}"
+
+
 def _end_vanished_leases(service: Service) -> str | None:
     ended = service.leases.end_vanished()
     for lease in ended:
@@ -124,10 +146,13 @@ def _end_vanished_leases(service: Service) -> str | None:
 def reconcile(service: Service) -> list[str]:
     """Run the start-up steps in the module docstring; one note per thing done."""
     notes: list[str] = []
+    pruned = service.audit.prune()
+    if pruned:
+        notes.append(f"pruned {pruned} audit row(s) beyond the audit log's retention")
     interrupted = service.jobs.store.interrupt_unfinished(INTERRUPTED)
     if interrupted:
         notes.append("marked interrupted: job " + ", ".join(map(str, interrupted)))
-    for step in (_repair_journal, _reapply, _end_vanished_leases):
+    for step in (_end_unconfirmed_leases, _repair_journal, _reapply, _end_vanished_leases):
         try:
             note = step(service)
         except MigctlError as error:

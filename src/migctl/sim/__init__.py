@@ -11,7 +11,7 @@ Layer: below backends, above catalog. Never imports pynvml.
 
 from __future__ import annotations
 
-from migctl.sim.control import SimControl, open_sim
+from migctl.sim.control import SimControl, forget_sim, open_sim
 from migctl.sim.library import SimLibrary
 from migctl.sim.machine import SimMachine
 from migctl.sim.machines import NAMED, describe_named
@@ -29,5 +29,6 @@ __all__ = [
     "SimMachine",
     "default_sim_dir",
     "describe_named",
+    "forget_sim",
     "open_sim",
 ]

@@ -47,6 +47,16 @@ def open_sim(spec: str, catalog: Catalog, sim_dir: Path | None = None) -> SimMac
     return machine
 
 
+def forget_sim(spec: str, catalog: Catalog, sim_dir: Path | None = None) -> FileStore:
+    """Remove a simulated machine's state and its own files without reading them (so that a
+    damaged state can be forgotten too); returns the store that was emptied."""
+    if spec.startswith("memory:"):
+        raise InvalidInputError("this simulated machine lives in memory; nothing to remove")
+    store = _file_store(spec, catalog, sim_dir or default_sim_dir())
+    store.remove()
+    return store
+
+
 def _file_store(spec: str, catalog: Catalog, sim_dir: Path) -> FileStore:
     if spec in NAMED:
         return FileStore(sim_dir / f"{spec}.json", lambda: named_machine(spec, catalog))
@@ -74,6 +84,11 @@ class SimControl:
     def state_path(self) -> Path | None:
         store = self.machine.store
         return store.path if isinstance(store, FileStore) else None
+
+    @property
+    def files_dir(self) -> Path:
+        """The machine's own files: apply journal, lease database, CDI spec."""
+        return self.machine.files_dir
 
     def state(self) -> MachineState:
         return self.machine.store.read()

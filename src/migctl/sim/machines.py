@@ -5,6 +5,7 @@ user must be able to describe their own node (models, counts, driver, permission
 few lines, including a GPU model captured with ``migctl catalog capture``::
 
     name: my-node
+    seed: rack7-node3         # optional: identities come from it instead of the name
     driver_version: "580.159.04"
     permissions: allow        # allow | deny | root-only
     reset_supported: true     # false: a pending MIG mode needs a reboot (pass-through VM)
@@ -12,10 +13,17 @@ few lines, including a GPU model captured with ``migctl catalog capture``::
       - model: h100           # any catalog name, alias or PCI id
         count: 4
       - model: ./new-gpu.json # a captured model file, relative to this file
+
+Identities are derived from the machine's ``seed`` (default: its name), deterministically: GPU
+UUIDs, serial numbers and the PCI domain of the bus ids (the bus numbers follow a DGX's). MIG
+device UUIDs derive from their GPU's UUID. So two simulated machines with different names (or
+seeds) never report the same GPU or MIG device UUID, and one machine reports the same ones on
+every run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from pathlib import Path
 from typing import Any
@@ -65,13 +73,28 @@ def describe_named() -> list[tuple[str, str]]:
     return [(name, spec[0]) for name, spec in NAMED.items()]
 
 
-def _bus_id(position: int, total: int) -> str:
+def named_models(name: str) -> list[str]:
+    """The catalog keys of a named machine's GPU models, in GPU order, once each."""
+    return list(dict.fromkeys(model for model, _ in NAMED[name][1]))
+
+
+def _pci_domain(identity: str) -> int:
+    return int(hashlib.sha256(f"migctl-sim/{identity}/pci".encode()).hexdigest()[:4], 16)
+
+
+def _bus_id(identity: str, position: int, total: int) -> str:
     bus = DGX_BUS_IDS[position] if total <= len(DGX_BUS_IDS) else f"{0x10 + position:02X}"
-    return f"00000000:{bus}:00.0"
+    return f"{_pci_domain(identity):08X}:{bus}:00.0"
 
 
-def _gpu_uuid(machine: str, index: int) -> str:
-    return "GPU-" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"migctl-sim/{machine}/gpu/{index}"))
+def _gpu_uuid(identity: str, index: int) -> str:
+    return "GPU-" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"migctl-sim/{identity}/gpu/{index}"))
+
+
+def serial_number(gpu_uuid: str) -> str:
+    """A 13-digit board serial number, derived from the GPU's UUID (so from the seed)."""
+    digest = int(hashlib.sha256(f"migctl-sim/serial/{gpu_uuid}".encode()).hexdigest(), 16)
+    return f"{digest % 10**13:013d}"
 
 
 def build_machine(
@@ -82,9 +105,17 @@ def build_machine(
     permissions: str = "allow",
     reset_supported: bool = True,
     embedded: dict[str, dict[str, Any]] | None = None,
+    seed: str | None = None,
 ) -> MachineState:
+    """A fresh machine; identities derive from ``seed`` (default: ``name``)."""
+    identity = seed or name
     sim_gpus = [
-        SimGpu(index=i, model=m.key, uuid=_gpu_uuid(name, i), bus_id=_bus_id(i, len(gpus)))
+        SimGpu(
+            index=i,
+            model=m.key,
+            uuid=_gpu_uuid(identity, i),
+            bus_id=_bus_id(identity, i, len(gpus)),
+        )
         for i, m in enumerate(gpus)
     ]
     return MachineState(
@@ -166,7 +197,7 @@ def machine_from_file(path: Path, catalog: Catalog) -> MachineState:
         raise InvalidInputError(f"machine file {path} cannot be read: {exc}") from exc
     if not isinstance(raw, dict):
         raise InvalidInputError(f"{origin}: expected a mapping with 'gpus'")
-    allowed = {"name", "driver_version", "permissions", "reset_supported", "gpus"}
+    allowed = {"name", "seed", "driver_version", "permissions", "reset_supported", "gpus"}
     unknown = set(raw) - allowed
     if unknown:
         raise InvalidInputError(
@@ -176,6 +207,9 @@ def machine_from_file(path: Path, catalog: Catalog) -> MachineState:
     if permissions not in {"allow", "deny", "root-only"}:
         raise InvalidInputError(f"{origin}: permissions must be allow, deny or root-only")
     gpus, embedded = _gpus_from_file(raw, catalog, path.parent, origin)
+    seed = raw.get("seed")
+    if seed is not None and (not isinstance(seed, str | int) or isinstance(seed, bool)):
+        raise InvalidInputError(f"{origin}: 'seed' must be a string or a number, got {seed!r}")
     return build_machine(
         _field(raw, "name", str, path.stem, origin),
         gpus,
@@ -183,4 +217,5 @@ def machine_from_file(path: Path, catalog: Catalog) -> MachineState:
         permissions=permissions,
         reset_supported=_field(raw, "reset_supported", bool, True, origin),
         embedded=embedded,
+        seed=None if seed is None else str(seed),
     )

@@ -6,11 +6,13 @@ Why this exists: see ``library.py``. These are the calls ``nvidia-smi -L``, ``-q
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from migctl.sim import cabi
 from migctl.sim.cabi import KIND_GPU, KIND_MIG, Handle, NvmlReturn
 from migctl.sim.machine import processes_on
+from migctl.sim.machines import serial_number
 from migctl.sim.nvml_codes import (
     IN_USE,
     INVALID_ARGUMENT,
@@ -101,6 +103,11 @@ class GpuOps(OpsBase):
         cabi.store_string(buffer, length, text)
         return SUCCESS
 
+    def nvmlDeviceGetSerial(self, handle: Any, buffer: Any, length: Any) -> int:
+        gpu, _ = self.physical(self.state(), handle)
+        cabi.store_string(buffer, length, serial_number(gpu.uuid))
+        return SUCCESS
+
     def nvmlDeviceGetPciInfo_v3(self, handle: Any, ref: Any) -> int:
         gpu, model = self.physical(self.state(), handle)
         info = cabi.target(ref)
@@ -116,10 +123,11 @@ class GpuOps(OpsBase):
 
     def nvmlDeviceGetCudaComputeCapability(self, handle: Any, major: Any, minor: Any) -> int:
         _, model = self.gpu_of(self.state(), cabi.handle_of(handle))
-        self.require(model.compute_capability is not None, NOT_SUPPORTED)
-        high, _, low = str(model.compute_capability).partition(".")
-        cabi.set_value(major, int(high))
-        cabi.set_value(minor, int(low or 0))
+        found = re.fullmatch(r"(\d+)\.(\d+)", model.compute_capability or "")
+        self.require(found is not None, NOT_SUPPORTED)  # unknown, or not MAJOR.MINOR
+        assert found is not None
+        cabi.set_value(major, int(found.group(1)))
+        cabi.set_value(minor, int(found.group(2)))
         return SUCCESS
 
     def nvmlDeviceGetArchitecture(self, handle: Any, ref: Any) -> int:

@@ -4,20 +4,32 @@ Why this exists: the simulator must behave like one machine across many CLI proc
 its state is plain data that round-trips through JSON (see ``store.py`` for the file and
 its lock). This module holds the data and its codec only; the MIG rules are in
 ``rules.py`` and the NVML entry points in ``library.py``.
+
+The dataclasses are also the file's schema: :func:`parse_state` validates a JSON text
+against them with pydantic (strict types, no unknown keys), so a file of the wrong shape is
+refused with the place of the fault; ``checks.py`` then checks it against the GPU models.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from migctl.model import Placement
 
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
 SCHEMA = 1
+# pydantic's config for the dataclasses below (a ConfigDict; plain dict: no pydantic import)
+_STRICT: dict[str, Any] = {"strict": True, "extra": "forbid"}
 
 
 @dataclass
 class SimComputeInstance:
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+
     id: int
     profile_id: int
     start: int
@@ -31,6 +43,8 @@ class SimComputeInstance:
 
 @dataclass
 class SimGpuInstance:
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+
     id: int
     profile_id: int
     start: int
@@ -49,6 +63,8 @@ class SimGpuInstance:
 class SimProcess:
     """A process holding a GPU (``gi``/``ci`` None) or one MIG device, until its PID exits."""
 
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+
     pid: int
     start_time: int | None  # /proc/PID/stat field 22, to survive PID reuse
     used_memory_mib: int
@@ -59,6 +75,8 @@ class SimProcess:
 
 @dataclass
 class SimGpu:
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+
     index: int
     model: str  # catalog key (or key of a model embedded in the state)
     uuid: str
@@ -89,12 +107,16 @@ class SimFault:
     gpu: int | None = None
     skip: int = 0
 
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+
 
 KILL = -9
 
 
 @dataclass
 class MachineState:
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+
     name: str
     driver_version: str
     cuda_driver_version: int
@@ -137,3 +159,35 @@ def _gpu_from_dict(raw: dict[str, Any]) -> SimGpu:
     processes = [SimProcess(**p) for p in raw.get("processes", [])]
     fields = {k: v for k, v in raw.items() if k not in {"gis", "processes"}}
     return SimGpu(gis=gis, processes=processes, **fields)
+
+
+_WORDS = {"unexpected_keyword_argument": "unknown key", "missing_argument": "missing"}
+
+
+@functools.cache
+def _adapter() -> TypeAdapter[MachineState]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(MachineState)
+
+
+def parse_state(text: bytes) -> MachineState:
+    """The state in a JSON text, validated against the dataclasses above.
+
+    Raises ValueError naming the first faults by their place (``gpus.0.index: ...``).
+    """
+    from pydantic import ValidationError
+
+    try:
+        state = _adapter().validate_json(text)
+    except ValidationError as exc:
+        faults = [
+            f"{'.'.join(str(part) for part in error['loc']) or 'the file'}: "
+            + _WORDS.get(error["type"], error["msg"])
+            for error in exc.errors(include_url=False)
+        ]
+        more = f" (and {len(faults) - 3} more)" if len(faults) > 3 else ""
+        raise ValueError("; ".join(faults[:3]) + more) from None
+    if state.schema != SCHEMA:
+        raise ValueError(f"schema {state.schema!r}, expected {SCHEMA}")
+    return state

@@ -22,7 +22,6 @@ Importers: ``migctl.tenancy`` and the CLI.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,12 +45,6 @@ _KIND = re.compile(
     r"(?=.{1,253}/)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
     r"/[A-Za-z0-9]([-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?"
 )
-
-
-def default_cdi_path() -> Path:
-    """``$MIGCTL_CDI_PATH`` or ``/etc/cdi/migctl.yaml``."""
-    explicit = os.environ.get(ENV_CDI_PATH)
-    return Path(explicit) if explicit else DEFAULT_CDI_PATH
 
 
 def check_kind(kind: str) -> str:
@@ -125,9 +118,11 @@ def build_spec(
     }
 
 
-def generate_spec(backend: Backend, kind: str = DEFAULT_CDI_KIND) -> dict[str, Any]:
+def generate_spec(
+    backend: Backend, kind: str = DEFAULT_CDI_KIND, proc_root: Path | None = None
+) -> dict[str, Any]:
     """The CDI spec for ``backend``'s current MIG devices."""
-    reader = node_reader_for(backend)
+    reader = node_reader_for(backend, proc_root)
     return build_spec(exported_devices(backend, reader), reader, kind)
 
 
@@ -151,15 +146,18 @@ def write_spec(spec: dict[str, Any], path: Path) -> Path:
 
 
 def refresh_cdi(
-    backend: Backend, path: Path | None = None, kind: str = DEFAULT_CDI_KIND
+    backend: Backend,
+    path: Path,
+    kind: str = DEFAULT_CDI_KIND,
+    proc_root: Path | None = None,
 ) -> Path | None:
-    """Rewrite the CDI spec after a change; remove it when no MIG device is left.
+    """Rewrite the CDI spec at ``path`` after a change; remove it when no MIG device is left.
 
-    ``path`` defaults to :func:`default_cdi_path`. Returns the path written, or None when the
-    spec was removed (or there was nothing to remove).
+    Returns the path written, or None when the spec was removed (or there was nothing to
+    remove).
     """
-    target = path or default_cdi_path()
-    reader = node_reader_for(backend)
+    target = path
+    reader = node_reader_for(backend, proc_root)
     devices = exported_devices(backend, reader)
     if not devices:
         try:
@@ -174,15 +172,16 @@ def refresh_cdi(
     return write_spec(build_spec(devices, reader, kind), target)
 
 
-def refresh_if_in_use(backend: Backend) -> Path | None:
-    """After any MIG change: refresh the CDI spec when one is in use here.
+def refresh_if_in_use(
+    backend: Backend, path: Path, *, explicit: bool = False, proc_root: Path | None = None
+) -> Path | None:
+    """After any MIG change: refresh the CDI spec at ``path`` when one is in use here.
 
-    In use means ``MIGCTL_CDI_PATH`` is set or the default spec exists (someone ran
-    ``migctl cdi generate``); otherwise nothing is written, so a user who never asked for
-    CDI gets no file in /etc. A stale spec after repartitioning is what this prevents.
+    In use means the path was named explicitly (``MIGCTL_CDI_PATH``) or the spec exists
+    (someone ran ``migctl cdi generate``; a simulated machine's is ``cdi.yaml`` in its own
+    directory); otherwise nothing is written, so a user who never asked for CDI gets no file in
+    /etc. A stale spec after repartitioning is what this prevents.
     """
-    import os
-
-    if os.environ.get(ENV_CDI_PATH) is None and not DEFAULT_CDI_PATH.exists():
+    if not explicit and not path.exists():
         return None
-    return refresh_cdi(backend)
+    return refresh_cdi(backend, path, proc_root=proc_root)

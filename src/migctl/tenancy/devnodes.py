@@ -19,7 +19,6 @@ Importers: ``migctl.tenancy``. Read paths degrade: unreadable means unknown, nev
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,9 +121,8 @@ class DeviceNodeReader:
         )
 
 
-def node_reader_for(backend: Backend) -> DeviceNodeReader:
-    """``$MIGCTL_PROC_ROOT`` if set; nothing for the simulator; else the host's own ``/``."""
-    explicit = os.environ.get(ENV_PROC_ROOT)
-    if explicit:
-        return DeviceNodeReader(Path(explicit))
+def node_reader_for(backend: Backend, proc_root: Path | None = None) -> DeviceNodeReader:
+    """``proc_root`` (``MIGCTL_PROC_ROOT``) if given; nothing for the simulator; else ``/``."""
+    if proc_root is not None:
+        return DeviceNodeReader(proc_root)
     return DeviceNodeReader(None if is_simulated(backend) else Path("/"))

@@ -13,14 +13,16 @@ import time
 from pathlib import Path
 
 from migctl.errors import MigctlError
-from migctl.leases import Lease, LeaseStore, default_db_path
+from migctl.leases import Lease, LeaseStore
 
 log = logging.getLogger(__name__)
 
 
-def active_leases(db_path: Path | str | None = None) -> dict[str, Lease]:
+def active_leases(db_path: Path | str | None) -> dict[str, Lease]:
     """Device uuid -> its active lease (stale leases are ended first); {} when none/unknown."""
-    path = Path(db_path) if db_path is not None else default_db_path()
+    if db_path is None:
+        return {}
+    path = Path(db_path)
     if not path.exists():
         return {}
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pynvml as nv
@@ -65,10 +66,12 @@ class NvmlBackend(LiveGeometry):
         library: object | None = None,
         read_only: bool = False,
         label: str | None = None,
+        files_dir: Path | None = None,
     ) -> None:
         self._catalog = catalog
         self._read_only = read_only
         self._label = label
+        self._files_dir = files_dir
         self._handles: dict[int, Any] = {}
         self._names: dict[int, str] = {}
         self._live: dict[int, GpuModel] = {}
@@ -95,6 +98,11 @@ class NvmlBackend(LiveGeometry):
     @property
     def catalog(self) -> Catalog:
         return self._catalog
+
+    @property
+    def files_dir(self) -> Path | None:
+        """A simulated machine's own directory (journal, leases, CDI); None on a real host."""
+        return self._files_dir
 
     @property
     def description(self) -> str:
@@ -180,6 +188,7 @@ class NvmlBackend(LiveGeometry):
             memory_total_mib=int(memory.total) // MIB,
             memory_used_mib=int(memory.used) // MIB,
             mig=MigMode(bool(modes[0]), bool(modes[1])) if code == 0 else None,
+            pci_subsystem_id=int(pci.pciSubSystemId),
         )
 
     def mig_mode(self, index: int) -> MigMode | None:

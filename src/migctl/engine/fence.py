@@ -1,0 +1,72 @@
+"""The critical section of every destroy: nobody is granted a device between "is it leased?"
+and "destroy it".
+
+Why this exists: ``apply`` plans from the leases it reads, then executes; a ``migctl lease
+acquire`` racing it could commit a lease on a device after the apply's last look and before the
+destroy (the lease then names a destroyed device, and its holder loses its work), or read the
+device list before the destroy and lease the device after it. So each compute instance the apply
+destroys is destroyed inside :meth:`LeaseStore.fenced`: the lease store's write lock is held
+from the lease check to the end of the destroy, and every acquire reads the devices that exist
+under that same lock. The lease store is opened (created if need be) for every apply that
+destroys something, so a first lease cannot slip in while the database is being made.
+
+Only the apply engine imports this module; it imports the backend protocol, the lease store
+and ``migctl.errors``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from migctl.backends.base import Backend
+from migctl.errors import InUseError
+
+if TYPE_CHECKING:
+    from migctl.leases import LeaseStore
+
+
+class DestroyFence:
+    """Destroys compute instances of ``backend`` only while no lease can be granted."""
+
+    def __init__(self, backend: Backend, lease_db: Path | None, *, force: bool = False) -> None:
+        self.backend = backend
+        self.lease_db = lease_db
+        self.force = force
+        self._store: LeaseStore | None = None
+
+    @contextlib.contextmanager
+    def destroying(self, gpu: int, gi_id: int, ci_id: int) -> Iterator[None]:
+        """Run the block (the destroy) under the lease store's write lock; refuse a leased
+        device unless forced."""
+        uuid = next(
+            (d.uuid for d in self.backend.mig_devices(gpu) if (d.gi_id, d.ci_id) == (gi_id, ci_id)),
+            None,
+        )
+        if uuid is None or self.lease_db is None:  # nothing anyone could lease
+            yield
+            return
+        with self.store().fenced(uuid) as lease:
+            if lease is not None and not self.force:
+                raise InUseError(
+                    f"GPU {gpu}: compute instance {ci_id} of GI {gi_id} ({uuid}) was leased "
+                    f"after planning: {lease.describe_holder()}",
+                    hint="release the lease, or apply again (the new plan will keep it)",
+                    context={"gpu": gpu, "uuid": uuid, "lease_id": lease.lease_id},
+                )
+            yield
+
+    def store(self) -> LeaseStore:
+        if self._store is None:
+            from migctl.leases import LeaseStore
+
+            assert self.lease_db is not None
+            self._store = LeaseStore(self.lease_db)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

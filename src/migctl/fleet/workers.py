@@ -1,0 +1,140 @@
+"""Dask workers on MIG devices: the ``migctl run ... -- dask worker`` line and its lifetime.
+
+Why this exists: each MIG device gets exactly one Dask worker, one thread, the device's
+resources and a memory limit from the instance (``fleet.resources``). A real worker runs
+as ``migctl run --device MIG-<uuid> -- dask worker SCHED --nthreads 1 --no-nanny
+--resources ... --memory-limit BYTES --name NAME``, so it holds the device's lease and
+sees ``CUDA_VISIBLE_DEVICES=MIG-<uuid>``; it starts in its own process group, and
+stopping it signals the whole group (SIGTERM, then SIGKILL after a grace period): stopping
+the ``migctl run`` parent alone would leave the worker orphaned on the device. No nanny:
+a worker that dies is not restarted behind the controller's back, and its lease ends.
+
+``InProcessWorker`` runs the same worker inside this process (tests, simulated fleets);
+it takes the device's lease itself for the same effect. Imported by ``fleet.local_host``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from migctl.fleet.resources import resources_text, worker_memory_limit, worker_resources
+from migctl.model import GiProfile
+
+POLL_S = 0.05
+
+
+def worker_command(
+    scheduler: str,
+    uuid: str,
+    profile: GiProfile,
+    name: str,
+    *,
+    migctl: Sequence[str] = ("migctl",),
+    dask: Sequence[str] = ("dask", "worker"),
+) -> list[str]:
+    """The argv that starts one worker on MIG device ``uuid`` under ``migctl run``."""
+    return [
+        *migctl,
+        "run",
+        "--device",
+        uuid,
+        "--quiet",
+        "--",
+        *dask,
+        scheduler,
+        "--nthreads",
+        "1",
+        "--no-nanny",
+        "--resources",
+        resources_text(worker_resources(profile)),
+        "--memory-limit",
+        str(worker_memory_limit(profile)),
+        "--name",
+        name,
+    ]
+
+
+class WorkerHandle(Protocol):
+    async def stop(self, grace_s: float) -> None: ...
+
+
+@dataclass
+class WorkerProcess:
+    """A worker command in its own process group."""
+
+    process: subprocess.Popen[bytes]
+
+    @classmethod
+    def start(cls, argv: Sequence[str], env: Mapping[str, str], log_path: str) -> WorkerProcess:
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own session and process group
+            )
+        return cls(process)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def stop(self, grace_s: float) -> None:
+        """SIGTERM to the group, SIGKILL to it after ``grace_s``; then reap the leader."""
+        self._signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while self.process.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
+        self._signal(signal.SIGKILL)  # also ends children the leader left behind
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(self.process.wait, max(grace_s, 1.0))
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signum)
+
+
+@dataclass
+class InProcessWorker:
+    """A ``distributed.Worker`` inside this process, set up as the command line would."""
+
+    worker: Any
+
+    @classmethod
+    async def start(cls, scheduler: str, profile: GiProfile, name: str) -> InProcessWorker:
+        import dask
+        from distributed import Worker
+
+        # pynvml's library is process-wide and here it is migctl's (maybe the simulator):
+        # distributed's own GPU monitoring must not call it.
+        dask.config.set({"distributed.diagnostics.nvml": False})
+
+        worker = await Worker(
+            scheduler,
+            nthreads=1,
+            resources=worker_resources(profile),
+            memory_limit=worker_memory_limit(profile),
+            name=name,
+            dashboard=False,
+            host="127.0.0.1",
+        )
+        return cls(worker)
+
+    async def stop(self, grace_s: float) -> None:
+        await asyncio.wait_for(self.worker.close(), timeout=max(grace_s, 1.0) + 5.0)
+
+
+def python_module_argv(module: str) -> list[str]:
+    """``[python, -m, module]`` with this interpreter (for launching without PATH entries)."""
+    return [sys.executable, "-m", module]
