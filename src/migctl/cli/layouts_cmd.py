@@ -36,18 +36,6 @@ ForceOption = Annotated[
 ]
 
 
-def parse_size_mib(text: str | None) -> int | None:
-    """``"12GiB"`` -> 12288; plain numbers are MiB."""
-    if text is None:
-        return None
-    from migctl.planner import parse_demand
-
-    item = parse_demand(f"1x{text}" if text[-1].isalpha() else f"1x{text}MiB")[0]
-    if item.memory_mib is None:
-        raise UsageError(f"{text!r} is not a memory size", hint="e.g. 12GiB, 40960MiB")
-    return int(item.memory_mib)
-
-
 def _models(gpu: str | None, model: str | None, count: int) -> tuple[dict[int, GpuModel], bool]:
     """The GPUs to plan for: a catalog model offline, or the current machine's."""
     current = session()
@@ -74,6 +62,7 @@ def _intent(
     demand: str | None,
 ) -> IntentResult | None:
     from migctl.engine import intents
+    from migctl.sizes import parse_memory_mib
 
     models = {g: m for g, m in models.items() if m.mig_capable}
     chosen = [x for x in (split_n, demand, memory or sms or share) if x]
@@ -86,7 +75,7 @@ def _intent(
     if memory or sms or share:
         return intents.sized_layouts(
             models,
-            memory_mib=parse_size_mib(memory),
+            memory_mib=None if memory is None else parse_memory_mib(memory),
             sms=sms,
             share=None if share is None else share / 100 if share > 1 else share,
             count=count,
@@ -144,7 +133,10 @@ def plan(
         int | None, typer.Option("--split", help="N equal instances per GPU.")
     ] = None,
     memory: Annotated[
-        str | None, typer.Option("--memory", help="Memory each instance needs, e.g. 12GiB.")
+        str | None,
+        typer.Option(
+            "--memory", help="Memory each instance needs: 12GiB = 12G, 12GB (decimal), 12288 (MiB)."
+        ),
     ] = None,
     sms: Annotated[int | None, typer.Option("--sms", help="SMs each instance needs.")] = None,
     share: Annotated[

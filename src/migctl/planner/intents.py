@@ -9,20 +9,20 @@ GPU model. These helpers turn such intents into exact layouts:
   need, with a human reason;
 * ``parse_demand("4x12GiB,1x35GiB,2x1g.10gb")`` and ``fit_demand(models, demand)``: the
   layout over a machine's GPUs that serves all of it on the fewest GPUs, or what does not
-  fit. Units: GiB/MiB are binary; GB/MB are decimal (10^9 / 10^6 bytes), rounded up to MiB.
+  fit. Sizes are read by ``migctl.sizes`` (``12GiB`` = ``12G``; ``10GB`` is decimal), and
+  must carry a unit here.
 
 Pure; imported by the CLI, the engine and the service.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from migctl.errors import InsufficientResourcesError, InvalidInputError
+from migctl.errors import InsufficientResourcesError, InvalidInputError, UsageError
 from migctl.geometry import Occupant, remaining_capacity
 from migctl.model import GiProfile, GpuModel
 from migctl.planner.feasibility import InfeasibleError, Obstacle
@@ -30,6 +30,7 @@ from migctl.planner.nearest import NearestLayout
 from migctl.planner.packing import Demand, PackResult, pack
 from migctl.planner.profiles import placed_on_empty, plain_profiles, require_plannable
 from migctl.planner.sizing import Requirement, smallest_meeting
+from migctl.sizes import parse_memory_mib
 
 # Split ---------------------------------------------------------------------------------
 
@@ -120,9 +121,7 @@ def smallest_profile(
 
 # Demand ----------------------------------------------------------------------------------
 
-_UNITS_MIB = {"gib": 1024.0, "mib": 1.0, "gb": 1e9 / 2**20, "mb": 1e6 / 2**20}
 _ITEM = re.compile(r"^(?:(?P<count>\d+)\s*[x×*]\s*)?(?P<size>\S.*?)$", re.IGNORECASE)
-_SIZE = re.compile(r"^(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>[a-z]+)$", re.IGNORECASE)
 _PROFILE = re.compile(r"^\d+g\.\d+gb(?:[+-][a-z.]+)*$", re.IGNORECASE)
 DEMAND_HINT = "write items as COUNTxSIZE separated by commas, e.g. 4x12GiB,1x35GiB,2x1g.10gb"
 
@@ -142,10 +141,10 @@ class DemandItem:
         )
 
 
-def _bad_item(position: int, item: str, why: str) -> InvalidInputError:
+def _bad_item(position: int, item: str, why: str, hint: str | None = None) -> InvalidInputError:
     return InvalidInputError(
         f"demand item {position} {item!r}: {why}",
-        hint=DEMAND_HINT,
+        hint=DEMAND_HINT if hint is None else f"{hint}; {DEMAND_HINT}",
         context={"item": item, "position": position},
     )
 
@@ -163,15 +162,12 @@ def _parse_item(position: int, item: str) -> DemandItem:
         raise _bad_item(position, item, "the size after the count is missing")
     if _PROFILE.match(size):
         return DemandItem(count, None, size.lower(), text)
-    sized = _SIZE.match(size)
-    if sized is None:
+    if not re.match(r"[\d.]", size):
         raise _bad_item(position, item, f"{size!r} is neither a size (12GiB) nor a profile name")
-    unit = sized.group("unit").lower()
-    if unit not in _UNITS_MIB:
-        raise _bad_item(position, item, f"unknown unit {sized.group('unit')!r} (GiB, MiB, GB, MB)")
-    memory_mib = math.ceil(float(sized.group("value")) * _UNITS_MIB[unit] - 1e-9)
-    if memory_mib < 1:
-        raise _bad_item(position, item, "the size must be more than 0")
+    try:
+        memory_mib = parse_memory_mib(size, unit_required=True)
+    except UsageError as exc:
+        raise _bad_item(position, item, exc.message, exc.hint) from exc
     return DemandItem(count, memory_mib, None, text)
 
 
