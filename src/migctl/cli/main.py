@@ -158,9 +158,11 @@ def _report(error: MigctlError) -> int:
     if current.json:
         print(json.dumps(error.to_dict()), file=sys.stderr)
     else:
-        current.err.print(f"[bold red]error:[/bold red] {error.message}", markup=True)
+        from rich.markup import escape  # a message may hold [brackets]: migctl[server]
+
+        current.err.print(f"[bold red]error:[/bold red] {escape(error.message)}", markup=True)
         if error.hint:
-            current.err.print(f"[yellow]hint:[/yellow] {error.hint}", markup=True)
+            current.err.print(f"[yellow]hint:[/yellow] {escape(error.hint)}", markup=True)
     return error.exit_code
 
 

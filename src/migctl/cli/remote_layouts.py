@@ -184,7 +184,10 @@ def _report(client: ServiceClient, outcome: Json, reasons: tuple[str, ...]) -> N
 
 
 def _raise_for(outcome: Json) -> None:
-    from migctl.server.client import error_from_body
+    from migctl.extras import needed
+
+    with needed("the daemon client", extra="server"):
+        from migctl.server.client import error_from_body
 
     failure = outcome["rollback_error"] or outcome["error"]
     if failure is not None:

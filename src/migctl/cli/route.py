@@ -65,17 +65,21 @@ def decide(*, sim: str | None, local: bool) -> Route:
 
 
 def _probe_default_socket() -> Route:
-    from migctl.server.config import default_socket_path
+    from migctl.errors import NotSupportedError
+    from migctl.extras import install_command, needed
+
+    with needed("finding the migctl daemon", extra="server"):
+        from migctl.server.config import default_socket_path
 
     path = default_socket_path()
     if not path.exists():
         return Route(None, f"local: no daemon socket at {path}")
     try:
-        from migctl.server.client import connect_if_running
-    except ImportError:  # the server extra (httpx) is not installed
-        return Route(
-            None, f"local: {path} exists, but httpx is missing (pip install migctl[server])"
-        )
+        with needed("the daemon client", extra="server"):
+            from migctl.server.client import connect_if_running
+    except NotSupportedError:
+        why = f"{path} exists, but the daemon client is not installed"
+        return Route(None, f"local: {why} ({install_command('server')})")
     client = connect_if_running(path)
     if client is None:
         return Route(None, f"local: no daemon answers on {path}")
@@ -83,11 +87,8 @@ def _probe_default_socket() -> Route:
 
 
 def _client(*, url: str) -> ServiceClient:
-    try:
+    from migctl.extras import needed
+
+    with needed(f"MIGCTL_URL={url} (the daemon client)", extra="server"):
         from migctl.server.client import ServiceClient
-    except ImportError as exc:
-        raise UsageError(
-            f"MIGCTL_URL is set but the daemon client is not installed ({exc.name} is missing)",
-            hint="pip install 'migctl[server]', or unset MIGCTL_URL / add --local",
-        ) from exc
     return ServiceClient(url=url)

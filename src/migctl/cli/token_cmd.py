@@ -19,6 +19,7 @@ import typer
 from migctl.cli.output import emit, print_rows, table
 from migctl.cli.session import session
 from migctl.errors import UsageError
+from migctl.extras import needed
 
 if TYPE_CHECKING:
     from migctl.server.tokens import TokenStore
@@ -53,7 +54,9 @@ TokenOption = Annotated[
 
 def _state_db(state_dir: Path | None) -> Path:
     from migctl.engine.journal import state_dir as default_state_dir
-    from migctl.server.config import STATE_DB_NAME
+
+    with needed("migctl token", extra="server"):
+        from migctl.server.config import STATE_DB_NAME
 
     return (state_dir or default_state_dir()) / STATE_DB_NAME
 
@@ -72,21 +75,24 @@ def _direct(via: Via, state_dir: Path | None, url: str | None) -> Path | None:
 
 
 def _store(path: Path) -> TokenStore:
-    from migctl.server.statedb import StateDB
-    from migctl.server.tokens import TokenStore
+    with needed("migctl token", extra="server"):
+        from migctl.server.statedb import StateDB
+        from migctl.server.tokens import TokenStore
 
     return TokenStore(StateDB(path))
 
 
 def _me() -> str:
-    from migctl.server.auth import user_name
+    with needed("migctl token", extra="server"):
+        from migctl.server.auth import user_name
 
     return user_name(os.geteuid())
 
 
 def _audit_direct(path: Path, action: str, target: str, **detail: object) -> None:
-    from migctl.server.audit import AuditLog
-    from migctl.server.statedb import StateDB
+    with needed("migctl token", extra="server"):
+        from migctl.server.audit import AuditLog
+        from migctl.server.statedb import StateDB
 
     AuditLog(StateDB(path)).record(
         actor=_me(),
@@ -102,7 +108,8 @@ def _audit_direct(path: Path, action: str, target: str, **detail: object) -> Non
 
 
 def _api(socket_path: Path | None, url: str | None, token: str | None) -> Any:
-    from migctl.server.client import ServiceClient
+    with needed("migctl token", extra="server"):
+        from migctl.server.client import ServiceClient
 
     return ServiceClient(socket_path=socket_path, url=url, token=token)
 
