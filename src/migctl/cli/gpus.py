@@ -17,7 +17,6 @@ import typer
 from migctl.cli import serialize
 from migctl.cli.output import emit, lease_text, print_rows, process_text, table
 from migctl.cli.session import session
-from migctl.errors import InvalidStateError
 
 if TYPE_CHECKING:
     from migctl.backends.base import ModeChange
@@ -217,13 +216,12 @@ def _change(gpu: str | None, enabled: bool) -> None:
                 )
 
     emit("MigModeChange", {"changes": [serialize.mode_change(c) for c in changes]}, render)
-    pending = [c for c in changes if not c.done]
+    pending = {c.gpu_index: c.reason for c in changes if not c.done}
     if pending:
-        gpus = ",".join(str(c.gpu_index) for c in pending)
-        raise InvalidStateError(
-            f"MIG mode is not yet {word} on GPU {gpus}: the change waits for a GPU reset",
-            hint="stop the processes named above and run the command again, or reboot",
-        )
+        from migctl.cli.apply_report import pending_error
+
+        gpus = ",".join(map(str, pending))
+        raise pending_error(pending, f"MIG mode is not yet {word} on GPU {gpus}")
 
 
 @mode_app.command("enable")

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from migctl.cli.apply_report import rollback_line
 from migctl.cli.gpus import GpuOption
 from migctl.cli.output import emit, note
 from migctl.cli.session import session
-from migctl.errors import EXIT_MISMATCH, InvalidStateError, UsageError
+from migctl.errors import EXIT_MISMATCH, NotSupportedError, UsageError
 
 if TYPE_CHECKING:
     from migctl.engine.apply import ApplyOutcome
@@ -64,10 +65,11 @@ def _intent(
     from migctl.engine import intents
     from migctl.sizes import parse_memory_mib
 
-    models = {g: m for g, m in models.items() if m.mig_capable}
     chosen = [x for x in (split_n, demand, memory or sms or share) if x]
     if len(chosen) > 1:
         raise UsageError("choose one of --split, --demand, or --memory/--sms/--share")
+    if chosen:
+        models = _with_mig(models)
     if split_n is not None:
         return intents.split_layouts(models, split_n)
     if demand is not None:
@@ -81,6 +83,18 @@ def _intent(
             count=count,
         )
     return None
+
+
+def _with_mig(models: dict[int, GpuModel]) -> dict[int, GpuModel]:
+    """The GPUs an intent can shape; refused when the chosen GPUs have no MIG at all."""
+    capable = {g: m for g, m in models.items() if m.mig_capable}
+    if models and not capable:
+        named = ", ".join(f"GPU {g} ({m.nvidia_smi_name})" for g, m in sorted(models.items()))
+        raise NotSupportedError(
+            f"{named} does not support MIG: there is nothing to split or size",
+            hint="choose GPUs with MIG with -i (`migctl list`: MIG on/off; n/a: no MIG)",
+        )
+    return capable
 
 
 def _file_targets(
@@ -207,11 +221,7 @@ def _report_apply(outcome: ApplyOutcome, reasons: tuple[str, ...]) -> None:
         for gpu, why in sorted(outcome.pending.items()):
             current.console.print(f"GPU {gpu}: [yellow]MIG mode change pending[/yellow]: {why}")
         if outcome.error is not None:
-            current.console.print(f"[red]failed:[/red] {outcome.error.message}")
-            restored = (
-                "the state before the apply was restored" if outcome.rolled_back else "NOT restored"
-            )
-            current.console.print(f"rollback: {restored}")
+            rollback_line(current.console, outcome.error.message, outcome.rollback_error)
 
     emit("ApplyResult", outcome.to_dict(), render)
 
@@ -232,11 +242,10 @@ def _raise_for(outcome: ApplyOutcome) -> None:
     if outcome.error is not None:
         raise outcome.error
     if outcome.pending:
+        from migctl.cli.apply_report import pending_error
+
         gpus = ", ".join(map(str, sorted(outcome.pending)))
-        raise InvalidStateError(
-            f"GPU {gpus}: the MIG mode change waits for a GPU reset; their layout is not applied yet",
-            hint="stop the processes named above, then apply again (or reboot)",
-        )
+        raise pending_error(outcome.pending, f"GPU {gpus}: the layout waits for a MIG mode change")
 
 
 def apply_cmd(

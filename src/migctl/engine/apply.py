@@ -226,10 +226,11 @@ def _roll_back(
         for plan in plans.values():
             Executor(backend, leased=lambda g, i, c: None).run(plan.ops, Progress())
         outcome.rolled_back = True
-        log.warning("apply failed (%s); the checkpoint was restored", outcome.error)
+        # INFO: the caller reports the failure itself (the CLI once, as ``error:``)
+        log.info("apply failed (%s); the checkpoint was restored", outcome.error)
     except MigctlError as failure:
         outcome.rollback_error = failure
-        log.error(
+        log.info(
             "rollback failed: %s; the journal %s is kept for `migctl recover`",
             failure,
             journal.path,

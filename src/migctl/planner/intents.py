@@ -185,6 +185,9 @@ class DemandFit:
     items: tuple[DemandItem, ...]
     result: PackResult
     problems: tuple[str, ...]  # empty when everything fits
+    # when it does not fit for room: per model that can serve every item, the GPUs of that
+    # model alone the whole demand needs (at least, at most; equal unless a time limit hit)
+    needed: tuple[GpusNeeded, ...] = ()
 
     @property
     def fits(self) -> bool:
@@ -204,23 +207,85 @@ class DemandFit:
             "problems": list(self.problems),
             "profiles_used": self.profiles_used(),
             "packing": self.result.to_dict(),
+            "needed": [n.to_dict() for n in self.needed],
         }
 
     def require(self) -> DemandFit:
         """Self when everything fits, else InsufficientResourcesError saying what not."""
         if self.problems:
+            needs = " or ".join(n.describe() for n in self.needed)
             raise InsufficientResourcesError(
-                "the demand does not fit: " + "; ".join(self.problems),
-                hint="ask for less, or for smaller instances",
-                context={"problems": list(self.problems)},
+                "the demand does not fit: "
+                + "; ".join(self.problems)
+                + (f"; the whole demand needs {needs}" if needs else ""),
+                hint=self._hint(),
+                context={
+                    "problems": list(self.problems),
+                    "needed": [n.to_dict() for n in self.needed],
+                },
             )
         return self
+
+    def _hint(self) -> str:
+        counted = [n for n in self.needed if n.at_most is not None]
+        first = min(counted, key=lambda n: n.at_most or 0, default=None)
+        if first is None:
+            return "ask for less, or for smaller instances"
+        demand = ",".join(item.text for item in self.items)
+        return (
+            f"use {first.at_most} such GPUs (see the layout: `migctl plan --model {first.model_key} "
+            f"--gpus {first.at_most} --demand '{demand}'`), or ask for less"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GpusNeeded:
+    """How many GPUs of one model alone serve a whole demand."""
+
+    model_key: str
+    model_name: str
+    at_least: int
+    at_most: int | None  # None: more than MAX_GPUS_COUNTED
+
+    def describe(self) -> str:
+        if self.at_most is None:
+            count = f"more than {MAX_GPUS_COUNTED}"
+        elif self.at_least == self.at_most:
+            count = str(self.at_most)
+        else:
+            count = f"{self.at_least} to {self.at_most}"
+        return f"{count} x {self.model_name}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "model": self.model_key,
+            "name": self.model_name,
+            "at_least": self.at_least,
+            "at_most": self.at_most,
+        }
+
+
+MAX_GPUS_COUNTED = 10_000  # a demand needing more is told "more than this"
+
+
+def gpus_needed(model: GpuModel, items: Sequence[DemandItem]) -> GpusNeeded | None:
+    """The GPUs of ``model`` alone that serve all of ``items``; None if it cannot (any count)."""
+    demands = [item.to_demand() for item in items]
+    if not all(demand.candidates(model) for demand in demands):
+        return None
+    room = min(sum(item.count for item in items), MAX_GPUS_COUNTED)
+    result = pack([model] * room, demands)
+    if any(result.unmet):
+        return GpusNeeded(model.key, model.nvidia_smi_name, room + 1, None)
+    return GpusNeeded(
+        model.key, model.nvidia_smi_name, result.lower_bound_gpus, result.objective.gpus
+    )
 
 
 def _problem(models: Sequence[GpuModel], item: DemandItem, unmet: int) -> str:
     offered = [m for m in models if item.to_demand().candidates(m)]
     if offered:
-        return f"{unmet} of {item.text} did not fit: the {len(models)} GPU(s) are full"
+        return f"{unmet} of {item.text} did not fit on the {_gpus(models)}"
     if item.profile is not None:
         names = sorted({m.name for m in models})
         return f"{item.text}: no GPU here has profile {item.profile} ({', '.join(names)})"
@@ -231,6 +296,11 @@ def _problem(models: Sequence[GpuModel], item: DemandItem, unmet: int) -> str:
         except InsufficientResourcesError as exc:
             reasons.append(f"{exc.message} ({exc.hint})")
     return f"{item.text}: " + "; ".join(reasons)
+
+
+def _gpus(models: Sequence[GpuModel]) -> str:
+    names = sorted({m.nvidia_smi_name for m in models})
+    return f"{len(models)} GPU{'s' if len(models) != 1 else ''} ({', '.join(names)})"
 
 
 def fit_demand(
@@ -253,4 +323,8 @@ def fit_demand(
         for item, unmet in zip(items, result.unmet, strict=True)
         if unmet
     )
-    return DemandFit(tuple(items), result, problems)
+    needed: tuple[GpusNeeded, ...] = ()
+    if problems:
+        counts = (gpus_needed(model, items) for model in dict.fromkeys(models))
+        needed = tuple(n for n in counts if n is not None)
+    return DemandFit(tuple(items), result, problems, needed)
