@@ -256,7 +256,12 @@ def apply_cmd(
         bool, typer.Option("--dry-run", help="Show the plan and what it would disturb.")
     ] = False,
     force: ForceOption = False,
-    hooks: Annotated[Path | None, typer.Option("--hooks", help="Hooks file (YAML).")] = None,
+    hooks: Annotated[
+        Path | None,
+        typer.Option(
+            "--hooks", help="Hooks file: migctl's or mig-parted's (version: v1); docs/hooks.md."
+        ),
+    ] = None,
     split_n: Annotated[
         int | None, typer.Option("--split", help="N equal instances per GPU.")
     ] = None,
@@ -264,7 +269,7 @@ def apply_cmd(
 ) -> None:
     """Make the machine match a layout: assert first, change only what must change."""
     from migctl.engine.apply import apply
-    from migctl.engine.hooks import load_hooks
+    from migctl.engine.hooks_file import ApplyContext, load_hooks
 
     models, _ = _models(gpu, None, 0)
     intent = _intent(models, split_n, None, None, None, None, demand)
@@ -276,9 +281,13 @@ def apply_cmd(
             remote_layouts.refuse_hooks()
         remote_layouts.apply(client, targets, reasons, force=force, dry_run=dry_run)
         return
-    outcome = apply(
-        session().backend, targets, force=force, dry_run=dry_run, hooks=load_hooks(hooks)
+    context = ApplyContext(
+        config_file="" if file is None else str(file),
+        selected_config=config or "",
+        hooks_file="" if hooks is None else str(hooks),
     )
+    loaded = load_hooks(hooks, context)
+    outcome = apply(session().backend, targets, force=force, dry_run=dry_run, hooks=loaded)
     _report_apply(outcome, reasons)
     _after_change(outcome)
     _raise_for(outcome)
