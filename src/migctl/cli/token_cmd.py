@@ -34,7 +34,11 @@ class Via(enum.StrEnum):
 
 
 ViaOption = Annotated[
-    Via, typer.Option("--via", help="auto (direct when you own the state database), direct or api.")
+    Via,
+    typer.Option(
+        "--via",
+        help="auto (direct when you may write the state database, or create it), direct or api.",
+    ),
 ]
 StateDirOption = Annotated[
     Path | None,
@@ -66,12 +70,20 @@ def _direct(via: Via, state_dir: Path | None, url: str | None) -> Path | None:
     path = _state_db(state_dir)
     if via == Via.API or (via == Via.AUTO and url is not None):
         return None
-    usable = path.exists() and os.access(path, os.R_OK | os.W_OK)
+    usable = os.access(path, os.R_OK | os.W_OK) if path.exists() else _creatable(path)
     if via == Via.DIRECT or (via == Via.AUTO and usable):
         if not usable and via == Via.DIRECT and path.exists():
             raise UsageError(f"cannot write {path}", hint="run as root, or use --via api")
         return path
     return None
+
+
+def _creatable(path: Path) -> bool:
+    """No database yet (before the daemon's first start): direct if we may create it."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return os.access(folder, os.W_OK | os.X_OK)
 
 
 def _store(path: Path) -> TokenStore:
