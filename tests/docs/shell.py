@@ -170,8 +170,8 @@ class DocShell:
         """The session's exported variables now."""
         dump = self.root / "env.dump"
         assert self.run(f"env -0 > {dump}").code == 0
-        pairs = (item.split("=", 1) for item in dump.read_text().split("\0") if "=" in item)
-        return {name: value for name, value in pairs}
+        items = (item.partition("=") for item in dump.read_text().split("\0") if "=" in item)
+        return {name: value for name, _, value in items}
 
     def mig_devices(self) -> list[dict[str, object]]:
         """The machine's MIG devices (through the daemon when one runs), by GPU and placement."""
