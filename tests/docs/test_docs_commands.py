@@ -9,9 +9,9 @@ serve`` lines run a real daemon on a private socket until the block ends (or the
 ``serve`` line replaces it); while it runs the shell has no ``MIGCTL_SIM``, so the CLI finds
 the daemon as on a real server.
 
-Programs other than migctl are in one of three tables below (run by the shell, a stub that
-records its arguments, or not run, each with the reason); a document showing any other
-program fails this test, as does a command outside a shell block. Placeholders of the docs
+Programs other than migctl are shell built-ins (``BUILTINS``) or listed in ``CANNOT_RUN``
+(a stub that records its arguments, or not run at all, each with the reason); a document
+showing any other program fails this test, as does a command outside a shell block. Placeholders of the docs
 follow the small rules in ``SUBSTITUTIONS``.
 """
 
@@ -31,31 +31,34 @@ from tests.server.daemon import free_port
 
 MACHINE = "dgx-h100"
 
-# Programs a document may show that this test does not run, and why.
-NOT_RUN = {
-    "make": "builds and tests this project; this test runs inside `make test`",
-    "pip": "installs packages; the test runs in the checkout's own installation",
-    ".": "activates a virtual environment (`. .venv/bin/activate`), made by `make venv`",
-    "groupadd": "changes the host's groups (root)",
-    "usermod": "changes the host's users (root)",
-    "install": "copies the unit file into /etc/systemd (root)",
-    "systemctl": "manages the host's services (root, systemd)",
-    "curl": "talks to the daemon at the root socket /run/migctl/migctl.sock; tests/server "
-    "tests the API",
-    "ssh": "needs a remote GPU server",
+SKIP, STUB = "not run", "stub"
+# Every program a document may show that cannot run here: how it is handled, and why. A line
+# with a program marked SKIP is not run (it must hold no migctl command); a STUB program
+# records its arguments and exits 0 (docker's arguments are checked: a MIG device, an image).
+CANNOT_RUN: dict[str, tuple[str, str]] = {
+    "make": (SKIP, "builds and tests this project; this test runs inside `make test`"),
+    "pip": (SKIP, "installs packages; the test runs in the checkout's own installation"),
+    ".": (SKIP, "activates a virtual environment (`. .venv/bin/activate`), made by `make venv`"),
+    "groupadd": (SKIP, "changes the host's groups (root)"),
+    "usermod": (SKIP, "changes the host's users (root)"),
+    "install": (SKIP, "copies the unit file into /etc/systemd (root)"),
+    "systemctl": (SKIP, "manages the host's services (root, systemd)"),
+    "curl": (
+        SKIP,
+        "talks to the root daemon's socket /run/migctl/migctl.sock; tests/server tests the API",
+    ),
+    "ssh": (SKIP, "needs a remote GPU server"),
+    "docker": (STUB, "needs Docker with the NVIDIA Container Toolkit and a GPU"),
+    "podman": (STUB, "needs podman with CDI and a GPU"),
+    "kubectl": (STUB, "needs a Kubernetes cluster"),
+    "nvidia-smi": (STUB, "needs an NVIDIA driver"),
+    "python": (STUB, "the user's program (train.py, serve.py, notebook_server.py)"),
+    "./job": (STUB, "the user's program"),
+    "./serve.sh": (STUB, "the user's program"),
+    "./benchmark.sh": (STUB, "the user's program"),
 }
-# Programs that stand for a user's own job or need a GPU, Docker or a cluster: a stub records
-# their arguments (docker's are checked: a MIG device flag, then the image).
-STUBS = {
-    "docker": "needs Docker with the NVIDIA Container Toolkit and a GPU",
-    "podman": "needs podman with CDI and a GPU",
-    "kubectl": "needs a Kubernetes cluster",
-    "nvidia-smi": "needs an NVIDIA driver",
-    "python": "the user's program (train.py, serve.py, notebook_server.py)",
-    "./job": "the user's program",
-    "./serve.sh": "the user's program",
-    "./benchmark.sh": "the user's program",
-}
+NOT_RUN = {name for name, (how, _) in CANNOT_RUN.items() if how == SKIP}
+STUBS = sorted(name for name, (how, _) in CANNOT_RUN.items() if how == STUB)
 # Shell built-ins the documents use; `sudo` is dropped (the test runs as its own user, and the
 # simulator needs no root).
 BUILTINS = {"export", "eval", "echo", "unset", "cd"}
@@ -145,7 +148,7 @@ def programs(text: str) -> list[tuple[str, list[str]]]:
 
 
 def unknown_programs(command: Command) -> list[str]:
-    known = {"migctl", "=", *BUILTINS, *STUBS, *NOT_RUN}
+    known = {"migctl", "=", *BUILTINS, *CANNOT_RUN}
     return [p for p, _ in programs(command.text) if p not in known]
 
 
@@ -200,7 +203,7 @@ def _prepare(shell: DocShell, command: Command) -> str:
 def run_document(doc: Path, root: Path) -> list[str]:
     """Run every command of ``doc``; what ran, line by line (for the failure report)."""
     found, _ = commands(doc)
-    shell = DocShell(root, MACHINE, [name for name in STUBS if name != "docker"] + ["docker"])
+    shell = DocShell(root, MACHINE, STUBS)
     done: list[str] = []
     block = -1
     try:
@@ -241,7 +244,7 @@ def test_every_program_of_the_document_is_known(doc: Path) -> None:
     found, hidden = commands(doc)
     assert not hidden, "commands outside a ```sh or ```console block: " + "; ".join(hidden)
     unknown = [f"{c.where}: {p}" for c in found for p in unknown_programs(c)]
-    assert not unknown, "add them to NOT_RUN or STUBS with a reason: " + "; ".join(unknown)
+    assert not unknown, "add them to CANNOT_RUN with a reason: " + "; ".join(unknown)
 
 
 def test_an_unlisted_program_or_a_hidden_command_is_caught(tmp_path: Path) -> None:
