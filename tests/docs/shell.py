@@ -25,9 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from tests.docs.blocks import ROOT
+from tests.server.daemon import wait_healthy
 
 MIGCTL = shutil.which("migctl", path=str(Path(sys.executable).parent)) or "migctl"
 WRAPPER = """#!/bin/sh
@@ -199,26 +198,10 @@ class DocShell:
                 stderr=log,
                 start_new_session=True,
             )
-        self._wait_ready(Path(env["MIGCTL_SOCKET"]))
+        wait_healthy(self.daemon, Path(env["MIGCTL_SOCKET"]), self.daemon_log, READY_TIMEOUT_S)
         # clients as on a real server: no --sim, so they find the daemon on its socket
         self.hidden_sim = env.get("MIGCTL_SIM")
         assert self.run("unset MIGCTL_SIM").code == 0
-
-    def _wait_ready(self, socket_path: Path) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        assert self.daemon is not None
-        while time.monotonic() < deadline:
-            if self.daemon.poll() is not None:
-                raise RuntimeError(f"migctl serve exited with {self.daemon.returncode}")
-            try:
-                transport = httpx.HTTPTransport(uds=str(socket_path))
-                with httpx.Client(transport=transport, base_url="http://migctl") as client:
-                    if client.get("/v1/health").status_code == 200:
-                        return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"migctl serve not ready after {READY_TIMEOUT_S} s")
 
     def daemon_log(self) -> str:
         log = self.root / "daemon.log"
