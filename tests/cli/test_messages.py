@@ -92,10 +92,11 @@ def test_a_vm_waiting_for_a_reboot_says_reboot(
     capsys: pytest.CaptureFixture[str], verb: str
 ) -> None:
     args = ["split", "2", "-i", "0"] if verb == "apply" else ["mode", "enable", "-i", "0"]
-    code, _, err = cli(capsys, "--sim", "a100-vm", *args)
+    code, out, err = cli(capsys, "--sim", "a100-vm", *args)
     assert code == 10
     assert "processes named above" not in err
     assert "reboot" in err.split("hint:")[1]
+    assert (out + err).count("pass-through VM") == 1, "the reason is said once"
 
 
 def test_a_change_waiting_for_processes_names_them(

@@ -206,14 +206,10 @@ def _change(gpu: str | None, enabled: bool) -> None:
     changes = _mode_changes(gpu, enabled)
     word = "enabled" if enabled else "disabled"
 
-    def render() -> None:
+    def render() -> None:  # the pending ones are the error raised below, said once
         for change in changes:
             if change.done:
                 current.console.print(f"GPU {change.gpu_index}: MIG {word}")
-            else:
-                current.console.print(
-                    f"GPU {change.gpu_index}: MIG {word} is pending: {change.reason}"
-                )
 
     emit("MigModeChange", {"changes": [serialize.mode_change(c) for c in changes]}, render)
     pending = {c.gpu_index: c.reason for c in changes if not c.done}

@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from migctl.cli.apply_report import rollback_line
+from migctl.cli.apply_report import after_change, raise_for, report_apply
 from migctl.cli.gpus import GpuOption
 from migctl.cli.output import emit, note
 from migctl.cli.session import session
 from migctl.errors import EXIT_MISMATCH, NotSupportedError, UsageError
 
 if TYPE_CHECKING:
-    from migctl.engine.apply import ApplyOutcome
     from migctl.engine.intents import IntentResult
     from migctl.model import GpuModel
     from migctl.planner import CurrentGpu, DesiredLayout
@@ -195,59 +194,6 @@ def plan(
     )
 
 
-def _report_apply(outcome: ApplyOutcome, reasons: tuple[str, ...]) -> None:
-    current = session()
-
-    def render() -> None:
-        note(reasons)
-        if outcome.recovered:
-            current.console.print(f"[yellow]found:[/yellow] {outcome.recovered}")
-        if outcome.dry_run or outcome.noop:
-            from migctl.cli.render_plan import print_plans
-            from migctl.engine.current import read_current
-
-            currents = {g: read_current(current.backend, g, {}) for g in outcome.plans}
-            models = {g: current.backend.live_model(g) for g in outcome.plans}
-            if outcome.noop:
-                current.console.print("the machine already matches the layout: nothing to do")
-            else:
-                current.console.print("[bold]dry run[/bold]: nothing was changed")
-                print_plans(current.console, outcome.plans, currents, models, outcome.disturbs)
-            return
-        for gpu, done in sorted(outcome.executed.items()):
-            current.console.print(
-                f"GPU {gpu}: {done} of {len(outcome.plans[gpu].ops)} operation(s) done"
-            )
-        for gpu, why in sorted(outcome.pending.items()):
-            current.console.print(f"GPU {gpu}: [yellow]MIG mode change pending[/yellow]: {why}")
-        if outcome.error is not None:
-            rollback_line(current.console, outcome.error.message, outcome.rollback_error)
-
-    emit("ApplyResult", outcome.to_dict(), render)
-
-
-def _after_change(outcome: ApplyOutcome) -> None:
-    """Keep what depends on the MIG devices current: the CDI spec."""
-    if outcome.changed or outcome.rolled_back:
-        from migctl.tenancy.cdi import refresh_if_in_use
-
-        path = refresh_if_in_use(session().backend)
-        if path is not None and not session().json:
-            session().err.print(f"refreshed the CDI spec {path}")
-
-
-def _raise_for(outcome: ApplyOutcome) -> None:
-    if outcome.rollback_error is not None:
-        raise outcome.rollback_error
-    if outcome.error is not None:
-        raise outcome.error
-    if outcome.pending:
-        from migctl.cli.apply_report import pending_error
-
-        gpus = ", ".join(map(str, sorted(outcome.pending)))
-        raise pending_error(outcome.pending, f"GPU {gpus}: the layout waits for a MIG mode change")
-
-
 def apply_cmd(
     file: FileOption = None,
     config: ConfigOption = None,
@@ -288,9 +234,9 @@ def apply_cmd(
     )
     loaded = load_hooks(hooks, context)
     outcome = apply(session().backend, targets, force=force, dry_run=dry_run, hooks=loaded)
-    _report_apply(outcome, reasons)
-    _after_change(outcome)
-    _raise_for(outcome)
+    report_apply(outcome, reasons)
+    after_change(outcome)
+    raise_for(outcome)
 
 
 def _gpu_count() -> int:
@@ -322,9 +268,9 @@ def split_cmd(
         remote_layouts.apply(client, intent.targets, intent.reasons, force=force, dry_run=dry_run)
         return
     outcome = apply(session().backend, intent.targets, force=force, dry_run=dry_run)
-    _report_apply(outcome, intent.reasons)
-    _after_change(outcome)
-    _raise_for(outcome)
+    report_apply(outcome, intent.reasons)
+    after_change(outcome)
+    raise_for(outcome)
 
 
 def assert_cmd(file: FileOption = None, config: ConfigOption = None, gpu: GpuOption = None) -> None:
@@ -403,8 +349,8 @@ def recover_cmd(
 
     emit("Recover", data, render)
     if result.outcome is not None:
-        _after_change(result.outcome)
-        _raise_for(result.outcome)
+        after_change(result.outcome)
+        raise_for(result.outcome)
 
 
 def register(app: typer.Typer) -> None:

@@ -174,8 +174,6 @@ def _report(client: ServiceClient, outcome: Json, reasons: tuple[str, ...]) -> N
         for gpu, done in sorted(outcome["executed"].items(), key=lambda item: int(item[0])):
             total = len(plans[int(gpu)].ops)
             console.print(f"GPU {gpu}: {done} of {total} operation(s) done")
-        for gpu, why in sorted(outcome["pending"].items(), key=lambda item: int(item[0])):
-            console.print(f"GPU {gpu}: [yellow]MIG mode change pending[/yellow]: {why}")
         if outcome["error"] is not None:
             rollback_line(console, outcome["error"]["message"], outcome["rollback_error"])
 
