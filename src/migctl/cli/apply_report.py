@@ -43,10 +43,7 @@ def rollback_line(console: Console, failure: str, rollback_failed: object) -> No
 
 def _fix(reason: str) -> str:
     if "reboot" in reason:
-        return (
-            "reboot the machine: this GPU cannot be reset here (e.g. a pass-through VM), so the "
-            "change takes effect at the next boot"
-        )
+        return "reboot the machine: the change takes effect at the next boot"
     if "processes" in reason:
         return "stop the processes named above (`migctl status` shows them), or reboot"
     return "reboot, or reset the GPU once nothing uses it"
