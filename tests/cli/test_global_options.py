@@ -299,3 +299,10 @@ def test_a_verb_with_an_option_of_the_same_name_keeps_its_own(
     assert seen == {"out": "file.txt", "output": "json"}
     write_help = command.commands["write"].get_help(click.Context(command.commands["write"]))
     assert "  --output [table|json]" in write_help and "-o, --output" not in write_help
+
+
+def test_top_says_it_has_no_json_form(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every verb takes -o json: top, a live view, says so instead of printing a table."""
+    code, out, err = _invoke(capsys, ["top", "--once", "-o", "json", "--sim", MACHINE], {})
+    assert code == 2 and not out
+    assert "status -o json" in json.loads(err)["hint"]
