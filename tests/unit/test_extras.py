@@ -28,8 +28,11 @@ def _forget_server_modules(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _missing(monkeypatch: pytest.MonkeyPatch, *packages: str) -> None:
+    """As if ``packages`` were not installed, even when an earlier test imported them."""
     _forget_server_modules(monkeypatch)
     for package in packages:
+        for name in [m for m in sys.modules if m.startswith(f"{package}.")]:
+            monkeypatch.delitem(sys.modules, name)  # `from pkg.sub import x` looks here first
         monkeypatch.setitem(sys.modules, package, None)
 
 
@@ -83,9 +86,7 @@ def test_the_exact_planner_has_no_silent_fallback(monkeypatch: pytest.MonkeyPatc
     from migctl.planner.packing import Demand, pack
 
     h100 = load_catalog().get_mig("h100")
-    for name in [m for m in sys.modules if m == "scipy" or m.startswith("scipy.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "scipy", None)
+    _missing(monkeypatch, "scipy")
     with pytest.raises(NotSupportedError) as caught:
         pack([h100], [Demand(2, ("1g.10gb",))])
     assert "scipy" in caught.value.message and "reinstall" in (caught.value.hint or "")
