@@ -221,18 +221,21 @@ def serve(
 ) -> None:
     """Run the migctl daemon: REST API on a Unix socket (and optionally TCP) until stopped."""
     from migctl.engine.journal import state_dir as default_state_dir
+    from migctl.extras import needed
     from migctl.leases import default_db_path
-    from migctl.server.config import (
-        ConnectionLimits,
-        ServiceConfig,
-        audit_retention,
-        default_admin_group,
-        default_socket_path,
-        parse_host_port,
-        parse_rate,
-        repartition_policy,
-    )
-    from migctl.server.run import serve as run_daemon
+
+    with needed("migctl serve", extra="server"):
+        from migctl.server.config import (
+            ConnectionLimits,
+            ServiceConfig,
+            audit_retention,
+            default_admin_group,
+            default_socket_path,
+            parse_host_port,
+            parse_rate,
+            repartition_policy,
+        )
+        from migctl.server.run import serve as run_daemon
 
     current = session()
     current.local_only("migctl serve owns the GPUs itself")
