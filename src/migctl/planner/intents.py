@@ -243,15 +243,7 @@ class DemandFit:
         return self
 
     def _hint(self) -> str:
-        counted = [n for n in self.needed if n.at_most is not None]
-        first = min(counted, key=lambda n: n.at_most or 0, default=None)
-        if first is None:
-            return "ask for less, or for smaller instances"
-        demand = ",".join(item.text for item in self.items)
-        return (
-            f"use {first.at_most} such GPUs (see the layout: `migctl plan --model {first.model_key} "
-            f"--gpus {first.at_most} --demand '{demand}'`), or ask for less"
-        )
+        return more_gpus_hint(self.needed, self.items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +274,19 @@ class GpusNeeded:
 
 
 MAX_GPUS_COUNTED = 10_000  # a demand needing more is told "more than this"
+
+
+def more_gpus_hint(needed: Sequence[GpusNeeded], items: Sequence[DemandItem]) -> str:
+    """How to see the layout on enough GPUs, or to ask for less."""
+    counted = [n for n in needed if n.at_most is not None]
+    first = min(counted, key=lambda n: n.at_most or 0, default=None)
+    if first is None:
+        return "ask for less, or for smaller instances"
+    demand = ",".join(item.text for item in items)
+    return (
+        f"use {first.at_most} such GPUs (see the layout: `migctl plan --model {first.model_key} "
+        f"--gpus {first.at_most} --demand '{demand}'`), or ask for less"
+    )
 
 
 def gpus_needed(model: GpuModel, items: Sequence[DemandItem]) -> GpusNeeded | None:
@@ -324,11 +329,19 @@ def _refuse_counts_beyond(models: Sequence[GpuModel], items: Sequence[DemandItem
             for m, count in gpus_of.items()
         )
         if 0 < most < item.count:  # most 0: no GPU offers it; packing says why
+            needed = [n for m in gpus_of if (n := gpus_needed(m, items)) is not None]
+            needs = " or ".join(n.describe() for n in needed)
             raise InsufficientResourcesError(
                 f"demand item {position} {item.text!r}: {item.count} instances asked, the "
-                f"{len(models)} GPU(s) hold at most {most} of them",
-                hint="ask for fewer instances, or plan for more GPUs",
-                context={"item": item.text, "asked": item.count, "most": most},
+                f"{len(models)} GPU(s) hold at most {most} of them"
+                + (f"; the whole demand needs {needs}" if needs else ""),
+                hint=more_gpus_hint(needed, items),
+                context={
+                    "item": item.text,
+                    "asked": item.count,
+                    "most": most,
+                    "needed": [n.to_dict() for n in needed],
+                },
             )
 
 
