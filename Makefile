@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := planner,server,bench,fleet,dev
+EXTRAS := server,bench,fleet,dev
 
 .PHONY: demo test lint typecheck imports unit venv clean bench hardware
 

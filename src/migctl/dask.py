@@ -30,7 +30,7 @@ from migctl.fleet.resources import (
     worker_resources,
 )
 from migctl.model import normalize_profile_name
-from migctl.tenancy.sizes import parse_memory_mib
+from migctl.sizes import parse_memory_mib
 
 __all__ = ["gpu", "mig", "worker_memory_limit", "worker_resources"]
 

@@ -41,6 +41,7 @@ from migctl.model import (
     GpuModel,
     Placement,
 )
+from migctl.planner.feasibility import diagnose
 from migctl.planner.placement import place
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,13 @@ class Created:
 
 
 def _find_profile(model: GpuModel, token: str, gpu: int) -> GiProfile:
+    if not model.gi_profiles:
+        raise NotSupportedError(
+            f"GPU {gpu} ({model.nvidia_smi_name}) does not support MIG: it has no GPU instance "
+            f"profiles, so it cannot hold {token!r}",
+            hint="choose a GPU with MIG (`migctl list` shows MIG on/off; n/a: no MIG)",
+            context={"gpu": gpu, "profile": token},
+        )
     found = model.gi_profile(int(token)) if token.isdigit() else model.gi_profile(token)
     if found is None:
         names = ", ".join(f"{p.name} ({p.id})" for p in model.gi_profiles)
@@ -118,13 +126,11 @@ def plan_gi_creation(
     free = [r.profile for r in requests if r.start is None]
     placed = place(model, free, current + fixed)
     if placed is None:
-        names = ",".join(p.name for p in free)
-        raise _refusal(
-            model,
-            gpu,
-            names,
-            "these do not fit beside the existing instances in any order",
-            current + fixed,
+        why = diagnose(model, free, current + fixed)  # counts, media engines, slices, placements
+        raise InsufficientResourcesError(
+            f"GPU {gpu}: {why.message}",
+            hint=why.hint,
+            context={"gpu": gpu, "request": ",".join(p.name for p in free)},
         )
     return fixed + placed
 

@@ -20,7 +20,7 @@ import pytest
 from migctl.backends.select import open_backend, open_sim_control
 from migctl.cli.main import run
 from migctl.leases import DeviceCandidate, DeviceRequest, LeaseOwner, LeaseStore
-from migctl.tenancy.cdi import default_cdi_path
+from migctl.node.open import open_node
 from tests.cli.conftest import run_cli, run_cli_json
 
 MACHINE = "h100-single"
@@ -118,13 +118,11 @@ def test_a_simulated_machines_cdi_spec_lives_in_its_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     on(tmp_path / "sim", monkeypatch)
-    backend = open_backend(MACHINE)
-    try:
-        assert default_cdi_path(backend.files_dir) == tmp_path / "sim" / MACHINE / "cdi.yaml"
-    finally:
-        backend.close()
+    with open_node(MACHINE) as node:
+        assert node.settings.cdi_path == tmp_path / "sim" / MACHINE / "cdi.yaml"
     monkeypatch.setenv("MIGCTL_CDI_PATH", str(tmp_path / "explicit.yaml"))
-    assert default_cdi_path(tmp_path / "sim" / MACHINE) == tmp_path / "explicit.yaml"
+    with open_node(MACHINE) as node:
+        assert node.settings.cdi_path == tmp_path / "explicit.yaml"
 
 
 def identities(machine: str) -> dict[str, list[str]]:

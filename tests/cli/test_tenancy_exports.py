@@ -82,14 +82,45 @@ def test_docker_args_for_a_lease_and_for_a_device(
     lease = cli_json(capsys, "lease", "acquire", "--profile", "2g.20gb")["lease"]
     uuid = lease["uuid"]
     argv = cli_json(capsys, "docker-args", "--lease", str(lease["lease_id"]))["argv"]
-    assert argv["gpus"] == ["--gpus", f'"device={uuid}"']
+    assert argv["gpus"] == ["--gpus", f"device={uuid}"]
     assert argv["env"] == ["--runtime=nvidia", "-e", f"NVIDIA_VISIBLE_DEVICES={uuid}"]
     assert argv["cdi"] == ["--device", f"nvidia.com/gpu={uuid}"]
     code, out, _ = cli(capsys, "docker-args", "--lease", str(lease["lease_id"]), "--form", "gpus")
     assert code == 0 and shlex.split(out) == argv["gpus"]  # a shell hands docker these tokens
     other = devices[0]["uuid"]
-    by_device = cli_json(capsys, "docker-args", "--device", other, "--form", "cdi")["argv"]
-    assert by_device == {"cdi": ["--device", f"nvidia.com/gpu={other}"]}
+    by_device = cli_json(capsys, "docker-args", "--device", other, "--form", "cdi")
+    assert by_device["args"] == ["--device", f"nvidia.com/gpu={other}"]
+    assert by_device["form"] == "cdi"
+
+
+@pytest.mark.parametrize("form", ["gpus", "env", "cdi"])
+def test_docker_args_prints_just_the_flags_for_an_unquoted_substitution(
+    capsys: pytest.CaptureFixture[str], devices: list[dict[str, Any]], form: str
+) -> None:
+    """``docker run $(migctl docker-args --device MIG-...) image`` (the README's line) works.
+
+    Unquoted ``$(...)`` splits the output on blanks and takes no quotes away: the output must
+    be exactly docker's flags, on one line, needing no quoting. It used to be three labelled
+    lines, so docker took ``gpus`` as the image.
+    """
+    uuid = devices[0]["uuid"]
+    args = ["docker-args", "--device", uuid] + ([] if form == "gpus" else ["--form", form])
+    code, out, _ = cli(capsys, *args)
+    expected = cli_json(capsys, "docker-args", "--device", uuid)["argv"][form]
+    assert code == 0
+    assert out.count("\n") == 1 and out.split() == expected == shlex.split(out)
+    assert not any(word in ("gpus", "env", "cdi") for word in out.split())
+
+
+def test_docker_args_explain_labels_every_form(
+    capsys: pytest.CaptureFixture[str], devices: list[dict[str, Any]]
+) -> None:
+    uuid = devices[0]["uuid"]
+    code, out, _ = cli(capsys, "docker-args", "--device", uuid, "--explain")
+    assert code == 0
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines[:3]] == ["gpus", "env", "cdi"]
+    assert f"--gpus device={uuid}" in lines[0] and "NVIDIA Container Toolkit" in lines[0]
 
 
 @pytest.mark.parametrize(

@@ -49,11 +49,11 @@ def test_a_real_worker_holds_its_device_and_stops_with_its_group(tmp_path: Path)
                 async with Client(scheduler.address, asynchronous=True) as client:
                     seen = await client.run(_visible_devices)
                 assert list(seen.values()) == [device.uuid]
-                with LeaseStore() as store:
+                with host._store() as store:
                     assert [lease.uuid for lease in store.list_leases()] == [device.uuid]
             finally:
                 await host.stop_worker(name, 5)
-        with LeaseStore() as store:
+        with host._store() as store:
             assert store.list_leases() == []
 
     with isolated_state(tmp_path):

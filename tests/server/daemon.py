@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,28 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_healthy(
+    process: subprocess.Popen[bytes],
+    socket_path: Path,
+    log: Callable[[], str],
+    timeout_s: float = START_TIMEOUT_S,
+) -> None:
+    """Wait until the daemon ``process`` answers ``/v1/health`` on ``socket_path``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daemon exited with {process.returncode}:\n{log()}")
+        try:
+            transport = httpx.HTTPTransport(uds=str(socket_path))
+            with httpx.Client(transport=transport, base_url="http://migctl", timeout=60) as client:
+                if client.get("/v1/health").status_code == 200:
+                    return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"daemon not ready after {timeout_s} s:\n{log()}")
 
 
 class Daemon:
@@ -87,19 +109,8 @@ class Daemon:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daemon exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                with self.client() as client:
-                    if client.get("/v1/health").status_code == 200:
-                        return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"daemon not ready after {START_TIMEOUT_S} s:\n{self.log()}")
+        assert self.process is not None
+        wait_healthy(self.process, self.socket_path, self.log)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

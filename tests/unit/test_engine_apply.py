@@ -17,7 +17,7 @@ from migctl.backends.select import open_backend, open_sim_control
 from migctl.engine.apply import apply, journal_for
 from migctl.engine.assertion import check
 from migctl.engine.export import current_layouts
-from migctl.engine.hooks import HookFailedError, Hooks
+from migctl.engine.hooks import HookFailedError, Hooks, ShellHook
 from migctl.engine.recover import recover
 from migctl.errors import InUseError
 from migctl.model import Placement
@@ -125,7 +125,7 @@ def test_pending_mode_is_reported(backend: NvmlBackend, holder: subprocess.Popen
 
 def test_failing_before_hook_changes_nothing(backend: NvmlBackend, tmp_path: Path) -> None:
     seen = tmp_path / "plan.json"
-    hooks = Hooks({"before-apply": (f"cat > {seen}; exit 3",)})
+    hooks = Hooks({"before-apply": (ShellHook(f"cat > {seen}; exit 3"),)})
     with pytest.raises(HookFailedError):
         apply(backend, {0: MIXED}, hooks=hooks)
     mode = backend.gpu(0).mig

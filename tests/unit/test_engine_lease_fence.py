@@ -22,7 +22,7 @@ from migctl.backends.base import Backend
 from migctl.backends.nvml import NvmlBackend
 from migctl.backends.select import open_backend, open_sim_control
 from migctl.engine.apply import apply
-from migctl.engine.hooks import Hooks
+from migctl.engine.hooks import Hooks, ShellHook
 from migctl.errors import InUseError, MigctlError
 from migctl.leases import DeviceCandidate, DeviceRequest, Lease, LeaseOwner, LeaseStore
 from migctl.planner import DesiredGi, DesiredLayout
@@ -120,7 +120,9 @@ def test_a_lease_granted_after_planning_stops_the_destroy(
     assert apply(backend, {0: TWO}).error is None
     target = min(live_devices(), key=lambda d: d.gi_id).uuid
     acquire = f"{sys.executable} -m migctl --sim {MACHINE} lease acquire --device {target}"
-    hooks = Hooks({"before-instance-changes": (acquire,)})  # after the plan, before any change
+    hooks = Hooks(
+        {"before-instance-changes": (ShellHook(acquire),)}
+    )  # after the plan, before a change
     outcome = apply(backend, {0: SEVEN}, hooks=hooks)
     assert isinstance(outcome.error, InUseError) and target in outcome.error.message
     assert outcome.rolled_back

@@ -139,8 +139,9 @@ def test_parse_demand_items_and_units() -> None:
 @pytest.mark.parametrize(
     ("text", "position", "words"),
     [
-        ("4x12", 1, "neither a size"),
-        ("4x12GiB,2x3TB", 2, "unknown unit"),
+        ("4x12", 1, "has no unit"),
+        ("4x12GiB,2x3parsecs", 2, "cannot read memory size"),
+        ("4xbig", 1, "neither a size"),
         ("0x1GiB", 1, "at least 1"),
         ("4x12GiB,,1x1GiB", 2, "empty"),
         ("4x", 1, "missing"),

@@ -13,8 +13,8 @@ import yaml
 from migctl.backends.nvml import NvmlBackend
 from migctl.backends.select import open_backend
 from migctl.errors import InvalidStateError, PermissionDeniedError, UsageError
-from migctl.tenancy.cdi import ENV_CDI_PATH, default_cdi_path, generate_spec, refresh_cdi
-from migctl.tenancy.devnodes import ENV_PROC_ROOT, proc_dir_name
+from migctl.tenancy.cdi import generate_spec, refresh_cdi
+from migctl.tenancy.devnodes import proc_dir_name
 from migctl.workflow import (
     create_compute_instances,
     create_gpu_instances,
@@ -124,8 +124,7 @@ def test_device_files_come_from_the_driver_procfs(
     # GPU minors deliberately differ from the NVML indexes.
     buses = [proc_dir_name(machine.gpu(index).pci_bus_id) for index in (0, 1)]
     table = fake_proc(tmp_path, {buses[0]: 5, buses[1]: 4})
-    monkeypatch.setenv(ENV_PROC_ROOT, str(tmp_path))
-    spec = generate_spec(machine)
+    spec = generate_spec(machine, proc_root=tmp_path)
     check_cdi_spec(spec)
     named = _by_name(spec)
     minors = {0: 5, 1: 4}
@@ -154,9 +153,7 @@ def test_refresh_writes_atomically_and_removes_when_nothing_is_left(
     machine: NvmlBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = tmp_path / "cdi" / "migctl.yaml"
-    monkeypatch.setenv(ENV_CDI_PATH, str(target))
-    assert default_cdi_path() == target
-    assert refresh_cdi(machine) == target
+    assert refresh_cdi(machine, target) == target
     written = yaml.safe_load(target.read_text())
     check_cdi_spec(written)
     assert written == generate_spec(machine)
@@ -166,8 +163,8 @@ def test_refresh_writes_atomically_and_removes_when_nothing_is_left(
         destroy_gpu_instances(machine, gpu, None)
     with pytest.raises(InvalidStateError):
         generate_spec(machine)
-    assert refresh_cdi(machine) is None and not target.exists()
-    assert refresh_cdi(machine) is None  # nothing to remove: still fine
+    assert refresh_cdi(machine, target) is None and not target.exists()
+    assert refresh_cdi(machine, target) is None  # nothing to remove: still fine
 
 
 def test_unwritable_target_is_a_clear_error(machine: NvmlBackend, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ same model, and a GPU without MIG must be recognised as such, not as "unknown".
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -132,15 +131,11 @@ def _packaged_models() -> tuple[GpuModel, ...]:
     return tuple(_models_in(json.loads(text), "packaged catalog"))
 
 
-def _env_paths() -> list[Path]:
-    value = os.environ.get(CATALOG_ENV, "")
-    return [Path(p) for p in value.split(os.pathsep) if p]
-
-
 def load_catalog(extra: Iterable[Path] | None = None) -> Catalog:
-    """The packaged catalog plus captured models from ``MIGCTL_CATALOG`` and ``extra``."""
+    """The packaged catalog plus captured models from ``extra`` (``Settings.catalog_files``,
+    from ``MIGCTL_CATALOG``)."""
     models: list[GpuModel] = list(_packaged_models())
-    paths: Sequence[Path] = [*_env_paths(), *(extra or ())]
+    paths: Sequence[Path] = list(extra or ())
     for path in paths:
         models.extend(read_catalog_file(path))
     return Catalog(tuple(models))

@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from migctl.catalog.complete import complete_model
 from migctl.cli import serialize
+from migctl.cli.global_options import first_word
 from migctl.cli.output import emit, gib, note, placements_text, print_rows, table, value
 from migctl.cli.session import session
 from migctl.errors import EXIT_MISMATCH, InvalidInputError
@@ -34,8 +35,9 @@ class _CatalogGroup(TyperGroup):
     """``migctl catalog MODEL`` means ``migctl catalog show MODEL``."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # vendored click Context
-        if args and not args[0].startswith("-") and args[0] not in self.commands:
-            args = ["show", *args]
+        first = first_word(args)  # global options may come first: catalog -o json h100
+        if first is not None and args[first] not in self.commands:
+            args = [*args[:first], "show", *args[first:]]
         return super().parse_args(ctx, args)
 
 

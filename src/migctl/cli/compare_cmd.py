@@ -29,7 +29,9 @@ def assert_cmd(file: FileOption = None, config: ConfigOption = None, gpu: GpuOpt
         raise UsageError("say which layout to check: -f LAYOUT.yaml (and -c NAME)")
     models, _ = gpu_models(gpu, None, 0)
     found = layout_file_targets(file, config, models, gpu, False)
-    diffs = check(session().reader, found.targets)
+    from migctl.engine.files import READ_ONLY_FILES
+
+    diffs = check(session().reader, found.targets, READ_ONLY_FILES)
     diffs.update({g: [] for g in found.resolution.layouts if g not in diffs})  # MIG off, no MIG
     diffs.update(found.unmatched())
     diffs = dict(sorted(diffs.items()))

@@ -24,11 +24,16 @@ from migctl.errors import InvalidStateError, NotFoundError, UsageError
 
 
 class DockerForm(enum.StrEnum):
-    ALL = "all"
     GPUS = "gpus"
     ENV = "env"
     CDI = "cdi"
 
+
+FORM_TEXT = {
+    DockerForm.GPUS: "Docker's --gpus (needs the NVIDIA Container Toolkit)",
+    DockerForm.ENV: "the NVIDIA container runtime, which reads NVIDIA_VISIBLE_DEVICES",
+    DockerForm.CDI: "a CDI device (Docker 25+ with CDI, podman; `migctl cdi generate`)",
+}
 
 KindOption = Annotated[
     str, typer.Option("--kind", help="CDI kind (vendor/class) the devices are named under.")
@@ -41,31 +46,42 @@ def docker_args(
     ] = None,
     device: Annotated[str | None, typer.Option("--device", "-d", help="This MIG-<uuid>.")] = None,
     form: Annotated[
-        DockerForm, typer.Option("--form", help="all, or just one: gpus, env, cdi.")
-    ] = DockerForm.ALL,
+        DockerForm, typer.Option("--form", help="gpus (default), env or cdi.")
+    ] = DockerForm.GPUS,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show every form, labelled, with what it needs.")
+    ] = False,
     kind: KindOption = "nvidia.com/gpu",
     lease_db: LeaseDbOption = None,
 ) -> None:
-    """Print `docker run` flags that give a container one MIG device.
+    """Print the `docker run` flags that give a container one MIG device, on one line.
 
-    gpus: --gpus '"device=MIG-..."' (Docker with the NVIDIA Container Toolkit);
-    env: --runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=MIG-...; cdi: --device KIND=MIG-...
-    (needs a CDI spec: `migctl cdi generate`). Use: eval "docker run $(migctl docker-args
-    --lease 7 --form gpus) IMAGE".
+    Use: docker run $(migctl docker-args --device MIG-...) IMAGE. gpus (default): --gpus
+    device=MIG-... (Docker with the NVIDIA Container Toolkit); env: --runtime=nvidia -e
+    NVIDIA_VISIBLE_DEVICES=MIG-...; cdi: --device KIND=MIG-... (needs a CDI spec: `migctl cdi
+    generate`). --explain labels all three; -o json gives them as argv lists.
     """
     from migctl.tenancy.environment import DockerArgs
     from migctl.tenancy.environment import docker_args as make_args
 
     uuid = _device_for(lease, device, lease_db)
-    args = make_args(uuid, kind)
-    forms = args.forms() if form == DockerForm.ALL else {form.value: args.forms()[form.value]}
+    forms = make_args(uuid, kind).forms()
 
     def render() -> None:
+        if not explain:
+            typer.echo(DockerArgs.shell(forms[form.value]))
+            return
         for name, tokens in forms.items():
             line = DockerArgs.shell(tokens)
-            session().console.print(line if len(forms) == 1 else f"{name:5} {line}")
+            session().console.print(f"{name:5} {line}   # {FORM_TEXT[DockerForm(name)]}")
 
-    emit("DockerArgs", {"uuid": uuid, "argv": {k: list(v) for k, v in forms.items()}}, render)
+    data = {
+        "uuid": uuid,
+        "form": form.value,
+        "args": list(forms[form.value]),
+        "argv": {name: list(tokens) for name, tokens in forms.items()},
+    }
+    emit("DockerArgs", data, render)
 
 
 def _device_for(lease_id: int | None, device: str | None, lease_db: Path | None) -> str:

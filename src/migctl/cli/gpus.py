@@ -17,7 +17,6 @@ import typer
 from migctl.cli import serialize
 from migctl.cli.output import emit, lease_text, outside, print_rows, process_text, table
 from migctl.cli.session import session
-from migctl.errors import InvalidStateError
 
 if TYPE_CHECKING:
     from migctl.backends.base import Backend, ModeChange
@@ -223,11 +222,11 @@ def _disable_destroying(backend: Backend, gpus: Sequence[int]) -> list[ModeChang
     from migctl.backends.base import ModeChange
     from migctl.engine.apply import apply
     from migctl.planner import DesiredLayout
-    from migctl.tenancy.cdi import refresh_if_in_use
 
-    outcome = apply(backend, {g: DesiredLayout((), False) for g in gpus}, force=True)
+    targets = {g: DesiredLayout((), False) for g in gpus}
+    outcome = apply(backend, targets, force=True, files=session().engine_files())
     if outcome.changed or outcome.rolled_back:
-        refresh_if_in_use(backend)
+        session().refresh_cdi()
     if outcome.rollback_error is not None:
         raise outcome.rollback_error
     if outcome.error is not None:
@@ -245,7 +244,7 @@ def _change(gpu: str | None, enabled: bool, force: bool = False) -> None:
     changes, skipped = _mode_changes(gpu, enabled, force)
     word = "enabled" if enabled else "disabled"
 
-    def render() -> None:
+    def render() -> None:  # the pending ones are the error raised below, said once
         for info in skipped:
             current.console.print(
                 outside(f"GPU {info.index} ({info.name}): no MIG support, skipped"),
@@ -254,10 +253,6 @@ def _change(gpu: str | None, enabled: bool, force: bool = False) -> None:
         for change in changes:
             if change.done:
                 current.console.print(f"GPU {change.gpu_index}: MIG {word}")
-            else:
-                current.console.print(
-                    f"GPU {change.gpu_index}: MIG {word} is pending: {change.reason}"
-                )
 
     emit(
         "MigModeChange",
@@ -269,13 +264,12 @@ def _change(gpu: str | None, enabled: bool, force: bool = False) -> None:
         },
         render,
     )
-    pending = [c for c in changes if not c.done]
+    pending = {c.gpu_index: c.reason for c in changes if not c.done}
     if pending:
-        gpus = ",".join(str(c.gpu_index) for c in pending)
-        raise InvalidStateError(
-            f"MIG mode is not yet {word} on GPU {gpus}: the change waits for a GPU reset",
-            hint="stop the processes named above and run the command again, or reboot",
-        )
+        from migctl.cli.apply_report import pending_error
+
+        gpus = ",".join(map(str, pending))
+        raise pending_error(pending, f"MIG mode is not yet {word} on GPU {gpus}")
 
 
 @mode_app.command("enable")
@@ -312,7 +306,7 @@ def metrics() -> None:
         return
     from migctl.metrics import render
 
-    typer.echo(render(session().backend).decode(), nl=False)
+    typer.echo(render(session().backend, session().lease_db()).decode(), nl=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -106,9 +106,7 @@ def profiles(
 
 def _refresh_cdi() -> None:
     """MIG devices changed: keep a CDI spec in use current (see tenancy.cdi)."""
-    from migctl.tenancy.cdi import refresh_if_in_use
-
-    refresh_if_in_use(session().backend)
+    session().refresh_cdi()
 
 
 def _target_gpus(gpu: str | None, backend: Backend | None = None) -> list[int]:

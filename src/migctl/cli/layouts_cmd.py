@@ -15,16 +15,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from migctl.cli.apply_report import after_change, raise_for, report_apply
 from migctl.cli.gpus import GpuOption
 from migctl.cli.output import emit, note
 from migctl.cli.session import session
-from migctl.errors import InvalidStateError, UsageError
+from migctl.errors import NotSupportedError, UsageError
 
 if TYPE_CHECKING:
-    from migctl.cli.layout_files import FileTargets
-    from migctl.engine.apply import ApplyOutcome
     from migctl.engine.intents import IntentResult
+    from migctl.layout import MachineGpu
     from migctl.model import GpuModel
+    from migctl.node.layout_files import FileTargets
     from migctl.planner import CurrentGpu, DesiredLayout
 
 FileOption = Annotated[
@@ -37,18 +38,6 @@ MAX_OFFLINE_GPUS = 1024  # plan --model --gpus: more GPUs than any host, as the 
 ForceOption = Annotated[
     bool, typer.Option("--force", help="Also destroy busy instances (leased or running).")
 ]
-
-
-def parse_size_mib(text: str | None) -> int | None:
-    """``"12GiB"`` -> 12288; plain numbers are MiB."""
-    if text is None:
-        return None
-    from migctl.planner import parse_demand
-
-    item = parse_demand(f"1x{text}" if text[-1].isalpha() else f"1x{text}MiB")[0]
-    if item.memory_mib is None:
-        raise UsageError(f"{text!r} is not a memory size", hint="e.g. 12GiB, 40960MiB")
-    return int(item.memory_mib)
 
 
 def gpu_models(gpu: str | None, model: str | None, count: int) -> tuple[dict[int, GpuModel], bool]:
@@ -77,11 +66,13 @@ def _intent(
     demand: str | None,
 ) -> IntentResult | None:
     from migctl.engine import intents
+    from migctl.sizes import parse_memory_mib
 
-    models = {g: m for g, m in models.items() if m.mig_capable}
     chosen = [x for x in (split_n, demand, memory or sms or share) if x]
     if len(chosen) > 1:
         raise UsageError("choose one of --split, --demand, or --memory/--sms/--share")
+    if chosen:
+        models = _with_mig(models)
     if split_n is not None:
         return intents.split_layouts(models, split_n)
     if demand is not None:
@@ -89,7 +80,7 @@ def _intent(
     if memory or sms or share:
         return intents.sized_layouts(
             models,
-            memory_mib=parse_size_mib(memory),
+            memory_mib=None if memory is None else parse_memory_mib(memory),
             sms=sms,
             share=None if share is None else share / 100 if share > 1 else share,
             count=count,
@@ -97,14 +88,58 @@ def _intent(
     return None
 
 
+def _with_mig(models: dict[int, GpuModel]) -> dict[int, GpuModel]:
+    """The GPUs an intent can shape; refused when the chosen GPUs have no MIG at all."""
+    capable = {g: m for g, m in models.items() if m.mig_capable}
+    if models and not capable:
+        named = ", ".join(f"GPU {g} ({m.nvidia_smi_name})" for g, m in sorted(models.items()))
+        raise NotSupportedError(
+            f"{named} does not support MIG: there is nothing to split or size",
+            hint="choose GPUs with MIG with -i (`migctl list`: MIG on/off; n/a: no MIG)",
+        )
+    return capable
+
+
 def layout_file_targets(
     path: Path, config: str | None, models: dict[int, GpuModel], gpu: str | None, offline: bool
 ) -> FileTargets:
     """The file resolved against the whole machine, for the GPUs ``-i`` chose (``models``)."""
-    from migctl.cli.layout_files import file_targets
+    import dataclasses
+
+    from migctl.node.layout_files import file_targets, parse_layout
+    from migctl.schemas.layouts import LayoutTarget
 
     whole = models if gpu is None or offline else gpu_models(None, None, 0)[0]
-    return file_targets(path, config, models, whole, offline=offline)
+    target = LayoutTarget.from_file(path, config)
+    layout = parse_layout(target.text, config, target.source, session().catalog)
+    found = file_targets(layout, _machine(whole, offline), models)
+    if found.mig_parted and not offline and found.targets:
+        from migctl.engine.export import current_layouts
+        from migctl.layout.bridge import keep_matching_counts
+
+        current = current_layouts(session().reader, sorted(found.targets))
+        kept = keep_matching_counts(found.targets, current, models)
+        found = dataclasses.replace(found, targets=kept)
+    return found
+
+
+def _machine(models: dict[int, GpuModel], offline: bool) -> list[MachineGpu]:
+    """The machine as the layout sees it, with the PCI ids the driver reports."""
+    from migctl.layout import MachineGpu
+
+    if offline:
+        return [MachineGpu(index, model) for index, model in sorted(models.items())]
+    infos = {info.index: info for info in session().reader.gpus()}
+    machine = []
+    for index, model in sorted(models.items()):
+        info = infos.get(index)
+        if info is None:
+            machine.append(MachineGpu(index, model))
+        else:  # a device id of 0: not reported (an older daemon)
+            machine.append(
+                MachineGpu(index, model, info.pci_device_id or None, info.pci_subsystem_id)
+            )
+    return machine
 
 
 def _targets(
@@ -149,7 +184,10 @@ def plan(
         int | None, typer.Option("--split", help="N equal instances per GPU.")
     ] = None,
     memory: Annotated[
-        str | None, typer.Option("--memory", help="Memory each instance needs, e.g. 12GiB.")
+        str | None,
+        typer.Option(
+            "--memory", help="Memory each instance needs: 12GiB = 12G, 12GB (decimal), 12288 (MiB)."
+        ),
     ] = None,
     sms: Annotated[int | None, typer.Option("--sms", help="SMs each instance needs.")] = None,
     share: Annotated[
@@ -181,7 +219,9 @@ def plan(
     else:
         from migctl.engine.apply import plan_machine
 
-        plans, currents = plan_machine(session().backend, targets, force=force)
+        plans, currents = plan_machine(
+            session().backend, targets, force=force, files=session().engine_files()
+        )
 
     def render() -> None:
         note(reasons)
@@ -194,64 +234,6 @@ def plan(
     )
 
 
-def _report_apply(outcome: ApplyOutcome, reasons: tuple[str, ...]) -> None:
-    current = session()
-
-    def render() -> None:
-        note(reasons)
-        if outcome.recovered:
-            current.console.print(f"[yellow]found:[/yellow] {outcome.recovered}")
-        if outcome.dry_run or outcome.noop:
-            from migctl.cli.render_plan import print_plans
-            from migctl.engine.current import read_current
-
-            currents = {g: read_current(current.backend, g, {}) for g in outcome.plans}
-            models = {g: current.backend.live_model(g) for g in outcome.plans}
-            if outcome.noop:
-                current.console.print("the machine already matches the layout: nothing to do")
-            else:
-                current.console.print("[bold]dry run[/bold]: nothing was changed")
-                print_plans(current.console, outcome.plans, currents, models, outcome.disturbs)
-            return
-        for gpu, done in sorted(outcome.executed.items()):
-            current.console.print(
-                f"GPU {gpu}: {done} of {len(outcome.plans[gpu].ops)} operation(s) done"
-            )
-        for gpu, why in sorted(outcome.pending.items()):
-            current.console.print(f"GPU {gpu}: [yellow]MIG mode change pending[/yellow]: {why}")
-        if outcome.error is not None:
-            current.console.print(f"[red]failed:[/red] {outcome.error.message}")
-            restored = (
-                "the state before the apply was restored" if outcome.rolled_back else "NOT restored"
-            )
-            current.console.print(f"rollback: {restored}")
-
-    emit("ApplyResult", outcome.to_dict(), render)
-
-
-def _after_change(outcome: ApplyOutcome) -> None:
-    """Keep what depends on the MIG devices current: the CDI spec."""
-    if outcome.changed or outcome.rolled_back:
-        from migctl.tenancy.cdi import refresh_if_in_use
-
-        path = refresh_if_in_use(session().backend)
-        if path is not None and not session().json:
-            session().err.print(f"refreshed the CDI spec {path}")
-
-
-def _raise_for(outcome: ApplyOutcome) -> None:
-    if outcome.rollback_error is not None:
-        raise outcome.rollback_error
-    if outcome.error is not None:
-        raise outcome.error
-    if outcome.pending:
-        gpus = ", ".join(map(str, sorted(outcome.pending)))
-        raise InvalidStateError(
-            f"GPU {gpus}: the MIG mode change waits for a GPU reset; their layout is not applied yet",
-            hint="stop the processes named above, then apply again (or reboot)",
-        )
-
-
 def apply_cmd(
     file: FileOption = None,
     config: ConfigOption = None,
@@ -260,7 +242,12 @@ def apply_cmd(
         bool, typer.Option("--dry-run", help="Show the plan and what it would disturb.")
     ] = False,
     force: ForceOption = False,
-    hooks: Annotated[Path | None, typer.Option("--hooks", help="Hooks file (YAML).")] = None,
+    hooks: Annotated[
+        Path | None,
+        typer.Option(
+            "--hooks", help="Hooks file: migctl's or mig-parted's (version: v1); docs/hooks.md."
+        ),
+    ] = None,
     split_n: Annotated[
         int | None, typer.Option("--split", help="N equal instances per GPU.")
     ] = None,
@@ -268,7 +255,7 @@ def apply_cmd(
 ) -> None:
     """Make the machine match a layout: assert first, change only what must change."""
     from migctl.engine.apply import apply
-    from migctl.engine.hooks import load_hooks
+    from migctl.engine.hooks_file import ApplyContext, load_hooks
 
     models, _ = gpu_models(gpu, None, 0)
     intent = _intent(models, split_n, None, None, None, None, demand)
@@ -280,12 +267,23 @@ def apply_cmd(
             remote_layouts.refuse_hooks()
         remote_layouts.apply(client, targets, reasons, force=force, dry_run=dry_run)
         return
-    outcome = apply(
-        session().backend, targets, force=force, dry_run=dry_run, hooks=load_hooks(hooks)
+    context = ApplyContext(
+        config_file="" if file is None else str(file),
+        selected_config=config or "",
+        hooks_file="" if hooks is None else str(hooks),
     )
-    _report_apply(outcome, reasons)
-    _after_change(outcome)
-    _raise_for(outcome)
+    loaded = load_hooks(hooks, context)
+    outcome = apply(
+        session().backend,
+        targets,
+        force=force,
+        dry_run=dry_run,
+        hooks=loaded,
+        files=session().engine_files(),
+    )
+    report_apply(outcome, reasons)
+    after_change(outcome)
+    raise_for(outcome)
 
 
 def _gpu_count() -> int:
@@ -316,10 +314,16 @@ def split_cmd(
 
         remote_layouts.apply(client, intent.targets, intent.reasons, force=force, dry_run=dry_run)
         return
-    outcome = apply(session().backend, intent.targets, force=force, dry_run=dry_run)
-    _report_apply(outcome, intent.reasons)
-    _after_change(outcome)
-    _raise_for(outcome)
+    outcome = apply(
+        session().backend,
+        intent.targets,
+        force=force,
+        dry_run=dry_run,
+        files=session().engine_files(),
+    )
+    report_apply(outcome, intent.reasons)
+    after_change(outcome)
+    raise_for(outcome)
 
 
 def recover_cmd(
@@ -330,13 +334,15 @@ def recover_cmd(
     """Repair an interrupted apply: complete it (default) or roll it back."""
     from migctl.engine.recover import recover
 
-    result = recover(session().backend, rollback=rollback)
+    result = recover(session().backend, rollback=rollback, files=session().engine_files())
     data: dict[str, Any] = {
         "mode": result.mode,
         "found": None if result.found is None else result.found.to_dict(),
     }
     if result.outcome is not None:
-        data["outcome"] = result.outcome.to_dict()
+        from migctl.schemas.reports import ApplyResultOut
+
+        data["outcome"] = ApplyResultOut.of_outcome(result.outcome).model_dump(mode="json")
 
     def render() -> None:
         if result.found is None:
@@ -350,8 +356,8 @@ def recover_cmd(
 
     emit("Recover", data, render)
     if result.outcome is not None:
-        _after_change(result.outcome)
-        _raise_for(result.outcome)
+        after_change(result.outcome)
+        raise_for(result.outcome)
 
 
 def register(app: typer.Typer) -> None:

@@ -74,8 +74,8 @@ LeaseDbOption = Annotated[
 def selection_from(
     profile: str | None, memory: str | None, sms: int | None, device: str | None
 ) -> DeviceSelection:
+    from migctl.sizes import parse_memory_mib
     from migctl.tenancy.selection import DeviceSelection
-    from migctl.tenancy.sizes import parse_memory_mib
 
     memory_mib = parse_memory_mib(memory) if memory is not None else None
     return DeviceSelection(profile, memory_mib, sms, device)
@@ -84,8 +84,8 @@ def selection_from(
 def acquire_options(
     ttl: str | None, wait: str, create: bool, priority: int | None = None
 ) -> AcquireOptions:
+    from migctl.sizes import parse_duration_s
     from migctl.tenancy.leasing import AcquireOptions
-    from migctl.tenancy.sizes import parse_duration_s
 
     ttl_s = parse_duration_s(ttl) if ttl is not None else None
     wait_s = parse_duration_s(wait)
@@ -215,8 +215,8 @@ def renew(
 ) -> None:
     """Push a lease's expiry out again (by its own TTL, or a new --ttl)."""
     from migctl.leases import LeaseOwner
+    from migctl.sizes import parse_duration_s
     from migctl.tenancy.holders import expiry_text
-    from migctl.tenancy.sizes import parse_duration_s
 
     ttl_s = parse_duration_s(ttl) if ttl is not None else None
     if (client := session().daemon) is not None:

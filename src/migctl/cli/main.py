@@ -4,7 +4,9 @@ Why this exists: one place owns the contract with the shell. Every ``MigctlError
 becomes its documented exit code and a message (JSON on stderr with ``--output json``);
 anything unexpected becomes exit 70 with a one-line report, never a traceback
 (``MIGCTL_DEBUG=1`` shows it for developers). ``--local`` / ``MIGCTL_URL`` choose between the
-GPUs and the migctl daemon (rule: ``cli/route.py``; verbs: ``cli/session.py``).
+GPUs and the migctl daemon (rule: ``cli/route.py``; verbs: ``cli/session.py``). The global
+options are read here before the verb and, by every verb and sub-verb, after it too
+(``cli/global_options.py``).
 
 Exit codes: 0 ok; 1 check failed (``migctl assert``); 2 usage; 3 not found;
 4 permission denied; 5 insufficient resources; 6 in use; 7 not supported; 8 read-only;
@@ -17,15 +19,16 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Annotated
 
+import click
 import typer
 
 from migctl import __version__
+from migctl.cli.global_options import VALUE_OPTIONS, add_everywhere, configure_logging, first_word
 from migctl.cli.session import OutputFormat, Session, session, set_session
 from migctl.errors import EXIT_INTERNAL, MigctlError
 
@@ -57,8 +60,7 @@ SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("catalog_cmd", "app", ("catalog",)),
     ("sim_cmd", "app", ("sim",)),
 )
-# global options that take a value: the word after them is never the verb
-VALUE_OPTIONS = frozenset({"--sim", "--output", "-o"})
+__all__ = ["SECTIONS", "VALUE_OPTIONS", "build_app", "build_command", "run", "verb_of"]
 
 
 def _version(flag: bool) -> None:
@@ -97,24 +99,13 @@ def main(
 ) -> None:
     """NVIDIA MIG made easy: inspect GPUs, create and destroy instances, plan layouts."""
     set_session(Session(sim=sim, read_only=read_only, output=output, verbose=verbose, local=local))
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    # each request to the migctl daemon: only with -vv (-v says which way was taken)
-    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
+    configure_logging(verbose)
 
 
 def verb_of(argv: Sequence[str]) -> str | None:
     """The verb a command line names (the first word that is not a global option or its value)."""
-    words = iter(argv)
-    for word in words:
-        if word == "--":
-            return None
-        if word.startswith("-"):
-            if word in VALUE_OPTIONS:
-                next(words, None)
-            continue
-        return word
-    return None
+    index = first_word(list(argv))
+    return None if index is None else argv[index]
 
 
 def build_app(verb: str | None = None) -> typer.Typer:
@@ -132,6 +123,13 @@ def build_app(verb: str | None = None) -> typer.Typer:
     root.callback()(main)
     register_verbs(root, verb)
     return root
+
+
+def build_command(verb: str | None = None) -> click.Command:
+    """The click command ``run`` calls: ``build_app`` with the global options on every verb."""
+    command = typer.main.get_command(build_app(verb))
+    add_everywhere(command)
+    return command
 
 
 def register_verbs(root: typer.Typer, verb: str | None = None) -> None:
@@ -177,9 +175,8 @@ def run(argv: list[str] | None = None) -> int:
     code = 0
     args = sys.argv[1:] if argv is None else argv
     try:
-        build_app(verb_of(args))(
-            args=args, prog_name="migctl"
-        )  # standalone: usage errors print and exit 2
+        # standalone: usage errors print and exit 2
+        build_command(verb_of(args))(args=args, prog_name="migctl")
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except MigctlError as error:

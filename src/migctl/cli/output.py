@@ -104,8 +104,10 @@ def print_rows(rendered: Table) -> None:
 
 
 def note(lines: Iterable[str]) -> None:
+    from rich.markup import escape
+
     for line in lines:
-        session().console.print(f"[dim]note:[/dim] {line}")
+        session().console.print(f"[dim]note:[/dim] {escape(line)}")
 
 
 def process_text(processes: list[ProcessView]) -> Text:

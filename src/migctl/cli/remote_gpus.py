@@ -77,7 +77,10 @@ def change_mode(
 
 def finished(client: ServiceClient, job: dict[str, Any]) -> dict[str, Any]:
     """Wait for a job; raise its error (same class and exit code as locally) if it failed."""
-    from migctl.server.client import error_from_body
+    from migctl.extras import needed
+
+    with needed("the daemon client", extra="server"):
+        from migctl.server.client import error_from_body
 
     done: dict[str, Any] = client.wait_job(int(job["job_id"]))
     if done["status"] == "succeeded":

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from migctl.cli.apply_report import rollback_line
 from migctl.cli.output import emit, note
 from migctl.cli.session import session
 from migctl.errors import InvalidStateError, NotSupportedError, ReadOnlyError
@@ -173,25 +174,24 @@ def _report(client: ServiceClient, outcome: Json, reasons: tuple[str, ...]) -> N
         for gpu, done in sorted(outcome["executed"].items(), key=lambda item: int(item[0])):
             total = len(plans[int(gpu)].ops)
             console.print(f"GPU {gpu}: {done} of {total} operation(s) done")
-        for gpu, why in sorted(outcome["pending"].items(), key=lambda item: int(item[0])):
-            console.print(f"GPU {gpu}: [yellow]MIG mode change pending[/yellow]: {why}")
         if outcome["error"] is not None:
-            console.print(f"[red]failed:[/red] {outcome['error']['message']}")
-            restored = "the state before the apply was restored"
-            console.print(f"rollback: {restored if outcome['rolled_back'] else 'NOT restored'}")
+            rollback_line(console, outcome["error"]["message"], outcome["rollback_error"])
 
     emit("ApplyResult", outcome, render)
 
 
 def _raise_for(outcome: Json) -> None:
-    from migctl.server.client import error_from_body
+    from migctl.extras import needed
+
+    with needed("the daemon client", extra="server"):
+        from migctl.server.client import error_from_body
 
     failure = outcome["rollback_error"] or outcome["error"]
     if failure is not None:
         raise error_from_body(failure, 500)
     if outcome["pending"]:
-        gpus = ", ".join(sorted(outcome["pending"], key=int))
-        raise InvalidStateError(
-            f"GPU {gpus}: the MIG mode change waits for a GPU reset; their layout is not applied yet",
-            hint="stop the processes named above, then apply again (or reboot)",
-        )
+        from migctl.cli.apply_report import pending_error
+
+        pending = {int(gpu): why for gpu, why in outcome["pending"].items()}
+        gpus = ", ".join(map(str, sorted(pending)))
+        raise pending_error(pending, f"GPU {gpus}: the layout waits for a MIG mode change")

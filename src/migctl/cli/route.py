@@ -71,31 +71,25 @@ def decide(*, sim: str | None, local: bool) -> Route:
 
 
 def _probe_default_socket() -> Route:
-    from migctl.server.config import candidate_sockets, first_existing
+    from migctl.extras import needed
+
+    with needed("finding the migctl daemon", extra="server"):
+        from migctl.server.config import candidate_sockets, first_existing
 
     candidates = candidate_sockets()
     path = first_existing(candidates)
     if path is None:
         looked = " or ".join(str(p) for p in candidates)
         return Route(None, f"local: no daemon socket at {looked}")
-    try:
+    with needed(f"the daemon client (a migctl daemon socket exists at {path})", extra="server"):
         from migctl.server.client import probe_socket
-    except ImportError as exc:  # the server extra (httpx) is not installed
-        raise UsageError(
-            f"a migctl daemon socket exists at {path}, but this migctl has no daemon client "
-            f"({exc.name} is missing)",
-            hint="pip install 'migctl[server]'; or use the GPUs directly on purpose: --local",
-        ) from exc
     client = probe_socket(path)  # raises, saying why, when nobody usable answers there
     return Route(client, f"through the daemon at {client.where} (found on the default socket)")
 
 
 def _client(*, url: str) -> ServiceClient:
-    try:
+    from migctl.extras import needed
+
+    with needed(f"MIGCTL_URL={url} (the daemon client)", extra="server"):
         from migctl.server.client import ServiceClient
-    except ImportError as exc:
-        raise UsageError(
-            f"MIGCTL_URL is set but the daemon client is not installed ({exc.name} is missing)",
-            hint="pip install 'migctl[server]', or unset MIGCTL_URL / add --local",
-        ) from exc
     return ServiceClient(url=url)

@@ -220,19 +220,20 @@ def serve(
     ] = "90",
 ) -> None:
     """Run the migctl daemon: REST API on a Unix socket (and optionally TCP) until stopped."""
-    from migctl.engine.journal import state_dir as default_state_dir
-    from migctl.leases import default_db_path
-    from migctl.server.config import (
-        ConnectionLimits,
-        ServiceConfig,
-        audit_retention,
-        default_admin_group,
-        default_socket_path,
-        parse_host_port,
-        parse_rate,
-        repartition_policy,
-    )
-    from migctl.server.run import serve as run_daemon
+    from migctl.extras import needed
+
+    with needed("migctl serve", extra="server"):
+        from migctl.server.config import (
+            ConnectionLimits,
+            ServiceConfig,
+            audit_retention,
+            default_admin_group,
+            default_socket_path,
+            parse_host_port,
+            parse_rate,
+            repartition_policy,
+        )
+        from migctl.server.run import serve as run_daemon
 
     current = session()
     current.local_only("migctl serve owns the GPUs itself")
@@ -243,8 +244,8 @@ def serve(
         socket_path=socket_path or default_socket_path(),
         tcp=None if tcp is None else parse_host_port(tcp),
         admin_group=admin_group or default_admin_group(),
-        state_dir=state_dir or default_state_dir(),
-        lease_db=lease_db or default_db_path(machine_dir=current.backend.files_dir),
+        state_dir=state_dir or current.settings.state_dir,
+        lease_db=lease_db or current.lease_db(),
         metrics_public=metrics_public,
         repartition=repartition_policy(
             repartition.value,

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from migctl.backends.nvml import NvmlBackend
     from migctl.catalog import Catalog
     from migctl.cli.route import Route
+    from migctl.engine.files import MachineFiles
     from migctl.server.client import ServiceClient
+    from migctl.settings import Settings
 
 
 def _console(stderr: bool) -> Console:
@@ -58,6 +60,7 @@ class Session:
     _backend: NvmlBackend | None = None
     _reader: Backend | None = None
     _catalog: Catalog | None = None
+    _settings: Settings | None = None
     _consoles: dict[bool, Console] = field(default_factory=dict)
 
     @property
@@ -82,7 +85,7 @@ class Session:
         if self._catalog is None:
             from migctl.catalog import load_catalog
 
-            self._catalog = load_catalog()
+            self._catalog = load_catalog(self.settings.catalog_files)
         return self._catalog
 
     def route(self) -> Route:
@@ -115,17 +118,57 @@ class Session:
                 raise _no_daemon_form(route.client.where)
             from migctl.backends.select import open_backend
 
-            self._backend = open_backend(self.sim, read_only=self.read_only, catalog=self.catalog)
+            self._backend = open_backend(
+                self.sim,
+                read_only=self.read_only,
+                catalog=self.catalog,
+                sim_dir=self.settings.sim_dir,
+            )
         return self._backend
+
+    @property
+    def settings(self) -> Settings:
+        """Every path and switch, read from the flags and ``MIGCTL_*`` once (the edge)."""
+        if self._settings is None:
+            from migctl.settings import Settings
+
+            flags: dict[str, object] = {"sim": self.sim}
+            if self.read_only:
+                flags["read_only"] = True
+            if self.local:
+                flags["local"] = True
+            self._settings = Settings.from_env(overrides=flags)
+        return self._settings
+
+    def machine_settings(self) -> Settings:
+        """The settings of the machine worked on (a simulated one keeps its own files)."""
+        return self.settings.for_machine(self.backend.files_dir)
 
     def lease_db(self, explicit: Path | None = None) -> Path:
         """The lease database of local verbs: ``--lease-db`` / ``MIGCTL_LEASE_DB``; for a
         simulated machine its own (in its directory); else the host's default."""
-        from migctl.leases import default_db_path
-
         if explicit is not None:
             return explicit
-        return default_db_path(machine_dir=self.backend.files_dir if self.sim else None)
+        return self.machine_settings().lease_db
+
+    def refresh_cdi(self) -> Path | None:
+        """MIG devices changed: keep a CDI spec in use current (see ``tenancy.cdi``)."""
+        from migctl.tenancy.cdi import refresh_if_in_use
+
+        settings = self.machine_settings()
+        return refresh_if_in_use(
+            self.backend,
+            settings.cdi_path,
+            explicit="cdi_path" in settings.explicit,
+            proc_root=settings.proc_root,
+        )
+
+    def engine_files(self) -> MachineFiles:
+        """The lease database and journal directory the engine uses on this machine."""
+        from migctl.engine.files import MachineFiles
+
+        settings = self.machine_settings()
+        return MachineFiles(settings.lease_db, settings.state_dir)
 
     @property
     def reader(self) -> Backend:

@@ -175,7 +175,9 @@ def attach(
     gpu: Annotated[
         int | None, typer.Option("--gpu", help="Whole GPU (MIG off) it runs on.")
     ] = None,
-    memory: Annotated[int, typer.Option("--memory", help="GPU memory it uses, MiB.")] = 0,
+    memory: Annotated[
+        str, typer.Option("--memory", help="GPU memory it uses: 512 (MiB), 2GiB, 2G.")
+    ] = "0",
 ) -> None:
     """Attach a running process to a MIG device: it holds the device until it exits."""
     control = _control()
@@ -183,7 +185,7 @@ def attach(
         raise UsageError("say where the process runs: --device MIG-<uuid> or --gpu N")
     index = _gpu_of_device(control, device) if device else gpu
     assert index is not None
-    proc = control.attach(pid, index, device, memory)
+    proc = control.attach(pid, index, device, _memory_mib(memory))
     emit(
         "SimProcess",
         {"pid": proc.pid, "gpu": index, "gi": proc.gi, "ci": proc.ci},
@@ -193,15 +195,25 @@ def attach(
     )
 
 
+def _memory_mib(text: str) -> int:
+    """A process's memory: 0 (none) or a size as every verb reads it (``migctl.sizes``)."""
+    from migctl.sizes import parse_memory_mib
+
+    return 0 if text.strip() == "0" else parse_memory_mib(text)
+
+
 @app.command("hold")
 def hold(
     device: Annotated[str, typer.Option("--device", "-d", help="MIG-<uuid> to keep busy.")],
     seconds: Annotated[int, typer.Option("--seconds", help="How long the holder lives.")] = 3600,
-    memory: Annotated[int, typer.Option("--memory", help="GPU memory it uses, MiB.")] = 1024,
+    memory: Annotated[
+        str, typer.Option("--memory", help="GPU memory it uses: 1024 (MiB), 6GiB, 6G.")
+    ] = "1024",
 ) -> None:
     """Start a background process that keeps a MIG device busy (a stand-in for a job)."""
     if seconds < 1:
         raise UsageError("--seconds must be >= 1")
+    memory_mib = _memory_mib(memory)
     control = _control()
     index = _gpu_of_device(control, device)
     holder = subprocess.Popen(
@@ -211,7 +223,7 @@ def hold(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    control.attach(holder.pid, index, device, memory, "sim-job")
+    control.attach(holder.pid, index, device, memory_mib, "sim-job")
     emit(
         "SimProcess",
         {"pid": holder.pid, "gpu": index, "device": device},

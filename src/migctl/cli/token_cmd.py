@@ -19,6 +19,7 @@ import typer
 from migctl.cli.output import emit, print_rows, table
 from migctl.cli.session import session
 from migctl.errors import UsageError
+from migctl.extras import needed
 
 if TYPE_CHECKING:
     from migctl.server.tokens import TokenStore
@@ -33,7 +34,11 @@ class Via(enum.StrEnum):
 
 
 ViaOption = Annotated[
-    Via, typer.Option("--via", help="auto (direct when you own the state database), direct or api.")
+    Via,
+    typer.Option(
+        "--via",
+        help="auto (direct when you may write the state database, or create it), direct or api.",
+    ),
 ]
 StateDirOption = Annotated[
     Path | None,
@@ -53,7 +58,9 @@ TokenOption = Annotated[
 
 def _state_db(state_dir: Path | None) -> Path:
     from migctl.engine.journal import state_dir as default_state_dir
-    from migctl.server.config import STATE_DB_NAME
+
+    with needed("migctl token", extra="server"):
+        from migctl.server.config import STATE_DB_NAME
 
     return (state_dir or default_state_dir()) / STATE_DB_NAME
 
@@ -63,7 +70,7 @@ def _direct(via: Via, state_dir: Path | None, url: str | None) -> Path | None:
     path = _state_db(state_dir)
     if via == Via.API or (via == Via.AUTO and url is not None):
         return None
-    usable = path.exists() and os.access(path, os.R_OK | os.W_OK)
+    usable = os.access(path, os.R_OK | os.W_OK) if path.exists() else _creatable(path)
     if via == Via.DIRECT or (via == Via.AUTO and usable):
         if not usable and via == Via.DIRECT and path.exists():
             raise UsageError(f"cannot write {path}", hint="run as root, or use --via api")
@@ -71,22 +78,33 @@ def _direct(via: Via, state_dir: Path | None, url: str | None) -> Path | None:
     return None
 
 
+def _creatable(path: Path) -> bool:
+    """No database yet (before the daemon's first start): direct if we may create it."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
 def _store(path: Path) -> TokenStore:
-    from migctl.server.statedb import StateDB
-    from migctl.server.tokens import TokenStore
+    with needed("migctl token", extra="server"):
+        from migctl.server.statedb import StateDB
+        from migctl.server.tokens import TokenStore
 
     return TokenStore(StateDB(path))
 
 
 def _me() -> str:
-    from migctl.server.auth import user_name
+    with needed("migctl token", extra="server"):
+        from migctl.server.auth import user_name
 
     return user_name(os.geteuid())
 
 
 def _audit_direct(path: Path, action: str, target: str, **detail: object) -> None:
-    from migctl.server.audit import AuditLog
-    from migctl.server.statedb import StateDB
+    with needed("migctl token", extra="server"):
+        from migctl.server.audit import AuditLog
+        from migctl.server.statedb import StateDB
 
     AuditLog(StateDB(path)).record(
         actor=_me(),
@@ -102,7 +120,8 @@ def _audit_direct(path: Path, action: str, target: str, **detail: object) -> Non
 
 
 def _api(socket_path: Path | None, url: str | None, token: str | None) -> Any:
-    from migctl.server.client import ServiceClient
+    with needed("migctl token", extra="server"):
+        from migctl.server.client import ServiceClient
 
     return ServiceClient(socket_path=socket_path, url=url, token=token)
 

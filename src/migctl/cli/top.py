@@ -58,6 +58,11 @@ def top(
         raise UsageError("--interval must be > 0 seconds")
     if iterations is not None and iterations < 1:
         raise UsageError("--iterations must be >= 1")
+    if session().json:
+        raise UsageError(
+            "top is a live view for people and has no JSON form",
+            hint="for the same data as JSON: migctl status -o json (or migctl list -o json)",
+        )
     count = 1 if once else iterations
     console = session().console
     if not console.is_terminal:

@@ -5,21 +5,23 @@ work in progress, and always be able to undo. The steps:
 
 1. under the apply lock, note an interrupted earlier apply (its journal) and repair it by
    planning from what is there now;
-2. plan every GPU (``planner.reconfigure``); when all plans are empty, stop: the layout
-   already holds;
-3. ``before-apply`` hook; write the journal (checkpoint + operations) before the first change;
-4. execute GPU by GPU with explicit placements, recording progress; a GPU whose MIG mode
-   change waits for a reset is reported pending with the processes in the way;
+2. plan every GPU (``planner.reconfigure``); run the ``before-apply`` hook (always, as
+   mig-parted runs ``apply-start``); when all plans are empty, stop: the layout already holds;
+3. write the journal (checkpoint + operations) before the first change;
+4. execute GPU by GPU with explicit placements, recording progress (the ``before-mode-change``
+   and ``before-instance-changes`` hooks run before the first change of their kind); a GPU
+   whose MIG mode change waits for a reset is reported pending with the processes in the way;
 5. verify: planning again must give empty plans;
 6. on any failure, restore the checkpoint (never touching busy instances) and report both
-   the failure and the restore; then clear the journal.
+   the failure and the restore; then clear the journal;
+7. the ``after-apply`` hook, whatever happened since ``before-apply`` (``engine/hooks.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +52,7 @@ def machine_id(backend: Backend) -> str:
 
 def journal_for(backend: Backend, files: MachineFiles | None = None) -> Journal:
     """The machine's apply journal (a simulated machine's lives in its own directory)."""
-    return Journal(machine_id(backend), MachineFiles.of(backend, files).state_dir)
+    return Journal(machine_id(backend), MachineFiles.of(backend, files).journal_dir())
 
 
 def plan_machine(
@@ -105,30 +107,63 @@ def apply(
         recovered = _interrupted(journal)
         plans, currents = plan_machine(backend, targets, force=force, files=files)
         outcome = ApplyOutcome(plans, recovered=recovered, currents=currents)
-        if outcome.noop:
-            journal.clear()
-            return outcome
         hooks.run("before-apply", {"plans": [p.to_dict() for p in plans.values()]})
-        entry = JournalEntry(
-            machine=journal.machine,
-            pid=os.getpid(),
-            started_at=now(),
-            target=targets_to_dict(dict(targets)),
-            checkpoint={str(g): desired_to_dict(checkpoint_of(c)) for g, c in currents.items()},
-            ops=[op.to_dict() for p in plans.values() for op in p.ops],
-        )
-        journal.write(entry)
         try:
-            recorder = _Recorder(journal, entry)
-            _execute(backend, plans, outcome, recorder, hooks, force=force, files=files)
-            _verify(backend, targets, outcome, files)
-        except MigctlError as failure:
-            outcome.error = failure
-            _roll_back(backend, currents, outcome, journal, entry, files)
-        if outcome.rollback_error is None:
-            journal.clear()
-    hooks.run("after-apply", _outcome_json(outcome))
+            _change(backend, targets, outcome, currents, journal, hooks, force=force, files=files)
+        except BaseException:
+            hooks.finish(_outcome_json(outcome), failed=True)
+            raise
+        hooks.finish(_outcome_json(outcome), failed=outcome.error is not None)
     return outcome
+
+
+def _change(
+    backend: Backend,
+    targets: Mapping[int, DesiredLayout],
+    outcome: ApplyOutcome,
+    currents: dict[int, CurrentGpu],
+    journal: Journal,
+    hooks: Hooks,
+    *,
+    force: bool,
+    files: MachineFiles,
+) -> None:
+    """Steps 2-6 of the module docstring, once the plans are known and the lock held."""
+    plans = outcome.plans
+    if outcome.noop:
+        journal.clear()
+        return
+    entry = JournalEntry(
+        machine=journal.machine,
+        pid=os.getpid(),
+        started_at=now(),
+        target=targets_to_dict(dict(targets)),
+        checkpoint={str(g): desired_to_dict(checkpoint_of(c)) for g, c in currents.items()},
+        ops=[op.to_dict() for p in plans.values() for op in p.ops],
+    )
+    journal.write(entry)
+    try:
+        recorder = _Recorder(journal, entry)
+        _execute(backend, plans, outcome, recorder, hooks, force=force, files=files)
+        _verify(backend, targets, outcome, files)
+    except MigctlError as failure:
+        outcome.error = failure
+        _roll_back(backend, currents, outcome, journal, entry, files)
+    if outcome.rollback_error is None:
+        journal.clear()
+
+
+@dataclass
+class _Once:
+    """Calls ``action`` the first time it is called, and never again."""
+
+    action: Callable[[], None]
+    done: bool = False
+
+    def __call__(self) -> None:
+        if not self.done:
+            self.done = True
+            self.action()
 
 
 @dataclass
@@ -155,13 +190,17 @@ def _execute(
     force: bool,
     files: MachineFiles,
 ) -> None:
+    payload = {"plans": [p.to_dict() for p in plans.values()]}
     if any(isinstance(op, SetMigMode) for p in plans.values() for op in p.ops):
-        hooks.run("before-mode-change", {"plans": [p.to_dict() for p in plans.values()]})
-    hooks.run("before-instance-changes", {"plans": [p.to_dict() for p in plans.values()]})
+        hooks.run("before-mode-change", payload)
+    first_instance_change = _Once(lambda: hooks.run("before-instance-changes", payload))
     fence = DestroyFence(backend, files.lease_db, force=force)
     try:
         for gpu, plan in sorted(plans.items()):
-            progress = Executor(backend, fence=fence, record=recorder).run(plan.ops, Progress())
+            executor = Executor(
+                backend, fence=fence, record=recorder, before_instance_change=first_instance_change
+            )
+            progress = executor.run(plan.ops, Progress())
             outcome.executed[gpu] = progress.done
             if progress.pending_mode is not None:
                 outcome.pending[gpu] = progress.pending_mode
@@ -206,10 +245,11 @@ def _roll_back(
         finally:
             fence.close()
         outcome.rolled_back = True
-        log.warning("apply failed (%s); the checkpoint was restored", outcome.error)
+        # INFO: the caller reports the failure itself (the CLI once, as ``error:``)
+        log.info("apply failed (%s); the checkpoint was restored", outcome.error)
     except MigctlError as failure:
         outcome.rollback_error = failure
-        log.error(
+        log.info(
             "rollback failed: %s; the journal %s is kept for `migctl recover`",
             failure,
             journal.path,

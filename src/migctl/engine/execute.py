@@ -43,15 +43,20 @@ class Executor:
         *,
         fence: DestroyFence,
         record: Callable[[Progress], None] | None = None,
+        before_instance_change: Callable[[], None] | None = None,
     ) -> None:
         self.backend = backend
         self.fence = fence
         self.record = record or (lambda progress: None)
+        # the apply's before-instance-changes hook (it runs it once, however often called)
+        self.before_instance_change = before_instance_change or (lambda: None)
 
     def run(self, ops: tuple[Op, ...], progress: Progress) -> Progress:
         """Run ``ops`` from ``progress.done`` on; stop early when a mode change is pending."""
         while progress.done < len(ops):
             op = ops[progress.done]
+            if not isinstance(op, SetMigMode):
+                self.before_instance_change()
             if not self._one(op, progress):
                 return progress
             progress.done += 1

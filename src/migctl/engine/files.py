@@ -20,10 +20,11 @@ LEASE_DB_NAME = "leases.db"
 
 @dataclass(frozen=True, slots=True)
 class MachineFiles:
-    """The lease database (None: no lease store) and the directory of the apply journal."""
+    """The lease database (None: no lease store) and the directory of the apply journal
+    (None: nothing may be changed, e.g. a check through a daemon's read-only view)."""
 
     lease_db: Path | None
-    state_dir: Path
+    state_dir: Path | None
 
     @classmethod
     def of(cls, backend: Backend, files: MachineFiles | None = None) -> MachineFiles:
@@ -37,3 +38,15 @@ class MachineFiles:
                 hint="use migctl.open_node(), which takes them from its Settings",
             )
         return cls(home / LEASE_DB_NAME, home)
+
+    def journal_dir(self) -> Path:
+        """The journal's directory; refused for files that only read."""
+        if self.state_dir is None:
+            raise UsageError(
+                "no state directory for the apply journal: this view of the machine only reads",
+                hint="change the machine through a Node (migctl.open_node or the daemon)",
+            )
+        return self.state_dir
+
+
+READ_ONLY_FILES = MachineFiles(None, None)  # reading and checking only: no leases, no journal

@@ -70,8 +70,16 @@ class LocalHost:
     def name(self) -> str:
         return self.host_name
 
-    def _store(self) -> LeaseStore:
-        return LeaseStore()
+    def _store(self, backend: Backend | None = None) -> LeaseStore:
+        from migctl.engine.files import MachineFiles
+
+        if backend is None:
+            with self._backend() as opened:
+                lease_db = MachineFiles.of(opened).lease_db
+        else:
+            lease_db = MachineFiles.of(backend).lease_db
+        assert lease_db is not None
+        return LeaseStore(lease_db)
 
     @contextlib.contextmanager
     def _backend(self) -> Iterator[Backend]:
@@ -87,7 +95,7 @@ class LocalHost:
             return self._inventory(backend)
 
     def _inventory(self, backend: Backend) -> HostInventory:
-        with self._store() as store:
+        with self._store(backend) as store:
             leased = {lease.uuid for lease in store.list_leases(active_only=True)}
         ours = {running.uuid: name for name, running in self._workers.items()}
         gpus: list[FleetGpu] = []
@@ -159,7 +167,7 @@ class LocalHost:
 
     def _lease(self, uuid: str, job: str) -> Lease:
         owner = LeaseOwner.current(job=job, pid=os.getpid())
-        with self._backend() as backend, self._store() as store:
+        with self._backend() as backend, self._store(backend) as store:
             selection = DeviceSelection(device_uuid=uuid)
             return acquire(backend, store, selection, owner, AcquireOptions())
 

@@ -6,7 +6,7 @@ SMs (``CUDA_MPS_ACTIVE_THREAD_PERCENTAGE``) and a fixed amount of device memory
 GPU (MIG off, named ``GPU-<uuid>``) or one MIG device (``MIG-<uuid>``). The lease store, the
 layout files, the daemon and ``migctl run --share`` pass these frozen values; parsing what
 users type (``25%``, ``12GiB``) happens here, once. Pure: no I/O. Anyone above
-``migctl.tenancy.sizes`` in the layers may import it.
+``migctl.sizes`` in the layers may import it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from migctl.errors import InsufficientResourcesError, NotFoundError, UsageError
-from migctl.tenancy.sizes import parse_memory_mib
+from migctl.sizes import parse_memory_mib
 
 MAX_PERCENT = 100
 SMS_PER_TPC = 2  # MPS hands out SMs in pairs (one TPC): measured 132 SMs -> 32 at 25%

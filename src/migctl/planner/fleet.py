@@ -39,7 +39,6 @@ from migctl.planner.fleet_model import (
     fleet_capacity,
 )
 from migctl.planner.fleet_options import ModelRoom, model_rooms, state_classes
-from migctl.planner.packing_milp import scipy_available
 from migctl.planner.packing_model import Demand, DemandClass, build_problem
 
 __all__ = [
@@ -83,14 +82,12 @@ def _solve(
 ) -> tuple[Choice, int]:
     """The chosen answer and a lower bound on its unmet instances."""
     heuristic = greedy(groups, rooms, demand)
-    exact_possible = scipy_available() and (
-        method == "exact" or columns(groups, rooms, demand).size <= MAX_EXACT_VARIABLES
-    )
+    exact_possible = method == "exact" or columns(groups, rooms, demand).size <= MAX_EXACT_VARIABLES
     if method == "heuristic" or not exact_possible:
         if method != "heuristic":
-            heuristic.notes.append("exact model too large or scipy missing; greedy only")
+            heuristic.notes.append("exact model too large; greedy only")
         bound = 0
-        if scipy_available() and method != "heuristic":
+        if method != "heuristic":
             bound = FleetModel(groups, rooms, demand).unmet_bound(time_limit_s) or 0
         return heuristic, bound
     model = FleetModel(groups, rooms, demand)

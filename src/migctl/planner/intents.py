@@ -9,20 +9,20 @@ GPU model. These helpers turn such intents into exact layouts:
   need, with a human reason;
 * ``parse_demand("4x12GiB,1x35GiB,2x1g.10gb")`` and ``fit_demand(models, demand)``: the
   layout over a machine's GPUs that serves all of it on the fewest GPUs, or what does not
-  fit. Units: GiB/MiB are binary; GB/MB are decimal (10^9 / 10^6 bytes), rounded up to MiB.
+  fit. Sizes are read by ``migctl.sizes`` (``12GiB`` = ``12G``; ``10GB`` is decimal), and
+  must carry a unit here.
 
 Pure; imported by the CLI, the engine and the service.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from migctl.errors import InsufficientResourcesError, InvalidInputError
+from migctl.errors import InsufficientResourcesError, InvalidInputError, UsageError
 from migctl.geometry import Occupant, remaining_capacity
 from migctl.model import GiProfile, GpuModel
 from migctl.planner.feasibility import InfeasibleError, Obstacle
@@ -30,6 +30,7 @@ from migctl.planner.nearest import NearestLayout
 from migctl.planner.packing import Demand, PackResult, pack
 from migctl.planner.profiles import placed_on_empty, plain_profiles, require_plannable
 from migctl.planner.sizing import Requirement, smallest_meeting
+from migctl.sizes import parse_memory_mib
 
 # Split ---------------------------------------------------------------------------------
 
@@ -129,9 +130,7 @@ def smallest_profile(
 
 # Demand ----------------------------------------------------------------------------------
 
-_UNITS_MIB = {"gib": 1024.0, "mib": 1.0, "gb": 1e9 / 2**20, "mb": 1e6 / 2**20}
 _ITEM = re.compile(r"^(?:(?P<count>\d+)\s*[x×*]\s*)?(?P<size>\S.*?)$", re.IGNORECASE)
-_SIZE = re.compile(r"^(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>[a-z]+)$", re.IGNORECASE)
 _PROFILE = re.compile(r"^\d+g\.\d+gb(?:[+-][a-z.]+)*$", re.IGNORECASE)
 DEMAND_HINT = "write items as COUNTxSIZE separated by commas, e.g. 4x12GiB,1x35GiB,2x1g.10gb"
 MAX_COUNT_DIGITS = 9  # counts are checked against the machine; longer ones never fit
@@ -152,11 +151,11 @@ class DemandItem:
         )
 
 
-def _bad_item(position: int, item: str, why: str) -> InvalidInputError:
+def _bad_item(position: int, item: str, why: str, hint: str | None = None) -> InvalidInputError:
     shown = item if len(item) <= 60 else item[:40] + "..." + item[-10:]
     return InvalidInputError(
         f"demand item {position} {shown!r}: {why}",
-        hint=DEMAND_HINT,
+        hint=DEMAND_HINT if hint is None else f"{hint}; {DEMAND_HINT}",
         context={"item": shown, "position": position},
     )
 
@@ -179,15 +178,12 @@ def _parse_item(position: int, item: str) -> DemandItem:
         raise _bad_item(position, item, "the size after the count is missing")
     if _PROFILE.match(size):
         return DemandItem(count, None, size.lower(), text)
-    sized = _SIZE.match(size)
-    if sized is None:
+    if not re.match(r"[\d.]", size):
         raise _bad_item(position, item, f"{size!r} is neither a size (12GiB) nor a profile name")
-    unit = sized.group("unit").lower()
-    if unit not in _UNITS_MIB:
-        raise _bad_item(position, item, f"unknown unit {sized.group('unit')!r} (GiB, MiB, GB, MB)")
-    memory_mib = math.ceil(float(sized.group("value")) * _UNITS_MIB[unit] - 1e-9)
-    if memory_mib < 1:
-        raise _bad_item(position, item, "the size must be more than 0")
+    try:
+        memory_mib = parse_memory_mib(size, unit_required=True)
+    except UsageError as exc:
+        raise _bad_item(position, item, exc.message, exc.hint) from exc
     return DemandItem(count, memory_mib, None, text)
 
 
@@ -205,6 +201,9 @@ class DemandFit:
     items: tuple[DemandItem, ...]
     result: PackResult
     problems: tuple[str, ...]  # empty when everything fits
+    # when it does not fit for room: per model that can serve every item, the GPUs of that
+    # model alone the whole demand needs (at least, at most; equal unless a time limit hit)
+    needed: tuple[GpusNeeded, ...] = ()
 
     @property
     def fits(self) -> bool:
@@ -224,23 +223,90 @@ class DemandFit:
             "problems": list(self.problems),
             "profiles_used": self.profiles_used(),
             "packing": self.result.to_dict(),
+            "needed": [n.to_dict() for n in self.needed],
         }
 
     def require(self) -> DemandFit:
         """Self when everything fits, else InsufficientResourcesError saying what not."""
         if self.problems:
+            needs = " or ".join(n.describe() for n in self.needed)
             raise InsufficientResourcesError(
-                "the demand does not fit: " + "; ".join(self.problems),
-                hint="ask for less, or for smaller instances",
-                context={"problems": list(self.problems)},
+                "the demand does not fit: "
+                + "; ".join(self.problems)
+                + (f"; the whole demand needs {needs}" if needs else ""),
+                hint=self._hint(),
+                context={
+                    "problems": list(self.problems),
+                    "needed": [n.to_dict() for n in self.needed],
+                },
             )
         return self
+
+    def _hint(self) -> str:
+        return more_gpus_hint(self.needed, self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class GpusNeeded:
+    """How many GPUs of one model alone serve a whole demand."""
+
+    model_key: str
+    model_name: str
+    at_least: int
+    at_most: int | None  # None: more than MAX_GPUS_COUNTED
+
+    def describe(self) -> str:
+        if self.at_most is None:
+            count = f"more than {MAX_GPUS_COUNTED}"
+        elif self.at_least == self.at_most:
+            count = str(self.at_most)
+        else:
+            count = f"{self.at_least} to {self.at_most}"
+        return f"{count} x {self.model_name}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "model": self.model_key,
+            "name": self.model_name,
+            "at_least": self.at_least,
+            "at_most": self.at_most,
+        }
+
+
+MAX_GPUS_COUNTED = 10_000  # a demand needing more is told "more than this"
+
+
+def more_gpus_hint(needed: Sequence[GpusNeeded], items: Sequence[DemandItem]) -> str:
+    """How to see the layout on enough GPUs, or to ask for less."""
+    counted = [n for n in needed if n.at_most is not None]
+    first = min(counted, key=lambda n: n.at_most or 0, default=None)
+    if first is None:
+        return "ask for less, or for smaller instances"
+    demand = ",".join(item.text for item in items)
+    return (
+        f"use {first.at_most} such GPUs (see the layout: `migctl plan --model {first.model_key} "
+        f"--gpus {first.at_most} --demand '{demand}'`), or ask for less"
+    )
+
+
+def gpus_needed(model: GpuModel, items: Sequence[DemandItem]) -> GpusNeeded | None:
+    """The GPUs of ``model`` alone that serve all of ``items``; None if it cannot (any count)."""
+    demands = [item.to_demand() for item in items]
+    if not all(demand.candidates(model) for demand in demands):
+        return None
+    room = min(sum(item.count for item in items), MAX_GPUS_COUNTED)
+    result = pack([model] * room, demands)
+    if any(result.unmet):
+        return GpusNeeded(model.key, model.nvidia_smi_name, room + 1, None)
+    return GpusNeeded(
+        model.key, model.nvidia_smi_name, result.lower_bound_gpus, result.objective.gpus
+    )
 
 
 def _problem(models: Sequence[GpuModel], item: DemandItem, unmet: int) -> str:
     offered = [m for m in models if item.to_demand().candidates(m)]
     if offered:
-        return f"{unmet} of {item.text} did not fit: the {len(models)} GPU(s) are full"
+        return f"{unmet} of {item.text} did not fit on the {_gpus(models)}"
     if item.profile is not None:
         names = sorted({m.name for m in models})
         return f"{item.text}: no GPU here has profile {item.profile} ({', '.join(names)})"
@@ -263,12 +329,25 @@ def _refuse_counts_beyond(models: Sequence[GpuModel], items: Sequence[DemandItem
             for m, count in gpus_of.items()
         )
         if 0 < most < item.count:  # most 0: no GPU offers it; packing says why
+            needed = [n for m in gpus_of if (n := gpus_needed(m, items)) is not None]
+            needs = " or ".join(n.describe() for n in needed)
             raise InsufficientResourcesError(
                 f"demand item {position} {item.text!r}: {item.count} instances asked, the "
-                f"{len(models)} GPU(s) hold at most {most} of them",
-                hint="ask for fewer instances, or plan for more GPUs",
-                context={"item": item.text, "asked": item.count, "most": most},
+                f"{len(models)} GPU(s) hold at most {most} of them"
+                + (f"; the whole demand needs {needs}" if needs else ""),
+                hint=more_gpus_hint(needed, items),
+                context={
+                    "item": item.text,
+                    "asked": item.count,
+                    "most": most,
+                    "needed": [n.to_dict() for n in needed],
+                },
             )
+
+
+def _gpus(models: Sequence[GpuModel]) -> str:
+    names = sorted({m.nvidia_smi_name for m in models})
+    return f"{len(models)} GPU{'s' if len(models) != 1 else ''} ({', '.join(names)})"
 
 
 def fit_demand(
@@ -292,4 +371,8 @@ def fit_demand(
         for item, unmet in zip(items, result.unmet, strict=True)
         if unmet
     )
-    return DemandFit(tuple(items), result, problems)
+    needed: tuple[GpusNeeded, ...] = ()
+    if problems:
+        counts = (gpus_needed(model, items) for model in dict.fromkeys(models))
+        needed = tuple(n for n in counts if n is not None)
+    return DemandFit(tuple(items), result, problems, needed)

@@ -29,7 +29,6 @@ from migctl.model import GpuModel, Placement
 from migctl.planner.packing_greedy import greedy, rank
 from migctl.planner.packing_milp import (
     lp_gpu_bound,
-    scipy_available,
     solve_exact,
     variable_count,
 )
@@ -163,7 +162,7 @@ def _slice_bound(problem: Problem, unmet: list[int]) -> int:
 
 def _lower_bound(problem: Problem, unmet: list[int], use_lp: bool) -> int:
     bound = _slice_bound(problem, unmet)
-    if use_lp and scipy_available():
+    if use_lp:
         lp = lp_gpu_bound(problem, unmet)
         if lp is not None:
             bound = max(bound, lp)
@@ -247,9 +246,6 @@ def _solve(
 ) -> tuple[Allocation, Allocation | None]:
     heuristic = greedy(problem)
     if method == "heuristic":
-        return heuristic, None
-    if method == "auto" and not scipy_available():
-        heuristic.notes.append("scipy is not installed; heuristic only")
         return heuristic, None
     if method == "auto" and variable_count(problem) > MAX_EXACT_VARIABLES:
         heuristic.notes.append("exact model too large; heuristic only")

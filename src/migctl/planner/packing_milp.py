@@ -7,8 +7,10 @@ served or counted unmet; a model's instances of profile p fit in its patterns' p
 at most the model's GPU count. The objectives are lexicographic, solved in stages (each
 optimum is fixed as a constraint for the next): fewest unmet instances, fewest GPUs, fewest
 memory slices, fewest compute slices. The size depends on patterns and classes only.
-scipy is imported lazily (the ``planner`` extra); without it only the heuristic runs.
-Imported by ``planner.packing``.
+scipy (a dependency of migctl) is imported on first use, so that verbs that never pack
+do not pay for it at start-up; missing, it is a broken installation and says so
+(``migctl.extras``): there is no silent fallback to the heuristic. Imported by
+``planner.packing``.
 """
 
 from __future__ import annotations
@@ -18,30 +20,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from migctl.errors import NotSupportedError
+from migctl.extras import needed
 from migctl.planner.packing_model import Allocation, LabeledState, Problem
 
 STATUS_TEXT = {1: "time or iteration limit", 2: "infeasible", 3: "unbounded", 4: "solver error"}
 
 
 def _scipy() -> tuple[Any, Any, Any]:
-    try:
+    with needed("the exact planner (HiGHS)", extra=None):
         import numpy as np
         from scipy.optimize import LinearConstraint, milp
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise NotSupportedError(
-            "exact packing needs scipy (HiGHS)",
-            hint="install migctl[planner], or use method='heuristic'",
-        ) from exc
     return np, LinearConstraint, milp
-
-
-def scipy_available() -> bool:
-    try:
-        _scipy()
-    except NotSupportedError:
-        return False
-    return True
 
 
 @dataclass

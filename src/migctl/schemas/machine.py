@@ -15,9 +15,9 @@ from pydantic import Field
 
 from migctl.model import (
     ComputeInstance,
-    GpuModel,
     GpuInfo,
     GpuInstance,
+    GpuModel,
     GpuProcess,
     GpuView,
     InstanceView,
@@ -25,8 +25,8 @@ from migctl.model import (
     MigMode,
     ProcessView,
 )
-from migctl.schemas.base import PlacementOut, Wire
 from migctl.reports import Inventory
+from migctl.schemas.base import PlacementOut, Wire
 from migctl.schemas.leases import LeaseOut
 
 if TYPE_CHECKING:

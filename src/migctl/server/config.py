@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 
 from migctl.engine.journal import state_dir
 from migctl.errors import UsageError
-from migctl.leases.paths import default_db_path
 
 if TYPE_CHECKING:
     from migctl.repartition import Policy
+    from migctl.settings import Settings
 
 SOCKET_ENV = "MIGCTL_SOCKET"
 ADMIN_GROUP_ENV = "MIGCTL_ADMIN_GROUP"
@@ -262,8 +262,8 @@ class ServiceConfig:
     socket_path: Path = field(default_factory=default_socket_path)
     tcp: tuple[str, int] | None = None
     admin_group: str = field(default_factory=default_admin_group)
-    state_dir: Path = field(default_factory=state_dir)
-    lease_db: Path = field(default_factory=default_db_path)
+    state_dir: Path = field(default_factory=lambda: _settings().state_dir)
+    lease_db: Path = field(default_factory=lambda: _settings().lease_db)
     max_body_bytes: int = MAX_BODY_BYTES
     device_cache_s: float = 2.0  # how stale the MIG device list used for leasing may be
     wait_poll_s: float = 5.0  # a waiting acquire retries at least this often (fallback)
@@ -292,3 +292,9 @@ class ServiceConfig:
         if self.tcp is not None:
             found.append(f"http://{self.tcp[0]}:{self.tcp[1]}")
         return found
+
+
+def _settings() -> Settings:
+    from migctl.settings import Settings
+
+    return Settings.from_env()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -26,15 +25,16 @@ from typing import Any
 from migctl import __version__
 from migctl.backends.base import Backend
 from migctl.catalog import Catalog, load_catalog
-from migctl.engine.apply import ApplyOutcome, apply, plan_machine
+from migctl.engine.apply import apply, plan_machine
 from migctl.engine.codec import targets_to_dict
 from migctl.engine.disturb import disturbed
 from migctl.engine.export import current_layouts
-from migctl.engine.journal import STATE_DIR_ENV
+from migctl.engine.files import MachineFiles
 from migctl.errors import MigctlError, NotFoundError, NotSupportedError
 from migctl.inventory import GpuProfiles, GpuView, machine_view
-from migctl.leases import ENV_LEASE_DB, Lease, LeaseStore
+from migctl.leases import Lease, LeaseStore
 from migctl.planner import DesiredLayout, Plan
+from migctl.reports import ApplyOutcome
 from migctl.server import layouts
 from migctl.server.audit import AuditLog, Retention
 from migctl.server.auth import AdminGroup, Principal, authenticate
@@ -50,6 +50,7 @@ from migctl.server.statedb import StateDB
 from migctl.server.telemetry import DaemonMetrics
 from migctl.server.threads import Blocking
 from migctl.server.tokens import TokenStore
+from migctl.settings import Settings
 from migctl.workflow import refuse_disable_with_instances
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,8 @@ class Service:
     ) -> None:
         self.config = config
         self.catalog = catalog or load_catalog()
-        os.environ[ENV_LEASE_DB] = str(config.lease_db)
-        os.environ[STATE_DIR_ENV] = str(config.state_dir)
+        self.files = MachineFiles(config.lease_db, backend.files_dir or config.state_dir)
+        self.settings = Settings.from_env().for_machine(backend.files_dir)
         self.db = StateDB(config.state_db)
         self.tokens = TokenStore(self.db)
         self.audit = AuditLog(self.db, Retention(config.audit_max_rows, config.audit_max_age_s))
@@ -173,8 +174,8 @@ class Service:
     ) -> tuple[dict[int, Plan], dict[int, list[str]]]:
         """The plans reaching ``targets`` and, per GPU, the MIG devices they would destroy."""
         with self.gpu.locked() as backend, self.metrics.planning("plan"):
-            plans, _ = plan_machine(backend, targets, force=force)
-            return plans, disturbed(backend, plans)
+            plans, _ = plan_machine(backend, targets, force=force, files=self.files)
+            return plans, disturbed(backend, plans, self.files)
 
     def submit_apply(
         self, targets: dict[int, DesiredLayout], *, force: bool, by: Principal, kind: str = "apply"
@@ -219,10 +220,10 @@ class Service:
         with self.gpu.locked() as backend:
             self.gpu.invalidate()
             try:
-                outcome = apply(backend, targets, force=force)
+                outcome = apply(backend, targets, force=force, files=self.files)
                 result = reconfiguration_result(outcome)
                 if outcome.changed or outcome.rolled_back:
-                    _refresh_cdi(backend)
+                    _refresh_cdi(backend, self.settings)
             finally:
                 self.gpu.invalidate()
                 self.wake_waiters()
@@ -237,7 +238,7 @@ class Service:
             self.loop.call_soon_threadsafe(self.leases.waits.wake_all)
 
 
-def _refresh_cdi(backend: Backend) -> None:
+def _refresh_cdi(backend: Backend, settings: Settings) -> None:
     """Keep the CDI spec in step with the MIG devices, as the CLI's apply does.
 
     A spec that cannot be written is logged, not raised: the apply itself succeeded, and the
@@ -246,7 +247,12 @@ def _refresh_cdi(backend: Backend) -> None:
     from migctl.tenancy.cdi import refresh_if_in_use
 
     try:
-        path = refresh_if_in_use(backend)
+        path = refresh_if_in_use(
+            backend,
+            settings.cdi_path,
+            explicit="cdi_path" in settings.explicit,
+            proc_root=settings.proc_root,
+        )
     except (MigctlError, OSError) as error:
         log.error("the CDI spec could not be refreshed after the apply: %s", error)
         return
@@ -263,7 +269,9 @@ def reconfiguration_result(outcome: ApplyOutcome) -> str:
 
 def outcome_result(outcome: ApplyOutcome) -> JobResult:
     """An apply outcome as a job result with a one-line message."""
-    result = outcome.to_dict()
+    from migctl.schemas.reports import ApplyResultOut
+
+    result = ApplyResultOut.of_outcome(outcome).model_dump(mode="json")
     failure = outcome.rollback_error or outcome.error
     if failure is not None:
         restored = "restored" if outcome.rolled_back else "NOT restored (see `migctl recover`)"

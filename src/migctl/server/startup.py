@@ -57,13 +57,13 @@ def _audit(service: Service, action: str, target: str | None, ok: bool, **detail
 
 def _repair_journal(service: Service) -> str | None:
     backend = service.gpu.backend
-    entry = journal_for(backend).read()
+    entry = journal_for(backend, service.files).read()
     if entry is None:
         return None
 
     def work(job: Job) -> JobResult:
         with service.gpu.locked():
-            found = recover(backend)
+            found = recover(backend, files=service.files)
         service.gpu.invalidate()
         assert found.outcome is not None
         result = outcome_result(found.outcome)
@@ -86,7 +86,7 @@ def _reapply(service: Service) -> str | None:
         return None
     try:
         with service.gpu.locked() as backend:
-            plans, _ = plan_machine(backend, targets)
+            plans, _ = plan_machine(backend, targets, files=service.files)
     except MigctlError as error:
         _audit(service, "re-apply desired layout", None, False, message=error.message)
         return f"cannot re-apply the desired layout: {error.message}"

@@ -3,8 +3,10 @@
 Why this exists: ``migctl run``, ``migctl env`` and ``migctl docker-args`` must name a leased
 MIG device the same way. CUDA selects it with ``CUDA_VISIBLE_DEVICES=MIG-<uuid>``; the NVIDIA
 container runtime with ``NVIDIA_VISIBLE_DEVICES=MIG-<uuid>``; Docker's ``--gpus`` flag takes
-``"device=MIG-<uuid>"`` (the double quotes are part of the value Docker parses, so a shell
-needs them inside single quotes); a CDI-enabled runtime takes ``--device KIND=NAME``.
+``device=MIG-<uuid>`` (Docker reads the value as CSV: double quotes are needed only around a
+list of several devices, and one device is all migctl hands out, so the flags need no shell
+quoting and survive an unquoted ``$(migctl docker-args ...)``); a CDI-enabled runtime takes
+``--device KIND=NAME``.
 Importers: ``migctl.tenancy`` and the CLI. Pure: no I/O.
 """
 
@@ -46,13 +48,13 @@ class DockerArgs:
 
     @staticmethod
     def shell(tokens: tuple[str, ...]) -> str:
-        """The tokens as one shell-quoted line: ``--gpus '"device=MIG-..."'``."""
+        """The tokens as one shell-quoted line: ``--gpus device=MIG-...``."""
         return shlex.join(tokens)
 
 
 def docker_args(uuid: str, cdi_kind: str = DEFAULT_CDI_KIND) -> DockerArgs:
     return DockerArgs(
-        gpus=("--gpus", f'"device={uuid}"'),
+        gpus=("--gpus", f"device={uuid}"),
         runtime_env=("--runtime=nvidia", "-e", f"{NVIDIA_VISIBLE_DEVICES}={uuid}"),
         cdi=("--device", f"{cdi_kind}={uuid}"),
     )

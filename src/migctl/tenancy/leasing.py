@@ -34,8 +34,8 @@ class AcquireOptions:
     priority: int | None = None
 
 
-def open_store(path: Path | str | None = None) -> LeaseStore:
-    """The lease store at ``path``, else ``$MIGCTL_LEASE_DB``, else the default path."""
+def open_store(path: Path | str) -> LeaseStore:
+    """The lease store at ``path`` (``Settings.lease_db``)."""
     return LeaseStore(path)
 
 
