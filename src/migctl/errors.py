@@ -27,6 +27,8 @@ The tree (exit code in brackets)::
     └── InternalError [70]             a bug inside migctl (the daemon's, seen by a client)
     PermissionDeniedError
     └── AuthenticationError [4]        the daemon cannot tell who is asking (HTTP 401)
+    InsufficientResourcesError
+    └── RateLimitedError [5]           the daemon asks a caller to slow down (HTTP 429)
 
 Subclasses that carry structure (the planner's ``InfeasibleError``, ``BusyInstanceError``) keep
 their parent's kind: an error that crosses the daemon comes back as the class of its kind
@@ -164,6 +166,12 @@ class InternalError(MigctlError):
     kind = "internal"
 
 
+class RateLimitedError(InsufficientResourcesError):
+    """Too many requests or connections from one caller: HTTP 429 (exit code 5)."""
+
+    kind = "rate_limited"
+
+
 class AuthenticationError(PermissionDeniedError):
     """No identity, or a bad one: HTTP 401 (exit code 4 like any permission problem)."""
 
@@ -187,6 +195,7 @@ ALL_ERROR_CLASSES: tuple[type[MigctlError], ...] = (
     HookFailedError,
     InternalError,
     AuthenticationError,
+    RateLimitedError,
 )
 _BY_KIND: dict[str, type[MigctlError]] = {cls.kind: cls for cls in ALL_ERROR_CLASSES}
 

@@ -29,7 +29,8 @@ local             ``MIGCTL_LOCAL``      off
 
 A simulated machine keeps its files in its own directory (``<sim_dir>/<NAME>/``, beside the
 simulator's ``NAME.json``): :meth:`Settings.for_machine` moves the journal there, and the lease
-database and CDI spec unless they were given explicitly (then they are shared on purpose). Anyone may import this module; it imports nothing from migctl.
+database and CDI spec unless they were given explicitly (then they are shared on purpose).
+Anyone may import this module; it imports nothing from migctl.
 """
 
 from __future__ import annotations

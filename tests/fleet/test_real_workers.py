@@ -15,7 +15,6 @@ import pytest
 from distributed import Client, Scheduler
 
 from migctl.fleet.local_host import LocalHost
-from migctl.leases import LeaseStore
 from tests.fleet.simfleet import isolated_state, make_host
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -11,6 +11,7 @@ import pytest
 
 from migctl.errors import (
     ALL_ERROR_CLASSES,
+    AuthenticationError,
     InsufficientResourcesError,
     InUseError,
     MigctlError,
@@ -20,7 +21,6 @@ from migctl.errors import (
 from migctl.leases import DeviceCandidate, DeviceRequest, Lease
 from migctl.server.auth import (
     AdminGroup,
-    AuthenticationError,
     Principal,
     Role,
     authenticate,

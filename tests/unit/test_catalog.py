@@ -16,6 +16,7 @@ import pytest
 from migctl.catalog import CATALOG_ENV, Catalog, load_catalog, model_from_dict, model_to_dict
 from migctl.errors import InvalidInputError, NotFoundError, NotSupportedError
 from migctl.model import Trust
+from migctl.settings import Settings
 
 NON_MIG = ["rtx-4090", "t4", "v100", "v100-sxm2-32gb", "l40s", "l4", "a10", "rtx-5090"]
 
@@ -161,13 +162,11 @@ def captured_model_file(catalog: Catalog, tmp_path: Path) -> Path:
     return path
 
 
-def test_catalog_env_file_adds_a_model(
-    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_catalog_env_file_adds_a_model(catalog: Catalog, tmp_path: Path) -> None:
     path = captured_model_file(catalog, tmp_path)
     assert catalog.find("test-gpu-80gb") is None
-    monkeypatch.setenv(CATALOG_ENV, str(path))
-    extended = load_catalog()
+    files = Settings.from_env({CATALOG_ENV: str(path)}, euid=1000).catalog_files
+    extended = load_catalog(files)
     model = extended.get("test-gpu-80gb")
     assert model.trust is Trust.CAPTURED
     assert extended.get("testgpu") is model

@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +18,7 @@ from migctl.backends.nvml import NvmlBackend
 from migctl.catalog import load_catalog
 from migctl.engine.apply import apply
 from migctl.engine.assertion import check
+from migctl.engine.files import MachineFiles
 from migctl.errors import InUseError
 from migctl.geometry import Occupant
 from migctl.planner import DesiredGi, DesiredLayout, place
@@ -32,18 +34,11 @@ LAYOUTS = {
 
 
 @pytest.fixture(scope="module")
-def environment() -> Iterator[None]:
+def environment() -> Iterator[MachineFiles]:
+    """The engine's files for the in-memory machines (a memory machine has no directory)."""
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
     with tempfile.TemporaryDirectory(dir=base) as directory:
-        saved = {k: os.environ.get(k) for k in ("MIGCTL_STATE_DIR", "MIGCTL_LEASE_DB")}
-        os.environ["MIGCTL_STATE_DIR"] = directory
-        os.environ["MIGCTL_LEASE_DB"] = os.path.join(directory, "leases.db")
-        yield
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        yield MachineFiles(Path(directory) / "leases.db", Path(directory))
 
 
 def reachable(machine: str, busy: list[Occupant], target: tuple[str, ...]) -> bool:
@@ -63,7 +58,7 @@ def reachable(machine: str, busy: list[Occupant], target: tuple[str, ...]) -> bo
 @given(data=st.data())
 @pytest.mark.parametrize("machine", sorted(MODELS))
 def test_busy_instances_survive_and_reachable_targets_are_reached(
-    machine: str, environment: None, data: st.DataObject
+    machine: str, environment: MachineFiles, data: st.DataObject
 ) -> None:
     start = data.draw(st.sampled_from(LAYOUTS[machine]), label="start")
     target = data.draw(st.sampled_from(LAYOUTS[machine]), label="target")
@@ -71,7 +66,8 @@ def test_busy_instances_survive_and_reachable_targets_are_reached(
     backend = NvmlBackend(CATALOG, library=SimLibrary(sim))
     holders: list[subprocess.Popen[bytes]] = []
     try:
-        assert apply(backend, {0: DesiredLayout(tuple(DesiredGi(n) for n in start))}).error is None
+        start_layout = {0: DesiredLayout(tuple(DesiredGi(n) for n in start))}
+        assert apply(backend, start_layout, files=environment).error is None
         devices = backend.mig_devices(0)
         held = data.draw(
             st.lists(st.sampled_from(devices), unique_by=lambda d: d.uuid, max_size=3), label="busy"
@@ -88,9 +84,9 @@ def test_busy_instances_survive_and_reachable_targets_are_reached(
         layout = {0: DesiredLayout(tuple(DesiredGi(n) for n in target))}
         possible = reachable(machine, busy, target)
         try:
-            outcome = apply(backend, layout)
+            outcome = apply(backend, layout, files=environment)
             assert possible, "the engine reached a target the oracle calls impossible"
-            assert outcome.error is None and check(backend, layout) == {0: []}
+            assert outcome.error is None and check(backend, layout, environment) == {0: []}
         except InUseError:
             assert not possible, "the engine refused a target the oracle can reach"
         remaining = {d.uuid for d in backend.mig_devices(0)}

@@ -22,6 +22,7 @@ from migctl.backends.base import Backend
 from migctl.backends.nvml import NvmlBackend
 from migctl.backends.select import open_backend, open_sim_control
 from migctl.engine.apply import apply
+from migctl.engine.files import MachineFiles
 from migctl.engine.hooks import Hooks, ShellHook
 from migctl.errors import InUseError, MigctlError
 from migctl.leases import DeviceCandidate, DeviceRequest, Lease, LeaseOwner, LeaseStore
@@ -35,9 +36,14 @@ BOB = LeaseOwner(user="bob", uid=4242, host="elsewhere", job="racer")
 
 @pytest.fixture
 def lease_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One lease database for the engine here and the CLI processes the tests start."""
     monkeypatch.setenv("MIGCTL_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("MIGCTL_LEASE_DB", str(tmp_path / "leases.db"))
     return tmp_path / "leases.db"
+
+
+def files(lease_db: Path) -> MachineFiles:
+    return MachineFiles(lease_db, lease_db.parent / "state")
 
 
 @pytest.fixture
@@ -102,9 +108,9 @@ class AcquireRightBeforeDestroy:
 def test_an_acquire_between_the_lease_check_and_the_destroy_never_gets_the_device(
     backend: NvmlBackend, lease_db: Path
 ) -> None:
-    assert apply(backend, {0: TWO}).error is None
+    assert apply(backend, {0: TWO}, files=files(lease_db)).error is None
     racing = AcquireRightBeforeDestroy(backend, lease_db)
-    outcome = apply(cast(Backend, racing), {0: SEVEN})
+    outcome = apply(cast(Backend, racing), {0: SEVEN}, files=files(lease_db))
     assert racing.thread is not None
     racing.thread.join(timeout=60)
     assert not racing.thread.is_alive()
@@ -117,13 +123,13 @@ def test_an_acquire_between_the_lease_check_and_the_destroy_never_gets_the_devic
 def test_a_lease_granted_after_planning_stops_the_destroy(
     backend: NvmlBackend, lease_db: Path
 ) -> None:
-    assert apply(backend, {0: TWO}).error is None
+    assert apply(backend, {0: TWO}, files=files(lease_db)).error is None
     target = min(live_devices(), key=lambda d: d.gi_id).uuid
     acquire = f"{sys.executable} -m migctl --sim {MACHINE} lease acquire --device {target}"
     hooks = Hooks(
         {"before-instance-changes": (ShellHook(acquire),)}
     )  # after the plan, before a change
-    outcome = apply(backend, {0: SEVEN}, hooks=hooks)
+    outcome = apply(backend, {0: SEVEN}, hooks=hooks, files=files(lease_db))
     assert isinstance(outcome.error, InUseError) and target in outcome.error.message
     assert outcome.rolled_back
     assert target in {d.uuid for d in live_devices()}

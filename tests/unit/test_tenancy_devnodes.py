@@ -8,7 +8,6 @@ import pytest
 
 from migctl.backends.select import open_backend
 from migctl.tenancy.devnodes import (
-    ENV_PROC_ROOT,
     DeviceNodeReader,
     node_reader_for,
     proc_dir_name,
@@ -84,7 +83,6 @@ def test_the_simulator_knows_no_device_files_unless_told(
     backend = open_backend("h100-single")
     try:
         assert node_reader_for(backend).root is None  # never the host's real /proc
-        monkeypatch.setenv(ENV_PROC_ROOT, str(tmp_path))
-        assert node_reader_for(backend).root == tmp_path
+        assert node_reader_for(backend, tmp_path).root == tmp_path  # MIGCTL_PROC_ROOT
     finally:
         backend.close()

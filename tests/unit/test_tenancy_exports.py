@@ -16,7 +16,7 @@ from migctl.backends.select import open_backend
 from migctl.errors import InvalidStateError, UsageError
 from migctl.inventory import machine_view
 from migctl.tenancy.devices import exported_devices
-from migctl.tenancy.devnodes import ENV_PROC_ROOT, proc_dir_name
+from migctl.tenancy.devnodes import node_reader_for, proc_dir_name
 from migctl.tenancy.kubernetes import (
     MIG_CONFIG_LABEL,
     export_kubernetes,
@@ -171,8 +171,7 @@ def test_gres_files_name_every_mig_device_with_its_three_device_files(
 ) -> None:
     buses = [proc_dir_name(machine.gpu(index).pci_bus_id) for index in (0, 1)]
     table = fake_proc(tmp_path, {buses[0]: 1, buses[1]: 0})  # bus ids derive from the machine
-    monkeypatch.setenv(ENV_PROC_ROOT, str(tmp_path))
-    devices = exported_devices(machine)
+    devices = exported_devices(machine, node_reader_for(machine, tmp_path))
     config = gres_config(devices, "node7", GresForm.AUTO)
     assert config.form is GresForm.FILES
     lines = [parse_gres_line(line) for line in config.gres_conf]

@@ -128,7 +128,7 @@ def cdi_generate(
     """Print (or write) a CDI spec naming each MIG device `<gpu>:<mig>` and `MIG-<uuid>`."""
     from migctl.tenancy.cdi import generate_spec, render_spec, write_spec
 
-    spec = generate_spec(session().backend, kind)
+    spec = generate_spec(session().backend, kind, session().settings.proc_root)
     if out is not None:
         write_spec(spec, out)
 
@@ -202,6 +202,7 @@ def slurm_gres(
 ) -> None:
     """gres.conf and slurm.conf lines for the MIG devices, and the matching --gres requests."""
     from migctl.tenancy.devices import exported_devices
+    from migctl.tenancy.devnodes import node_reader_for
     from migctl.tenancy.slurm import GresForm, gres_config
 
     try:
@@ -209,7 +210,9 @@ def slurm_gres(
     except ValueError:
         raise UsageError(f"--form {form!r}: use auto, files or autodetect") from None
     node_name = node or socket.gethostname().split(".")[0]
-    config = gres_config(exported_devices(session().backend), node_name, chosen)
+    backend = session().backend
+    reader = node_reader_for(backend, session().settings.proc_root)
+    config = gres_config(exported_devices(backend, reader), node_name, chosen)
 
     def render() -> None:
         typer.echo(config.text(), nl=False)

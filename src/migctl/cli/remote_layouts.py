@@ -114,6 +114,8 @@ def _dry_run_outcome(plans: list[Json], disturbs: Json) -> Json:
         "rolled_back": False,
         "rollback_error": None,
         "disturbs": disturbs,
+        "currents": [],
+        "reasons": [],
     }
 
 

@@ -109,7 +109,16 @@ def apply(
         outcome = ApplyOutcome(plans, recovered=recovered, currents=currents)
         hooks.run("before-apply", {"plans": [p.to_dict() for p in plans.values()]})
         try:
-            _change(backend, targets, outcome, currents, journal, hooks, force=force, files=files)
+            _change(
+                backend,
+                targets,
+                outcome,
+                currents,
+                journal=journal,
+                hooks=hooks,
+                force=force,
+                files=files,
+            )
         except BaseException:
             hooks.finish(_outcome_json(outcome), failed=True)
             raise
@@ -122,9 +131,9 @@ def _change(
     targets: Mapping[int, DesiredLayout],
     outcome: ApplyOutcome,
     currents: dict[int, CurrentGpu],
+    *,
     journal: Journal,
     hooks: Hooks,
-    *,
     force: bool,
     files: MachineFiles,
 ) -> None:
@@ -148,7 +157,7 @@ def _change(
         _verify(backend, targets, outcome, files)
     except MigctlError as failure:
         outcome.error = failure
-        _roll_back(backend, currents, outcome, journal, entry, files)
+        _roll_back(backend, currents, outcome, journal, entry, files=files)
     if outcome.rollback_error is None:
         journal.clear()
 
@@ -231,6 +240,7 @@ def _roll_back(
     outcome: ApplyOutcome,
     journal: Journal,
     entry: JournalEntry,
+    *,
     files: MachineFiles,
 ) -> None:
     entry.status = "rolling-back"

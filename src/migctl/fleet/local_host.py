@@ -71,15 +71,17 @@ class LocalHost:
         return self.host_name
 
     def _store(self, backend: Backend | None = None) -> LeaseStore:
-        from migctl.engine.files import MachineFiles
+        """The lease store the host's ``migctl run`` workers use (the CLI's settings)."""
+        from migctl.settings import Settings
 
         if backend is None:
             with self._backend() as opened:
-                lease_db = MachineFiles.of(opened).lease_db
+                files_dir = opened.files_dir
         else:
-            lease_db = MachineFiles.of(backend).lease_db
-        assert lease_db is not None
-        return LeaseStore(lease_db)
+            files_dir = backend.files_dir
+        return LeaseStore(
+            Settings.from_env(overrides={"sim": self.sim}).for_machine(files_dir).lease_db
+        )
 
     @contextlib.contextmanager
     def _backend(self) -> Iterator[Backend]:

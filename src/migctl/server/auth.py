@@ -24,7 +24,7 @@ import pwd
 import time
 from dataclasses import dataclass
 
-from migctl.errors import PermissionDeniedError
+from migctl.errors import AuthenticationError, PermissionDeniedError
 from migctl.server.peercred import PeerCred
 from migctl.server.tokens import TokenInfo, TokenStore
 
@@ -35,12 +35,6 @@ DAEMON_ACTOR = "migctl-daemon"
 class Role(enum.StrEnum):
     ADMIN = "admin"
     USER = "user"
-
-
-class AuthenticationError(PermissionDeniedError):
-    """No identity, or a bad one: HTTP 401 (exit code 4 like any permission problem)."""
-
-    kind = "unauthenticated"
 
 
 @dataclass(frozen=True, slots=True)

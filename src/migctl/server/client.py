@@ -23,7 +23,7 @@ import httpx
 
 from migctl.errors import (
     ALL_ERROR_CLASSES,
-    EXIT_INTERNAL,
+    InternalError,
     InvalidStateError,
     MigctlError,
     PermissionDeniedError,
@@ -39,24 +39,11 @@ PROBE_TIMEOUT_S = 5.0  # a daemon found on a socket must answer /v1/health withi
 RATE_LIMIT_PATIENCE_S = 30.0  # how long a rate-limited request is retried before failing
 
 
-class DaemonInternalError(MigctlError):
-    """A bug inside the daemon (HTTP 500 ``internal``): exit 70 like a local internal error."""
-
-    exit_code = EXIT_INTERNAL
-    kind = "internal"
+DaemonInternalError = InternalError  # a bug inside the daemon (HTTP 500 ``internal``): exit 70
 
 
 def _error_classes() -> dict[str, type[MigctlError]]:
-    from migctl.server.auth import AuthenticationError  # pulls in uvicorn: only on errors
-    from migctl.server.http_errors import RateLimitedError
-
-    classes: tuple[type[MigctlError], ...] = (
-        *ALL_ERROR_CLASSES,
-        AuthenticationError,
-        RateLimitedError,
-        DaemonInternalError,
-    )
-    return {cls.kind: cls for cls in classes}
+    return {cls.kind: cls for cls in ALL_ERROR_CLASSES}
 
 
 def _retry_after(response: httpx.Response) -> float | None:

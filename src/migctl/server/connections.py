@@ -29,10 +29,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from migctl.errors import InsufficientResourcesError, MigctlError
+from migctl.errors import InsufficientResourcesError, MigctlError, RateLimitedError
 from migctl.server.auth import user_name
 from migctl.server.config import ConnectionLimits
-from migctl.server.http_errors import RateLimitedError
 from migctl.server.peercred import PeerCred
 from migctl.server.secure_headers import API_HEADERS
 

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from migctl.errors import (
     EXIT_INTERNAL,
+    AuthenticationError,
     DriverError,
     InsufficientResourcesError,
     InUseError,
@@ -32,10 +33,10 @@ from migctl.errors import (
     NotFoundError,
     NotSupportedError,
     PermissionDeniedError,
+    RateLimitedError,
     ReadOnlyError,
     UsageError,
 )
-from migctl.server.auth import AuthenticationError
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,6 @@ class CarriedError(StarletteHTTPException):
     def __init__(self, error: MigctlError) -> None:
         super().__init__(status_for(error), detail=error.message)
         self.error = error
-
-
-class RateLimitedError(InsufficientResourcesError):
-    """Too many requests or connections from one caller: HTTP 429 (exit code 5)."""
-
-    kind = "rate_limited"
 
 
 class BodyTooLargeError(InvalidInputError):

@@ -24,11 +24,10 @@ import math
 import time
 from collections.abc import Callable
 
-from migctl.errors import MigctlError
+from migctl.errors import MigctlError, RateLimitedError
 from migctl.server.audit import ASGIApp, Receive, Scope, Send
 from migctl.server.auth import Principal, user_name
 from migctl.server.config import Rate
-from migctl.server.http_errors import RateLimitedError
 from migctl.server.peercred import peer_of
 from migctl.server.quietlog import QuietLog
 from migctl.server.service import Service

@@ -103,6 +103,7 @@ class Service:
         self.blocking.shutdown()
         self.leases.store.close()
         self.db.close()
+        self.gpu.backend.close()
 
     def authenticate(self, peer: PeerCred | None, authorization: str | None) -> Principal:
         return authenticate(peer, authorization, self.tokens, self.admins)

@@ -78,13 +78,13 @@ class NvmlBackend(LiveGeometry):
         self._ci_defs: dict[tuple[int, str], list[CiProfile]] = {}
         self._library = library
         self._closed = False
-        guard.claim(library)
+        guard.claim(self, library)
         nv.nvmlLib = library  # None: pynvml loads libnvidia-ml.so.1 itself
         nv._nvmlGetFunctionPointer_cache.clear()
         try:
             nv.nvmlInit()
         except nv.NVMLError as exc:
-            guard.release(library)
+            guard.release(self)
             raise NoDriverError(
                 f"no NVIDIA driver found ({exc}): NVML could not be initialised", hint=HINT_SIM
             ) from exc
@@ -118,7 +118,7 @@ class NvmlBackend(LiveGeometry):
         except nv.NVMLError:
             log.debug("nvmlShutdown failed", exc_info=True)
         finally:
-            guard.release(self._library)
+            guard.release(self)
 
     def call(self, action: str, fn: Callable[..., T], *args: Any, **ctx: Any) -> T:
         """Call a pynvml function; convert an NVMLError into a migctl error."""

@@ -4,7 +4,8 @@ Why this module exists: pynvml keeps the loaded library in a module global. Open
 over a second library (another simulated machine, or the real driver beside a simulator) would
 silently re-point every backend already open in the process: a node opened on a simulated
 8 x H100 would start reporting the GPUs of the other machine. :func:`claim` refuses that with a
-clear error; opening the same library again is fine (counted, released by :func:`release`).
+clear error; opening the same library again is fine. A backend holds its claim until it is
+closed (:func:`release`) or garbage-collected (a backend nobody can reach drives nothing).
 
 Only ``backends.nvml.backend`` imports this module.
 """
@@ -12,11 +13,13 @@ Only ``backends.nvml.backend`` imports this module.
 from __future__ import annotations
 
 import threading
+import weakref
 
 from migctl.errors import UsageError
 
 _lock = threading.Lock()
-_current: list[tuple[str, str, int]] = []  # (key, description, open count): at most one entry
+_holders: weakref.WeakSet[object] = weakref.WeakSet()  # backends open over the current library
+_current: list[tuple[str, str]] = []  # (key, words) of the library they use: at most one
 
 
 def library_key(library: object | None) -> tuple[str, str]:
@@ -28,34 +31,32 @@ def library_key(library: object | None) -> tuple[str, str]:
     path = getattr(store, "path", None)
     if path is not None:
         return f"sim:{path}", f"the simulated machine in {path}"
-    return f"object:{id(library)}", f"the simulated machine {library!r}"
+    return f"object:{id(library)}", "a simulated machine held in memory"
 
 
-def claim(library: object | None) -> None:
-    """Note that a backend over ``library`` opens; refuse a different library already open."""
+def claim(holder: object, library: object | None) -> None:
+    """Note that ``holder`` (a backend) opens over ``library``; refuse a different library
+    while a backend over another one is still open."""
     key, words = library_key(library)
     with _lock:
-        if _current and _current[0][0] != key:
+        if _current and _current[0][0] != key and len(_holders) > 0:
             raise UsageError(
                 f"this process already drives {_current[0][1]}; it cannot also open {words}",
                 hint="pynvml allows one NVML library per process: close the first node, or "
                 "open the second in another process (for tests: migctl.testing)",
                 context={"open": _current[0][1], "asked": words},
             )
-        count = _current[0][2] if _current else 0
-        _current[:] = [(key, words, count + 1)]
+        _current[:] = [(key, words)]
+        _holders.add(holder)
 
 
-def release(library: object | None) -> None:
-    """Note that a backend over ``library`` closed."""
-    key, _ = library_key(library)
+def release(holder: object) -> None:
+    """Note that ``holder`` closed."""
     with _lock:
-        if _current and _current[0][0] == key:
-            entry = _current[0]
-            _current[:] = [] if entry[2] <= 1 else [(entry[0], entry[1], entry[2] - 1)]
+        _holders.discard(holder)
 
 
 def open_library() -> str | None:
-    """Words for the library open in this process, or None."""
+    """Words for the library a backend of this process holds open, or None."""
     with _lock:
-        return _current[0][1] if _current else None
+        return _current[0][1] if _current and len(_holders) > 0 else None
