@@ -181,6 +181,15 @@ def test_leases_are_the_same(pair: Pair) -> None:
     assert both(pair, lambda node: node.leases()) == []
 
 
+def test_an_admin_may_lease_a_device_made_on_demand(pair: Pair) -> None:
+    both(pair, lambda node: node.set_mode("all", enabled=True))
+    wanted = migctl.LeaseRequest(profile="2g.12gb", create=True, job="made")
+    lease = both(pair, lambda node: node.acquire(wanted))
+    assert (lease.profile, lease.job) == ("2g.12gb", "made")
+    devices = both(pair, lambda node: node.inventory()).gpus[lease.gpu_index].devices
+    assert [device.uuid for device in devices] == [lease.uuid]
+
+
 def test_the_machine_metrics_are_the_same(pair: Pair) -> None:
     split7(pair)
     both(pair, lambda node: node.acquire(migctl.LeaseRequest(profile="1g.6gb")))
@@ -243,10 +252,13 @@ def test_a_user_asking_for_an_admin_change_is_denied_and_nothing_changes() -> No
                 lambda: alice.set_mode([0], enabled=True),
                 lambda: alice.create_gpu_instances(0, "1g.6gb"),
                 alice.recover,
+                lambda: alice.acquire(migctl.LeaseRequest(profile="1g.6gb", create=True)),
             ):
                 with pytest.raises(PermissionDeniedError) as caught:
                     change()
-                assert caught.value.exit_code == 4 and "admin role" in caught.value.message
+                assert caught.value.exit_code == 4 and "admin role" in caught.value.message, (
+                    caught.value.message
+                )
             assert alice.inventory() == before
 
 
