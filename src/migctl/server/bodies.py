@@ -10,6 +10,7 @@ imports this module.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 from pydantic import Field
@@ -134,20 +135,7 @@ class AuditOut(Wire):
 
     @classmethod
     def of(cls, entry: AuditEntry) -> AuditOut:
-        return cls(
-            audit_id=entry.audit_id,
-            at=entry.at,
-            actor=entry.actor,
-            role=entry.role,
-            via=entry.via,
-            method=entry.method,
-            path=entry.path,
-            action=entry.action,
-            target=entry.target,
-            status=entry.status,
-            result=entry.result,
-            detail=entry.detail,
-        )
+        return cls.model_validate(dataclasses.asdict(entry))
 
 
 class DesiredGpuOut(Wire):

@@ -10,7 +10,8 @@ Only ``server.app`` imports it.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request, Response
 
@@ -28,6 +29,7 @@ from migctl.schemas.machine import (
     GpuInstancesOut,
 )
 from migctl.server import audit
+from migctl.server.auth import Principal
 from migctl.server.bodies import JobOut
 from migctl.server.changes import submit_change
 from migctl.server.deps import Admin, GpuPath, Svc
@@ -36,11 +38,39 @@ from migctl.server.service import Service
 
 router = APIRouter(prefix="/v1/gpus/{gpu}/gpu-instances", tags=["instances"])
 GiPath = Annotated[int, Path(ge=0, le=1_000_000)]
+T = TypeVar("T")
 
 
 async def _gpu_index(service: Service, gpu: str) -> int:
     """The GPU's index (404 before any job when there is no such GPU)."""
     return await service.on_gpus(service.node.one_gpu, gpu)
+
+
+async def _queued(
+    service: Service,
+    principal: Principal,
+    request: Request,
+    response: Response,
+    *,
+    kind: str,
+    record: dict[str, Any],
+    change: Callable[[LocalNode], T],
+    says: Callable[[T], str],
+) -> JobOut:
+    """Queue ``change`` of the GPU ``record["gpu"]`` as a job; 202 with the job."""
+    audit.note(request, kind, f"gpu {record['gpu']}", **record)
+    job = await service.blocking.run(
+        submit_change,
+        service,
+        kind,
+        record,
+        principal,
+        change=change,
+        says=says,
+        gpus=[record["gpu"]],
+    )
+    audit.add_detail(request, job_id=job.job_id)
+    return accepted(job, response)
 
 
 @router.post("", status_code=202, summary="Create GPU instances, all or nothing (admin; a job)")
@@ -54,29 +84,19 @@ async def create_gpu_instances(
     response: Response,
 ) -> JobOut:
     index = await _gpu_index(service, gpu)
-    audit.note(request, "gpu-instances create", f"gpu {index}", profiles=body.profiles)
 
     def change(node: LocalNode) -> GpuInstancesOut:
         made = node.create_gpu_instances(index, body.profiles, with_ci=body.with_ci)
         return GpuInstancesOut(gpu_instances=[GiOut.of(gi) for gi in made])
 
     def says(out: GpuInstancesOut) -> str:
-        ids = ", ".join(str(gi.id) for gi in out.gpu_instances)
-        return f"GPU {index}: created GPU instance(s) {ids}"
+        return f"GPU {index}: created GPU instance(s) {_ids([gi.id for gi in out.gpu_instances])}"
 
-    request_record = {"gpu": index, **body.model_dump(mode="json")}
-    job = await service.blocking.run(
-        submit_change,
-        service,
-        "gpu-instances",
-        request_record,
-        principal,
-        change=change,
-        says=says,
-        gpus=[index],
-    )
-    audit.add_detail(request, job_id=job.job_id)
-    return accepted(job, response)
+    record = {"gpu": index, **body.model_dump(mode="json")}
+    return await _queued(
+        service, principal, request, response,
+        kind="gpu-instances create", record=record, change=change, says=says,
+    )  # fmt: skip
 
 
 @router.post("/destroy", status_code=202, summary="Destroy GPU instances (admin; a job)")
@@ -90,23 +110,18 @@ async def destroy_gpu_instances(
     response: Response,
 ) -> JobOut:
     index = await _gpu_index(service, gpu)
-    audit.note(request, "gpu-instances destroy", f"gpu {index}", ids=body.ids)
 
     def change(node: LocalNode) -> DestroyedOut:
         return DestroyedOut(gpu=index, ids=node.destroy_gpu_instances(index, body.ids))
 
-    job = await service.blocking.run(
-        submit_change,
-        service,
-        "gpu-instances destroy",
-        {"gpu": index, "ids": body.ids},
-        principal,
-        change=change,
-        says=lambda out: f"GPU {index}: destroyed GPU instance(s) {_ids(out.ids)}",
-        gpus=[index],
-    )
-    audit.add_detail(request, job_id=job.job_id)
-    return accepted(job, response)
+    def says(out: DestroyedOut) -> str:
+        return f"GPU {index}: destroyed GPU instance(s) {_ids(out.ids)}"
+
+    return await _queued(
+        service, principal, request, response,
+        kind="gpu-instances destroy", record={"gpu": index, "ids": body.ids},
+        change=change, says=says,
+    )  # fmt: skip
 
 
 @router.post(
@@ -125,7 +140,6 @@ async def create_compute_instances(
     response: Response,
 ) -> JobOut:
     index = await _gpu_index(service, gpu)
-    audit.note(request, "compute-instances create", f"gpu {index} gi {gi}", profiles=body.profiles)
 
     def change(node: LocalNode) -> ComputeInstancesOut:
         made = node.create_compute_instances(index, gi, body.profiles)
@@ -135,19 +149,11 @@ async def create_compute_instances(
         ids = _ids([ci.id for ci in out.compute_instances])
         return f"GPU {index}: created compute instance(s) {ids} in GPU instance {gi}"
 
-    request_record = {"gpu": index, "gi": gi, **body.model_dump(mode="json")}
-    job = await service.blocking.run(
-        submit_change,
-        service,
-        "compute-instances",
-        request_record,
-        principal,
-        change=change,
-        says=says,
-        gpus=[index],
-    )
-    audit.add_detail(request, job_id=job.job_id)
-    return accepted(job, response)
+    record = {"gpu": index, "gi": gi, **body.model_dump(mode="json")}
+    return await _queued(
+        service, principal, request, response,
+        kind="compute-instances create", record=record, change=change, says=says,
+    )  # fmt: skip
 
 
 @router.post(
@@ -166,24 +172,20 @@ async def destroy_compute_instances(
     response: Response,
 ) -> JobOut:
     index = await _gpu_index(service, gpu)
-    audit.note(request, "compute-instances destroy", f"gpu {index} gi {gi}", ids=body.ids)
 
     def change(node: LocalNode) -> DestroyedOut:
-        ids = node.destroy_compute_instances(index, gi, body.ids)
-        return DestroyedOut(gpu=index, gi_id=gi, ids=ids)
+        return DestroyedOut(
+            gpu=index, gi_id=gi, ids=node.destroy_compute_instances(index, gi, body.ids)
+        )
 
-    job = await service.blocking.run(
-        submit_change,
-        service,
-        "compute-instances destroy",
-        {"gpu": index, "gi": gi, "ids": body.ids},
-        principal,
-        change=change,
-        says=lambda out: f"GPU {index}: destroyed compute instance(s) {_ids(out.ids)} of GI {gi}",
-        gpus=[index],
-    )
-    audit.add_detail(request, job_id=job.job_id)
-    return accepted(job, response)
+    def says(out: DestroyedOut) -> str:
+        return f"GPU {index}: destroyed compute instance(s) {_ids(out.ids)} of GI {gi}"
+
+    return await _queued(
+        service, principal, request, response,
+        kind="compute-instances destroy", record={"gpu": index, "gi": gi, "ids": body.ids},
+        change=change, says=says,
+    )  # fmt: skip
 
 
 def _ids(ids: list[int]) -> str:
