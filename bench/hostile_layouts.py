@@ -47,7 +47,7 @@ def cases() -> list[tuple[str, list[str] | None, dict[str, object] | None, str]]
     ]
     found.append((f"--split {BILLION}", ["--model", "h100", "--split", str(BILLION)], None, ""))
     demand = "100000000x1g.10gb"
-    body = {"target": {"kind": "demand", "demand": demand}}
+    body: dict[str, object] = {"target": {"kind": "demand", "demand": demand}}
     found.append((f"--demand {demand}", ["--demand", demand], body, ""))
     return found
 

@@ -36,7 +36,10 @@ def unchanged(root: httpx.Client) -> Iterator[None]:
 def assert_error(response: httpx.Response, status: int, kind: str, *words: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error", "message", "hint", "exit_code", "context"}
+    # migctl's error shape, as ``--output json`` prints it; an error class may add structured
+    # detail beside it (the planner's refusals: ``obstacles`` and ``nearest``)
+    assert set(body) >= {"error", "message", "hint", "exit_code", "context"}
+    assert set(body) <= {"error", "message", "hint", "exit_code", "context", "obstacles", "nearest"}
     assert body["error"] == kind, body
     for word in words:
         assert word in body["message"], body["message"]
@@ -150,3 +153,11 @@ def test_bad_queries_and_paths(root: httpx.Client, daemon: Daemon, unchanged: No
     assert_error(
         root.post("/v1/mig-mode", json={"gpus": "9", "enabled": False}), 404, "not_found", "'9'"
     )
+
+
+def test_disabling_mig_mode_while_instances_exist_is_409_before_any_job(
+    root: httpx.Client, unchanged: None
+) -> None:
+    refused = root.post("/v1/mig-mode", json={"gpus": "0", "enabled": False})
+    assert_error(refused, 409, "in_use", "cannot disable MIG mode", "still exist")
+    assert refused.json()["context"]["gpu_instances"]  # names them; no job was queued
