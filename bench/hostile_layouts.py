@@ -42,11 +42,13 @@ def cases() -> list[tuple[str, list[str] | None, dict[str, object] | None, str]]
         ("nesting 60,000 deep", deep_nesting(60000)),
     ]
     found: list[tuple[str, list[str] | None, dict[str, object] | None, str]] = [
-        (name, ["-f", "{file}"], {"layout": text}, text) for name, text in files
+        (name, ["-f", "{file}"], {"target": {"kind": "layout", "text": text}}, text)
+        for name, text in files
     ]
     found.append((f"--split {BILLION}", ["--model", "h100", "--split", str(BILLION)], None, ""))
     demand = "100000000x1g.10gb"
-    found.append((f"--demand {demand}", ["--demand", demand], {"demand": demand}, ""))
+    body: dict[str, object] = {"target": {"kind": "demand", "demand": demand}}
+    found.append((f"--demand {demand}", ["--demand", demand], body, ""))
     return found
 
 

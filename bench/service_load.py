@@ -278,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     daemon.start()
     try:
         with daemon.client() as root:
-            job = root.post("/v1/apply", json={"split": 7}).json()
+            body = {"target": {"kind": "split", "n": 7}}
+            job = root.post("/v1/apply", json=body).json()
             while root.get(f"/v1/jobs/{job['job_id']}").json()["status"] in {"queued", "running"}:
                 time.sleep(0.1)
             devices = root.get("/v1/status").json()["mig_devices"]

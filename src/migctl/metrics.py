@@ -50,9 +50,14 @@ class MachineCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with self.lock:
             views = machine_view(self.backend)
-        holders = self.leases()
-        yield from _gpu_metrics(views)
-        yield from _device_metrics(views, holders)
+        yield from machine_metrics(views, self.leases())
+
+
+def machine_metrics(views: list[GpuView], holders: dict[str, str]) -> Iterator[Metric]:
+    """The machine's metric families: GPUs and MIG devices from ``views``, lease holders by MIG
+    device UUID from ``holders`` (the daemon reads both through its node)."""
+    yield from _gpu_metrics(views)
+    yield from _device_metrics(views, holders)
 
 
 def _gpu_metrics(views: list[GpuView]) -> Iterator[Metric]:

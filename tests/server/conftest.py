@@ -2,7 +2,9 @@
 
 The shared daemon serves a simulated H100 split into 7 x 1g.10gb, with ``--admin-group nogroup``
 so that (when the tests run as root) a process running as ``nobody`` (gid nogroup) is an admin
-on the socket and one running as ``daemon`` (uid 1) is a plain user.
+on the socket and one running as ``daemon`` (uid 1) is a plain user. :func:`split`,
+:func:`instances` and :func:`layout` write the bodies of ``POST /v1/plan``, ``/v1/check`` and
+``/v1/apply`` (``migctl.schemas.layouts.PlanRequest``: a target and the GPUs it is narrowed to).
 """
 
 from __future__ import annotations
@@ -15,6 +17,28 @@ import httpx
 import pytest
 
 from tests.server.daemon import Daemon, running
+
+
+def split(n: int, *, gpus: list[int] | None = None) -> dict[str, Any]:
+    """A plan/apply body: ``n`` equal instances on each GPU (of ``gpus``)."""
+    return _narrowed({"kind": "split", "n": n}, gpus)
+
+
+def instances(layouts: dict[str, Any]) -> dict[str, Any]:
+    """A plan/apply body: explicit layouts by GPU index (``{"0": {"gis": [...]}}``)."""
+    return {"target": {"kind": "instances", "layouts": layouts}}
+
+
+def layout(
+    text: str, config: str | None = None, *, gpus: list[int] | None = None
+) -> dict[str, Any]:
+    """A plan/apply body: a layout file's text (and which named layout in it)."""
+    target = {"kind": "layout", "text": text, **({"config": config} if config else {})}
+    return _narrowed(target, gpus)
+
+
+def _narrowed(target: dict[str, Any], gpus: list[int] | None) -> dict[str, Any]:
+    return {"target": target, **({"gpus": gpus} if gpus is not None else {})}
 
 
 def wait_job(client: httpx.Client, job_id: int, timeout_s: float = 60.0) -> dict[str, Any]:
@@ -35,9 +59,9 @@ def apply_and_wait(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]
 
 @pytest.fixture(scope="session")
 def daemon() -> Iterator[Daemon]:
-    with running("h100-single", extra_args=("--admin-group", "nogroup")) as started:
+    with running("h100-single", admin_group="nogroup") as started:
         with started.client() as root:
-            job = apply_and_wait(root, {"split": 7})
+            job = apply_and_wait(root, split(7))
             assert job["status"] == "succeeded", job
         yield started
 

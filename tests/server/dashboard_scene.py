@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from migctl.sim import SimControl
-from tests.server.conftest import apply_and_wait
+from tests.server.conftest import apply_and_wait, instances
 from tests.server.daemon import Daemon
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -247,7 +247,7 @@ def build(daemon: Daemon) -> Scene:
     scene = Scene(daemon)
     with daemon.client() as root:
         scene.tokens = _make_tokens(root)
-        job = apply_and_wait(root, {"targets": LAYOUT})
+        job = apply_and_wait(root, instances(LAYOUT))
         assert job["status"] == "succeeded", job
     for user, gpu, profile, memory_mib in LEASES:
         lease = scene.lease_on(user, gpu, profile)

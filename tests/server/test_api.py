@@ -11,20 +11,18 @@ import httpx
 import pytest
 
 from migctl.server.openapi import schema
-from tests.server.conftest import apply_and_wait, wait_job
+from tests.server.conftest import apply_and_wait, instances, layout, split, wait_job
 from tests.server.daemon import Daemon
 
-PATH_VALUES = {
-    "model": "h100",
-    "job_id": "1",
-    "target": "1",
-    "token": "nobody",
-    "gpu": "0",
-    "index": "0",
-}
+PATH_VALUES = {"job_id": "1", "target": "1", "token": "nobody", "gpu": "0", "gi": "7"}
 ADMIN_ROUTES = [
-    ("POST", "/v1/apply", {"split": 7}),
-    ("PUT", "/v1/gpus/0/mig-mode", {"enabled": True}),
+    ("POST", "/v1/apply", split(7)),
+    ("POST", "/v1/recover", {}),
+    ("POST", "/v1/mig-mode", {"gpus": "0", "enabled": True}),
+    ("POST", "/v1/gpus/0/gpu-instances", {"profiles": "1g.10gb"}),
+    ("POST", "/v1/gpus/0/gpu-instances/destroy", {"ids": [7]}),
+    ("POST", "/v1/gpus/0/gpu-instances/7/compute-instances", {}),
+    ("POST", "/v1/gpus/0/gpu-instances/7/compute-instances/destroy", {"ids": [0]}),
     ("GET", "/v1/jobs", None),
     ("GET", "/v1/jobs/1", None),
     ("GET", "/v1/tokens", None),
@@ -46,11 +44,13 @@ def body_for(method: str, path: str) -> dict[str, Any] | None:
     if method in {"GET", "DELETE"}:
         return None
     bodies: dict[str, dict[str, Any]] = {
-        "/v1/apply": {"split": 7},
-        "/v1/plan": {"split": 7},
+        "/v1/apply": split(7),
+        "/v1/plan": split(7),
+        "/v1/check": split(7),
         "/v1/leases": {"profile": "1g.10gb"},
         "/v1/tokens": {"name": "x", "role": "user"},
-        "/v1/gpus/0/mig-mode": {"enabled": True},
+        "/v1/mig-mode": {"enabled": True},
+        "/v1/gpus/0/gpu-instances": {"profiles": "1g.10gb"},
     }
     return bodies.get(path, {})
 
@@ -120,14 +120,16 @@ def test_user_routes_answer_users(daemon: Daemon, tokens: dict[str, str]) -> Non
         inventory = bob.get("/v1/inventory").json()
         devices = [d for i in inventory["gpus"][0]["gpu_instances"] for d in i["mig_devices"]]
         assert len(devices) == 7 and {d["ci_profile"] for d in devices} == {"1g.10gb"}
-        assert "h100-80gb-hbm3" in {m["key"] for m in bob.get("/v1/catalog").json()}
-        model = bob.get("/v1/catalog/h100").json()
+        model = bob.get("/v1/models").json()["models"]["0"]
         assert model["key"] == "h100-80gb-hbm3" and model["memory_slices"] == 8
-        assert bob.get("/v1/catalog/no-such-gpu").status_code == 404
+        assert bob.get("/v1/models?gpus=3").status_code == 404
+        assert bob.post("/v1/check", json=split(7)).json()["matches"] is True
+        exported = bob.get("/v1/export?format=mig-parted&name=now")
+        assert exported.status_code == 200 and '"1g.10gb": 7' in exported.text
         status = bob.get("/v1/status").json()
         assert status["gpus"] == 1 and status["mig_devices"] == 7 and status["you"]["name"] == "bob"
         assert bob.get("/v1/layout").json()["gpus"][0]["layout"]["gis"][0]["profile"] == "1g.10gb"
-        plan = bob.post("/v1/plan", json={"split": 2}).json()
+        plan = bob.post("/v1/plan", json=split(2)).json()
         ops = plan["plans"][0]["ops"]
         assert {op["op"] for op in ops} >= {"destroy_gi", "create_gi"}
         assert plan["reasons"] == ["GPU 0: 2 x 3g.40gb"]
@@ -142,11 +144,10 @@ def test_gpu_profiles_are_read_live_with_free_counts(
     assert found["gpu_index"] == 0 and found["model"]["key"] == "h100-80gb-hbm3"
     counts = {p["profile"]["name"]: (p["free"], p["total"]) for p in found["gi_profiles"]}
     assert counts["1g.10gb"] == (0, 7) and counts["3g.40gb"] == (0, 2)
-    assert len(found["ci_profiles"]) == 7  # one entry per GI of the seven-way split
-    for gi in found["ci_profiles"]:
-        names = {p["profile"]["name"]: (p["free"], p["total"]) for p in gi["profiles"]}
-        assert names == {"1g.10gb": (0, 1)}  # each GI's one CI is already there
-    assert missing.status_code == 404 and "GPU 5" in missing.json()["message"]
+    assert len({ci["gi_id"] for ci in found["ci_profiles"]}) == 7  # every GI of the split
+    for ci in found["ci_profiles"]:  # each GI's one CI is already there
+        assert (ci["profile"]["name"], ci["free"], ci["total"]) == ("1g.10gb", 0, 1)
+    assert missing.status_code == 404 and "no GPU '5'" in missing.json()["message"]
 
 
 def test_leases_show_owner_details_to_their_owner_and_admins_only(
@@ -234,7 +235,7 @@ def test_the_audit_log_records_mutations_and_refusals_without_secrets(
     daemon: Daemon, tokens: dict[str, str], root: httpx.Client
 ) -> None:
     with daemon.tcp(tokens["alice"]) as alice:
-        assert alice.post("/v1/apply", json={"split": 7}).status_code == 403
+        assert alice.post("/v1/apply", json=split(7)).status_code == 403
     with daemon.tcp() as anonymous:
         assert anonymous.delete("/v1/leases/1").status_code == 401
     entries = root.get("/v1/audit?limit=20").json()
@@ -250,7 +251,7 @@ def test_the_audit_log_records_mutations_and_refusals_without_secrets(
 
 
 def test_apply_is_a_job_and_the_desired_layout_is_kept(daemon: Daemon, root: httpx.Client) -> None:
-    response = root.post("/v1/apply", json={"targets": {"0": _seven_by_targets()}})
+    response = root.post("/v1/apply", json=instances({"0": _seven_by_targets()}))
     assert response.status_code == 202
     job = response.json()
     assert response.headers["location"] == f"/v1/jobs/{job['job_id']}"
@@ -258,13 +259,13 @@ def test_apply_is_a_job_and_the_desired_layout_is_kept(daemon: Daemon, root: htt
     assert done["status"] == "succeeded" and "nothing to do" in done["message"]
     desired = root.get("/v1/layout").json()["gpus"]
     assert desired[0]["updated_by"] == "root" and desired[0]["job_id"] == job["job_id"]
-    mode = root.put("/v1/gpus/0/mig-mode", json={"enabled": True})
+    mode = root.post("/v1/mig-mode", json={"gpus": "0", "enabled": True})
     assert mode.status_code == 202
     assert wait_job(root, mode.json()["job_id"])["status"] == "succeeded"
-    assert root.put("/v1/gpus/7/mig-mode", json={"enabled": True}).status_code == 404
+    assert root.post("/v1/mig-mode", json={"gpus": "7", "enabled": True}).status_code == 404
     listed = root.get("/v1/jobs?limit=2").json()
     assert [j["kind"] for j in listed] == ["mig-mode", "apply"]
-    assert apply_and_wait(root, {"split": 7})["status"] == "succeeded"
+    assert apply_and_wait(root, split(7))["status"] == "succeeded"
 
 
 def _seven_by_targets() -> dict[str, Any]:
@@ -301,15 +302,14 @@ def test_plan_accepts_a_layout_file_in_either_format(
             (native, "small", "1g.10gb", 7),
             (mig_parted, "all-3g", "3g.40gb", 2),
         ):
-            reply = bob.post("/v1/plan", json={"layout": text, "config": config})
+            reply = bob.post("/v1/plan", json=layout(text, config))
             assert reply.status_code == 200, reply.text
             final = reply.json()["plans"][0]["final"]  # the layout the plan reaches
             assert [gi["profile"] for gi in final] == [profile] * count
-        bad = bob.post(
-            "/v1/plan", json={"layout": native.replace("1g.10gb", "1g.99gb"), "config": "small"}
-        )
+        bad = bob.post("/v1/plan", json=layout(native.replace("1g.10gb", "1g.99gb"), "small"))
         assert bad.status_code == 422 and "1g.99gb" in bad.json()["message"]
-        narrowed = bob.post("/v1/plan", json={"layout": native, "config": "small", "gpus": [0]})
+        narrowed = bob.post("/v1/plan", json=layout(native, "small", gpus=[0]))
         assert [plan["gpu"] for plan in narrowed.json()["plans"]] == [0]
-        absent = bob.post("/v1/plan", json={"layout": native, "config": "small", "gpus": [3]})
-        assert absent.status_code == 422 and "GPU 3 does not exist" in absent.json()["message"]
+        absent = bob.post("/v1/plan", json=layout(native, "small", gpus=[3]))
+        assert absent.status_code == 422 and absent.json()["error"] == "not_found"
+        assert "no GPU '3'" in absent.json()["message"]

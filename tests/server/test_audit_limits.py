@@ -24,6 +24,7 @@ from migctl.cli.main import run
 from migctl.errors import UsageError
 from migctl.server.audit_detail import MAX_DETAIL_BYTES, SUMMARY_CHARS
 from migctl.server.config import DEFAULT_USER_RATE, Rate, parse_rate
+from tests.server.conftest import layout, split
 from tests.server.daemon import Daemon, running
 
 LIMITED = ("--rate-limit", "1:3", "--audit-max-rows", "20", "--admin-group", "nogroup")
@@ -38,7 +39,7 @@ def audit_rows(root: httpx.Client, actor: str | None = None) -> list[dict[str, A
 def test_a_huge_plan_body_is_audited_as_its_digest(
     daemon: Daemon, tokens: dict[str, str], root: httpx.Client
 ) -> None:
-    sent = json.dumps({"layout": "gpus: [" + "x" * (250 * 1024) + "]"}).encode()
+    sent = json.dumps(layout("gpus: [" + "x" * (250 * 1024) + "]")).encode()
     with daemon.tcp(tokens["bob"]) as bob:
         for _ in range(5):
             answer = bob.post(
@@ -76,7 +77,7 @@ def token_of(daemon: Daemon, name: str) -> str:
 def drain(client: httpx.Client) -> httpx.Response:
     """Spend the caller's bucket; the first refusal."""
     for _ in range(20):
-        answer = client.post("/v1/plan", json={"split": 2})
+        answer = client.post("/v1/plan", json=split(2))
         if answer.status_code == 429:
             return answer
         assert answer.status_code == 200, answer.text
@@ -93,7 +94,7 @@ def test_an_empty_bucket_answers_429_and_only_to_its_caller(limited: Daemon) -> 
         assert int(refused.headers["retry-after"]) >= 1
         assert refused.headers["content-security-policy"].startswith("default-src 'none'")
         for _ in range(10):  # refused again: nothing is audited for a refusal
-            assert carol.post("/v1/plan", json={"split": 2}).status_code == 429
+            assert carol.post("/v1/plan", json=split(2)).status_code == 429
         assert len(audit_rows(root, "carol")) - audited_before <= 3
         for _ in range(30):  # admins: unlimited by default
             assert root.get("/v1/whoami").status_code == 200

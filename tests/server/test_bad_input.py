@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.server.conftest import instances, split
 from tests.server.daemon import Daemon
 
 
@@ -35,12 +36,16 @@ def unchanged(root: httpx.Client) -> Iterator[None]:
 def assert_error(response: httpx.Response, status: int, kind: str, *words: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error", "message", "hint", "exit_code", "context"}
+    # migctl's error shape, as ``--output json`` prints it; an error class may add structured
+    # detail beside it (the planner's refusals: ``obstacles`` and ``nearest``)
+    assert set(body) >= {"error", "message", "hint", "exit_code", "context"}
+    assert set(body) <= {"error", "message", "hint", "exit_code", "context", "obstacles", "nearest"}
     assert body["error"] == kind, body
     for word in words:
         assert word in body["message"], body["message"]
 
 
+TOO_MANY = ",".join(["1g.10gb"] * 65).encode()
 BAD_BODIES = [
     # (path, raw body, status, kind, words in the message)
     ("/v1/leases", b'{"profile": ', 400, "invalid_input", ("not valid JSON",)),
@@ -51,12 +56,21 @@ BAD_BODIES = [
     ("/v1/leases", b'{"ttl_seconds": 0}', 422, "invalid_input", ("ttl_seconds",)),
     ("/v1/leases", b'{"uuid": "MIG-x-y", "profile": "1g.10gb"}', 422, "invalid_input", ("not both",)),
     ("/v1/leases", b"[1, 2]", 422, "invalid_input", ()),
-    ("/v1/apply", b'{"split": 2, "demand": "1x3g.40gb"}', 422, "invalid_input", ("exactly one",)),
-    ("/v1/apply", b'{"split": -1}', 422, "invalid_input", ("split",)),
-    ("/v1/apply", b"{}", 422, "invalid_input", ("exactly one",)),
-    ("/v1/apply", b'{"targets": {"zero": {}}}', 422, "invalid_input", ("targets",)),
-    ("/v1/apply", b'{"targets": {"0": {"gis": [{"profile": "1g.10gb", "placement": "x"}]}}}',
-     422, "invalid_input", ("placement",)),
+    ("/v1/apply", b'{"target": {"kind": "split", "n": 2, "demand": "1x3g.40gb"}}', 422,
+     "invalid_input", ("demand", "Extra inputs")),
+    ("/v1/apply", b'{"target": {"kind": "split", "n": 2}, "ttl": 1}', 422, "invalid_input",
+     ("ttl", "Extra inputs")),
+    ("/v1/apply", b'{"target": {"kind": "split", "n": -1}}', 422, "invalid_input", ("n:",)),
+    ("/v1/apply", b"{}", 422, "invalid_input", ("target", "Field required")),
+    ("/v1/apply", b'{"target": {"kind": "guess"}}', 422, "invalid_input", ("guess",)),
+    ("/v1/apply", b'{"target": {"kind": "instances", "layouts": {"zero": {}}}}', 422,
+     "invalid_input", ("layouts",)),
+    ("/v1/apply", b'{"target": {"kind": "instances", "layouts": {"0": {"gis": '
+     b'[{"profile": "1g.10gb", "placement": "x"}]}}}}', 422, "invalid_input", ("placement",)),
+    ("/v1/mig-mode", b'{"gpus": "0"}', 422, "invalid_input", ("enabled", "Field required")),
+    ("/v1/gpus/0/gpu-instances", b'{"profiles": "' + TOO_MANY + b'"}', 422, "invalid_input",
+     ("more than 64",)),
+    ("/v1/gpus/0/gpu-instances/destroy", b'{"ids": [-1]}', 422, "invalid_input", ("ids",)),
     ("/v1/tokens", b'{"name": "x", "role": "root"}', 422, "invalid_input", ("role",)),
 ]  # fmt: skip
 
@@ -76,22 +90,24 @@ def test_malformed_bodies(  # noqa: PLR0917 - pytest passes parameters positiona
 
 
 LAYOUTS = [
-    ({"targets": {"0": {"gis": [{"profile": "9g.90gb"}]}}}, "invalid_input", "9g.90gb"),
-    ({"targets": {"0": {"gis": [{"profile": "1g.10gb"}] * 8}}}, "insufficient_resources", "1g.10gb"),
-    ({"targets": {"0": {"gis": [{"profile": "4g.40gb", "placement": "2:4"}]}}}, "invalid_input", "2:4"),
-    ({"targets": {"3": {"gis": []}}}, "invalid_input", "GPU 3"),
-    ({"split": 1, "gpus": [5]}, "invalid_input", "GPU 5"),
-    ({"demand": "9x80GiB"}, "insufficient_resources", ""),
-    ({"targets": {"0": {"gis": [{"profile": "3g.40gb", "cis": [{"profile": "4c"}]}]}}},
+    (instances({"0": {"gis": [{"profile": "9g.90gb"}]}}), "not_found", "9g.90gb"),
+    (instances({"0": {"gis": [{"profile": "1g.10gb"}] * 8}}), "insufficient_resources", "1g.10gb"),
+    (instances({"0": {"gis": [{"profile": "4g.40gb", "placement": "2:4"}]}}), "invalid_input", "2:4"),
+    (instances({"3": {"gis": []}}), "not_supported", "GPU 3"),
+    (split(1, gpus=[5]), "not_found", "GPU '5'"),
+    ({"target": {"kind": "demand", "demand": "9x80GiB"}}, "insufficient_resources", ""),
+    (instances({"0": {"gis": [{"profile": "3g.40gb", "cis": [{"profile": "4c"}]}]}}),
      "invalid_input", "4c"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("body", "kind", "word"), LAYOUTS)
-@pytest.mark.parametrize("route", ["/v1/apply", "/v1/plan"])
+@pytest.mark.parametrize("route", ["/v1/apply", "/v1/plan", "/v1/check"])
 def test_layouts_that_cannot_exist_are_refused_before_any_job(  # noqa: PLR0917
     root: httpx.Client, unchanged: None, route: str, body: dict[str, Any], kind: str, word: str
 ) -> None:
+    """422 (the route exists; the body asks for what cannot be), with the error kind the node
+    raised: a client raises the same class as ``LocalNode`` would."""
     assert_error(root.post(route, json=body), 422, kind, word)
 
 
@@ -131,6 +147,17 @@ def test_huge_bodies_get_413(root: httpx.Client, unchanged: None) -> None:
 def test_bad_queries_and_paths(root: httpx.Client, daemon: Daemon, unchanged: None) -> None:
     assert_error(root.get("/v1/audit?limit=0"), 422, "invalid_input", "limit")
     assert_error(root.get("/v1/jobs?status=bogus"), 422, "invalid_input", "status")
+    assert_error(root.get("/v1/gpus/zero/profiles"), 404, "not_found", "'zero'")
+    assert_error(root.get("/v1/export?format=yaml"), 400, "usage", "unknown format")
+    assert_error(root.get("/v1/inventory?gpus=" + "0," * 3000), 422, "invalid_input", "gpus")
     assert_error(
-        root.put("/v1/gpus/zero/mig-mode", json={"enabled": True}), 422, "invalid_input", "gpu"
+        root.post("/v1/mig-mode", json={"gpus": "9", "enabled": False}), 404, "not_found", "'9'"
     )
+
+
+def test_disabling_mig_mode_while_instances_exist_is_409_before_any_job(
+    root: httpx.Client, unchanged: None
+) -> None:
+    refused = root.post("/v1/mig-mode", json={"gpus": "0", "enabled": False})
+    assert_error(refused, 409, "in_use", "cannot disable MIG mode", "still exist")
+    assert refused.json()["context"]["gpu_instances"]  # names them; no job was queued

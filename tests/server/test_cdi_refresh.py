@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tests.server.conftest import apply_and_wait
+from tests.server.conftest import apply_and_wait, split
 from tests.server.daemon import running
 
 
@@ -32,11 +32,11 @@ def inventory_uuids(inventory: dict[str, Any]) -> set[str]:
 def test_each_apply_through_the_daemon_rewrites_the_spec(tmp_path: Path) -> None:
     spec = tmp_path / "cdi" / "migctl.yaml"
     with running(extra_env={"MIGCTL_CDI_PATH": str(spec)}) as daemon, daemon.client() as root:
-        assert apply_and_wait(root, {"split": 3})["status"] == "succeeded"
+        assert apply_and_wait(root, split(3))["status"] == "succeeded"
         three = inventory_uuids(root.get("/v1/inventory").json())
         assert len(three) == 3 and spec_uuids(spec) == three
-        assert apply_and_wait(root, {"split": 2})["status"] == "succeeded"
+        assert apply_and_wait(root, split(2))["status"] == "succeeded"
         two = inventory_uuids(root.get("/v1/inventory").json())
         assert len(two) == 2 and spec_uuids(spec) == two and not two & three
-        noop = apply_and_wait(root, {"split": 2})
+        noop = apply_and_wait(root, split(2))
         assert noop["status"] == "succeeded" and spec_uuids(spec) == two

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.server.conftest import instances
 from tests.server.daemon import Daemon
 from tests.server.dashboard_scene import (
     BUSY,
@@ -173,7 +174,7 @@ def test_the_dashboard_follows_changes_without_a_reload(scene: Scene) -> None:
         assert scene.waited and scene.waited[0].status_code == 201
         layout = {"7": {"gis": [{"profile": "3g.40gb", "placement": "0:4"}]}}
         with scene.user("ops") as ops:
-            response = ops.post("/v1/apply", json={"targets": layout})
+            response = ops.post("/v1/apply", json=instances(layout))
             assert response.status_code == 202, response.text
             job_id = response.json()["job_id"]
         page.wait_for_selector(f'#jobs tbody tr[data-job="{job_id}"][data-status="succeeded"]')

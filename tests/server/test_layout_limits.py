@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.server.conftest import layout as layout_body
 from tests.server.test_bad_input import assert_error, snapshot
 from tests.unit.layout_attacks import alias_bomb, deep_nesting, mig_parted_count, native_count
 
@@ -37,10 +38,10 @@ def unchanged(root: httpx.Client) -> Iterator[None]:
     ],
     ids=["mig-parted count", "native count", "mig-parted CI count", "alias bomb", "deep nesting"],
 )
-@pytest.mark.parametrize("route", ["/v1/plan", "/v1/apply"])
+@pytest.mark.parametrize("route", ["/v1/plan", "/v1/check", "/v1/apply"])
 def test_layouts_too_big_to_hold_are_refused_before_expanding(
     root: httpx.Client, unchanged: None, route: str, layout: str, words: tuple[str, ...]
 ) -> None:
-    reply = root.post(route, json={"layout": layout, "config": "x"})
+    reply = root.post(route, json=layout_body(layout, "x"))
     assert_error(reply, 422, "invalid_input", *words)
     assert root.get("/v1/health").status_code == 200

@@ -2,8 +2,9 @@
 
 Why this exists: the daemon resolved a layout against every GPU and narrowed afterwards, so
 the GPU Operator's ``all-1g.5gb`` (no device-filter) sent for the A100s of a mixed node was
-refused for the H100's sake (1g.5gb does not exist there). Pure: calls the request resolver
-with the machine's models, no daemon. Test-only.
+refused for the H100's sake (1g.5gb does not exist there). The daemon now resolves what a
+``RemoteNode`` sends with the node's one resolver; this asks a real daemon on a simulated mixed
+node (2 x A100-40GB, 2 x H100, an A30, an L40S). Test-only.
 """
 
 from __future__ import annotations
@@ -12,21 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from migctl.catalog import Catalog
 from migctl.errors import InvalidInputError
-from migctl.server.layouts import resolve
-from migctl.server.requests import LayoutRequest
+from migctl.schemas.layouts import LayoutTarget
+from migctl.testing import running_daemon
 
 DEFAULT = Path(__file__).parents[1] / "data" / "layouts" / "nvidia-gpu-operator-default.yaml"
 
 
-def test_gpus_narrow_the_gpus_a_layout_is_checked_against(catalog: Catalog) -> None:
-    models = {0: catalog.get("a100-sxm4-40gb"), 1: catalog.get("h100")}
-    text = DEFAULT.read_text()
-    request = LayoutRequest(layout=text, config="all-1g.5gb", gpus=[0])
-    targets, _ = resolve(request, models)
-    assert list(targets) == [0]
-    assert [gi.profile for gi in targets[0].gis] == ["1g.5gb"] * 7
-    with pytest.raises(InvalidInputError) as caught:
-        resolve(LayoutRequest(layout=text, config="all-1g.5gb"), models)
-    assert "GPU 1" in caught.value.message
+def test_gpus_narrow_the_gpus_a_layout_is_checked_against() -> None:
+    target = LayoutTarget.from_file(DEFAULT, "all-1g.5gb")
+    with running_daemon("mixed-node", tcp=False) as daemon:
+        report = daemon.node.plan(target, gpus=[0, 1])
+        assert sorted(report.plans) == [0, 1]
+        for plan in report.plans.values():
+            assert [gi.profile for gi in plan.final] == ["1g.5gb"] * 7
+        with pytest.raises(InvalidInputError) as caught:
+            daemon.node.plan(target)
+    assert "GPU 2" in caught.value.message

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.conftest import apply_and_wait
+from tests.server.conftest import apply_and_wait, split
 from tests.server.daemon import Daemon, running
 
 
@@ -25,7 +25,7 @@ def crashing() -> Iterator[Daemon]:
     env = {"MIGCTL_PROVISIONAL_LEASE_SECONDS": "3"}
     with running("h100-single", extra_env=env) as daemon:
         with daemon.client() as root:
-            assert apply_and_wait(root, {"split": 7})["status"] == "succeeded"
+            assert apply_and_wait(root, split(7))["status"] == "succeeded"
         yield daemon
 
 

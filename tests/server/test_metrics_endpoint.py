@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from migctl.server.telemetry import HIDDEN_HOLDER
-from tests.server.conftest import apply_and_wait
+from tests.server.conftest import apply_and_wait, split
 from tests.server.daemon import Daemon
 
 MIB = 1024 * 1024
@@ -37,7 +37,7 @@ def public() -> Iterator[PublicMetricsDaemon]:
     try:
         started.start()
         with started.client() as root:
-            assert apply_and_wait(root, {"split": 7})["status"] == "succeeded"
+            assert apply_and_wait(root, split(7))["status"] == "succeeded"
         yield started
     except BaseException:
         print(started.log())
@@ -98,7 +98,7 @@ def devices_of(client: httpx.Client) -> list[dict[str, Any]]:
 
 
 def test_names_follow_the_prometheus_conventions(root: httpx.Client) -> None:
-    root.post("/v1/plan", json={"split": 2})  # so that every family has at least one sample
+    root.post("/v1/plan", json=split(2))  # so that every family has at least one sample
     found = scrape(root)
     expected = {
         "migctl_lease_requests_waiting": "gauge",
@@ -166,9 +166,9 @@ def test_device_samples_carry_the_inventory_and_the_lease_holders(
 
 def test_applies_and_plans_are_counted_and_timed(root: httpx.Client) -> None:
     before = scrape(root)
-    assert root.post("/v1/plan", json={"split": 2}).status_code == 200
-    assert apply_and_wait(root, {"split": 2})["status"] == "succeeded"
-    assert apply_and_wait(root, {"split": 2})["status"] == "succeeded"  # nothing to do
+    assert root.post("/v1/plan", json=split(2)).status_code == 200
+    assert apply_and_wait(root, split(2))["status"] == "succeeded"
+    assert apply_and_wait(root, split(2))["status"] == "succeeded"  # nothing to do
     after = scrape(root)
     try:
         assert len(after.find("migctl_mig_device_info")) == 2  # the new layout is what is read
@@ -182,7 +182,7 @@ def test_applies_and_plans_are_counted_and_timed(root: httpx.Client) -> None:
         timed = "migctl_reconfiguration_duration_seconds_count"
         assert after.value(timed) - before.value(timed) == 1  # no-ops are not timed
     finally:
-        assert apply_and_wait(root, {"split": 7})["status"] == "succeeded"
+        assert apply_and_wait(root, split(7))["status"] == "succeeded"
 
 
 def test_http_requests_are_labelled_by_route_template_not_by_path(root: httpx.Client) -> None:

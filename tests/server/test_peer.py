@@ -14,6 +14,7 @@ import stat
 import httpx
 import pytest
 
+from tests.server.conftest import split
 from tests.server.daemon import Daemon, as_user
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run clients as other uids")
@@ -46,7 +47,7 @@ def test_admin_group_members_are_admins(daemon: Daemon) -> None:
 
 def test_a_local_user_may_lease_but_not_apply(daemon: Daemon, root: httpx.Client) -> None:
     uid, gid = account("daemon")
-    status, refused = as_user(uid, gid, daemon.socket_path, "POST", "/v1/apply", body={"split": 7})
+    status, refused = as_user(uid, gid, daemon.socket_path, "POST", "/v1/apply", body=split(7))
     assert status == 403 and "admin role" in refused["message"]
     status, lease = as_user(
         uid,

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from bench.service_load import LoadSpec, check, run_clients
-from tests.server.conftest import apply_and_wait
+from tests.server.conftest import apply_and_wait, split
 from tests.server.daemon import Daemon
 
 MIB_35_GIB = 35 * 1024
@@ -36,7 +36,7 @@ def start() -> Iterator[Callable[..., Daemon]]:
         started.append(daemon)
         daemon.start()
         with daemon.client() as root:
-            assert apply_and_wait(root, {"split": 7})["status"] == "succeeded"
+            assert apply_and_wait(root, split(7))["status"] == "succeeded"
         return daemon
 
     try:
@@ -271,7 +271,7 @@ def test_on_a_dgx_the_reshape_happens_on_the_gpu_with_idle_slices() -> None:
     try:
         daemon.start()
         with daemon.client() as root:
-            job = apply_and_wait(root, {"split": 7, "gpus": [0, 1]})
+            job = apply_and_wait(root, split(7, gpus=[0, 1]))
             assert job["status"] == "succeeded", job
             before = root.get("/v1/inventory").json()["gpus"]
             for _ in range(7):

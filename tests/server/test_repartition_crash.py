@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from migctl.engine.journal import Journal
-from tests.server.conftest import apply_and_wait
+from tests.server.conftest import apply_and_wait, split
 from tests.server.daemon import Daemon, running
 from tests.server.test_repartition import ON, by_start, in_background, jobs_of_kind, lease
 
@@ -27,7 +27,7 @@ def test_a_daemon_killed_mid_reshape_repairs_the_journal_and_keeps_every_lease(
     fresh: Daemon, kill_at: int
 ) -> None:
     with fresh.client() as root:
-        assert apply_and_wait(root, {"split": 7})["status"] == "succeeded"
+        assert apply_and_wait(root, split(7))["status"] == "succeeded"
         before = by_start(root)
         kept = [lease(root, uuid=before[s]["uuid"], ttl_seconds=3600).json() for s in (4, 5)]
         leases_before = root.get("/v1/leases?history=true").json()

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from migctl.backends.select import open_backend
 from migctl.cli.main import run
 from migctl.engine.current import read_current
 from migctl.errors import (
@@ -20,9 +19,11 @@ from migctl.errors import (
     PermissionDeniedError,
     UsageError,
 )
-from migctl.leases import DeviceRequest, LeaseOwner
+from migctl.leases import DeviceRequest, Lease, LeaseOwner
 from migctl.planner import DesiredGi, DesiredLayout
 from migctl.repartition import Policy, Request, decide
+from migctl.schemas.layouts import InstancesTarget
+from migctl.schemas.leases import LeaseRequest
 from migctl.server.auth import Principal, Role
 from migctl.server.config import ServiceConfig, repartition_policy
 from migctl.server.jobs import Job, JobResult
@@ -32,14 +33,13 @@ from migctl.server.repartition_view import (
     SharedIdleTracker,
     gi_keys,
     gpu_current,
-    lease_holders,
     read_gpu,
     read_machine,
 )
 from migctl.server.repartitioner import Pending, recent_reshape_times, timeout_error
-from migctl.server.requests import LeaseRequest
 from migctl.server.service import Service
 from migctl.server.waiters import WaitQueue
+from migctl.settings import Settings
 
 ON = Policy(mode="on", min_idle_seconds=0)
 OWNER = LeaseOwner(user="alice", uid=1000, host="here")
@@ -50,20 +50,21 @@ def seven() -> DesiredLayout:
 
 
 @pytest.fixture
-def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
+def service(tmp_path: Path) -> Iterator[Service]:
     """An in-process daemon core (no listeners) over a simulated H100 split 7 x 1g.10gb."""
-    monkeypatch.setenv("MIGCTL_LEASE_DB", str(tmp_path / "leases.db"))
-    monkeypatch.setenv("MIGCTL_STATE_DIR", str(tmp_path / "state"))
-    config = ServiceConfig(
-        socket_path=tmp_path / "d.sock",
-        state_dir=tmp_path / "state",
-        lease_db=tmp_path / "leases.db",
-        repartition=ON,
+    config = ServiceConfig(socket_path=tmp_path / "d.sock", state_dir=tmp_path, repartition=ON)
+    settings = Settings(
+        state_dir=tmp_path, lease_db=tmp_path / "leases.db", sim_dir=tmp_path, sim="h100-single"
     )
-    core = Service(config, open_backend("h100-single"))
-    core.apply_now({0: seven()}, force=False, by="test", job_id=None)
+    core = Service.open(config, settings)
+    core.apply_now(InstancesTarget.of({0: seven()}), by="test", job_id=None)
     yield core
     core.close()
+
+
+def leased(service: Service, uuid: str) -> Lease:
+    """``uuid`` leased to alice through the daemon's node."""
+    return service.node.acquire(LeaseRequest(uuid=uuid), owner=OWNER)
 
 
 def reshape_ticket(service: Service) -> Ticket:
@@ -71,7 +72,6 @@ def reshape_ticket(service: Service) -> Ticket:
     now = time.time()
     view = read_machine(
         service.gpu,
-        service.leases.store,
         SharedIdleTracker(),
         in_flight={},
         reshape_times_s=(),
@@ -97,14 +97,12 @@ def run_job(service: Service, ticket: Ticket) -> Outcome:
 
 
 def live_uuids(service: Service) -> set[str]:
-    return {d.uuid for d in service.gpu.backend.mig_devices(0)}
+    return {d.uuid for d in service.gpu.mig_devices()}
 
 
 def doomed_uuids(service: Service, ticket: Ticket) -> set[str]:
     uuids = {
-        d.uuid
-        for d in service.gpu.backend.mig_devices(0)
-        if d.gi_id in ticket.reshape.destroyed_gi_ids
+        d.uuid for d in service.gpu.mig_devices() if d.gi_id in ticket.reshape.destroyed_gi_ids
     }
     assert uuids, "the reshape destroys idle instances"
     return uuids
@@ -121,12 +119,12 @@ def test_a_reshape_job_leases_the_new_device_to_its_request(service: Service) ->
 
 
 def test_the_view_marks_busy_devices_as_the_engine_does(service: Service, tmp_path: Path) -> None:
-    backend = service.gpu.backend
+    backend = service.node.backend
     devices = backend.mig_devices(0)
-    candidates = service.gpu.candidates(max_age_s=0)
-    service.leases.store.acquire(DeviceRequest(uuid=devices[3].uuid), OWNER, candidates)
-    holders = lease_holders(service.leases.store)
-    current, uuids = read_gpu(backend, 0, holders)
+    leased(service, devices[3].uuid)
+    holders = {lease.uuid: f"lease {lease.lease_id}" for lease in service.node.leases()}
+    (view,) = service.node.inventory([0]).gpus
+    current, uuids = read_gpu(view, set(holders))
     assert current == read_current(backend, 0, holders)
     assert [gi.in_use for gi in current.gis].count(True) == 1
     assert uuids == {(d.gi_id, d.ci_id): d.uuid for d in devices}
@@ -136,8 +134,7 @@ def test_a_device_leased_after_the_decision_makes_the_engine_refuse(service: Ser
     ticket = reshape_ticket(service)
     doomed = doomed_uuids(service, ticket)
     victim = sorted(doomed)[0]
-    candidates = service.gpu.candidates(max_age_s=0)
-    lease = service.leases.store.acquire(DeviceRequest(uuid=victim), OWNER, candidates)
+    lease = leased(service, victim)
     before = live_uuids(service)
     outcome = run_job(service, ticket)
     assert outcome.label == "refused" and outcome.leases == {}
@@ -148,7 +145,7 @@ def test_a_device_leased_after_the_decision_makes_the_engine_refuse(service: Ser
 def test_a_gpu_changed_since_the_decision_is_not_touched(service: Service) -> None:
     ticket = reshape_ticket(service)
     six = DesiredLayout(seven().gis[:6])
-    service.apply_now({0: six}, force=False, by="an admin", job_id=None)
+    service.apply_now(InstancesTarget.of({0: six}), by="an admin", job_id=None)
     before = live_uuids(service)
     outcome = run_job(service, ticket)
     assert outcome.label == "refused"
@@ -215,7 +212,7 @@ def test_serve_reads_its_repartition_options_from_flags_and_environment(
 ) -> None:
     captured: dict[str, Any] = {}
 
-    def fake_serve(config: ServiceConfig, backend: object, **_options: object) -> None:
+    def fake_serve(config: ServiceConfig, settings: Settings, **_options: object) -> None:
         captured["config"] = config
 
     monkeypatch.setattr("migctl.server.run.serve", fake_serve)
@@ -264,9 +261,8 @@ def test_a_request_that_times_out_or_whose_client_left_leaves_the_queue(
     repartition = service.repartition
     assert repartition is not None and service.leases.arbiter is repartition
     principal = Principal("bob", 1001, Role.USER, "socket")
-    candidates = service.gpu.candidates(max_age_s=0)
-    for device in candidates:  # every 1g.10gb leased: nothing can be reshaped
-        service.leases.store.acquire(DeviceRequest(uuid=device.uuid), OWNER, candidates)
+    for device in service.gpu.mig_devices():  # every 1g.10gb leased: nothing can be reshaped
+        leased(service, device.uuid)
     body = LeaseRequest(profile="3g.40gb", wait_seconds=0.5, priority=3)
 
     async def client_left() -> bool:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from migctl.engine.journal import Journal
-from tests.server.conftest import apply_and_wait
+from tests.server.conftest import apply_and_wait, instances, split
 from tests.server.daemon import Daemon, running
 
 BUSY_FIRST = {"0": {"gis": [{"profile": "1g.10gb", "placement": "6:1"}, {"profile": "4g.40gb"}]}}
@@ -48,7 +48,7 @@ def lease(client: httpx.Client, **body: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
 def test_leases_survive_a_restart(fresh: Daemon, stop: str) -> None:
     with fresh.client() as root:
-        assert apply_and_wait(root, {"split": 7})["status"] == "succeeded"
+        assert apply_and_wait(root, split(7))["status"] == "succeeded"
         held = lease(root, profile="1g.10gb", job="long", ttl_seconds=3600)
         before = root.get("/v1/leases").json()
     code = fresh.stop() if stop == "SIGTERM" else fresh.kill()
@@ -64,7 +64,7 @@ def test_leases_survive_a_restart(fresh: Daemon, stop: str) -> None:
 
 def test_after_a_reboot_the_desired_layout_comes_back_and_dead_leases_end(fresh: Daemon) -> None:
     with fresh.client() as root:
-        assert apply_and_wait(root, {"targets": BUSY_FIRST})["status"] == "succeeded"
+        assert apply_and_wait(root, instances(BUSY_FIRST))["status"] == "succeeded"
         old = lease(root, profile="4g.40gb")
         assert profiles(root) == ["1g.10gb@6", "4g.40gb@0"]
     fresh.stop()
@@ -100,14 +100,14 @@ def test_a_daemon_killed_mid_apply_is_repaired_at_the_next_start(
     fresh: Daemon, kill_at: int
 ) -> None:
     with fresh.client() as root:
-        assert apply_and_wait(root, {"targets": BUSY_FIRST})["status"] == "succeeded"
+        assert apply_and_wait(root, instances(BUSY_FIRST))["status"] == "succeeded"
         busy = lease(root, profile="1g.10gb", job="keep-me")
         other = lease(root, profile="4g.40gb", ttl_seconds=3600)
         root.delete(f"/v1/leases/{other['lease_id']}")  # free the 4g so SEVEN may replace it
         leases_before = root.get("/v1/leases?history=true").json()
         control = fresh.sim()
         control.inject_fault("nvml@mutation", "KILL", skip=kill_at)
-        job = root.post("/v1/apply", json={"targets": SEVEN}).json()
+        job = root.post("/v1/apply", json=instances(SEVEN)).json()
     assert fresh.wait_exit() == -signal.SIGKILL  # the simulator killed the daemon mid-apply
     control.clear_faults()
     assert Journal("sim-h100-single", fresh.sim().files_dir).read() is not None
@@ -123,4 +123,4 @@ def test_a_daemon_killed_mid_apply_is_repaired_at_the_next_start(
         assert recovered["status"] == "succeeded" and f"after {kill_at} of" in recovered["message"]
         desired = root.get("/v1/layout").json()["gpus"][0]
         assert desired["updated_by"] == "migctl-daemon" and len(desired["layout"]["gis"]) == 7
-        assert apply_and_wait(root, {"targets": SEVEN})["message"].startswith("the machine already")
+        assert apply_and_wait(root, instances(SEVEN))["message"].startswith("the machine already")

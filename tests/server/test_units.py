@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from migctl.client.http import error_from_body
 from migctl.errors import (
     ALL_ERROR_CLASSES,
     AuthenticationError,
     InsufficientResourcesError,
     InUseError,
     MigctlError,
+    NotFoundError,
     PermissionDeniedError,
     UsageError,
 )
@@ -26,9 +28,8 @@ from migctl.server.auth import (
     authenticate,
     bearer_token,
 )
-from migctl.server.client import error_from_body
 from migctl.server.config import default_socket_path, parse_host_port
-from migctl.server.http_errors import UnsatisfiableError, status_for
+from migctl.server.http_errors import in_request, status_for
 from migctl.server.leasing import redact
 from migctl.server.peercred import read_peercred
 from migctl.server.statedb import StateDB
@@ -113,20 +114,30 @@ def test_peer_credentials_of_a_unix_socket() -> None:
 
 
 def test_every_error_kind_has_a_4xx_or_5xx_status_and_survives_the_round_trip() -> None:
-    for error_class in (*ALL_ERROR_CLASSES, AuthenticationError, UnsatisfiableError):
+    """What the daemon answers for each error class, read back by the client ``RemoteNode``
+    uses: the same class, message, hint, context and exit code."""
+    for error_class in (*ALL_ERROR_CLASSES, AuthenticationError):
         error = error_class("what went wrong", hint="how to fix", context={"gpu": 0})
         status = status_for(error)
         assert 400 <= status < 600
         back = error_from_body(error.to_dict(), status)
-        assert type(back) is (
-            error_class if error_class is not UnsatisfiableError else InsufficientResourcesError
-        )
+        assert type(back) is error_class
         assert (back.message, back.hint, back.context) == (error.message, error.hint, {"gpu": 0})
+        assert back.exit_code == error.exit_code
     assert status_for(AuthenticationError("x")) == 401
     assert status_for(PermissionDeniedError("x")) == 403
-    assert status_for(UnsatisfiableError("x")) == 422
     assert status_for(InsufficientResourcesError("x")) == 409
     assert status_for(UsageError("x")) == 400
+    assert status_for(NotFoundError("x")) == 404
+
+
+def test_a_request_that_asks_for_what_cannot_be_is_422_with_its_error_unchanged() -> None:
+    for error in (NotFoundError("no GPU '9'"), InsufficientResourcesError("8 x 1g.10gb")):
+        before = error.to_dict()
+        assert in_request(error) is error and status_for(error) == 422
+        assert error.to_dict() == before
+    usage = UsageError("x")
+    assert status_for(in_request(usage)) == 400
 
 
 def test_host_port_and_socket_path_rules(tmp_path: Path) -> None:

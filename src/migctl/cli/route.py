@@ -76,7 +76,7 @@ def _probe_default_socket() -> Route:
     with needed("finding the migctl daemon", extra="server"):
         from migctl.server.config import candidate_sockets, first_existing
 
-    candidates = candidate_sockets()
+    candidates = candidate_sockets(os.environ)
     path = first_existing(candidates)
     if path is None:
         looked = " or ".join(str(p) for p in candidates)

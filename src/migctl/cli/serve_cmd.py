@@ -2,8 +2,9 @@
 
 Why this exists: on a shared GPU server one privileged process changes MIG layouts and grants
 leases; everyone else asks it over a Unix socket (identified by the kernel) or over TCP with a
-token. This verb opens the one backend (``--sim`` for a simulated machine), and runs the
-daemon until SIGTERM/SIGINT. Run it from systemd: ``deploy/migctl.service``. With
+token. This verb reads the daemon's paths (the session's Settings, read here at the edge, and
+the flags) and runs the daemon, which opens its own LocalNode (``--sim`` for a simulated
+machine), until SIGTERM/SIGINT. Run it from systemd: ``deploy/migctl.service``. With
 ``--repartition on`` the daemon reshapes idle MIG instances for waiting lease requests, within
 the limits given here (docs/service.md, "Demand-driven repartitioning").
 """
@@ -12,29 +13,18 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from migctl.cli.session import session
 
-if TYPE_CHECKING:
-    from migctl.planner import DesiredLayout
-
 
 class RepartitionMode(enum.StrEnum):
     OFF = "off"
     ON = "on"
-
-
-def _initial_layout(path: Path, config: str | None) -> dict[int, DesiredLayout]:
-    from migctl.layout.bridge import load_targets
-
-    backend = session().backend
-    models = {g.index: backend.live_model(g.index) for g in backend.gpus()}
-    targets = load_targets(path, config, models, session().catalog)
-    return {gpu: t for gpu, t in targets.items() if models[gpu].mig_capable}
 
 
 def serve(
@@ -224,10 +214,10 @@ def serve(
 
     with needed("migctl serve", extra="server"):
         from migctl.server.config import (
+            DEFAULT_ADMIN_GROUP,
             ConnectionLimits,
             ServiceConfig,
             audit_retention,
-            default_admin_group,
             default_socket_path,
             parse_host_port,
             parse_rate,
@@ -240,12 +230,17 @@ def serve(
     if current.verbose == 0:
         logging.getLogger().setLevel(logging.INFO)
     retention = audit_retention(audit_max_rows, audit_max_age_days)
+    settings = current.settings
+    if lease_db is not None:
+        settings = settings.replace(lease_db=lease_db)
+    if state_dir is not None:  # the daemon's database and, on real GPUs, the apply journal
+        settings = settings.replace(state_dir=state_dir)
     config = ServiceConfig(
-        socket_path=socket_path or default_socket_path(),
+        socket_path=socket_path or default_socket_path(os.environ),
         tcp=None if tcp is None else parse_host_port(tcp),
-        admin_group=admin_group or default_admin_group(),
-        state_dir=state_dir or current.settings.state_dir,
-        lease_db=lease_db or current.lease_db(),
+        admin_group=admin_group or DEFAULT_ADMIN_GROUP,
+        state_dir=settings.state_dir,
+        notify_socket=os.environ.get("NOTIFY_SOCKET"),
         metrics_public=metrics_public,
         repartition=repartition_policy(
             repartition.value,
@@ -267,8 +262,12 @@ def serve(
         audit_max_rows=retention[0],
         audit_max_age_s=retention[1],
     )
-    initial = _initial_layout(layout, config_name) if layout is not None else None
-    run_daemon(config, current.backend, access_log=access_log, initial_layout=initial)
+    initial = None
+    if layout is not None:
+        from migctl.schemas.layouts import LayoutTarget
+
+        initial = LayoutTarget.from_file(layout, config_name)
+    run_daemon(config, settings, access_log=access_log, initial_layout=initial)
 
 
 def register(app: typer.Typer) -> None:

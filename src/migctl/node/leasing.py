@@ -7,6 +7,8 @@ lease against the live machine; one translation, used by both.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from migctl.backends.base import Backend
 from migctl.leases import Lease, LeaseOwner, LeaseStore
 from migctl.schemas.leases import LeaseRequest
@@ -23,17 +25,24 @@ def selection_of(request: LeaseRequest) -> DeviceSelection:
     )
 
 
-def options_of(request: LeaseRequest) -> AcquireOptions:
+def options_of(request: LeaseRequest, withheld: Collection[str] = ()) -> AcquireOptions:
     return AcquireOptions(
         ttl_seconds=request.ttl_seconds,
         wait_seconds=request.wait_seconds,
         create=request.create,
         priority=request.priority,
+        withheld=frozenset(withheld),
     )
 
 
 def acquire_on(
-    backend: Backend, store: LeaseStore, request: LeaseRequest, owner: LeaseOwner
+    backend: Backend,
+    store: LeaseStore,
+    request: LeaseRequest,
+    owner: LeaseOwner,
+    withheld: Collection[str] = (),
 ) -> Lease:
-    """Lease the smallest free MIG device meeting ``request`` to ``owner`` (waiting if asked)."""
-    return acquire(backend, store, selection_of(request), owner, options_of(request))
+    """Lease the smallest free MIG device meeting ``request`` to ``owner`` (waiting if asked);
+    never one of ``withheld``."""
+    options = options_of(request, withheld)
+    return acquire(backend, store, selection_of(request), owner, options)

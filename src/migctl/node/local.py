@@ -14,7 +14,7 @@ daemon passes the principal it authenticated (``owner=``, ``user=``, ``admin=``)
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -263,9 +263,9 @@ class LocalNode:
     def set_mode(
         self, gpus: GpuSelection, *, enabled: bool, force: bool = False
     ) -> list[ModeChange]:
-        from migctl.workflow import set_mode
+        from migctl.node.modes import set_mode
 
-        return set_mode(self.backend, self.select(gpus), enabled)
+        return set_mode(self, gpus, enabled=enabled, force=force)
 
     def _after_change(self, changed: bool) -> None:
         """MIG devices changed: keep a CDI spec in use current (a failure is logged)."""
@@ -329,12 +329,19 @@ class LocalNode:
 
     # -- leases ----------------------------------------------------------------------------
 
-    def acquire(self, request: LeaseRequest, *, owner: LeaseOwner | None = None) -> Lease:
+    def acquire(
+        self,
+        request: LeaseRequest,
+        *,
+        owner: LeaseOwner | None = None,
+        withheld: Collection[str] = (),
+    ) -> Lease:
+        """``withheld`` (the daemon's): MIG device UUIDs that must not be granted now."""
         from migctl.leases import LeaseOwner
         from migctl.node.leasing import acquire_on
 
         who = owner or LeaseOwner.current(job=request.job, pid=request.pid)
-        return acquire_on(self.backend, self.store, request, who)
+        return acquire_on(self.backend, self.store, request, who, withheld)
 
     def release(self, target: int | str, *, user: str | None = None, admin: bool = False) -> Lease:
         return self.store.release(_lease_target(target), user=user or _me(), admin=admin)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from migctl.errors import NotSupportedError
+from migctl.errors import InvalidInputError, NotSupportedError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from migctl.model import ComputeInstance, GpuInstance, GpuModel, GpuProfiles
     from migctl.node.protocol import GpuSelection
     from migctl.reports import ApplyOutcome, CheckReport, Inventory, PlanReport, RecoverReport
+    from migctl.schemas.base import WireRequest
     from migctl.schemas.layouts import Target
     from migctl.schemas.leases import LeaseRequest
 
@@ -117,8 +118,7 @@ class RemoteNode:
 
         chosen = None if gpus is None else _indexes(self, gpus)
         model = ApplyRequest if extra else PlanRequest
-        request = model(target=target, gpus=chosen, force=force, **extra)
-        return request.model_dump(mode="json")
+        return _body(model, target=target, gpus=chosen, force=force, **extra)
 
     def plan(self, target: Target, *, gpus: GpuSelection = None, force: bool = False) -> PlanReport:
         from migctl.schemas.reports import PlanReportOut
@@ -175,17 +175,22 @@ class RemoteNode:
         return self.client.request_text("/v1/export", params=params)
 
     def recover(self, *, rollback: bool = False) -> RecoverReport:
+        from migctl.schemas.changes import RecoverRequest
         from migctl.schemas.reports import RecoverReportOut
 
-        result = self.client.run_job("POST", "/v1/recover", {"rollback": rollback})
+        body = _body(RecoverRequest, rollback=rollback)
+        result = self.client.run_job("POST", "/v1/recover", body)
         return RecoverReportOut.model_validate(result).value()
 
     def set_mode(
         self, gpus: GpuSelection, *, enabled: bool, force: bool = False
     ) -> list[ModeChange]:
+        from migctl.schemas.changes import ModeRequest
         from migctl.schemas.reports import ModeChangesOut
 
-        body = {"gpus": selection_text(gpus), "enabled": enabled, "force": force}
+        if gpus is not None and not isinstance(gpus, str) and not gpus:
+            return []  # no GPU chosen: nothing to change (as on a LocalNode)
+        body = _body(ModeRequest, gpus=selection_text(gpus) or None, enabled=enabled, force=force)
         result = self.client.run_job("POST", "/v1/mig-mode", body)
         return [c.value() for c in ModeChangesOut.model_validate(result).changes]
 
@@ -194,26 +199,29 @@ class RemoteNode:
     def create_gpu_instances(
         self, gpu: int | str, profiles: str, *, with_ci: bool = False
     ) -> list[GpuInstance]:
+        from migctl.schemas.changes import GpuInstancesRequest
         from migctl.schemas.machine import GpuInstancesOut
 
-        body = {"profiles": profiles, "with_ci": with_ci}
+        body = _body(GpuInstancesRequest, profiles=profiles, with_ci=with_ci)
         result = self.client.run_job("POST", f"/v1/gpus/{gpu}/gpu-instances", body)
         return [gi.value() for gi in GpuInstancesOut.model_validate(result).gpu_instances]
 
     def destroy_gpu_instances(self, gpu: int | str, ids: Sequence[int] | None) -> list[int]:
         from migctl.schemas.machine import DestroyedOut
 
-        body = {"ids": None if ids is None else list(ids)}
+        body = _ids_body(ids)
         result = self.client.run_job("POST", f"/v1/gpus/{gpu}/gpu-instances/destroy", body)
         return list(DestroyedOut.model_validate(result).ids)
 
     def create_compute_instances(
         self, gpu: int | str, gi: int, profiles: str | None = None
     ) -> list[ComputeInstance]:
+        from migctl.schemas.changes import ComputeInstancesRequest
         from migctl.schemas.machine import ComputeInstancesOut
 
         path = f"/v1/gpus/{gpu}/gpu-instances/{gi}/compute-instances"
-        result = self.client.run_job("POST", path, {"profiles": profiles})
+        body = _body(ComputeInstancesRequest, profiles=profiles)
+        result = self.client.run_job("POST", path, body)
         found = ComputeInstancesOut.model_validate(result).compute_instances
         return [ci.value() for ci in found]
 
@@ -223,7 +231,7 @@ class RemoteNode:
         from migctl.schemas.machine import DestroyedOut
 
         path = f"/v1/gpus/{gpu}/gpu-instances/{gi}/compute-instances/destroy"
-        result = self.client.run_job("POST", path, {"ids": None if ids is None else list(ids)})
+        result = self.client.run_job("POST", path, _ids_body(ids))
         return list(DestroyedOut.model_validate(result).ids)
 
     # -- leases ----------------------------------------------------------------------------
@@ -245,9 +253,9 @@ class RemoteNode:
         ).value()
 
     def renew(self, target: int | str, ttl_seconds: float | None = None) -> Lease:
-        from migctl.schemas.leases import LeaseOut
+        from migctl.schemas.leases import LeaseOut, RenewRequest
 
-        body = {"ttl_seconds": ttl_seconds}
+        body = _body(RenewRequest, ttl_seconds=ttl_seconds)
         raw = self.client.request("POST", f"/v1/leases/{target}/renew", body=body)
         return LeaseOut.model_validate(raw).value()
 
@@ -257,6 +265,29 @@ class RemoteNode:
         params = {"history": str(history).lower(), "mine": str(mine).lower()}
         raw = self.client.request("GET", "/v1/leases", params=params)
         return [LeaseOut.model_validate(item).value() for item in raw]
+
+
+def _body(model: type[WireRequest], **fields: object) -> dict[str, Any]:
+    """A request body checked by its schema here; a bad value is ``InvalidInputError``."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(fields).model_dump(mode="json")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise InvalidInputError(
+            f"invalid {model.__name__}: {problems}",
+            hint="see the argument's limits in migctl.schemas",
+            context={"schema": model.__name__},
+        ) from None
+
+
+def _ids_body(ids: Sequence[int] | None) -> dict[str, Any]:
+    from migctl.schemas.changes import InstanceIdsRequest
+
+    return _body(InstanceIdsRequest, ids=None if ids is None else list(ids))
 
 
 def _indexes(node: RemoteNode, gpus: GpuSelection) -> list[int]:

@@ -1,7 +1,8 @@
 """The common pieces of every wire schema: the base model, placements, the JSON envelope.
 
 Why this module exists: every schema must parse a newer daemon's answers (unknown fields are
-ignored when reading) and print the same envelope (``{"schema": "migctl/v1", "kind": ...}``).
+ignored when reading), every request body must refuse what it does not know (the daemon answers
+422 naming the field), and every document must print the same envelope (``{"schema": "migctl/v1", "kind": ...}``).
 Only ``migctl.schemas`` modules and the front ends import it.
 """
 
@@ -21,6 +22,13 @@ class Wire(BaseModel):
     """Base of every wire schema: frozen; unknown fields from a newer peer are ignored."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class WireRequest(Wire):
+    """Base of every request body a client sends: as :class:`Wire`, but an unknown field is
+    refused (a typo such as ``ttl`` for ``ttl_seconds`` must never be silently ignored)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class PlacementOut(Wire):

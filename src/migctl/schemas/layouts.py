@@ -35,7 +35,7 @@ from migctl.planner import (
     PlannedGi,
     SetMigMode,
 )
-from migctl.schemas.base import Wire
+from migctl.schemas.base import Wire, WireRequest
 
 PLACEMENT_PATTERN = r"^\d{1,2}:\d{1,2}$"
 MAX_LAYOUT_BYTES = 256 * 1024
@@ -55,14 +55,14 @@ def _text(placement: Placement | None) -> str | None:
 # Desired layouts ------------------------------------------------------------------------
 
 
-class CiSpec(Wire):
+class CiSpec(WireRequest):
     """One compute instance inside a GI: a CI profile (``1c.3g.40gb`` or ``1c``)."""
 
     profile: ProfileName
     placement: PlacementText | None = None
 
 
-class GiSpec(Wire):
+class GiSpec(WireRequest):
     """One GPU instance; ``cis`` omitted or null means one CI spanning the whole GI."""
 
     profile: ProfileName
@@ -70,7 +70,7 @@ class GiSpec(Wire):
     cis: list[CiSpec] | None = Field(None, max_length=8)
 
 
-class GpuLayoutSpec(Wire):
+class GpuLayoutSpec(WireRequest):
     """The desired layout of one GPU."""
 
     mig_enabled: bool = True
@@ -121,7 +121,7 @@ def targets_in(
 # Targets --------------------------------------------------------------------------------
 
 
-class LayoutTarget(Wire):
+class LayoutTarget(WireRequest):
     """A layout file's text (migctl's YAML or a mig-parted config) and which layout in it."""
 
     kind: Literal["layout"] = "layout"
@@ -153,21 +153,21 @@ class LayoutTarget(Wire):
         return cls(text=text or " ", config=config, source=str(path))
 
 
-class SplitTarget(Wire):
+class SplitTarget(WireRequest):
     """N equal instances on each chosen GPU (the largest profile that allows N)."""
 
     kind: Literal["split"] = "split"
     n: int = Field(ge=1, le=64, description="checked against each GPU's limit at resolution")
 
 
-class DemandTarget(Wire):
+class DemandTarget(WireRequest):
     """A demand mix packed onto the chosen GPUs, e.g. ``4x12GiB,1x35GiB,2x1g.10gb``."""
 
     kind: Literal["demand"] = "demand"
     demand: str = Field(min_length=1, max_length=4000)
 
 
-class SizeTarget(Wire):
+class SizeTarget(WireRequest):
     """Instances sized by need: memory, SMs or a share of the GPU; ``count`` of them."""
 
     kind: Literal["size"] = "size"
@@ -183,7 +183,7 @@ class SizeTarget(Wire):
         return self
 
 
-class InstancesTarget(Wire):
+class InstancesTarget(WireRequest):
     """Explicit desired layouts per GPU index."""
 
     kind: Literal["instances"] = "instances"
@@ -204,7 +204,7 @@ Target = Annotated[
 GpuList = Annotated[list[int], Field(max_length=MAX_GPUS)]
 
 
-class PlanRequest(Wire):
+class PlanRequest(WireRequest):
     """``POST /v1/plan`` and ``/v1/check``: a target, the GPUs it is narrowed to, force."""
 
     target: Target

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from migctl.leases.types import EndReason, Lease
-from migctl.schemas.base import Wire
+from migctl.schemas.base import Wire, WireRequest
 
 REDACTED_USER = "another user"
 
@@ -102,7 +102,7 @@ class LeaseListOut(Wire):
     leases: list[LeaseOut]
 
 
-class LeaseRequest(Wire):
+class LeaseRequest(WireRequest):
     """Lease one MIG device: an exact ``uuid``, or the smallest free one meeting the rest."""
 
     uuid: str | None = Field(None, min_length=4, max_length=80, examples=["MIG-..."])
@@ -135,5 +135,5 @@ class LeaseRequest(Wire):
         return self
 
 
-class RenewRequest(Wire):
+class RenewRequest(WireRequest):
     ttl_seconds: float | None = Field(None, gt=0, le=30 * 86400)

@@ -49,6 +49,9 @@ class GpuFields(Wire):
     memory_total_mib: int
     memory_used_mib: int
     mig: MigModeOut | None = Field(description="null: the GPU has no MIG")
+    pci_subsystem_id: int | None = Field(
+        None, description="NVML's 32 bits: subsystem device << 16 | vendor; null: unknown"
+    )
 
     @staticmethod
     def fields_of(info: GpuInfo) -> dict[str, object]:
@@ -62,6 +65,7 @@ class GpuFields(Wire):
             "memory_total_mib": info.memory_total_mib,
             "memory_used_mib": info.memory_used_mib,
             "mig": None if mig is None else MigModeOut(current=mig.current, pending=mig.pending),
+            "pci_subsystem_id": info.pci_subsystem_id,
         }
 
     def info(self) -> GpuInfo:
@@ -75,6 +79,7 @@ class GpuFields(Wire):
             memory_total_mib=self.memory_total_mib,
             memory_used_mib=self.memory_used_mib,
             mig=mig,
+            pci_subsystem_id=self.pci_subsystem_id,
         )
 
 

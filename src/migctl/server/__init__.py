@@ -9,16 +9,19 @@ apply that a crash interrupted, and keeps leases across restarts.
 
 Modules, outside in: ``run`` (listeners, uvicorn), ``app`` (ASGI app), ``audit`` and ``limits``
 (middleware), ``routes_*`` (thin HTTP handlers), ``deps``/``auth``/``peercred``/``tokens``
-(who is asking), ``service`` (the daemon core: one backend, stores, jobs), ``leasing`` and
-``waiters`` (leases), ``layouts`` (request -> checked targets; the desired layout), ``jobs``,
-``startup`` (reconcile at start), ``statedb`` (SQLite), ``requests``/``views*`` (the API's
-pydantic models), ``client`` (talking to a daemon), ``openapi`` (the committed schema).
+(who is asking), ``service`` (the daemon core: one ``LocalNode``, stores, jobs), ``gpu`` (the
+node behind the GPU lock), ``changes`` (changes checked, then run as jobs), ``leasing``,
+``provisional`` and ``waiters`` (leases), ``desired`` (the layout re-applied at start), ``jobs``,
+``startup`` (reconcile at start), ``statedb`` (SQLite), ``bodies`` (the daemon-only bodies; what a
+node is and does travels in ``migctl.schemas``), ``openapi`` (the committed schema). Target
+resolution, MIG-mode rules, CDI refresh and every GPU read or change are the node's.
 
 Entry points for other code: :func:`migctl.server.run.serve` (run a daemon),
 :class:`migctl.server.service.Service` (the core, for metrics and the dashboard),
 :func:`migctl.server.app.create_app` (the ASGI app), :class:`migctl.server.client.ServiceClient`
-(a client for CLI verbs), :func:`migctl.server.config.default_socket_path`.
+(the CLI's former client, until the CLI drives a ``RemoteNode``),
+:func:`migctl.server.config.default_socket_path`.
 
-Layer: above the engine, leases and backends; only the CLI imports it. Needs the ``server``
-extra (fastapi, uvicorn, httpx).
+Layer: above the node, engine, leases and backends; only the CLI and ``migctl.testing`` import
+it. Needs the ``server`` extra (fastapi, uvicorn, httpx).
 """

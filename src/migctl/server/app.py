@@ -21,10 +21,12 @@ from typing import Any
 from fastapi import FastAPI
 
 from migctl import __version__
+from migctl.schemas.errors import ErrorOut
 from migctl.server import (
     http_errors,
     routes_admin,
     routes_dashboard,
+    routes_instances,
     routes_layouts,
     routes_leases,
     routes_metrics,
@@ -37,7 +39,6 @@ from migctl.server.limits import BodyLimit
 from migctl.server.ratelimit import RateLimit
 from migctl.server.secure_headers import SecureHeaders
 from migctl.server.service import Service
-from migctl.server.views import ErrorOut
 
 DESCRIPTION = """\
 The migctl daemon owns the GPUs of one server; everyone else asks it.
@@ -47,7 +48,12 @@ members of the admin group are admins, every other local user is a user. Over TC
 `Authorization: Bearer <token>`; no token: 401. A user calling an admin route: 403.
 
 **Errors** always have the shape of `migctl ... --output json` errors: `error` (kind),
-`message`, `hint`, `exit_code`, `context`.
+`message`, `hint`, `exit_code`, `context`; a client turns one back into the same migctl error
+class (`migctl.errors.error_class(kind)`).
+
+**Bodies** are the `migctl.schemas` models that `migctl.RemoteNode` sends and reads: the same
+values a `LocalNode` returns. Changes of the GPUs run as jobs (202 + `Location`); a job's
+`result` is the schema of what the change did.
 """
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -113,7 +119,7 @@ def create_fastapi(service: Service | None) -> FastAPI:
     )
     app.state.service = service
     http_errors.install(app)
-    routers = (routes_read, routes_layouts, routes_leases, routes_admin)
+    routers = (routes_read, routes_layouts, routes_instances, routes_leases, routes_admin)
     for module in (*routers, routes_metrics, routes_dashboard):
         app.include_router(module.router)
     return app

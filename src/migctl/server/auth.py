@@ -53,6 +53,11 @@ class Principal:
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
 
+    def may_see(self, user: str | None) -> bool:
+        """Whether this caller may see what belongs to ``user`` (a lease's holder, a waiting
+        request's owner, a process's command line): their own, or anything as an admin."""
+        return self.is_admin or (user is not None and user == self.name)
+
     def describe(self) -> str:
         """``alice (uid 1000, user, socket)`` / ``ci (token ci-bot, admin)``."""
         if self.via == "token":

@@ -108,7 +108,7 @@ class ServiceClient:
             self.where = url
             self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout_s)
         else:
-            path = socket_path or client_socket_path()
+            path = socket_path or client_socket_path(os.environ)
             self.where = f"unix:{path}"
             transport = httpx.HTTPTransport(uds=str(path))
             self._http = httpx.Client(
@@ -276,7 +276,7 @@ def connect_if_running(socket_path: Path | None = None) -> ServiceClient | None:
     For CLI verbs that go through the daemon when there is one (CLI transparency) and work
     locally otherwise. ``MIGCTL_URL``/``MIGCTL_TOKEN`` are honoured like in the constructor.
     """
-    path = socket_path or client_socket_path()
+    path = socket_path or client_socket_path(os.environ)
     if not os.environ.get(URL_ENV) and not path.exists():
         return None
     client = ServiceClient(socket_path=path)

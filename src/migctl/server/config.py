@@ -1,15 +1,20 @@
 """Settings of one ``migctl serve`` daemon, and where its socket lives by default.
 
 Why this module exists: the daemon, the CLI verbs that talk to it and the tests must agree on
-the socket path and the state files without passing flags around. Where ``migctl serve``
-listens by default: ``$MIGCTL_SOCKET``; else ``/run/migctl/migctl.sock`` for root; else
+the socket path and the daemon's limits. Where ``migctl serve`` listens by default:
+``$MIGCTL_SOCKET``; else ``/run/migctl/migctl.sock`` for root; else
 ``$XDG_RUNTIME_DIR/migctl.sock``; else ``migctl.sock`` in the state directory. Where clients
 look (:func:`candidate_sockets`): ``$MIGCTL_SOCKET`` alone when set; else the system socket
-``/run/migctl/migctl.sock`` for everyone, then a non-root user's own socket. Demand-driven repartitioning is a
+``/run/migctl/migctl.sock`` for everyone, then a non-root user's own socket. These rules take
+the environment as an argument (the edge, ``migctl serve`` or the CLI, passes it): nothing here
+reads ``os.environ`` for a path. Socket discovery is the client's business and moves to
+``migctl.client`` with the CLI. The daemon's own files come from its
+:class:`~migctl.settings.Settings` (``ServiceConfig.state_dir`` for ``service.db``; the node's
+settings for the lease database and the journal). Demand-driven repartitioning is a
 :class:`migctl.repartition.Policy` (``--repartition off|on`` and its limits, or the
 ``MIGCTL_REPARTITION*`` environment variables read by ``migctl serve``). Anyone may import it;
-it imports only the engine's ``state_dir`` and the lease store's path rules (the repartition
-policy lazily: CLI verbs that only look for the socket must start fast).
+it imports only ``migctl.settings`` and errors (the repartition policy lazily: CLI verbs that
+only look for the socket must start fast).
 """
 
 from __future__ import annotations
@@ -20,16 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migctl.engine.journal import state_dir
 from migctl.errors import UsageError
+from migctl.settings import Settings
 
 if TYPE_CHECKING:
     from migctl.repartition import Policy
-    from migctl.settings import Settings
 
 SOCKET_ENV = "MIGCTL_SOCKET"
-ADMIN_GROUP_ENV = "MIGCTL_ADMIN_GROUP"
-METRICS_PUBLIC_ENV = "MIGCTL_METRICS_PUBLIC"
 REPARTITION_ENV = "MIGCTL_REPARTITION"
 MAX_RECONFIG_ENV = "MIGCTL_MAX_RECONFIG_PER_HOUR"
 MIN_IDLE_ENV = "MIGCTL_MIN_IDLE_SECONDS"
@@ -50,41 +52,40 @@ def effective_uid() -> int:
     return os.geteuid()
 
 
-def default_socket_path(environ: dict[str, str] | None = None, euid: int | None = None) -> Path:
+def default_socket_path(environ: Mapping[str, str], euid: int | None = None) -> Path:
     """Where ``migctl serve`` listens by default, by the rules in the module docstring."""
-    env = os.environ if environ is None else environ
-    explicit = env.get(SOCKET_ENV)
+    explicit = environ.get(SOCKET_ENV)
     if explicit:
         return Path(explicit).expanduser()
-    if (effective_uid() if euid is None else euid) == 0:
+    uid = effective_uid() if euid is None else euid
+    if uid == 0:
         return SYSTEM_SOCKET
-    return user_socket_path(env)
+    return user_socket_path(environ, uid)
 
 
-def user_socket_path(environ: Mapping[str, str]) -> Path:
+def user_socket_path(environ: Mapping[str, str], euid: int | None = None) -> Path:
     """A non-root user's own daemon socket: ``$XDG_RUNTIME_DIR/migctl.sock``, else one in the
-    state directory."""
+    state directory (``Settings.from_env(environ).state_dir``)."""
     runtime = environ.get("XDG_RUNTIME_DIR")
     if runtime and Path(runtime).is_absolute():
         return Path(runtime) / "migctl.sock"
-    return state_dir() / "migctl.sock"
+    uid = effective_uid() if euid is None else euid
+    return Settings.from_env(environ, euid=uid).state_dir / "migctl.sock"
 
 
-def candidate_sockets(
-    environ: Mapping[str, str] | None = None, euid: int | None = None
-) -> list[Path]:
+def candidate_sockets(environ: Mapping[str, str], euid: int | None = None) -> list[Path]:
     """Where a client looks for a daemon, in order: ``$MIGCTL_SOCKET`` alone when set; else the
     system daemon's socket (for every user), then, for others than root, their own."""
-    env = os.environ if environ is None else environ
-    explicit = env.get(SOCKET_ENV)
+    explicit = environ.get(SOCKET_ENV)
     if explicit:
         return [Path(explicit).expanduser()]
-    if (effective_uid() if euid is None else euid) == 0:
+    uid = effective_uid() if euid is None else euid
+    if uid == 0:
         return [SYSTEM_SOCKET]
-    return [SYSTEM_SOCKET, user_socket_path(env)]
+    return [SYSTEM_SOCKET, user_socket_path(environ, uid)]
 
 
-def client_socket_path(environ: Mapping[str, str] | None = None) -> Path:
+def client_socket_path(environ: Mapping[str, str]) -> Path:
     """The socket a client talks to when none is named: the first candidate that exists."""
     candidates = candidate_sockets(environ)
     return first_existing(candidates) or candidates[0]
@@ -101,21 +102,12 @@ def first_existing(paths: list[Path]) -> Path | None:
     return None
 
 
-def default_admin_group() -> str:
-    return os.environ.get(ADMIN_GROUP_ENV) or DEFAULT_ADMIN_GROUP
-
-
 def default_provisional_lease_s() -> float:
     """How long a lease lasts before its answer is confirmed delivered (``server.provisional``):
     ``MIGCTL_PROVISIONAL_LEASE_SECONDS``, default 60."""
     text = os.environ.get(PROVISIONAL_ENV)
     value = parse_limit(text, PROVISIONAL_ENV) if text else None
     return DEFAULT_PROVISIONAL_S if value is None or value <= 0 else value
-
-
-def default_metrics_public() -> bool:
-    """``MIGCTL_METRICS_PUBLIC=1``: anonymous TCP clients may read ``/metrics`` (Prometheus)."""
-    return os.environ.get(METRICS_PUBLIC_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def parse_limit(text: str, option: str) -> float | None:
@@ -257,20 +249,20 @@ class ConnectionLimits:
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """Everything a daemon needs to know before it opens its listeners."""
+    """Everything a daemon needs to know before it opens its listeners (its GPUs, lease
+    database and journal: the daemon's :class:`~migctl.settings.Settings`)."""
 
-    socket_path: Path = field(default_factory=default_socket_path)
+    socket_path: Path
+    state_dir: Path  # the daemon's own database, service.db
     tcp: tuple[str, int] | None = None
-    admin_group: str = field(default_factory=default_admin_group)
-    state_dir: Path = field(default_factory=lambda: _settings().state_dir)
-    lease_db: Path = field(default_factory=lambda: _settings().lease_db)
+    admin_group: str = DEFAULT_ADMIN_GROUP
     max_body_bytes: int = MAX_BODY_BYTES
     device_cache_s: float = 2.0  # how stale the MIG device list used for leasing may be
     wait_poll_s: float = 5.0  # a waiting acquire retries at least this often (fallback)
     reap_every_s: float = 1.0  # end expired and dead-holder leases, waking their waiters
     io_threads: int = 32
     socket_mode: int = SOCKET_MODE
-    metrics_public: bool = field(default_factory=default_metrics_public)  # /metrics without token
+    metrics_public: bool = False  # anonymous TCP clients may read /metrics
     repartition: Policy = field(
         default_factory=default_policy
     )  # demand-driven repartitioning (off)
@@ -281,6 +273,7 @@ class ServiceConfig:
     provisional_lease_s: float = field(default_factory=default_provisional_lease_s)
     audit_max_rows: int | None = 100_000  # the audit log keeps the newest rows (None: all)
     audit_max_age_s: float | None = 90 * 86400.0  # ... and none older than this (None: any)
+    notify_socket: str | None = None  # systemd's $NOTIFY_SOCKET (Type=notify), read by the edge
 
     @property
     def state_db(self) -> Path:
@@ -292,9 +285,3 @@ class ServiceConfig:
         if self.tcp is not None:
             found.append(f"http://{self.tcp[0]}:{self.tcp[1]}")
         return found
-
-
-def _settings() -> Settings:
-    from migctl.settings import Settings
-
-    return Settings.from_env()

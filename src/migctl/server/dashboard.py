@@ -2,14 +2,14 @@
 
 Why this module exists: the page (``static/dashboard.js``) polls one document every ~2 s and
 redraws: the GPUs with their instances, MIG devices, memory use and leases (the inventory's own
-shapes, ``views.GpuOut``, so the page and the API never disagree), the lease requests waiting in
+shapes, ``migctl.schemas.machine.GpuOut``, so the page and the API never disagree), the lease requests waiting in
 the queue (in service order, with priority and, when the daemon repartitions, why each waits),
 and the recent reconfigurations (jobs). One request per poll keeps the daemon's cost
 per open page small and every part of the picture from the same moment.
 
-Privacy follows the API (``views``): a user sees the owner of their own leases and waiting
-requests only (others show as redacted), and the message of a job only when an admin asks
-(a failed apply's message may name other users' leases). Only ``migctl.server`` imports it.
+Privacy follows the API (``InventoryOut.of``, ``Principal.may_see``): a user sees the owner
+of their own leases and waiting requests only (others show as redacted), and the message of a
+job only when an admin asks (a failed apply's message may name other users' leases). Only ``migctl.server`` imports it.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from migctl.inventory import GpuView
-from migctl.leases import Lease
+from migctl.reports import Inventory
+from migctl.schemas.machine import GpuOut, InventoryOut
 from migctl.server.auth import Principal
+from migctl.server.bodies import PrincipalOut
 from migctl.server.jobs import Job
-from migctl.server.views import GpuOut, PrincipalOut, inventory_out, principal_out
 from migctl.server.waiters import Waiter
 
 REFRESH_S = 2.0  # how often the page polls
@@ -76,7 +76,7 @@ class DashboardOut(BaseModel):
 def waiting_out(position: int, waiter: Waiter, viewer: Principal) -> WaitingOut:
     owner = waiter.owner
     mine = owner is not None and owner.user == viewer.name
-    visible = owner is not None and (viewer.is_admin or mine)
+    visible = owner is not None and viewer.may_see(owner.user)
     request = waiter.request
     return WaitingOut(
         position=position,
@@ -96,11 +96,14 @@ def waiting_out(position: int, waiter: Waiter, viewer: Principal) -> WaitingOut:
 
 
 def job_gpus(request: dict[str, Any]) -> list[int]:
-    """The GPUs a job's request names (``targets`` keys, or ``gpu``)."""
+    """The GPUs a job's request names (``gpus``, ``targets`` keys, or ``gpu``)."""
     found: set[int] = set()
     targets = request.get("targets")
     if isinstance(targets, dict):
         found.update(int(key) for key in targets if str(key).isdigit())
+    gpus = request.get("gpus")
+    if isinstance(gpus, list):
+        found.update(gpu for gpu in gpus if isinstance(gpu, int))
     gpu = request.get("gpu")
     if isinstance(gpu, int):
         found.add(gpu)
@@ -123,8 +126,7 @@ def reconfiguration_out(job: Job, viewer: Principal) -> ReconfigurationOut:
 
 def dashboard_out(
     *,
-    views: list[GpuView],
-    leases: list[Lease],
+    inventory: Inventory,
     waiters: list[Waiter],
     jobs: list[Job],
     viewer: Principal,
@@ -137,8 +139,8 @@ def dashboard_out(
         refresh_s=REFRESH_S,
         version=version,
         backend=backend,
-        you=principal_out(viewer),
-        gpus=inventory_out(views, leases, viewer).gpus,
+        you=PrincipalOut.of(viewer),
+        gpus=InventoryOut.of(inventory, viewer=viewer.name, admin=viewer.is_admin).gpus,
         waiting=[waiting_out(n, w, viewer) for n, w in enumerate(waiters, start=1)],
         reconfigurations=[reconfiguration_out(job, viewer) for job in jobs],
     )

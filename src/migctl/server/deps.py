@@ -2,14 +2,15 @@
 
 Why this module exists: every route but ``/v1/health`` needs a principal, and admin routes need
 an admin; declaring that as a dependency (``Caller``, ``Admin``) makes it impossible to forget
-and puts the principal where the audit middleware finds it. Only ``migctl.server`` imports it.
+and puts the principal where the audit middleware finds it. The GPU path and query parameters
+(``GpuPath``, ``GpusQuery``) are bounded here, once. Only ``migctl.server`` imports it.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 
 from migctl.errors import InvalidStateError
 from migctl.server.audit import PRINCIPAL_KEY
@@ -54,5 +55,16 @@ async def admin(request: Request, principal: Annotated[Principal, Depends(caller
 
 
 Svc = Annotated[Service, Depends(service_of)]
+GpuPath = Annotated[
+    str, Path(min_length=1, max_length=128, description="a GPU index, UUID or PCI bus id")
+]
+GpusQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=4096,
+        description="GPU indexes, UUIDs or PCI bus ids, comma separated, or 'all' (default)",
+    ),
+]
 Caller = Annotated[Principal, Depends(caller)]
 Admin = Annotated[Principal, Depends(admin)]

@@ -1,12 +1,11 @@
-"""The daemon's one door to the GPUs: one backend, one lock, cached geometry and devices.
+"""The daemon's one door to its GPUs: its LocalNode behind one lock, and the GPUs' geometry.
 
 Why this module exists: NVML (pynvml) is process-global and the engine assumes one changer at a
-time, so the daemon opens exactly one backend and every call into it holds :attr:`lock`. Reading
-every MIG device of an 8-GPU machine costs tens of milliseconds, too much for each lease
-request, so :meth:`candidates` serves a list at most ``cache_s`` old (refreshed by one thread
-while the others keep using the previous one); an apply invalidates it.
-The list is only a hint: the lease store's transaction is what makes grants exclusive. GPU
-geometry (live models) never changes while the daemon runs and is read once.
+time, so the daemon opens exactly one :class:`~migctl.node.local.LocalNode` and every call of it
+that reaches the GPUs holds :attr:`GpuAccess.lock` (re-entrant: a change may read under it).
+The lease store needs no such lock: its own transactions make grants exclusive, and ``apply``
+destroys a device only inside the store's write lock. GPU geometry (live models, the profile
+names a lease may ask for) never changes while the daemon runs and is read once.
 
 Only ``migctl.server`` imports this module.
 """
@@ -14,44 +13,40 @@ Only ``migctl.server`` imports this module.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
-from migctl.backends.base import Backend
-from migctl.leases import DeviceCandidate
 from migctl.model import GpuModel, MigDevice
+from migctl.node.local import LocalNode
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class GpuAccess:
-    """The backend behind a lock, with cached models and lease candidates."""
+    """The node behind a lock, with its cached geometry."""
 
-    def __init__(self, backend: Backend, *, cache_s: float = 1.0) -> None:
-        self.backend = backend
+    def __init__(self, node: LocalNode) -> None:
+        self.node = node
         self.lock = threading.RLock()
-        self._cache_s = cache_s
         self._models: dict[int, GpuModel] | None = None
-        self._candidates: list[DeviceCandidate] = []
         self._profiles: frozenset[str] = frozenset()
-        self._read_at = float("-inf")
-        self._valid = False  # False: the cached list may name devices that no longer exist
-        self._refreshing = threading.Lock()
-        self._generation = 0
 
     @contextmanager
-    def locked(self) -> Iterator[Backend]:
+    def locked(self) -> Iterator[LocalNode]:
         with self.lock:
-            yield self.backend
+            yield self.node
+
+    def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` (a node method) under the lock (blocking: a worker thread)."""
+        with self.lock:
+            return fn(*args, **kwargs)
 
     def models(self) -> dict[int, GpuModel]:
         """Live MIG geometry of every MIG-capable GPU, by index."""
         if self._models is None:
-            with self.lock:
-                self._models = {
-                    info.index: self.backend.live_model(info.index)
-                    for info in self.backend.gpus()
-                    if info.mig is not None
-                }
+            self._models = self.call(self.node.models)
         return self._models
 
     def known_profiles(self) -> frozenset[str]:
@@ -63,58 +58,6 @@ class GpuAccess:
         return self._profiles
 
     def mig_devices(self) -> list[MigDevice]:
-        with self.lock:
-            return [d for gpu in sorted(self.models()) for d in self.backend.mig_devices(gpu)]
-
-    def fresh_candidates(self) -> list[DeviceCandidate] | None:
-        """The cached list when it is fresh enough, without ever blocking; else None."""
-        if self._valid and time.monotonic() - self._read_at <= self._cache_s:
-            return self._candidates
-        return None
-
-    def candidates(self, *, max_age_s: float | None = None) -> list[DeviceCandidate]:
-        """Every MIG device as a lease candidate, at most ``max_age_s`` (default cache_s) old.
-
-        With the default age, while one thread refreshes an expired list the others go on with
-        the previous one instead of queueing behind the GPU lock; after :meth:`invalidate`
-        (instances changed) everyone waits for the new list.
-        """
-        limit = self._cache_s if max_age_s is None else max_age_s
-        if time.monotonic() - self._read_at <= limit:
-            return self._candidates
-        if self._valid and max_age_s is None:
-            if not self._refreshing.acquire(blocking=False):
-                return self._candidates  # another thread is refreshing it
-        else:
-            self._refreshing.acquire()
-        try:
-            if time.monotonic() - self._read_at <= limit:
-                return self._candidates
-            return self._refresh()
-        finally:
-            self._refreshing.release()
-
-    def _refresh(self) -> list[DeviceCandidate]:
-        with self.lock:
-            generation = self._generation
-            devices = [self.candidate(d) for d in self.mig_devices()]
-            if generation == self._generation:
-                self._candidates, self._read_at, self._valid = devices, time.monotonic(), True
-        return devices
-
-    def invalidate(self) -> None:
-        """Forget the cached device list (after anything that changed instances)."""
-        with self.lock:
-            self._generation += 1
-            self._read_at = float("-inf")
-            self._valid = False
-
-    def candidate(self, device: MigDevice) -> DeviceCandidate:
-        """One MIG device as a lease candidate (its SM count from the live model)."""
-        model = self.models().get(device.gpu_index)
-        sm_count = None
-        if model is not None:
-            for ci in model.ci_profiles_for(device.gi_profile):
-                if ci.name == device.ci_profile:
-                    sm_count = ci.sm_count
-        return DeviceCandidate.from_mig_device(device, sm_count=sm_count)
+        """Every MIG device now."""
+        inventory = self.call(self.node.inventory)
+        return [device for view in inventory.gpus for device in view.devices]

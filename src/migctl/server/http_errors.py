@@ -41,8 +41,17 @@ from migctl.errors import (
 log = logging.getLogger(__name__)
 
 
-class UnsatisfiableError(InsufficientResourcesError):
-    """A request that can never succeed as asked (a layout that cannot fit): 422, not 409."""
+REQUEST_STATUS = "_migctl_http_status"  # an error's status set by :func:`in_request`
+
+
+def in_request(error: MigctlError) -> MigctlError:
+    """``error`` raised while checking a request body (a layout that can never exist, a GPU or
+    profile this machine lacks), marked to answer 422 rather than 409 or 404: the route exists,
+    the body asks for what cannot be. The error itself (class, kind, every detail) is unchanged,
+    so a client raises the same class as the node did."""
+    if isinstance(error, InsufficientResourcesError | NotFoundError):
+        setattr(error, REQUEST_STATUS, 422)
+    return error
 
 
 class CarriedError(StarletteHTTPException):
@@ -68,7 +77,6 @@ class BodyTooLargeError(InvalidInputError):
 # Most specific first: the first matching class decides the status.
 STATUS_BY_ERROR: tuple[tuple[type[MigctlError], int], ...] = (
     (AuthenticationError, 401),
-    (UnsatisfiableError, 422),
     (BodyTooLargeError, 413),
     (RateLimitedError, 429),
     (UsageError, 400),
@@ -86,6 +94,9 @@ STATUS_BY_ERROR: tuple[tuple[type[MigctlError], int], ...] = (
 
 
 def status_for(error: MigctlError) -> int:
+    marked = getattr(error, REQUEST_STATUS, None)
+    if isinstance(marked, int):
+        return marked
     for error_class, status in STATUS_BY_ERROR:
         if isinstance(error, error_class):
             return status

@@ -1,23 +1,26 @@
 """Leases through the daemon: acquire (waiting without a thread), release, renew, read.
 
-Why this module exists: the REST routes and, later, demand-driven repartitioning need one
-object that turns a principal and a request into lease store calls. The store guarantees that
-no device is granted twice; this layer adds who the owner is (the kernel-verified socket user
-or a token's owner), waiting that costs no thread (see ``waiters``), wake-ups when devices free
+Why this module exists: the REST routes and demand-driven repartitioning need one object that
+turns a principal and a request into calls of the daemon's ``LocalNode`` (``acquire`` with the
+principal as owner, ``release`` and ``renew`` as that user): the same lease rules as everywhere,
+and the lease store guarantees that no device is granted twice. This layer adds who the owner
+is (the kernel-verified socket user or a token's owner), waiting that costs no thread (each try
+is an ``acquire`` that does not wait, see ``waiters``), provisional grants (``provisional``),
+``create`` for admins only (it makes a GPU instance), wake-ups when devices free
 up (a release through the daemon wakes the first matching waiter; a reaper task ends expired and
 dead-holder leases every second and wakes theirs), priorities (users up to
 :data:`USER_MAX_PRIORITY`), handing requests by size to the repartitioner when it is on (an
 :class:`Arbiter`: ``server.repartitioner``), privacy (a user's error messages never name
 other users' jobs) and, at daemon start, ending leases whose device no longer exists.
 
-Only ``migctl.server`` imports this module; it uses ``migctl.leases`` and ``migctl.host``.
+Only ``migctl.server`` imports this module; it uses the node, ``migctl.leases`` and ``migctl.host``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from migctl.errors import (
@@ -30,12 +33,12 @@ from migctl.errors import (
     PermissionDeniedError,
 )
 from migctl.host import process_facts
-from migctl.leases import DeviceCandidate, DeviceRequest, Lease, LeaseOwner, LeaseStore
+from migctl.leases import DeviceCandidate, DeviceRequest, Lease, LeaseOwner
 from migctl.model import normalize_profile_name
+from migctl.schemas.leases import LeaseRequest
 from migctl.server.auth import Principal
 from migctl.server.gpu import GpuAccess
 from migctl.server.provisional import Provisional
-from migctl.server.requests import LeaseRequest
 from migctl.server.threads import Blocking
 from migctl.server.waiters import Waiter, WaitQueue
 
@@ -77,13 +80,12 @@ def freed_device(lease: Lease) -> DeviceCandidate:
 
 
 class LeaseService:
-    """Lease operations on behalf of principals."""
+    """Lease operations on behalf of principals, through the daemon's node."""
 
-    def __init__(
-        self, store: LeaseStore, gpu: GpuAccess, blocking: Blocking, *, poll_s: float = 1.0
-    ) -> None:
-        self.store = store
+    def __init__(self, gpu: GpuAccess, blocking: Blocking, *, poll_s: float = 1.0) -> None:
         self.gpu = gpu
+        self.node = gpu.node
+        self.store = gpu.node.store
         self.blocking = blocking
         self.poll_s = poll_s
         self.waits = WaitQueue()
@@ -94,6 +96,7 @@ class LeaseService:
     # -- acquire ---------------------------------------------------------------------------
 
     def device_request(self, body: LeaseRequest) -> DeviceRequest:
+        """What ``body`` waits for (a profile no GPU here has is refused: it never comes)."""
         profile = None if body.profile is None else normalize_profile_name(body.profile)
         if profile is not None and profile not in self.gpu.known_profiles():
             known = ", ".join(sorted(self.gpu.known_profiles())) or "none"
@@ -114,36 +117,16 @@ class LeaseService:
             user=principal.name, uid=uid, host=self.store.hostname, job=body.job, pid=body.pid
         )
 
-    async def _candidates(self) -> list[DeviceCandidate]:
-        """The device list: from the cache on the loop, else read on the I/O pool."""
-        cached = self.gpu.fresh_candidates()
-        return cached if cached is not None else await self.blocking.run(self.gpu.candidates)
-
-    def _acquire_once(
-        self,
-        request: DeviceRequest,
-        owner: LeaseOwner,
-        ttl_seconds: float | None,
-        candidates: list[DeviceCandidate],
-    ) -> Lease:
-        withheld = self.withheld  # read once: the loop swaps in a new set
-        if withheld:
-            candidates = [c for c in candidates if c.uuid not in withheld]
-        return self.grant(request, owner, candidates, ttl_seconds)
-
-    def grant(
-        self,
-        request: DeviceRequest,
-        owner: LeaseOwner,
-        candidates: Sequence[DeviceCandidate],
-        ttl_seconds: float | None,
-    ) -> Lease:
-        """Lease a device, provisionally (see ``provisional``): every grant goes through here."""
+    def grant(self, body: LeaseRequest, owner: LeaseOwner) -> Lease:
+        """Lease a device now (no waiting), provisionally (see ``provisional``): every grant
+        goes through here, and through ``LocalNode.acquire`` (blocking: a worker thread)."""
         provisional = self.provisional
-        ttl = ttl_seconds if provisional is None else provisional.ttl(ttl_seconds)
-        lease = self.store.acquire(request, owner, candidates, ttl_seconds=ttl)
-        if provisional is not None:
-            provisional.listed(lease)
+        ttl = body.ttl_seconds if provisional is None else provisional.ttl(body.ttl_seconds)
+        now = body.model_copy(update={"wait_seconds": 0.0, "ttl_seconds": ttl})
+        with self.gpu.locked() as node:  # the node reads the devices inside the transaction
+            lease = node.acquire(now, owner=owner, withheld=self.withheld)
+            if provisional is not None:
+                provisional.listed(lease)
         return lease
 
     async def settle(self, lease_id: int, ttl_seconds: float | None, *, delivered: bool) -> None:
@@ -170,6 +153,7 @@ class LeaseService:
         gone: Callable[[], Awaitable[bool]] | None = None,
     ) -> Lease:
         """Lease a device; with ``wait_seconds`` wait for one (``gone``: the client left)."""
+        _check_create(principal, body)
         request, owner = self.device_request(body), self.owner(principal, body)
         priority = priority_of(principal, body)
         arbiter = self.arbiter
@@ -183,7 +167,7 @@ class LeaseService:
             waiter.priority = priority
             if not (body.wait_seconds > 0 and self.waits.ahead(waiter)):
                 try:
-                    return await self._attempt(request, owner, body.ttl_seconds)
+                    return await self._attempt(body, owner)
                 except RETRYABLE as exc:
                     last = exc
             waiter.waiting = True
@@ -192,7 +176,7 @@ class LeaseService:
                     break
                 await self.waits.sleep(waiter, min(remaining, self.poll_s))
                 try:
-                    return await self._attempt(request, owner, body.ttl_seconds)
+                    return await self._attempt(body, owner)
                 except RETRYABLE as exc:
                     last = exc
         if last is None:  # the client left before its first try
@@ -200,13 +184,8 @@ class LeaseService:
         error = _after_waiting(last, body.wait_seconds, arbitrated=False)
         raise await self._private(principal, error)
 
-    async def _attempt(
-        self, request: DeviceRequest, owner: LeaseOwner, ttl_seconds: float | None
-    ) -> Lease:
-        candidates = await self._candidates()
-        return await self.blocking.lease(
-            self._acquire_once, request, owner, ttl_seconds, candidates
-        )
+    async def _attempt(self, body: LeaseRequest, owner: LeaseOwner) -> Lease:
+        return await self.blocking.run(self.grant, body, owner)
 
     async def _acquire_arbitrated(
         self,
@@ -226,7 +205,7 @@ class LeaseService:
             waiter.priority = priority
             if not arbiter.has_waiting():
                 try:
-                    return await self._attempt(request, owner, body.ttl_seconds)
+                    return await self._attempt(body, owner)
                 except RETRYABLE:
                     pass
             waiter.waiting = True
@@ -237,18 +216,15 @@ class LeaseService:
 
     async def lease_exact(self, uuid: str, owner: LeaseOwner, ttl_seconds: float | None) -> Lease:
         """Lease the free device ``uuid`` to ``owner`` (the repartitioner's grants)."""
-        candidates = await self._candidates()
-        return await self.blocking.lease(
-            self.grant, DeviceRequest(uuid=uuid), owner, candidates, ttl_seconds
-        )
+        body = LeaseRequest(uuid=uuid, ttl_seconds=ttl_seconds, job=owner.job)
+        return await self._attempt(body, owner)
 
     # -- release, renew, read ------------------------------------------------------------------
 
     async def release(self, principal: Principal, target: str) -> Lease:
-        key: int | str = int(target) if target.isdigit() else target
         try:
             lease = await self.blocking.lease(
-                self.store.release, key, user=principal.name, admin=principal.is_admin
+                self.node.release, target, user=principal.name, admin=principal.is_admin
             )
         except PermissionDeniedError as exc:
             raise await self._private(principal, exc) from exc
@@ -256,14 +232,9 @@ class LeaseService:
         return lease
 
     async def renew(self, principal: Principal, target: str, ttl_seconds: float | None) -> Lease:
-        lease = await self.get(principal, target)
         try:
             return await self.blocking.lease(
-                self.store.renew,
-                lease.lease_id,
-                ttl_seconds=ttl_seconds,
-                user=principal.name,
-                admin=principal.is_admin,
+                self.node.renew, target, ttl_seconds, user=principal.name
             )
         except PermissionDeniedError as exc:
             raise await self._private(principal, exc) from exc
@@ -282,8 +253,8 @@ class LeaseService:
         return lease
 
     async def list_leases(self, principal: Principal, *, history: bool, mine: bool) -> list[Lease]:
-        user = principal.name if mine else None
-        return await self.blocking.lease(self.store.list_leases, active_only=not history, user=user)
+        found = await self.blocking.lease(self.node.leases, history=history)
+        return [lease for lease in found if not mine or lease.user == principal.name]
 
     async def reap_forever(self, every_s: float) -> None:
         """End expired and dead-holder leases every ``every_s``; wake who waits for them."""
@@ -309,19 +280,19 @@ class LeaseService:
         """``error`` with other users' names, jobs and PIDs replaced, unless an admin asks."""
         if principal.is_admin:
             return error
-        active = await self.blocking.lease(self.store.list_leases)
+        active = await self.blocking.lease(self.node.leases)
         return redact(error, active, principal)
 
     def end_vanished(self) -> list[Lease]:
         """End every active lease whose MIG device is gone (after a reboot or GPU reset)."""
-        present = {device.uuid for device in self.gpu.candidates(max_age_s=0)}
+        present = {device.uuid for device in self.gpu.mig_devices()}
         ended = []
-        for lease in self.store.list_leases():
+        for lease in self.node.leases():
             if lease.uuid not in present:
                 log.warning(
                     "lease %d: device %s no longer exists; ending it", lease.lease_id, lease.uuid
                 )
-                ended.append(self.store.release(lease.lease_id, user=VANISHED_BY, admin=True))
+                ended.append(self.node.release(lease.lease_id, user=VANISHED_BY, admin=True))
         return ended
 
 
@@ -362,6 +333,17 @@ def priority_of(principal: Principal, body: LeaseRequest) -> int:
             context={"priority": priority},
         )
     return priority
+
+
+def _check_create(principal: Principal, body: LeaseRequest) -> None:
+    """``create`` makes a GPU instance: a change of the GPUs, which only an admin may ask for."""
+    if body.create and not principal.is_admin:
+        raise PermissionDeniedError(
+            "create makes a GPU instance, a change of the GPUs that needs the admin role",
+            hint="ask without create (wait_seconds waits for a device), or ask an admin to "
+            "apply a layout that has the device you need",
+            context={"user": principal.name},
+        )
 
 
 def _check_pid(principal: Principal, pid: int) -> None:

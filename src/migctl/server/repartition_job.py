@@ -3,10 +3,11 @@
 Why this module exists: a reshape decided by the repartitioner changes a GPU, so it runs like
 every other change: as a job (kind ``repartition``, by ``migctl-daemon``: it shows in
 ``GET /v1/jobs``, on the dashboard and in the metrics), through ``Service.apply_now`` (the
-engine's journal, checkpoint, rollback, and its busy checks: the apply is *never* forced, so an
-instance that was leased or started a process since the decision makes the engine refuse
-instead of destroying it), under the GPU lock. While still holding the lock it leases each new
-device to the request it was made for, so no other request can take it first. Every reshape
+node's apply of the GPU's new layout: journal, checkpoint, rollback, and its busy checks: the
+apply is *never* forced, so an instance that was leased or started a process since the decision
+makes the engine refuse instead of destroying it), under the GPU lock. While still holding the
+lock it leases each new device to the request it was made for (``LocalNode.acquire`` of that
+device's UUID), so no other request can take it first. Every reshape
 leaves an audit row (action ``repartition``) and counts in ``migctl_repartitions_total``.
 
 Runs on the job thread. Only ``migctl.server.repartitioner`` imports this module.
@@ -19,12 +20,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from migctl.backends.base import Backend
 from migctl.errors import MigctlError
-from migctl.leases import DeviceRequest, Lease, LeaseOwner
+from migctl.leases import Lease, LeaseOwner
+from migctl.node.local import LocalNode
 from migctl.planner import CurrentGpu
 from migctl.repartition import NewDeviceGrant, Reshape, layout_to_dict
+from migctl.schemas.layouts import InstancesTarget
+from migctl.schemas.leases import LeaseRequest
 from migctl.server.auth import DAEMON_ACTOR
+from migctl.server.changes import outcome_result
 from migctl.server.jobs import Job, JobResult, JobStatus
 from migctl.server.repartition_view import GiKey, live_gi_keys
 
@@ -78,14 +82,14 @@ def run_reshape(
 ) -> Outcome:
     """Check, apply and lease (see the module docstring); never raises a ``MigctlError``."""
     gpu = ticket.gpu_index
-    with service.gpu.locked() as backend:
-        if live_gi_keys(backend, gpu) != ticket.seen_gis:
+    with service.gpu.locked() as node:
+        if live_gi_keys(node, gpu) != ticket.seen_gis:
             message = f"refused: GPU {gpu} changed since the decision; deciding again"
             outcome = Outcome(JobResult(JobStatus.FAILED, message), label="refused")
         else:
             outcome = _apply(service, ticket, job)
         if outcome.result.status == JobStatus.SUCCEEDED:
-            outcome.leases = _lease_new_devices(service, backend, ticket, still_waiting)
+            outcome.leases = _lease_new_devices(service, node, ticket, still_waiting)
             outcome.result = _described(ticket, outcome)
     result = outcome.result
     outcome.result = replace(result, result={**(result.result or {}), OUTCOME_KEY: outcome.label})
@@ -95,21 +99,22 @@ def run_reshape(
 
 
 def _apply(service: Service, ticket: Ticket, job: Job) -> Outcome:
-    targets = {ticket.gpu_index: ticket.reshape.layout}
+    target = InstancesTarget.of({ticket.gpu_index: ticket.reshape.layout})
     try:
-        result = service.apply_now(targets, force=False, by=DAEMON_ACTOR, job_id=job.job_id)
+        applied = service.apply_now(target, force=False, by=DAEMON_ACTOR, job_id=job.job_id)
     except MigctlError as error:  # the engine refused before changing anything
         message = f"refused: {error.message}"
         return Outcome(JobResult(JobStatus.FAILED, message, error=error.to_dict()), label="refused")
+    result = outcome_result(applied)
     label = "succeeded" if result.status == JobStatus.SUCCEEDED else "failed"
     return Outcome(result, label=label)
 
 
 def _lease_new_devices(
-    service: Service, backend: Backend, ticket: Ticket, still_waiting: Callable[[str], bool]
+    service: Service, node: LocalNode, ticket: Ticket, still_waiting: Callable[[str], bool]
 ) -> dict[str, Lease]:
     """Lease each new device to its request (under the GPU lock, so nobody takes it first)."""
-    devices = backend.mig_devices(ticket.gpu_index)
+    devices = [d for view in node.inventory([ticket.gpu_index]).gpus for d in view.devices]
     leases: dict[str, Lease] = {}
     for grant in ticket.reshape.grants:
         if grant.request_id not in ticket.owners or not still_waiting(grant.request_id):
@@ -128,12 +133,8 @@ def _lease_new_devices(
             continue
         owner, ttl_seconds = ticket.owners[grant.request_id]
         try:
-            leases[grant.request_id] = service.leases.grant(
-                DeviceRequest(uuid=device.uuid),
-                owner,
-                [service.gpu.candidate(device)],
-                ttl_seconds,
-            )
+            wanted = LeaseRequest(uuid=device.uuid, ttl_seconds=ttl_seconds, job=owner.job)
+            leases[grant.request_id] = service.leases.grant(wanted, owner)
         except MigctlError as error:
             log.warning(
                 "reshape of GPU %d: cannot lease %s: %s", grant.gpu_index, device.uuid, error

@@ -1,9 +1,9 @@
 """The machine as ``migctl.repartition.decide`` sees it, read by the daemon under its GPU lock.
 
 Why this module exists: the repartitioner decides on plain values (``MachineView``); the daemon
-must build them from the one backend (instances, processes) and its lease store (leases) the
+must build them from its node's inventory (instances, processes, active leases: one read) the
 way the engine does (busy = processes or an active lease, as ``engine.current.read_current``,
-which :func:`read_gpu` matches while listing the devices only once), plus what only the daemon
+which :func:`read_gpu` matches), plus what only the daemon
 knows: since when each device has been idle (an ``IdleTracker`` fed at every read), which GPUs
 a reshape is changing right now (those are ``reconfiguring``, and the instances it will
 destroy count as busy so that nobody is granted them meanwhile), and when past reshapes
@@ -19,8 +19,8 @@ import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from migctl.backends.base import Backend
-from migctl.leases import LeaseStore
+from migctl.model import GpuView as MachineGpu
+from migctl.node.local import LocalNode
 from migctl.planner import CurrentGpu
 from migctl.repartition import GpuView, IdleTracker, MachineView
 from migctl.server.gpu import GpuAccess
@@ -68,41 +68,36 @@ def gi_keys(current: CurrentGpu) -> frozenset[GiKey]:
     )
 
 
-def live_gi_keys(backend: Backend, gpu_index: int) -> frozenset[GiKey]:
+def live_gi_keys(node: LocalNode, gpu_index: int) -> frozenset[GiKey]:
     """The GIs on ``gpu_index`` now, keyed like :func:`gi_keys` (call under the GPU lock)."""
-    mode = backend.gpu(gpu_index).mig
+    (view,) = node.inventory([gpu_index]).gpus
+    mode = view.info.mig
     if not (mode and mode.current):
         return frozenset()
     return frozenset(
-        (gi.id, gi.profile_name, gi.placement.start, gi.placement.size)
-        for gi in backend.gpu_instances(gpu_index)
+        (item.gi.id, item.gi.profile_name, item.gi.placement.start, item.gi.placement.size)
+        for item in view.instances
     )
 
 
-def lease_holders(store: LeaseStore) -> dict[str, str]:
-    """Active leases by MIG device uuid (what ``read_current`` marks busy)."""
-    return {lease.uuid: f"lease {lease.lease_id}" for lease in store.list_leases()}
-
-
 def read_gpu(
-    backend: Backend, index: int, holders: Mapping[str, str]
+    view: MachineGpu, holders: Collection[str]
 ) -> tuple[CurrentGpu, dict[tuple[int, int], str]]:
-    """One GPU as ``engine.current.read_current`` reads it (busy = processes or a lease), and
-    its MIG device uuids, from one device listing (the slowest NVML read)."""
-    mode = backend.gpu(index).mig
+    """One GPU as ``engine.current.read_current`` reads it (busy = processes or an active
+    lease: its MIG device UUID in ``holders``), and its MIG device uuids."""
+    index, mode = view.info.index, view.info.mig
     if not (mode and mode.current):
         return CurrentGpu(index, (), mig_enabled=False), {}
-    devices = backend.mig_devices(index)
+    devices = view.devices
     busy = [(d.gi_id, d.ci_id) for d in devices if d.processes or d.uuid in holders]
-    gis = backend.gpu_instances(index)
-    cis = [ci for gi in gis for ci in backend.compute_instances(index, gi.id)]
+    gis = [item.gi for item in view.instances]
+    cis = [ci for item in view.instances for ci in item.cis]
     current = CurrentGpu.from_instances(index, gis, cis, busy_cis=busy, mig_enabled=True)
     return current, {(d.gi_id, d.ci_id): d.uuid for d in devices}
 
 
 def read_machine(
     gpu: GpuAccess,
-    store: LeaseStore,
     tracker: SharedIdleTracker,
     *,
     in_flight: Mapping[int, InFlight],
@@ -111,11 +106,13 @@ def read_machine(
 ) -> MachineView:
     """Every MIG-capable GPU with busy flags, idle times and uuids (blocking: an I/O thread)."""
     models = gpu.models()
+    inventory = gpu.call(gpu.node.inventory, sorted(models)) if models else None
     views = []
-    with gpu.locked() as backend:
-        holders = lease_holders(store)
-        for index in sorted(models):
-            current, uuids = read_gpu(backend, index, holders)
+    if inventory is not None:
+        holders = {lease.uuid for lease in inventory.leases if lease.active}
+        for found in sorted(inventory.gpus, key=lambda v: v.info.index):
+            index = found.info.index
+            current, uuids = read_gpu(found, holders)
             idle_since = tracker.observe(current, now)
             flight = in_flight.get(index)
             if flight is not None:

@@ -49,6 +49,7 @@ from migctl.repartition import (
     WaitQueue,
     service_order,
 )
+from migctl.schemas.leases import LeaseRequest
 from migctl.server.auth import DAEMON_ACTOR
 from migctl.server.jobs import Job, JobResult
 from migctl.server.repartition_job import JOB_KIND, OUTCOME_KEY, Outcome, Ticket, run_reshape
@@ -60,7 +61,6 @@ from migctl.server.repartition_view import (
     gpu_current,
     read_machine,
 )
-from migctl.server.requests import LeaseRequest
 from migctl.server.waiters import Waiter
 
 if TYPE_CHECKING:
@@ -212,7 +212,6 @@ class Repartitioner:
 
         view = read_machine(
             self.service.gpu,
-            self.service.leases.store,
             self.tracker,
             in_flight=dict(self.in_flight),
             reshape_times_s=tuple(self.reshape_times_s),
@@ -267,9 +266,10 @@ class Repartitioner:
 
     async def _give_back(self, lease: Lease) -> None:
         log.warning("lease %d: its request left before the grant; releasing it", lease.lease_id)
+        leases = self.service.leases
         try:
-            ended = await self.service.leases.blocking.lease(
-                self.service.leases.store.release, lease.lease_id, user=DAEMON_ACTOR, admin=True
+            ended = await leases.blocking.lease(
+                leases.node.release, lease.lease_id, user=DAEMON_ACTOR, admin=True
             )
         except MigctlError as error:
             log.warning("lease %d: cannot release it: %s", lease.lease_id, error)

@@ -12,16 +12,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from migctl.server import audit
+from migctl.server.bodies import AuditOut, TokenCreatedOut, TokenCreateRequest, TokenOut
 from migctl.server.deps import Admin, Svc
-from migctl.server.requests import TokenCreateRequest
-from migctl.server.views_more import AuditOut, TokenCreatedOut, TokenOut
 
 router = APIRouter(prefix="/v1")
 
 
 @router.get("/tokens", tags=["tokens"], summary="Every token (revoked ones too), no secrets")
 async def list_tokens(service: Svc, principal: Admin) -> list[TokenOut]:
-    return [TokenOut(**t.to_dict()) for t in await service.blocking.run(service.tokens.list_tokens)]
+    return [TokenOut.of(t) for t in await service.blocking.run(service.tokens.list_tokens)]
 
 
 @router.post("/tokens", status_code=201, tags=["tokens"], summary="Create a token (shown once)")
@@ -38,14 +37,14 @@ async def create_token(
         created_by=principal.name,
     )
     audit.add_detail(request, token_id=info.token_id)
-    return TokenCreatedOut(token=secret, info=TokenOut(**info.to_dict()))
+    return TokenCreatedOut(token=secret, info=TokenOut.of(info))
 
 
 @router.delete("/tokens/{token}", tags=["tokens"], summary="Revoke a token by name or id")
 async def revoke_token(token: str, service: Svc, principal: Admin, request: Request) -> TokenOut:
     audit.note(request, "token revoke", token)
     info = await service.blocking.run(service.tokens.revoke, token, revoked_by=principal.name)
-    return TokenOut(**info.to_dict())
+    return TokenOut.of(info)
 
 
 @router.get("/audit", tags=["audit"], summary="The audit log, newest first (admin)")
@@ -59,21 +58,4 @@ async def audit_log(
     entries = await service.blocking.run(
         service.audit.entries, limit=limit, before_id=before_id, actor=actor
     )
-    return [_audit_out(entry) for entry in entries]
-
-
-def _audit_out(entry: audit.AuditEntry) -> AuditOut:
-    return AuditOut(
-        audit_id=entry.audit_id,
-        at=entry.at,
-        actor=entry.actor,
-        role=entry.role,
-        via=entry.via,
-        method=entry.method,
-        path=entry.path,
-        action=entry.action,
-        target=entry.target,
-        status=entry.status,
-        result=entry.result,
-        detail=entry.detail,
-    )
+    return [AuditOut.of(entry) for entry in entries]

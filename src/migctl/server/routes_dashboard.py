@@ -79,14 +79,13 @@ async def dashboard_asset(name: str) -> Response:
 )
 async def feed(service: Svc, principal: Caller) -> DashboardOut:
     waiters = service.leases.waits.queued()  # on the event loop, like every queue change
-    views, leases = await service.blocking.run(service.machine)
+    inventory = await service.on_gpus(service.node.inventory)
     jobs = await service.blocking.run(service.jobs.store.recent, limit=RECENT_JOBS)
     return dashboard_out(
-        views=views,
-        leases=leases,
+        inventory=inventory,
         waiters=waiters,
         jobs=jobs,
         viewer=principal,
         version=service.version,
-        backend=service.gpu.backend.description,
+        backend=service.node.description,
     )

@@ -1,23 +1,30 @@
 """Lease routes: acquire (optionally waiting), list, read, release, renew.
 
 Why this module exists: leasing is what most users do with the daemon. Any authenticated
-principal may lease; the lease is recorded under the kernel-verified user (socket) or the
-token's owner. A user sees the details of their own leases only, may release and renew only
-their own; an admin may release anyone's (it ends as ``revoked``). Only ``server.app`` imports it.
+principal may lease, through the daemon's ``LocalNode``; the lease is recorded under the
+kernel-verified user (socket) or the token's owner. A user sees the details of their own leases
+only, may release and renew only their own; an admin may release anyone's (it ends as
+``revoked``). Only ``server.app`` imports it.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Request
 
+from migctl.leases import Lease
+from migctl.schemas.leases import LeaseOut, LeaseRequest, RenewRequest
 from migctl.server import audit
 from migctl.server.audit_detail import request_digest
+from migctl.server.auth import Principal
 from migctl.server.deps import Caller, Svc
 from migctl.server.provisional import DELIVERED_KEY, as_asked
-from migctl.server.requests import LeaseRequest, RenewRequest
-from migctl.server.views import LeaseOut, lease_out
 
 router = APIRouter(prefix="/v1", tags=["leases"])
+
+
+def lease_out(lease: Lease, viewer: Principal) -> LeaseOut:
+    """The lease as ``viewer`` may see it: its holder only when theirs, or to an admin."""
+    return LeaseOut.of(lease, visible=viewer.may_see(lease.user), mine=lease.user == viewer.name)
 
 
 @router.get("/leases", summary="Active leases (history=true: ended ones too)")

@@ -1,8 +1,11 @@
-"""Read-only routes: health, who am I, daemon status, inventory, catalog, desired layout.
+"""Read-only routes: health, who am I, daemon status, the machine, profiles, models, the
+desired layout.
 
-Why this module exists: what any authenticated local user (or token) may look at. Inventory
-hides other users' lease owners and process details (see ``views``). Only ``server.app``
-imports it.
+Why this module exists: what any authenticated local user (or token) may look at. The machine
+is read by the daemon's ``LocalNode`` (the same values ``migctl list`` shows) and answered in
+the ``migctl.schemas`` models that ``RemoteNode`` reads back; a user sees the owner of their own
+leases only, and other users' processes without user and command (``InventoryOut.of``).
+Only ``server.app`` imports it.
 """
 
 from __future__ import annotations
@@ -11,21 +14,16 @@ import time
 
 from fastapi import APIRouter
 
-from migctl.server.deps import Caller, Svc
-from migctl.server.layouts import desired_to_spec
-from migctl.server.views import InventoryOut, PrincipalOut, inventory_out, principal_out
-from migctl.server.views_more import (
+from migctl.schemas.machine import InventoryOut, ModelsOut
+from migctl.schemas.reports import GpuProfilesOut
+from migctl.server.bodies import (
     DesiredGpuOut,
     DesiredLayoutOut,
-    GpuProfilesOut,
     HealthOut,
-    ModelOut,
-    ModelSummaryOut,
+    PrincipalOut,
     StatusOut,
-    gpu_profiles_out,
-    model_out,
-    model_summary_out,
 )
+from migctl.server.deps import Caller, GpuPath, GpusQuery, Svc
 
 router = APIRouter(prefix="/v1")
 
@@ -37,7 +35,7 @@ async def health(service: Svc) -> HealthOut:
 
 @router.get("/whoami", tags=["daemon"], summary="Who the daemon thinks you are, and your role")
 async def whoami(principal: Caller) -> PrincipalOut:
-    return principal_out(principal)
+    return PrincipalOut.of(principal)
 
 
 @router.get("/status", tags=["daemon"], summary="Daemon status: backend, counts, start-up notes")
@@ -45,44 +43,38 @@ async def status(service: Svc, principal: Caller) -> StatusOut:
     counts = await service.blocking.run(service.status_counts)
     return StatusOut(
         version=service.version,
-        backend=service.gpu.backend.description,
+        backend=service.node.description,
         started_at=service.started_at,
         uptime_s=round(time.time() - service.started_at, 3),
         listeners=service.config.listeners(),
         admin_group=service.config.admin_group,
         startup=service.startup_notes,
         repartition=service.repartition_status(),
-        you=principal_out(principal),
+        you=PrincipalOut.of(principal),
         **counts,
     )
 
 
 @router.get(
-    "/inventory", tags=["inventory"], summary="GPUs, instances, MIG devices, processes, leases"
+    "/inventory", tags=["machine"], summary="GPUs, instances, MIG devices, processes, leases"
 )
-async def inventory(service: Svc, principal: Caller) -> InventoryOut:
-    views, leases = await service.blocking.run(service.machine)
-    return inventory_out(views, leases, principal)
+async def inventory(service: Svc, principal: Caller, gpus: GpusQuery = None) -> InventoryOut:
+    found = await service.on_gpus(service.node.inventory, gpus)
+    return InventoryOut.of(found, viewer=principal.name, admin=principal.is_admin)
 
 
 @router.get(
-    "/gpus/{index}/profiles",
-    tags=["inventory"],
+    "/gpus/{gpu}/profiles",
+    tags=["machine"],
     summary="A GPU's instance profiles with free/total counts, read live (like mig -lgip)",
 )
-async def gpu_profiles(index: int, service: Svc, principal: Caller) -> GpuProfilesOut:
-    found = await service.blocking.run(service.profiles, index)
-    return gpu_profiles_out(found)
+async def gpu_profiles(gpu: GpuPath, service: Svc, principal: Caller) -> GpuProfilesOut:
+    return GpuProfilesOut.of(await service.on_gpus(service.node.profiles, gpu))
 
 
-@router.get("/catalog", tags=["catalog"], summary="Every GPU model migctl knows")
-async def catalog(service: Svc, principal: Caller) -> list[ModelSummaryOut]:
-    return [model_summary_out(m) for m in service.catalog.models]
-
-
-@router.get("/catalog/{model}", tags=["catalog"], summary="One GPU model's MIG geometry")
-async def catalog_model(model: str, service: Svc, principal: Caller) -> ModelOut:
-    return model_out(service.catalog.get(model))
+@router.get("/models", tags=["machine"], summary="The live MIG geometry of the chosen GPUs")
+async def models(service: Svc, principal: Caller, gpus: GpusQuery = None) -> ModelsOut:
+    return ModelsOut(models=await service.on_gpus(service.node.models, gpus))
 
 
 @router.get("/layout", tags=["layouts"], summary="The desired layout the daemon keeps applied")
@@ -90,11 +82,11 @@ async def desired_layout(service: Svc, principal: Caller) -> DesiredLayoutOut:
     rows = await service.blocking.run(service.desired.rows)
     return DesiredLayoutOut(
         gpus=[
-            DesiredGpuOut(
-                gpu_index=row.gpu_index,
-                layout=desired_to_spec(row.layout),
-                updated_at=row.updated_at,
-                updated_by=row.updated_by,
+            DesiredGpuOut.of(
+                row.gpu_index,
+                row.layout,
+                at=row.updated_at,
+                by=row.updated_by,
                 job_id=row.job_id,
             )
             for row in rows

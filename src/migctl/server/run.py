@@ -21,19 +21,18 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Mapping
 from pathlib import Path
 
 import uvicorn
 
-from migctl.backends.base import Backend
 from migctl.errors import InUseError, PermissionDeniedError
-from migctl.planner import DesiredLayout
+from migctl.schemas.layouts import LayoutTarget
 from migctl.server.app import create_app
 from migctl.server.config import ServiceConfig
 from migctl.server.connections import ConnectionBudget, fit_to_descriptors
 from migctl.server.protocol import guarded_protocol
 from migctl.server.service import Service
+from migctl.settings import Settings
 
 log = logging.getLogger(__name__)
 BACKLOG = 1024
@@ -91,9 +90,9 @@ def bind_tcp(host: str, port: int) -> socket.socket:
     return sock
 
 
-def notify_systemd(state: str) -> None:
-    """``sd_notify(state)`` when started by systemd with ``Type=notify``; else nothing."""
-    target = os.environ.get("NOTIFY_SOCKET")
+def notify_systemd(target: str | None, state: str) -> None:
+    """``sd_notify(state)`` to ``target`` ($NOTIFY_SOCKET when started by systemd with
+    ``Type=notify``); nothing without one."""
     if not target:
         return
     address = "\0" + target[1:] if target.startswith("@") else target
@@ -105,22 +104,28 @@ def notify_systemd(state: str) -> None:
 class _Server(uvicorn.Server):
     """uvicorn's server that tells systemd when it is ready."""
 
+    def __init__(self, config: uvicorn.Config, notify_socket: str | None) -> None:
+        super().__init__(config)
+        self.notify_socket = notify_socket
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
-        notify_systemd("READY=1")
+        notify_systemd(self.notify_socket, "READY=1")
         log.info("migctl serve: ready")
 
 
 def serve(
     config: ServiceConfig,
-    backend: Backend,
+    settings: Settings,
     *,
     access_log: bool = False,
-    initial_layout: Mapping[int, DesiredLayout] | None = None,
+    initial_layout: LayoutTarget | None = None,
 ) -> None:
-    """Listen, reconcile, serve until stopped; always remove the socket and close stores.
+    """Open the machine of ``settings`` (its LocalNode), listen, reconcile, serve until stopped;
+    always remove the socket and close the node and the stores.
 
-    ``initial_layout`` becomes the desired layout when the daemon remembers none yet.
+    ``initial_layout`` (a layout file's target) becomes the desired layout of the MIG GPUs it
+    names when the daemon remembers none yet.
     SIGTERM/SIGINT during start-up are noted and honoured once start-up is done (a
     reconciling apply is never cut short); while serving, uvicorn shuts down gracefully and
     hands the signal back to our handler (which only notes it), so the clean-up below runs.
@@ -130,22 +135,22 @@ def serve(
         sig: signal.signal(sig, lambda signum, _frame: stop_signals.append(signum))
         for sig in (signal.SIGTERM, signal.SIGINT)
     }
-    service = Service(config, backend)
-    if initial_layout and not service.desired.targets():
-        service.desired.put(initial_layout, by="migctl serve --layout", job_id=None)
+    service = Service.open(config, settings)
     sockets: list[socket.socket] = []
     try:
         sockets.append(bind_unix(config.socket_path, config.socket_mode))  # refuses a 2nd daemon
         if config.tcp is not None:
             sockets.append(bind_tcp(*config.tcp))
+        if initial_layout is not None and not service.desired.targets():
+            _remember_initial(service, initial_layout)
         service.start()  # clients that connect meanwhile wait in the listen backlog
         if stop_signals:
             log.info("migctl serve: stopped during start-up (signal %d)", stop_signals[0])
             return
         log.info("migctl serve: listening on %s", ", ".join(config.listeners()))
-        _Server(_uvicorn_config(service, access_log)).run(sockets=sockets)
+        _Server(_uvicorn_config(service, access_log), config.notify_socket).run(sockets=sockets)
     finally:
-        notify_systemd("STOPPING=1")
+        notify_systemd(config.notify_socket, "STOPPING=1")
         for sock in sockets:
             sock.close()
         if sockets:
@@ -154,6 +159,14 @@ def serve(
         service.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _remember_initial(service: Service, layout: LayoutTarget) -> None:
+    """``--layout``: the layout file's layouts of the MIG GPUs become the desired layout."""
+    found = service.resolve(layout)
+    mig = service.gpu.models()
+    targets = {gpu: t for gpu, t in found.targets.items() if gpu in mig}
+    service.desired.put(targets, by="migctl serve --layout", job_id=None)
 
 
 def _uvicorn_config(service: Service, access_log: bool) -> uvicorn.Config:

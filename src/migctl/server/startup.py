@@ -7,9 +7,10 @@ journal is left behind) or a reboot (MIG instances wiped). In order, at every st
    marked ``interrupted``;
 2. leases granted just before the previous daemon stopped, whose answer may never have reached
    their client, are ended (``revoked``, see ``provisional``), each with an audit row;
-3. an apply journal, if any, is repaired with ``engine.recover`` (the interrupted apply is
+3. an apply journal, if any, is repaired by the node's ``recover`` (the interrupted apply is
    completed; busy instances are never destroyed) and its target becomes the desired layout;
-4. the desired layout is applied again if the machine no longer matches it;
+4. the desired layout is applied again (the node's ``apply`` of those explicit layouts) if the
+   machine no longer matches it;
 5. active leases whose MIG device no longer exists are ended (``revoked`` by
    ``migctl-daemon: device no longer exists``), each with an audit row saying why.
 
@@ -23,13 +24,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from migctl.engine.apply import journal_for, plan_machine
-from migctl.engine.codec import targets_from_dict
-from migctl.engine.recover import recover
 from migctl.errors import MigctlError
+from migctl.schemas.layouts import InstancesTarget
+from migctl.schemas.reports import RecoverReportOut
 from migctl.server.auth import DAEMON_ACTOR
+from migctl.server.changes import outcome_result
+from migctl.server.desired import layouts_of
 from migctl.server.jobs import Job, JobResult, JobStatus
-from migctl.server.service import outcome_result
 
 if TYPE_CHECKING:
     from migctl.server.service import Service
@@ -56,20 +57,20 @@ def _audit(service: Service, action: str, target: str | None, ok: bool, **detail
 
 
 def _repair_journal(service: Service) -> str | None:
-    backend = service.gpu.backend
-    entry = journal_for(backend, service.files).read()
+    entry = service.gpu.call(service.node.journal).read()
     if entry is None:
         return None
 
     def work(job: Job) -> JobResult:
-        with service.gpu.locked():
-            found = recover(backend, files=service.files)
-        service.gpu.invalidate()
-        assert found.outcome is not None
-        result = outcome_result(found.outcome)
-        if result.status == JobStatus.SUCCEEDED:
-            service.desired.put(targets_from_dict(entry.target), by=DAEMON_ACTOR, job_id=job.job_id)
-        return result
+        with service.gpu.locked() as node:
+            report = node.recover()
+        result = RecoverReportOut.of(report).model_dump(mode="json")
+        if report.outcome is None:  # another process finished it meanwhile
+            return JobResult(JobStatus.SUCCEEDED, "no interrupted apply left", result=result)
+        done = outcome_result(report.outcome)
+        if done.status == JobStatus.SUCCEEDED:
+            service.desired.put(layouts_of(entry.target), by=DAEMON_ACTOR, job_id=job.job_id)
+        return JobResult(done.status, done.message, result=result, error=done.error)
 
     job = service.jobs.run(
         service.jobs.store.create("startup-recover", {"journal": entry.to_dict()}, DAEMON_ACTOR),
@@ -84,19 +85,20 @@ def _reapply(service: Service) -> str | None:
     targets = service.desired.targets()
     if not targets:
         return None
+    target = InstancesTarget.of(targets)
     try:
-        with service.gpu.locked() as backend:
-            plans, _ = plan_machine(backend, targets, files=service.files)
+        report = service.gpu.call(service.node.plan, target)
     except MigctlError as error:
         _audit(service, "re-apply desired layout", None, False, message=error.message)
         return f"cannot re-apply the desired layout: {error.message}"
-    if all(plan.is_noop for plan in plans.values()):
+    if all(plan.is_noop for plan in report.plans.values()):
         return "the desired layout is in place"
 
     def work(job: Job) -> JobResult:
-        return service.apply_now(targets, force=False, by=DAEMON_ACTOR, job_id=job.job_id)
+        outcome = service.apply_now(target, force=False, by=DAEMON_ACTOR, job_id=job.job_id)
+        return outcome_result(outcome)
 
-    request = {"targets": {str(g): "desired" for g in sorted(targets)}}
+    request = {"gpus": sorted(targets), "targets": {str(g): "desired" for g in sorted(targets)}}
     job = service.jobs.run(
         service.jobs.store.create("startup-reapply", request, DAEMON_ACTOR), work
     )

@@ -8,10 +8,11 @@ here). :class:`DaemonMetrics` holds the service's registry, feeds the counters (
 calls :meth:`planning` and :meth:`reconfiguration`, the repartitioner :meth:`repartition`, the
 HTTP middleware :meth:`observe_http`) and renders a scrape for one viewer.
 
-The machine is read through the service's one backend under its GPU lock, so a scrape never
-races an apply. Lease holders follow the API's privacy rule (``views.may_see_owner``): admins
-see every holder's user name; a user sees their own name and :data:`HIDDEN_HOLDER` for other
-users' leases; an anonymous scrape (``--metrics-public``) sees :data:`HIDDEN_HOLDER` for all.
+The machine is read through the service's one ``LocalNode`` (its inventory, with the active
+leases) under its GPU lock, so a scrape never races an apply. Lease holders follow the API's
+privacy rule (``Principal.may_see``): admins see every holder's user name; a user sees their own
+name and :data:`HIDDEN_HOLDER` for other users' leases; an anonymous scrape
+(``--metrics-public``) sees :data:`HIDDEN_HOLDER` for all.
 
 Only ``migctl.server`` imports this module.
 """
@@ -28,12 +29,14 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
-from migctl.metrics import MachineCollector, ServiceMetrics
+from migctl.leases import Lease
+from migctl.metrics import ServiceMetrics, machine_metrics
 from migctl.server.auth import Principal
 from migctl.server.gpu import GpuAccess
 from migctl.server.leasing import LeaseService
-from migctl.server.views import may_see_owner
 
 HIDDEN_HOLDER = "(another user)"  # never a valid user name, so it cannot collide with one
 REPARTITION_RESULTS = ("succeeded", "refused", "failed")
@@ -91,11 +94,12 @@ class DaemonMetrics:
 
     # -- scrapes ---------------------------------------------------------------------------
 
-    def holders(self, viewer: Principal | None) -> dict[str, str]:
+    @staticmethod
+    def holders(leases: list[Lease], viewer: Principal | None) -> dict[str, str]:
         """Active lease holders by MIG device UUID, as ``viewer`` may see them."""
         shown = {}
-        for lease in self._leases.store.list_leases():
-            visible = viewer is not None and may_see_owner(lease, viewer)
+        for lease in leases:
+            visible = viewer is not None and viewer.may_see(lease.user)
             shown[lease.uuid] = lease.user if visible else HIDDEN_HOLDER
         return shown
 
@@ -106,9 +110,21 @@ class DaemonMetrics:
         who asks; the daemon's counters live in :attr:`registry` for the daemon's lifetime.
         """
         machine = CollectorRegistry()
-        machine.register(
-            MachineCollector(
-                self._gpu.backend, leases=lambda: self.holders(viewer), lock=self._gpu.lock
-            )
-        )
+        machine.register(_MachineNow(self._gpu, viewer))
         return generate_latest(self.registry) + generate_latest(machine)
+
+
+class _MachineNow(Collector):
+    """The machine read through the node at scrape time, lease holders as ``viewer`` sees them."""
+
+    def __init__(self, gpu: GpuAccess, viewer: Principal | None) -> None:
+        self._gpu = gpu
+        self._viewer = viewer
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # collected dynamically: no fixed description
+
+    def collect(self) -> Iterator[Metric]:
+        inventory = self._gpu.call(self._gpu.node.inventory)
+        holders = DaemonMetrics.holders(inventory.leases, self._viewer)
+        yield from machine_metrics(inventory.gpus, holders)

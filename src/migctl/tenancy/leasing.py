@@ -26,12 +26,15 @@ class AcquireOptions:
 
     ``priority`` orders requests waiting on the migctl daemon (its demand-driven
     repartitioning serves larger first); the local lease store serves waiters as they come.
+    ``withheld``: MIG device UUIDs never to grant (the daemon's devices that a reshape is about
+    to destroy).
     """
 
     ttl_seconds: float | None = None
     wait_seconds: float = 0.0
     create: bool = False
     priority: int | None = None
+    withheld: frozenset[str] = frozenset()
 
 
 def open_store(path: Path | str) -> LeaseStore:
@@ -57,10 +60,11 @@ def acquire(
         from migctl.tenancy.creation import device_creator  # planner + workflow: only if asked
 
         create = device_creator(backend)
+    withheld = options.withheld
     return store.acquire(
         selection.request(),
         owner,
-        lambda: candidates(backend),
+        lambda: [c for c in candidates(backend) if c.uuid not in withheld],
         ttl_seconds=options.ttl_seconds,
         wait_seconds=options.wait_seconds,
         create_device=create,
