@@ -102,6 +102,7 @@ class InterruptedApply:
     pid: int
     done: int
     total: int
+    machine: str = ""  # the machine the journal belongs to (``sim-NAME``, or the real GPUs')
 
 
 @dataclass(frozen=True)

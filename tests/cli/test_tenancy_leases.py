@@ -55,7 +55,7 @@ def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     code, out, err = cli(capsys, "-o", "json", *args)
     assert code == 0, err
     data: dict[str, Any] = json.loads(out)
-    assert data["schema"] == "migctl/v1"
+    assert data["schema"] == "migctl/v2"
     return data
 
 

@@ -20,6 +20,7 @@ import typer
 from migctl.cli.session import session
 
 if TYPE_CHECKING:
+    from migctl.node.local import LocalNode
     from migctl.planner import DesiredLayout
 
 
@@ -28,12 +29,12 @@ class RepartitionMode(enum.StrEnum):
     ON = "on"
 
 
-def _initial_layout(path: Path, config: str | None) -> dict[int, DesiredLayout]:
+def _initial_layout(node: LocalNode, path: Path, config: str | None) -> dict[int, DesiredLayout]:
     from migctl.layout.bridge import load_targets
 
-    backend = session().backend
+    backend = node.backend
     models = {g.index: backend.live_model(g.index) for g in backend.gpus()}
-    targets = load_targets(path, config, models, session().catalog)
+    targets = load_targets(path, config, models, node.catalog)
     return {gpu: t for gpu, t in targets.items() if models[gpu].mig_capable}
 
 
@@ -228,7 +229,6 @@ def serve(
             ServiceConfig,
             audit_retention,
             default_admin_group,
-            default_socket_path,
             parse_host_port,
             parse_rate,
             repartition_policy,
@@ -237,15 +237,17 @@ def serve(
 
     current = session()
     current.local_only("migctl serve owns the GPUs itself")
+    current.use_lease_db(lease_db)
     if current.verbose == 0:
         logging.getLogger().setLevel(logging.INFO)
     retention = audit_retention(audit_max_rows, audit_max_age_days)
+    node = current.local_node
     config = ServiceConfig(
-        socket_path=socket_path or default_socket_path(),
+        socket_path=socket_path or _default_socket(),
         tcp=None if tcp is None else parse_host_port(tcp),
         admin_group=admin_group or default_admin_group(),
         state_dir=state_dir or current.settings.state_dir,
-        lease_db=lease_db or current.lease_db(),
+        lease_db=node.settings.lease_db,
         metrics_public=metrics_public,
         repartition=repartition_policy(
             repartition.value,
@@ -267,8 +269,16 @@ def serve(
         audit_max_rows=retention[0],
         audit_max_age_s=retention[1],
     )
-    initial = _initial_layout(layout, config_name) if layout is not None else None
-    run_daemon(config, current.backend, access_log=access_log, initial_layout=initial)
+    initial = _initial_layout(node, layout, config_name) if layout is not None else None
+    run_daemon(config, node.backend, access_log=access_log, initial_layout=initial)
+
+
+def _default_socket() -> Path:
+    import os
+
+    from migctl.client.discovery import effective_uid, serve_socket
+
+    return serve_socket(session().settings, os.environ, effective_uid())
 
 
 def register(app: typer.Typer) -> None:

@@ -121,13 +121,18 @@ class LocalNode:
         from migctl.inventory import machine_view
 
         views = machine_view(self.backend, self.select(gpus))
+        if not any(view.devices for view in views):  # no MIG device: no lease to look up
+            return Inventory(self.description, views, [])
         return Inventory(self.description, views, self.active_leases())
 
     def active_leases(self) -> list[Lease]:
-        """Active leases; none (and no database created) while the store does not exist."""
-        if self._store is None and not self.settings.lease_db.exists():
-            return []
-        return self.store.list_leases(active_only=True)
+        """Active leases; none (and no database created) while the store does not exist. A
+        view never fails for the lease database: a damaged one gives no holders (logged)."""
+        if self._store is not None:
+            return self.store.list_leases(active_only=True)
+        from migctl.tenancy.holders import active_leases
+
+        return list(active_leases(self.settings.lease_db).values())
 
     def profiles(self, gpu: int | str) -> GpuProfiles:
         index = self.one_gpu(gpu)
@@ -254,7 +259,9 @@ class LocalNode:
         interrupted = (
             None
             if found is None
-            else InterruptedApply(found.started_at, found.pid, found.done, len(found.ops))
+            else InterruptedApply(
+                found.started_at, found.pid, found.done, len(found.ops), found.machine
+            )
         )
         if result.outcome is not None:
             self._after_change(result.outcome.changed or result.outcome.rolled_back)
@@ -263,9 +270,9 @@ class LocalNode:
     def set_mode(
         self, gpus: GpuSelection, *, enabled: bool, force: bool = False
     ) -> list[ModeChange]:
-        from migctl.workflow import set_mode
+        from migctl.node.local_mode import set_mode
 
-        return set_mode(self.backend, self.select(gpus), enabled)
+        return set_mode(self, gpus, enabled, force)
 
     def _after_change(self, changed: bool) -> None:
         """MIG devices changed: keep a CDI spec in use current (a failure is logged)."""
@@ -337,6 +344,10 @@ class LocalNode:
         return acquire_on(self.backend, self.store, request, who)
 
     def release(self, target: int | str, *, user: str | None = None, admin: bool = False) -> Lease:
+        """End a lease; ``user`` and ``admin`` are the daemon's principal, else this process
+        (which may revoke another user's lease only as root)."""
+        if user is None and admin:
+            _refuse_admin_unless_root()
         return self.store.release(_lease_target(target), user=user or _me(), admin=admin)
 
     def renew(
@@ -369,6 +380,18 @@ def _me() -> str:
     from migctl.leases import LeaseOwner
 
     return LeaseOwner.current().user
+
+
+def _refuse_admin_unless_root() -> None:
+    import os
+
+    if os.geteuid() != 0:
+        from migctl.errors import PermissionDeniedError
+
+        raise PermissionDeniedError(
+            "revoking another user's lease here needs root (--admin)",
+            hint="run it with sudo, or ask the lease's holder",
+        )
 
 
 def _lease_target(target: int | str) -> int | str:
