@@ -309,9 +309,15 @@ class LocalNode:
         return [item.gi for item in created]
 
     def destroy_gpu_instances(self, gpu: int | str, ids: Sequence[int] | None) -> list[int]:
+        """Destroy GIs; one with a leased MIG device is refused like a busy one."""
+        from migctl.engine.fence import DestroyFence
         from migctl.workflow import destroy_gpu_instances
 
-        destroyed = destroy_gpu_instances(self.backend, self.one_gpu(gpu), ids)
+        fence = DestroyFence(self.backend, self.settings.lease_db)
+        try:
+            destroyed = destroy_gpu_instances(self.backend, self.one_gpu(gpu), ids, fence)
+        finally:
+            fence.close()
         self._after_change(bool(destroyed))
         return destroyed
 
@@ -328,9 +334,14 @@ class LocalNode:
     def destroy_compute_instances(
         self, gpu: int | str, gi: int, ids: Sequence[int] | None
     ) -> list[int]:
+        from migctl.engine.fence import DestroyFence
         from migctl.workflow import destroy_compute_instances
 
-        destroyed = destroy_compute_instances(self.backend, self.one_gpu(gpu), gi, ids)
+        fence = DestroyFence(self.backend, self.settings.lease_db)
+        try:
+            destroyed = destroy_compute_instances(self.backend, self.one_gpu(gpu), gi, ids, fence)
+        finally:
+            fence.close()
         self._after_change(bool(destroyed))
         return destroyed
 
