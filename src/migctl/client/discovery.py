@@ -21,7 +21,6 @@ Anyone may import it; it needs httpx (the ``server`` extra) only when a socket i
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -121,6 +120,8 @@ def probe_socket(
 
 def _connectable(path: Path, timeout_s: float) -> None:
     """A bare connect first: says "permission denied" or "stale" before any HTTP."""
+    import socket
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         probe.settimeout(timeout_s)
         try:

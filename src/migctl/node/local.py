@@ -23,7 +23,6 @@ from migctl.catalog import Catalog
 from migctl.errors import NotSupportedError, UsageError
 from migctl.model import ComputeInstance, GpuInstance, GpuModel, GpuProfiles
 from migctl.node.protocol import GpuSelection
-from migctl.reports import ApplyOutcome, CheckReport, Inventory, PlanReport, RecoverReport
 from migctl.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from migctl.leases import Lease, LeaseOwner, LeaseStore
     from migctl.node.targets import Resolved
     from migctl.planner import DesiredLayout
+    from migctl.reports import ApplyOutcome, CheckReport, Inventory, PlanReport, RecoverReport
     from migctl.schemas.layouts import Target
     from migctl.schemas.leases import LeaseRequest
 
@@ -119,6 +119,7 @@ class LocalNode:
 
     def inventory(self, gpus: GpuSelection = None) -> Inventory:
         from migctl.inventory import machine_view
+        from migctl.reports import Inventory
 
         views = machine_view(self.backend, self.select(gpus))
         if not any(view.devices for view in views):  # no MIG device: no lease to look up
@@ -198,6 +199,7 @@ class LocalNode:
     def plan(self, target: Target, *, gpus: GpuSelection = None, force: bool = False) -> PlanReport:
         from migctl.engine.apply import plan_machine
         from migctl.engine.disturb import disturbed
+        from migctl.reports import PlanReport
 
         found = self.resolve(target, gpus)
         files = self.files
@@ -231,6 +233,7 @@ class LocalNode:
 
     def check(self, target: Target, *, gpus: GpuSelection = None) -> CheckReport:
         from migctl.engine.assertion import check
+        from migctl.reports import CheckReport
 
         found = self.resolve(target, gpus)
         differences = check(self.backend, self._targets(found), self.files)
@@ -252,7 +255,7 @@ class LocalNode:
 
     def recover(self, *, rollback: bool = False) -> RecoverReport:
         from migctl.engine.recover import recover
-        from migctl.reports import InterruptedApply
+        from migctl.reports import InterruptedApply, RecoverReport
 
         result = recover(self.backend, rollback=rollback, journal=self.journal(), files=self.files)
         found = result.found
