@@ -74,13 +74,17 @@ def timed(command: list[str], env: dict[str, str], repeat: int) -> dict[str, flo
         subprocess.run(command, env=env, capture_output=True, check=True)
         samples.append((time.perf_counter() - start) * 1000)
     samples.sort()
-    return {"median_ms": statistics.median(samples), "p90_ms": samples[int(0.9 * (len(samples) - 1))]}
+    return {
+        "median_ms": statistics.median(samples),
+        "p90_ms": samples[int(0.9 * (len(samples) - 1))],
+    }
 
 
 def rows_for(
     where: str,
     env: dict[str, str],
     repeat: int,
+    *,
     floor_source: str,
     migctl: list[str],
     references: dict[str, list[str]],
@@ -122,7 +126,10 @@ def sim_rows(repeat: int) -> list[dict[str, object]]:
             env.pop(name, None)  # the simulated machine may change; the real one never
         prepare_sim(env)
         migctl = [*MIGCTL, "--sim", "dgx-h100"]
-        return rows_for("simulated dgx-h100", env, repeat, ON_SIMULATOR + LISTING, migctl, {})
+        floor = ON_SIMULATOR + LISTING
+        return rows_for(
+            "simulated dgx-h100", env, repeat, floor_source=floor, migctl=migctl, references={}
+        )
 
 
 def real_env() -> dict[str, str]:
@@ -141,11 +148,20 @@ def nvml_answers() -> bool:
 def real_rows(repeat: int, via: str | None) -> list[dict[str, object]]:
     env = real_env()
     nvidia_smi = {"nvidia-smi -L": ["nvidia-smi", "-L"]}
-    rows = rows_for("real GPU", env, repeat, LISTING, MIGCTL, nvidia_smi)
+    rows = rows_for(
+        "real GPU", env, repeat, floor_source=LISTING, migctl=MIGCTL, references=nvidia_smi
+    )
     if via is not None:
         remote = {**env, "MIGCTL_URL": via}
         remote.pop("MIGCTL_LOCAL", None)
-        rows += rows_for("real GPU, through the daemon", remote, repeat, LISTING, MIGCTL, {})
+        rows += rows_for(
+            "real GPU, through the daemon",
+            remote,
+            repeat,
+            floor_source=LISTING,
+            migctl=MIGCTL,
+            references={},
+        )
     return rows
 
 
