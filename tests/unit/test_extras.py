@@ -22,8 +22,12 @@ from migctl.extras import needed
 CLI = Path(migctl.__file__).parent / "cli"
 
 
+NEEDS_SERVER_EXTRA = ("migctl.server", "migctl.client.http", "migctl.node.remote")
+
+
 def _forget_server_modules(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [m for m in sys.modules if m == "migctl.server" or m.startswith("migctl.server.")]:
+    """Forget the modules that import the server extra (the daemon, and its client)."""
+    for name in [m for m in sys.modules if m.startswith(NEEDS_SERVER_EXTRA)]:
         monkeypatch.delitem(sys.modules, name)
 
 
