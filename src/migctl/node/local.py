@@ -6,15 +6,16 @@ users call it. It holds one backend, the lease store, the apply journal and the 
 machine, all found through its :class:`~migctl.settings.Settings`; after every change of MIG
 devices it refreshes a CDI spec in use.
 
-Identity: lease calls take the caller's identity from this process (``LeaseOwner.current``); the
-daemon passes the principal it authenticated (``owner=``, ``user=``, ``admin=``), which only a
-``LocalNode`` accepts.
+Identity: lease calls (``node.local_leases``) take the caller's identity from this process
+(``LeaseOwner.current``); the daemon passes the principal it authenticated (``owner=``,
+``user=``, ``admin=``), which only a ``LocalNode`` accepts. MIG mode: ``node.local_mode``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -22,32 +23,32 @@ from migctl.backends.base import Backend, ModeChange
 from migctl.catalog import Catalog
 from migctl.errors import NotSupportedError, UsageError
 from migctl.model import ComputeInstance, GpuInstance, GpuModel, GpuProfiles
+from migctl.node.local_leases import LocalLeases
 from migctl.node.protocol import GpuSelection
 from migctl.settings import Settings
 
 if TYPE_CHECKING:
+    from migctl.engine.fence import DestroyFence
     from migctl.engine.files import MachineFiles
     from migctl.engine.hooks import Hooks
     from migctl.engine.journal import Journal
     from migctl.layout import MachineGpu
-    from migctl.leases import Lease, LeaseOwner, LeaseStore
     from migctl.node.targets import Resolved
     from migctl.planner import DesiredLayout
     from migctl.reports import ApplyOutcome, CheckReport, Inventory, PlanReport, RecoverReport
     from migctl.schemas.layouts import Target
-    from migctl.schemas.leases import LeaseRequest
 
 log = logging.getLogger(__name__)
 
 
-class LocalNode:
+class LocalNode(LocalLeases):
     """One machine, worked on directly (see the module docstring)."""
 
     def __init__(self, settings: Settings, backend: Backend, catalog: Catalog) -> None:
         self.settings = settings
         self.backend = backend
         self.catalog = catalog
-        self._store: LeaseStore | None = None
+        self._store = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -75,15 +76,6 @@ class LocalNode:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-    @property
-    def store(self) -> LeaseStore:
-        """The lease store of this machine (opened on first use)."""
-        if self._store is None:
-            from migctl.leases import LeaseStore
-
-            self._store = LeaseStore(self.settings.lease_db)
-        return self._store
 
     @property
     def files(self) -> MachineFiles:
@@ -125,15 +117,6 @@ class LocalNode:
         if not any(view.devices for view in views):  # no MIG device: no lease to look up
             return Inventory(self.description, views, [])
         return Inventory(self.description, views, self.active_leases())
-
-    def active_leases(self) -> list[Lease]:
-        """Active leases; none (and no database created) while the store does not exist. A
-        view never fails for the lease database: a damaged one gives no holders (logged)."""
-        if self._store is not None:
-            return self.store.list_leases(active_only=True)
-        from migctl.tenancy.holders import active_leases
-
-        return list(active_leases(self.settings.lease_db).values())
 
     def profiles(self, gpu: int | str) -> GpuProfiles:
         index = self.one_gpu(gpu)
@@ -313,14 +296,10 @@ class LocalNode:
 
     def destroy_gpu_instances(self, gpu: int | str, ids: Sequence[int] | None) -> list[int]:
         """Destroy GIs; one with a leased MIG device is refused like a busy one."""
-        from migctl.engine.fence import DestroyFence
         from migctl.workflow import destroy_gpu_instances
 
-        fence = DestroyFence(self.backend, self.settings.lease_db)
-        try:
+        with self._fence() as fence:
             destroyed = destroy_gpu_instances(self.backend, self.one_gpu(gpu), ids, fence)
-        finally:
-            fence.close()
         self._after_change(bool(destroyed))
         return destroyed
 
@@ -337,83 +316,23 @@ class LocalNode:
     def destroy_compute_instances(
         self, gpu: int | str, gi: int, ids: Sequence[int] | None
     ) -> list[int]:
-        from migctl.engine.fence import DestroyFence
         from migctl.workflow import destroy_compute_instances
 
-        fence = DestroyFence(self.backend, self.settings.lease_db)
-        try:
+        with self._fence() as fence:
             destroyed = destroy_compute_instances(self.backend, self.one_gpu(gpu), gi, ids, fence)
-        finally:
-            fence.close()
         self._after_change(bool(destroyed))
         return destroyed
 
-    # -- leases ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _fence(self) -> Iterator[DestroyFence]:
+        """The lease store's fence around destroys (a leased device is never destroyed)."""
+        from migctl.engine.fence import DestroyFence
 
-    def acquire(self, request: LeaseRequest, *, owner: LeaseOwner | None = None) -> Lease:
-        from migctl.leases import LeaseOwner
-        from migctl.node.leasing import acquire_on
-
-        who = owner or LeaseOwner.current(job=request.job, pid=request.pid)
-        return acquire_on(self.backend, self.store, request, who)
-
-    def release(self, target: int | str, *, user: str | None = None, admin: bool = False) -> Lease:
-        """End a lease; ``user`` and ``admin`` are the daemon's principal, else this process
-        (which may revoke another user's lease only as root)."""
-        if user is None and admin:
-            _refuse_admin_unless_root()
-        return self.store.release(_lease_target(target), user=user or _me(), admin=admin)
-
-    def renew(
-        self, target: int | str, ttl_seconds: float | None = None, *, user: str | None = None
-    ) -> Lease:
-        return self.store.renew(self._lease_id(target), ttl_seconds=ttl_seconds, user=user or _me())
-
-    def _lease_id(self, target: int | str) -> int:
-        found = _lease_target(target)
-        if isinstance(found, int):
-            return found
-        lease = self.store.get(found)
-        if lease is None:
-            from migctl.errors import NotFoundError
-
-            raise NotFoundError(
-                f"no active lease on {found}",
-                hint="see `migctl lease list`",
-                context={"lease": found},
-            )
-        return lease.lease_id
-
-    def leases(self, *, history: bool = False, mine: bool = False) -> list[Lease]:
-        if self._store is None and not self.settings.lease_db.exists():
-            return []
-        return self.store.list_leases(active_only=not history, user=_me() if mine else None)
-
-
-def _me() -> str:
-    from migctl.leases import LeaseOwner
-
-    return LeaseOwner.current().user
-
-
-def _refuse_admin_unless_root() -> None:
-    import os
-
-    if os.geteuid() != 0:
-        from migctl.errors import PermissionDeniedError
-
-        raise PermissionDeniedError(
-            "revoking another user's lease here needs root (--admin)",
-            hint="run it with sudo, or ask the lease's holder",
-        )
-
-
-def _lease_target(target: int | str) -> int | str:
-    """A lease id (``7``, ``"7"``) or a MIG device UUID."""
-    if isinstance(target, int):
-        return target
-    text = target.strip()
-    return int(text) if text.isdigit() else text
+        fence = DestroyFence(self.backend, self.settings.lease_db)
+        try:
+            yield fence
+        finally:
+            fence.close()
 
 
 def open_local(settings: Settings, catalog: Catalog | None = None) -> LocalNode:
