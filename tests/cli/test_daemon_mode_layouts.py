@@ -137,9 +137,11 @@ def test_hooks_and_read_only_are_refused_before_anything_runs(
     via_daemon: Daemon, capsys: Capsys, tmp_path: Path
 ) -> None:
     hooks = tmp_path / "hooks.yaml"
-    hooks.write_text("{}\n")
+    marker = tmp_path / "ran"
+    hooks.write_text(f'before-apply: ["touch {marker}"]\n')
     result = migctl(capsys, "apply", "--split", "3", "--hooks", str(hooks))
     assert result.code == 7 and "--hooks" in result.err
+    assert not marker.exists()
     assert migctl(capsys, "--read-only", "apply", "--split", "3").code == 8
     assert migctl(capsys, "--read-only", "mode", "enable").code == 8
     assert len(daemon_devices(via_daemon)) == 7

@@ -7,8 +7,8 @@ sends the same calls to a migctl daemon, which runs them on its own ``LocalNode`
 second implementation. Entry points: :func:`migctl.open_node`, :func:`migctl.connect`.
 
 Modules: ``protocol`` (the Node protocol), ``targets`` and ``layout_files`` (a target ->
-per-GPU desired layouts, the one place that resolves them), ``local`` (with ``local_mode``: MIG
-mode, ``local_leases``: the lease calls), ``remote``, ``open``, ``leasing`` (a lease request
+per-GPU desired layouts, the one place that resolves them), ``local`` (with ``modes``: MIG mode,
+``local_leases``: the lease calls), ``remote``, ``open``, ``leasing`` (a lease request
 against this machine), ``leaser`` (``migctl run``'s leases over any node), ``offline``
 (``plan --model``: plans for GPUs that are not here). One NVML library per process:
 ``migctl.backends.nvml.guard``.

@@ -8,7 +8,7 @@ devices it refreshes a CDI spec in use.
 
 Identity: lease calls (``node.local_leases``) take the caller's identity from this process
 (``LeaseOwner.current``); the daemon passes the principal it authenticated (``owner=``,
-``user=``, ``admin=``), which only a ``LocalNode`` accepts. MIG mode: ``node.local_mode``.
+``user=``, ``admin=``), which only a ``LocalNode`` accepts. MIG mode: ``node.modes``.
 """
 
 from __future__ import annotations
@@ -256,9 +256,9 @@ class LocalNode(LocalLeases):
     def set_mode(
         self, gpus: GpuSelection, *, enabled: bool, force: bool = False
     ) -> list[ModeChange]:
-        from migctl.node.local_mode import set_mode
+        from migctl.node.modes import set_mode
 
-        return set_mode(self, gpus, enabled, force)
+        return set_mode(self, gpus, enabled=enabled, force=force)
 
     def _after_change(self, changed: bool) -> None:
         """MIG devices changed: keep a CDI spec in use current (a failure is logged)."""
