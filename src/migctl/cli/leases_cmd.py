@@ -78,11 +78,8 @@ def lease_request_of(
 ) -> LeaseRequest:
     """The lease request of the selection options, checked before any node is asked."""
     from migctl.cli.requests import lease_request
-    from migctl.node.leasing import selection_of
 
-    request = lease_request(profile=profile, memory=memory, sms=sms, device=device, **options)
-    selection_of(request).request()  # a bad device uuid or a uuid with a size: refused here
-    return request
+    return lease_request(profile=profile, memory=memory, sms=sms, device=device, **options)
 
 
 def note_priority(request: LeaseRequest) -> None:

@@ -2,7 +2,7 @@
 
 Why this exists: a target or a lease request crosses to the daemon as a ``migctl.schemas``
 model, whose bounds keep hostile values from being expanded anywhere. Options outside those
-bounds are refused here with the option's name (exit 11), before any node is asked; a count
+bounds are refused here with the option's name (exit 2), before any node is asked; a count
 above the bound (more than any GPU holds) is left for the node to refuse against the real
 hardware, saying how many the GPU does hold (exit 5). Imported by the verb modules.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from migctl.errors import InvalidInputError
+from migctl.errors import UsageError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -38,7 +38,7 @@ OPTIONS = {  # a request field -> the option that sets it
 
 
 def checked(model: type[M], options: str, **fields: Any) -> M:
-    """``model(**fields)``, or an invalid-input error naming the option and what is wrong."""
+    """``model(**fields)``, or a usage error naming the option and what is wrong with it."""
     from pydantic import ValidationError
 
     try:
@@ -49,7 +49,7 @@ def checked(model: type[M], options: str, **fields: Any) -> M:
             return model.model_construct(**fields)  # the node says what the GPUs hold
         first = problems[0]
         field = str(first["loc"][0]) if first["loc"] else ""
-        raise InvalidInputError(
+        raise UsageError(
             f"{OPTIONS.get(field, options)}: {first['msg']}",
             hint="see the command's --help",
             context={"option": OPTIONS.get(field, options)},
@@ -72,16 +72,19 @@ def lease_request(
     """The lease request of ``lease acquire``, ``run`` and ``env`` options."""
     from migctl.schemas.leases import LeaseRequest
     from migctl.sizes import parse_duration_s, parse_memory_mib
+    from migctl.tenancy.selection import DeviceSelection
     from migctl.untrusted import check_label
 
+    memory_mib = None if memory is None else parse_memory_mib(memory)
+    DeviceSelection(profile, memory_mib, sms, device).request()  # a bad uuid, or uuid + size
     if job is not None:
-        check_label(job, "job name")  # others see it: printable, 1 to 128 characters
+        check_label(job, "job name")  # others see it: printable, 1 to 128 characters (exit 11)
     return checked(
         LeaseRequest,
         "lease options",
         uuid=device,
         profile=profile,
-        memory_mib=None if memory is None else parse_memory_mib(memory),
+        memory_mib=memory_mib,
         sms=sms,
         wait_seconds=parse_duration_s(wait),
         ttl_seconds=None if ttl is None else parse_duration_s(ttl),
