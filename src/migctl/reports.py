@@ -8,11 +8,13 @@ them across); the CLI renders them. Values only: imports model, planner and leas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from migctl.errors import MigctlError
-from migctl.leases.types import Lease
-from migctl.model import GpuView
-from migctl.planner import CurrentGpu, Plan
+if TYPE_CHECKING:  # values only: ``migctl list`` must not pay for the planner and lease store
+    from migctl.errors import MigctlError
+    from migctl.leases.types import Lease
+    from migctl.model import GpuView
+    from migctl.planner import CurrentGpu, Plan
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class InterruptedApply:
     pid: int
     done: int
     total: int
+    machine: str = ""  # the machine the journal belongs to (``sim-NAME``, or the real GPUs')
 
 
 @dataclass(frozen=True)

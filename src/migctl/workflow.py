@@ -20,6 +20,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from migctl.backends.base import Backend, ModeChange
 from migctl.errors import (
@@ -41,6 +42,9 @@ from migctl.model import (
     GpuModel,
     Placement,
 )
+
+if TYPE_CHECKING:
+    from migctl.engine.fence import DestroyFence
 from migctl.planner.feasibility import diagnose
 from migctl.planner.placement import place
 
@@ -231,8 +235,12 @@ def _find_ci_profile(
     )
 
 
-def destroy_gpu_instances(backend: Backend, gpu: int, gi_ids: Sequence[int] | None) -> list[int]:
-    """Destroy GIs (all when ``gi_ids`` is None), their CIs first; refuse busy ones up front."""
+def destroy_gpu_instances(
+    backend: Backend, gpu: int, gi_ids: Sequence[int] | None, fence: DestroyFence | None = None
+) -> list[int]:
+    """Destroy GIs (all when ``gi_ids`` is None), their CIs first; refuse busy ones up front:
+    processes, and with a ``fence`` (the lease store's) active leases, which it also keeps from
+    being granted while each device is destroyed."""
     existing = {g.id: g for g in backend.gpu_instances(gpu)}
     targets = sorted(existing) if gi_ids is None else list(gi_ids)
     for gi_id in targets:
@@ -249,21 +257,41 @@ def destroy_gpu_instances(backend: Backend, gpu: int, gi_ids: Sequence[int] | No
             hint="stop those processes first; nothing was destroyed",
             context={"gpu": gpu, "pids": sorted(busy.values())},
         )
+    if fence is not None:
+        fence.refuse_leased(gpu, targets)
     for gi_id in targets:
         for ci in backend.compute_instances(gpu, gi_id):
-            backend.destroy_compute_instance(gpu, gi_id, ci.id)
+            _destroy_ci(backend, fence, gpu, gi_id, ci.id)
         backend.destroy_gpu_instance(gpu, gi_id)
     return targets
 
 
 def destroy_compute_instances(
-    backend: Backend, gpu: int, gi_id: int, ci_ids: Sequence[int] | None
+    backend: Backend,
+    gpu: int,
+    gi_id: int,
+    ci_ids: Sequence[int] | None,
+    fence: DestroyFence | None = None,
 ) -> list[int]:
+    """Destroy CIs of GI ``gi_id`` (all when ``ci_ids`` is None); with a ``fence``, leased ones
+    are refused up front and none is leased while it is destroyed."""
     existing = [c.id for c in backend.compute_instances(gpu, gi_id)]
     targets = existing if ci_ids is None else list(ci_ids)
+    if fence is not None:
+        fence.refuse_leased(gpu, [gi_id], targets)
     for ci_id in targets:
-        backend.destroy_compute_instance(gpu, gi_id, ci_id)
+        _destroy_ci(backend, fence, gpu, gi_id, ci_id)
     return targets
+
+
+def _destroy_ci(
+    backend: Backend, fence: DestroyFence | None, gpu: int, gi_id: int, ci_id: int
+) -> None:
+    if fence is None:
+        backend.destroy_compute_instance(gpu, gi_id, ci_id)
+        return
+    with fence.destroying(gpu, gi_id, ci_id):
+        backend.destroy_compute_instance(gpu, gi_id, ci_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,15 +9,16 @@ its socket for one test and ends every lease afterwards.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 
 from migctl.cli.main import run
+from migctl.node.open import connect
+from migctl.schemas.layouts import SplitTarget
+from migctl.settings import Settings
 from tests.server.daemon import Daemon, running
 
 
@@ -54,21 +55,11 @@ def run_cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, An
     return data
 
 
-def wait_job(client: httpx.Client, job_id: int) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while True:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in {"succeeded", "failed", "interrupted"}:
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.05)
-
-
 def apply_split(daemon: Daemon, n: int) -> None:
-    with daemon.client() as root:
-        response = root.post("/v1/apply", json={"split": n, "force": True})
-        assert response.status_code == 202, response.text
-        assert wait_job(root, response.json()["job_id"])["status"] == "succeeded"
+    """Split the daemon's GPU ``n`` ways, as a Python user would: through a RemoteNode."""
+    with connect(socket=daemon.socket_path, settings=Settings.from_env({})) as node:
+        outcome = node.apply(SplitTarget(n=n), force=True)
+    assert outcome.failure is None, outcome.failure
 
 
 def daemon_devices(daemon: Daemon) -> list[str]:

@@ -79,7 +79,7 @@ def test_catalog_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "-o", "json", "catalog")
     assert code == 0
     data = json.loads(out)
-    assert data["schema"] == "migctl/v1" and data["kind"] == "Catalog"
+    assert data["schema"] == "migctl/v2" and data["kind"] == "Catalog"
     mig = [m for m in data["models"] if m["mig"]]
     assert len(mig) == 22
     assert {m["key"]: m["trust"] for m in mig}["h200-141gb"] == "verified"
@@ -123,7 +123,7 @@ def test_catalog_capture_round_trip(capsys: pytest.CaptureFixture[str], tmp_path
 def test_catalog_check_on_simulator_matches(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "--sim", "mixed-node", "-o", "json", "catalog", "check")
     assert code == 0
-    statuses = {g["gpu"]: g["status"] for g in json.loads(out)["gpus"]}
+    statuses = {g["gpu_index"]: g["status"] for g in json.loads(out)["gpus"]}
     assert statuses[0] == "checked" and statuses[5] == "no-mig"
 
 
@@ -141,11 +141,11 @@ def test_profiles_show_free_counts_and_ci_profiles(capsys: pytest.CaptureFixture
     cli(capsys, "--sim", "h100-single", "mode", "enable")
     cli(capsys, "--sim", "h100-single", "gi", "create", "3g.40gb:0")
     code, out, _ = cli(capsys, *sim, "profiles")
-    frees = {p["name"]: p["free"] for p in json.loads(out)["gpus"][0]["profiles"]}
+    frees = {p["profile"]["name"]: p["free"] for p in json.loads(out)["gpus"][0]["gi_profiles"]}
     assert frees["3g.40gb"] == 1 and frees["4g.40gb"] == 0 and frees["1g.10gb"] == 3
     code, out, _ = cli(capsys, *sim, "profiles", "--ci", "1")
     assert code == 0
-    names = [p["name"] for p in json.loads(out)["profiles"]]
+    names = [p["profile"]["name"] for p in json.loads(out)["profiles"]]
     assert names == ["1c.3g.40gb", "2c.3g.40gb", "3g.40gb"]
 
 

@@ -133,7 +133,8 @@ def cli_as(user: str, argv: list[str], env: dict[str, str], scratch: Path) -> Re
 @pytest.fixture
 def warm(via_daemon: Daemon, capsys: Capsys, user_tokens: dict[str, str]) -> None:
     """Import what the verbs import lazily, by running them once (as root, or as a user)."""
-    for module in ("migctl.cli.remote_plans", "migctl.server.auth"):
+    # importlib.readers: httpx reads certifi's CA file through importlib.resources, lazily
+    for module in ("migctl.node.remote", "migctl.server.auth", "importlib.readers"):
         importlib.import_module(module)
 
     assert migctl(capsys, "run", "-q", "-p", "1g.10gb", "--", "true").code == 0

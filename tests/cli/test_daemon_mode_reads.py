@@ -1,23 +1,20 @@
-"""Read verbs through a real daemon print what they print locally, and changes still refuse.
+"""Read verbs through a real daemon print what they print locally; changes are the admins'.
 
-``profiles``, ``gi list``, ``ci list``, ``export``, ``assert`` and ``catalog check`` read the GPUs through
-``cli.remote_reader`` when a daemon owns them. Each is run twice on the same simulated machine:
-through the daemon (``MIGCTL_URL``) and directly (``--local`` on the daemon's simulator
-state); output and exit code must be identical, as a table and as JSON.
+``list``, ``mode show``, ``profiles``, ``gi list``, ``ci list``, ``export``, ``assert`` and
+``catalog check`` call the same Node method on a ``RemoteNode`` as on a ``LocalNode``. Each is run
+twice on the same simulated machine: through the daemon (``MIGCTL_URL``) and directly
+(``--local`` on the daemon's simulator state); output and exit code must be identical, as a
+table and as JSON. Instance changes through the daemon are admin jobs; a user is refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from migctl.cli.remote_reader import DaemonReader
-from migctl.errors import NotSupportedError
-from migctl.server.client import error_from_body
-from tests.cli.conftest import Result, daemon_devices, migctl
+from tests.cli.conftest import Result, apply_split, daemon_devices, migctl
 from tests.server.daemon import Daemon
 
 Capsys = pytest.CaptureFixture[str]
@@ -78,7 +75,10 @@ def test_profiles_show_the_free_counts_the_driver_reports(
     via_daemon: Daemon, capsys: Capsys
 ) -> None:
     result = migctl(capsys, "-o", "json", "profiles", "-i", "0")
-    counts = {p["name"]: (p["free"], p["total"]) for p in result.json()["gpus"][0]["profiles"]}
+    counts = {
+        p["profile"]["name"]: (p["free"], p["total"])
+        for p in result.json()["gpus"][0]["gi_profiles"]
+    }
     assert counts["1g.10gb"] == (0, 7)  # the fixture split GPU 0 into seven 1g.10gb
     assert counts["7g.80gb"] == (0, 1)
 
@@ -114,46 +114,31 @@ def test_a_user_token_reads_profiles_too(as_alice: Daemon, capsys: Capsys) -> No
     ],
     ids=" ".join,
 )
-def test_changes_still_refuse_through_the_daemon_and_change_nothing(
-    via_daemon: Daemon, capsys: Capsys, argv: list[str]
+def test_a_user_cannot_change_instances_through_the_daemon(
+    as_alice: Daemon, capsys: Capsys, argv: list[str]
 ) -> None:
-    before = daemon_devices(via_daemon)
+    before = daemon_devices(as_alice)
     result = migctl(capsys, *argv)
-    assert result.code == 7, result.err
-    assert "no daemon form" in result.err and "--local" in result.err
-    assert daemon_devices(via_daemon) == before
+    assert result.code == 4, result.err
+    assert "needs the admin role" in result.err
+    assert daemon_devices(as_alice) == before
 
 
-class OldDaemon:
-    """A daemon client whose daemon predates ``GET /v1/gpus/N/profiles``."""
-
-    where = "unix:/old.sock"
-
-    def request(self, method: str, path: str, **_: Any) -> Any:
-        raise error_from_body({"detail": "Not Found"}, 404)  # FastAPI's answer, no migctl body
+@pytest.fixture
+def restore_seven(cli_daemon: Daemon) -> Iterator[None]:
+    yield
+    apply_split(cli_daemon, 7)
 
 
-def test_an_older_daemon_without_profiles_gets_a_clear_message() -> None:
-    from migctl.catalog import load_catalog
-
-    reader = DaemonReader(OldDaemon(), load_catalog())  # type: ignore[arg-type]
-    with pytest.raises(NotSupportedError, match="does not serve GPU profiles") as caught:
-        reader.gi_profiles(0)
-    assert caught.value.hint is not None and "upgrade the daemon" in caught.value.hint
-
-
-def test_the_reader_refuses_every_change_before_calling_the_daemon() -> None:
-    from migctl.catalog import load_catalog
-    from migctl.model import Placement
-
-    reader = DaemonReader(OldDaemon(), load_catalog())  # type: ignore[arg-type]
-    changes: list[Callable[[], object]] = [
-        lambda: reader.create_gpu_instance(0, 19, Placement(0, 1)),
-        lambda: reader.destroy_gpu_instance(0, 7),
-        lambda: reader.create_compute_instance(0, 7, 0, Placement(0, 1)),
-        lambda: reader.destroy_compute_instance(0, 7, 0),
-        lambda: reader.set_mig_mode(0, False),
-    ]
-    for change in changes:
-        with pytest.raises(NotSupportedError, match="nothing was changed"):
-            change()
+def test_an_admin_changes_instances_through_the_daemon(
+    via_daemon: Daemon, capsys: Capsys, restore_seven: None
+) -> None:
+    destroyed = migctl(capsys, "-o", "json", "gi", "destroy", "--id", "7", "-i", "0")
+    assert destroyed.code == 0, destroyed.err
+    assert destroyed.json()["destroyed"] == [{"gpu": 0, "gi_id": None, "ids": [7]}]
+    assert len(daemon_devices(via_daemon)) == 6
+    created = migctl(capsys, "-o", "json", "gi", "create", "1g.10gb", "-C", "-i", "0")
+    assert created.code == 0, created.err
+    [gi] = created.json()["gpu_instances"]
+    assert (gi["gpu_index"], gi["profile"]) == (0, "1g.10gb")
+    assert len(daemon_devices(via_daemon)) == 7

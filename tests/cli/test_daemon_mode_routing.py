@@ -2,7 +2,7 @@
 a socket file nobody usable answers on is an error, never a silent switch to local access.
 
 The system socket (``/run/migctl/migctl.sock``) is pointed at the test daemon's socket by
-replacing ``migctl.server.config.SYSTEM_SOCKET``: in this process, or in a forked child that
+replacing ``migctl.client.discovery.SYSTEM_SOCKET``: in this process, or in a forked child that
 runs the CLI as the unprivileged user ``daemon`` (uid 1; needs root, skipped otherwise).
 """
 
@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from migctl.cli.main import run
-from migctl.server import config
+from migctl.client import discovery
+from migctl.settings import Settings
 from tests.cli.conftest import daemon_devices, end_all_leases, migctl
 from tests.server.daemon import Daemon
 
@@ -51,7 +52,7 @@ def as_daemon_user(system_socket: Path, home: Path, *argv: str) -> Ran:
     if child == 0:  # pragma: no cover - runs in the child
         code = 70
         try:
-            config.SYSTEM_SOCKET = system_socket
+            discovery.SYSTEM_SOCKET = system_socket
             sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
             run(list(argv))  # as root first: loads every module (the stdlib may be root's only)
             os.setgroups([])
@@ -145,8 +146,8 @@ class listening:
 def as_user_here(monkeypatch: pytest.MonkeyPatch, system: Path, runtime: Path) -> None:
     """This process looks for daemons as a non-root user would, with ``system`` as the system
     socket and ``runtime`` as $XDG_RUNTIME_DIR."""
-    monkeypatch.setattr(config, "SYSTEM_SOCKET", system)
-    monkeypatch.setattr(config, "effective_uid", lambda: 1000)
+    monkeypatch.setattr(discovery, "SYSTEM_SOCKET", system)
+    monkeypatch.setattr(discovery, "effective_uid", lambda: 1000)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
 
 
@@ -225,11 +226,27 @@ def test_no_socket_at_all_is_local(
     assert f"local: no daemon socket at {looked}" in result.err
 
 
+def candidates(environ: dict[str, str], euid: int) -> list[Path]:
+    settings = Settings.from_env({"HOME": "/home/u", **environ}, euid=euid)
+    return discovery.candidate_sockets(settings, environ, euid)
+
+
 def test_the_candidate_sockets() -> None:
     system = Path("/run/migctl/migctl.sock")
-    assert config.candidate_sockets({"MIGCTL_SOCKET": "/x/s.sock"}, euid=7) == [Path("/x/s.sock")]
-    assert config.candidate_sockets({}, euid=0) == [system]
-    assert config.candidate_sockets({"XDG_RUNTIME_DIR": "/run/user/7"}, euid=7) == [
+    assert candidates({"MIGCTL_SOCKET": "/x/s.sock"}, euid=7) == [Path("/x/s.sock")]
+    assert candidates({}, euid=0) == [system]
+    assert candidates({"XDG_RUNTIME_DIR": "/run/user/7"}, euid=7) == [
         system,
         Path("/run/user/7/migctl.sock"),
     ]
+    assert candidates({}, euid=7) == [system, Path("/home/u/.local/state/migctl/migctl.sock")]
+
+
+def test_serve_listens_where_clients_look_first() -> None:
+    """A daemon started without --socket listens on the first socket its users look at."""
+    for environ, euid in (({}, 0), ({"XDG_RUNTIME_DIR": "/run/user/7"}, 7), ({}, 7)):
+        settings = Settings.from_env({"HOME": "/home/u", **environ}, euid=euid)
+        served = discovery.serve_socket(settings, environ, euid)
+        assert served in discovery.candidate_sockets(settings, environ, euid)
+    explicit = Settings.from_env({"MIGCTL_SOCKET": "/x/s.sock"}, euid=7)
+    assert discovery.serve_socket(explicit, {}, 7) == Path("/x/s.sock")

@@ -84,7 +84,7 @@ def test_an_intent_for_gpus_without_mig_is_refused(
     args = ["split", "2", "-i", "5"] if verb == "split" else ["plan", "--split", "2", "-i", "5"]
     code, _, err = cli(capsys, "--sim", "mixed-node", *args)
     assert code == 7
-    assert "GPU 5 (NVIDIA L40S) does not support MIG" in err
+    assert "GPU 5 (NVIDIA L40S) has no MIG" in err
 
 
 @pytest.mark.parametrize("verb", ["apply", "mode"])

@@ -34,7 +34,7 @@ def test_all_means_every_mig_capable_gpu(
     assert code == 0, err
     data = json.loads(out)
     assert [c["gpu"] for c in data["changes"]] == [0, 1, 2, 3, 4]
-    assert data["skipped"] == [{"gpu": 5, "name": "NVIDIA L40S", "reason": "no MIG support"}]
+    assert data["skipped"] == [{"gpu_index": 5, "name": "NVIDIA L40S", "reason": "no MIG support"}]
 
 
 @pytest.mark.parametrize("selection", ["0,5", "5", "2,3,5"])

@@ -43,7 +43,7 @@ def test_a_partly_known_model_is_simulated_and_says_so(
     code, _, err = cli(capsys, *sim, "gi", "create", "1g.20gb,1g.20gb,3g.40gb", "-i", "0", "-C")
     assert code == 0, err
     code, out, _ = cli(capsys, *sim, "-o", "json", "status")
-    backend = json.loads(out)["backend"]
+    backend = json.loads(out)["description"]
     assert f"GPUs 0-1 (a100-sxm4-80gb, trust partial) {PARTIAL_NOTE}" in backend
     code, out, _ = cli(capsys, *sim, "status")
     assert PARTIAL_NOTE in " ".join(out.split())
@@ -75,7 +75,7 @@ def test_sim_show_lists_trust_and_derived_values(
 
 def test_a_verified_machine_carries_no_partial_note(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "--sim", "h100-single", "-o", "json", "status")
-    assert code == 0 and PARTIAL_NOTE not in json.loads(out)["backend"]
+    assert code == 0 and PARTIAL_NOTE not in json.loads(out)["description"]
     code, out, _ = cli(capsys, "--sim", "h100-single", "-o", "json", "sim", "show")
     assert json.loads(out)["derived"] == {"h100-80gb-hbm3": []}
     assert json.loads(out)["gpus"][0]["trust"] == "verified"

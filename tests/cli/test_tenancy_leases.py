@@ -55,7 +55,7 @@ def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     code, out, err = cli(capsys, "-o", "json", *args)
     assert code == 0, err
     data: dict[str, Any] = json.loads(out)
-    assert data["schema"] == "migctl/v1"
+    assert data["schema"] == "migctl/v2"
     return data
 
 
@@ -205,3 +205,27 @@ def test_env_lease_ends_with_its_holder(
     assert cli_json(capsys, "lease", "list")["leases"] == []
     [ended] = cli_json(capsys, "lease", "list", "--all")["leases"]
     assert ended["end_reason"] == "holder-died"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["gi", "destroy", "--all", "-i", "0"],
+        ["ci", "destroy", "--all", "--gi", "{gi}", "-i", "0"],
+        ["ci", "destroy", "--id", "0", "--gi", "{gi}", "-i", "0"],
+    ],
+    ids=["gi-all", "ci-all", "ci-id"],
+)
+def test_a_leased_device_is_never_destroyed_by_hand(
+    capsys: pytest.CaptureFixture[str], devices: dict[str, str], argv: list[str]
+) -> None:
+    """Before: `gi destroy` and `ci destroy` destroyed a leased MIG device under its holder."""
+    lease = cli_json(capsys, "lease", "acquire", "--device", devices["1g.10gb"])["lease"]
+    args = [a.format(gi=lease["gi_id"]) for a in argv]
+    code, _, err = cli(capsys, *args)
+    assert code == 6, err
+    assert "cannot destroy leased MIG devices" in err and str(lease["lease_id"]) in err
+    listed = cli_json(capsys, "list")["gpus"][0]["mig_devices"]
+    assert {d["uuid"] for d in listed} == set(devices.values())  # nothing was destroyed
+    assert cli(capsys, "lease", "release", str(lease["lease_id"]))[0] == 0
+    assert cli(capsys, *args)[0] == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,35 @@ from migctl.extras import needed
 CLI = Path(migctl.__file__).parent / "cli"
 
 
+NEEDS_SERVER_EXTRA = ("migctl.server", "migctl.client.http", "migctl.node.remote")
+
+
+@pytest.fixture(autouse=True)
+def _no_half_imported_server() -> Iterator[None]:
+    """After each test: drop the daemon modules it imported for the first time, and point each
+    package's attribute back at the module ``sys.modules`` holds. monkeypatch puts the forgotten
+    modules back in ``sys.modules``, but ``migctl.server`` (the attribute of ``migctl``) would
+    stay the half-imported package of the test, without ``run``."""
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith(NEEDS_SERVER_EXTRA):
+            del sys.modules[name]
+    for name in [n for n in sys.modules if n.startswith("migctl.")]:
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules:
+            setattr(sys.modules[parent], child, sys.modules[name])
+    for package in ("migctl", "migctl.client", "migctl.node"):
+        for child in ("server", "http", "remote"):
+            name = f"{package}.{child}"
+            loaded = sys.modules.get(package)
+            if loaded is not None and name not in sys.modules and child in vars(loaded):
+                delattr(loaded, child)  # forgotten: imported afresh when asked
+
+
 def _forget_server_modules(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [m for m in sys.modules if m == "migctl.server" or m.startswith("migctl.server.")]:
+    """Forget the modules that import the server extra (the daemon, and its client)."""
+    for name in [m for m in sys.modules if m.startswith(NEEDS_SERVER_EXTRA)]:
         monkeypatch.delitem(sys.modules, name)
 
 

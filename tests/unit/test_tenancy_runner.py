@@ -15,20 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from migctl.backends.nvml import NvmlBackend
-from migctl.backends.select import open_backend
 from migctl.errors import (
     CommandNotExecutableError,
     CommandNotFoundError,
     InsufficientResourcesError,
 )
 from migctl.leases import EndReason, Lease, LeaseStore
+from migctl.node.leaser import NodeLeaser
+from migctl.node.local import LocalNode
+from migctl.node.open import open_node
+from migctl.schemas.leases import LeaseRequest
+from migctl.settings import Settings
 from migctl.tenancy.childproc import ABANDONED_EXIT, StubChild
-from migctl.tenancy.leasing import AcquireOptions
-from migctl.tenancy.runner import StoreLeaser, run_leased, run_with
-from migctl.tenancy.selection import DeviceSelection
+from migctl.tenancy.runner import LeasedHook, RunResult, run_with
 from migctl.tenancy.supervise import SI_KERNEL, should_forward
-from migctl.workflow import create_gpu_instances, parse_profile_requests, set_mode
 
 ENV_DUMP = (
     "import json, os, sys; "
@@ -38,18 +38,29 @@ ENV_DUMP = (
 
 
 @pytest.fixture
-def machine() -> Iterator[NvmlBackend]:
-    backend = open_backend("h100-single")
-    set_mode(backend, [0], True)
-    requests = parse_profile_requests(backend.live_model(0), "1g.10gb,1g.10gb", 0)
-    create_gpu_instances(backend, 0, requests, with_ci=True)
-    yield backend
-    backend.close()
+def machine(tmp_path: Path, sim_dir: Path) -> Iterator[LocalNode]:
+    """A simulated H100 with two 1g.10gb devices; its lease database in ``tmp_path``."""
+    overrides = {"sim": "h100-single", "sim_dir": sim_dir, "lease_db": tmp_path / "leases.db"}
+    with open_node(settings=Settings.from_env({}, overrides=overrides)) as node:
+        node.set_mode([0], enabled=True)
+        node.create_gpu_instances(0, "1g.10gb,1g.10gb", with_ci=True)
+        yield node
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> LeaseStore:
-    return LeaseStore(tmp_path / "leases.db")
+def store(machine: LocalNode) -> LeaseStore:
+    return LeaseStore(machine.settings.lease_db)
+
+
+def run_leased(
+    node: LocalNode,
+    command: list[str],
+    request: LeaseRequest | None = None,
+    *,
+    on_leased: LeasedHook | None = None,
+) -> RunResult:
+    """``migctl run``'s path: one NodeLeaser over the node."""
+    return run_with(NodeLeaser(node, request or LeaseRequest()), command, on_leased=on_leased)
 
 
 def siginfo(signo: int, code: int, pid: int) -> signal.struct_siginfo:
@@ -123,17 +134,14 @@ def test_stub_exits_without_running_anything_when_abandoned(tmp_path: Path) -> N
 
 
 def test_run_leased_gives_the_child_the_device_and_releases(
-    machine: NvmlBackend, store: LeaseStore, tmp_path: Path
+    machine: LocalNode, store: LeaseStore, tmp_path: Path
 ) -> None:
     out = tmp_path / "env.json"
     seen: list[tuple[Lease, int]] = []
     result = run_leased(
         machine,
-        store,
         [sys.executable, "-c", ENV_DUMP, str(out), "0"],
-        DeviceSelection(profile="1g.10gb"),
-        AcquireOptions(),
-        job="unit",
+        LeaseRequest(profile="1g.10gb", job="unit"),
         on_leased=lambda lease, pid: seen.append((lease, pid)),
     )
     env = json.loads(out.read_text())
@@ -150,7 +158,8 @@ def test_run_leased_gives_the_child_the_device_and_releases(
 class SweepingLeaser:
     """Another process's sweep runs right when the command has ended, just before release."""
 
-    inner: StoreLeaser
+    inner: NodeLeaser
+    store: LeaseStore
     active_at_release: list[Lease] = field(default_factory=list)
     ttl_seconds: float | None = None
 
@@ -161,14 +170,14 @@ class SweepingLeaser:
         self.inner.renew(lease)
 
     def release(self, lease: Lease) -> Lease | None:
-        self.active_at_release = LeaseStore(self.inner.store.path).list_leases()  # listing reaps
+        self.active_at_release = LeaseStore(self.store.path).list_leases()  # listing reaps
         return self.inner.release(lease)
 
 
 def test_a_sweep_between_the_commands_end_and_the_release_does_not_end_the_lease(
-    machine: NvmlBackend, store: LeaseStore
+    machine: LocalNode, store: LeaseStore
 ) -> None:
-    leaser = SweepingLeaser(StoreLeaser(machine, store, DeviceSelection(), AcquireOptions()))
+    leaser = SweepingLeaser(NodeLeaser(machine, LeaseRequest()), store)
     result = run_with(leaser, ["true"])
     assert [x.lease_id for x in leaser.active_at_release] == [result.lease.lease_id]
     assert result.released is not None and result.released.end_reason is EndReason.RELEASED
@@ -178,16 +187,16 @@ def test_a_sweep_between_the_commands_end_and_the_release_does_not_end_the_lease
 
 
 def test_run_leased_releases_when_the_command_cannot_start(
-    machine: NvmlBackend, store: LeaseStore
+    machine: LocalNode, store: LeaseStore
 ) -> None:
     with pytest.raises(CommandNotFoundError):
-        run_leased(machine, store, ["no-such-cmd"], DeviceSelection(), AcquireOptions())
+        run_leased(machine, ["no-such-cmd"])
     [lease] = store.list_leases(active_only=False)
     assert lease.end_reason is EndReason.RELEASED
 
 
 def test_run_leased_releases_when_the_hook_fails(
-    machine: NvmlBackend, store: LeaseStore, tmp_path: Path
+    machine: LocalNode, store: LeaseStore, tmp_path: Path
 ) -> None:
     marker = tmp_path / "ran"
     pids: list[int] = []
@@ -197,19 +206,14 @@ def test_run_leased_releases_when_the_hook_fails(
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        run_leased(
-            machine, store, ["touch", str(marker)], DeviceSelection(), AcquireOptions(),
-            on_leased=broken,
-        )  # fmt: skip
+        run_leased(machine, ["touch", str(marker)], on_leased=broken)
     assert not marker.exists()  # the command never ran
     with pytest.raises(ChildProcessError):
         os.waitpid(pids[0], os.WNOHANG)  # and the stub was reaped
     assert [x.end_reason for x in store.list_leases(active_only=False)] == [EndReason.RELEASED]
 
 
-def test_no_device_no_child_left(
-    machine: NvmlBackend, store: LeaseStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_no_device_no_child_left(machine: LocalNode, monkeypatch: pytest.MonkeyPatch) -> None:
     spawned: list[StubChild] = []
     original = StubChild.spawn
 
@@ -219,14 +223,14 @@ def test_no_device_no_child_left(
 
     monkeypatch.setattr(StubChild, "spawn", staticmethod(spawn))
     with pytest.raises(InsufficientResourcesError):
-        run_leased(machine, store, ["true"], DeviceSelection(profile="7g.80gb"), AcquireOptions())
+        run_leased(machine, ["true"], LeaseRequest(profile="7g.80gb"))
     [stub] = spawned
     with pytest.raises(ChildProcessError):
         os.waitpid(stub.pid, os.WNOHANG)  # killed and reaped: not even a zombie is left
 
 
 def test_run_leased_renews_a_ttl_lease_while_the_command_runs(
-    machine: NvmlBackend, store: LeaseStore
+    machine: LocalNode, store: LeaseStore
 ) -> None:
     watcher = LeaseStore(store.path)
     active_seen: list[bool] = []
@@ -239,9 +243,7 @@ def test_run_leased_renews_a_ttl_lease_while_the_command_runs(
     thread = threading.Thread(target=watch)
     thread.start()
     try:
-        result = run_leased(
-            machine, store, ["sleep", "2.5"], DeviceSelection(), AcquireOptions(ttl_seconds=1.2)
-        )
+        result = run_leased(machine, ["sleep", "2.5"], LeaseRequest(ttl_seconds=1.2))
     finally:
         stop.set()
         thread.join()
@@ -250,9 +252,7 @@ def test_run_leased_renews_a_ttl_lease_while_the_command_runs(
     assert result.released is not None and result.released.end_reason is EndReason.RELEASED
 
 
-def test_signals_reach_the_child_through_run_leased(
-    machine: NvmlBackend, store: LeaseStore, tmp_path: Path
-) -> None:
+def test_signals_reach_the_child_through_run_leased(machine: LocalNode, tmp_path: Path) -> None:
     out = tmp_path / "signal"
     script = (
         "import signal, sys, time, pathlib\n"
@@ -274,9 +274,19 @@ def test_signals_reach_the_child_through_run_leased(
 
     sender = threading.Thread(target=send_when_ready)
     sender.start()
-    result = run_leased(
-        machine, store, [sys.executable, "-c", script, str(out)], DeviceSelection(),
-        AcquireOptions(),
-    )  # fmt: skip
+    result = run_leased(machine, [sys.executable, "-c", script, str(out)])
     sender.join()
     assert result.exit_code == 9 and out.read_text() == "usr1"
+
+
+def test_a_leaser_that_cannot_follow_the_command_leases_with_a_ttl(machine: LocalNode) -> None:
+    """Through a daemon over TCP the lease cannot name the command's process: it gets a TTL
+    instead, renewed while the command runs, and no holder PID."""
+    from migctl.node.leaser import REMOTE_RUN_TTL_S
+
+    leaser = NodeLeaser(machine, LeaseRequest(profile="1g.10gb"), follows_pids=False)
+    assert leaser.ttl_seconds == REMOTE_RUN_TTL_S
+    lease = leaser.acquire(os.getpid())
+    assert (lease.pid, lease.ttl_seconds) == (None, REMOTE_RUN_TTL_S)
+    assert leaser.release(lease) is not None
+    assert leaser.release(lease) is None  # already ended: quiet

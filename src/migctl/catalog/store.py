@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +124,12 @@ def read_catalog_file(path: Path) -> list[GpuModel]:
     return _models_in(document, str(path))
 
 
+PACKAGED = Path(__file__).with_name("data") / "gpus.json"  # package data, a plain file
+
+
 @cache
 def _packaged_models() -> tuple[GpuModel, ...]:
-    text = resources.files("migctl.catalog").joinpath("data/gpus.json").read_text()
+    text = PACKAGED.read_text()  # not importlib.resources: its import costs every CLI run
     return tuple(_models_in(json.loads(text), "packaged catalog"))
 
 

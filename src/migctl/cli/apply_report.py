@@ -1,15 +1,15 @@
 """What an apply or a MIG mode change tells the user when it does not finish, said once.
 
-Why this exists: ``mode enable``, ``apply``, ``split`` and ``recover`` (locally and through the
-daemon) report the same two endings. A failed apply: the error is raised once (``error:``),
+Why this exists: ``mode enable``, ``apply``, ``split`` and ``recover`` (on this host or through
+the daemon) report the same two endings. A failed apply: the error is raised once (``error:``),
 and the report above it says only whether the rollback restored the state (and the original
 failure when the rollback failed too, since the raised error is then the rollback's). A MIG
 mode change that waits: the reason per GPU, and the fix, which depends on why:
 processes hold the GPU (stop them: the message names them), or the GPU cannot be reset here at
 all, as in a pass-through VM (reboot). The reasons are the backend's words
 (``NvmlBackend.pending_reason``), which travel unchanged through the daemon's job results.
-The local apply's report (``report_apply``, ``after_change``, ``raise_for``) lives here too; the
-daemon's form is in ``cli/remote_layouts.py``. Imported by the CLI verb modules.
+The reports of ``plan`` and ``apply`` (``report_plan``, ``report_apply``, ``raise_for``) live
+here too, the same for a node here or the daemon's. Imported by the CLI verb modules.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from migctl.errors import InvalidStateError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from migctl.reports import ApplyOutcome
+    from migctl.reports import ApplyOutcome, PlanReport
+    from migctl.schemas.reports import ApplyResultOut, PlanReportOut
 
 
 def rollback_line(console: Console, failure: str, rollback_failed: object) -> None:
@@ -61,25 +62,41 @@ def pending_error(pending: Mapping[int, str | None], what: str) -> InvalidStateE
     )
 
 
-def report_apply(outcome: ApplyOutcome, reasons: tuple[str, ...]) -> None:
-    """A local apply's outcome: per GPU what was done or waits, and the rollback after a failure."""
+def report_plan(report: PlanReport) -> None:
+    """``migctl plan``: the reasons, then each GPU's operations and slice maps."""
     current = session()
 
     def render() -> None:
-        note(reasons)
+        from migctl.cli.render_plan import print_plans
+
+        note(report.reasons)
+        print_plans(current.console, report.plans, report.currents, current.catalog)
+
+    def document() -> PlanReportOut:
+        from migctl.schemas.reports import PlanReportOut
+
+        return PlanReportOut.of(report)
+
+    emit("Plan", document, render)
+
+
+def report_apply(outcome: ApplyOutcome) -> None:
+    """An apply's outcome: per GPU what was done or waits, and the rollback after a failure."""
+    current = session()
+
+    def render() -> None:
+        note(outcome.reasons)
         if outcome.recovered:
             current.console.print(f"[yellow]found:[/yellow] {outcome.recovered}")
-        if outcome.dry_run or outcome.noop:
+        if outcome.noop:
+            current.console.print("the machine already matches the layout: nothing to do")
+            return
+        if outcome.dry_run:
             from migctl.cli.render_plan import print_plans
-            from migctl.engine.current import read_current
 
-            currents = {g: read_current(current.backend, g, {}) for g in outcome.plans}
-            models = {g: current.backend.live_model(g) for g in outcome.plans}
-            if outcome.noop:
-                current.console.print("the machine already matches the layout: nothing to do")
-            else:
-                current.console.print("[bold]dry run[/bold]: nothing was changed")
-                print_plans(current.console, outcome.plans, currents, models, outcome.disturbs)
+            current.console.print("[bold]dry run[/bold]: nothing was changed")
+            plans, currents = outcome.plans, outcome.currents
+            print_plans(current.console, plans, currents, current.catalog, outcome.disturbs)
             return
         for gpu, done in sorted(outcome.executed.items()):
             current.console.print(
@@ -88,17 +105,12 @@ def report_apply(outcome: ApplyOutcome, reasons: tuple[str, ...]) -> None:
         if outcome.error is not None:
             rollback_line(current.console, outcome.error.message, outcome.rollback_error)
 
-    from migctl.schemas.reports import ApplyResultOut
+    def document() -> ApplyResultOut:
+        from migctl.schemas.reports import ApplyResultOut
 
-    emit("ApplyResult", ApplyResultOut.of_outcome(outcome).model_dump(mode="json"), render)
+        return ApplyResultOut.of_outcome(outcome)
 
-
-def after_change(outcome: ApplyOutcome) -> None:
-    """Keep what depends on the MIG devices current: the CDI spec."""
-    if outcome.changed or outcome.rolled_back:
-        path = session().refresh_cdi()
-        if path is not None and not session().json:
-            session().err.print(f"refreshed the CDI spec {path}")
+    emit("ApplyResult", document, render)
 
 
 def raise_for(outcome: ApplyOutcome) -> None:

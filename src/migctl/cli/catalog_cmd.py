@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from migctl.catalog.complete import complete_model
-from migctl.cli import serialize
 from migctl.cli.global_options import first_word
 from migctl.cli.output import emit, gib, note, placements_text, print_rows, table, value
 from migctl.cli.session import session
 from migctl.errors import EXIT_MISMATCH, InvalidInputError
 from migctl.model import GpuModel
+
+if TYPE_CHECKING:
+    from migctl.schemas.catalog import CatalogCheckOut, CatalogModelOut, CatalogOut
 
 TRUST_TEXT = {
     "verified": "verified against a real NVML capture",
@@ -76,7 +77,12 @@ def catalog_list(ctx: typer.Context) -> None:
             ]
         )
 
-    emit("Catalog", {"models": [serialize.model_summary(m) for m in models]}, render)
+    def document() -> CatalogOut:
+        from migctl.schemas.catalog import CatalogOut, ModelSummaryOut
+
+        return CatalogOut(models=[ModelSummaryOut.of(m) for m in models])
+
+    emit("Catalog", document, render)
 
 
 def _placement_state(model: GpuModel) -> str:
@@ -134,16 +140,12 @@ def show(
         print_rows(cis)
         note(_model_notes(model))
 
-    data = {
-        **serialize.model_summary(model),
-        "confidence": model.confidence,
-        "sources": list(model.sources),
-        "driver_min": model.driver_min,
-        "total_memory_mib": model.total_memory_mib,
-        "gi_profiles": [serialize.gi_profile(p) for p in model.gi_profiles],
-        "ci_profiles": [serialize.ci_profile(c) for c in model.ci_profiles],
-    }
-    emit("GpuModel", data, render)
+    def document() -> CatalogModelOut:
+        from migctl.schemas.catalog import CatalogModelOut
+
+        return CatalogModelOut.of(model)
+
+    emit("GpuModel", document, render)
 
 
 def _model_notes(model: GpuModel) -> list[str]:
@@ -158,6 +160,8 @@ def _model_notes(model: GpuModel) -> list[str]:
             "CI profiles marked derived follow the A100 pattern; "
             "they are not published for this GPU"
         )
+    from migctl.catalog.complete import complete_model
+
     derived = complete_model(model, session().catalog.models).derivations
     if derived:
         lines.append(
@@ -180,10 +184,11 @@ def capture(
     """Write a live GPU's MIG geometry in the catalog's format (works with MIG mode off)."""
     from migctl.catalog import model_to_dict
 
-    model = session().backend.live_model(gpu)
-    if not model.mig_capable:
+    model = session().node.models(str(gpu)).get(gpu)
+    if model is None or not model.mig_capable:
         raise InvalidInputError(
-            f"GPU {gpu} ({model.nvidia_smi_name}) reports no MIG profiles: nothing to capture"
+            f"GPU {gpu} reports no MIG profiles: nothing to capture",
+            hint="see the GPUs with MIG in `migctl list` (MIG on or off; n/a: none)",
         )
     document: dict[str, Any] = {"schema": 1, "models": [model_to_dict(model)]}
     text = json.dumps(document, indent=1) + "\n"
@@ -205,42 +210,43 @@ def check(
 ) -> None:
     """Compare each live GPU with the catalog; exit 1 when they differ."""
     from migctl.catalog.compare import compare_models
-    from migctl.inventory import resolve_gpus
+    from migctl.schemas.catalog import CatalogCheckGpuOut
 
-    backend = session().reader
-    results: list[dict[str, Any]] = []
-    for index in resolve_gpus(backend, gpu):
-        info, known = backend.gpu(index), backend.catalog_model(index)
-        live = backend.live_model(index) if info.mig is not None else None
-        mig = live is not None and live.mig_capable
-        status = "no-mig" if not mig else ("unknown" if known is None else "checked")
-        diffs = compare_models(live, known) if live and known and mig else []
+    node = session().node
+    views = node.inventory(gpu).gpus
+    live = node.models(gpu)
+    results: list[CatalogCheckGpuOut] = []
+    for view in views:
+        index, known, model = view.info.index, view.model, live.get(view.info.index)
+        status = "no-mig" if model is None else ("unknown" if known is None else "checked")
         results.append(
-            {
-                "gpu": index,
-                "name": live.nvidia_smi_name if live is not None else info.name,
-                "catalog_model": known.key if known else None,
-                "status": status,
-                "differences": diffs,
-            }
+            CatalogCheckGpuOut(
+                gpu_index=index,
+                name=model.nvidia_smi_name if model is not None else view.info.name,
+                catalog_model=known.key if known else None,
+                status=status,
+                differences=compare_models(model, known) if model and known else [],
+            )
         )
 
     def render() -> None:
         for r in results:
-            if r["status"] == "unknown":
+            if r.status == "unknown":
                 line = "not in the catalog: capture it with `migctl catalog capture`"
-            elif r["status"] == "no-mig":
+            elif r.status == "no-mig":
                 line = "no MIG"
             else:
-                line = (
-                    "matches the catalog"
-                    if not r["differences"]
-                    else f"{len(r['differences'])} difference(s)"
-                )
-            session().console.print(f"GPU {r['gpu']} ({r['name']}): {line}")
-            for d in r["differences"]:
+                count = len(r.differences)
+                line = f"{count} difference(s)" if count else "matches the catalog"
+            session().console.print(f"GPU {r.gpu_index} ({r.name}): {line}")
+            for d in r.differences:
                 session().console.print(f"  - {d}")
 
-    emit("CatalogCheck", {"gpus": results}, render)
-    if any(r["differences"] or r["status"] == "unknown" for r in results):
+    def document() -> CatalogCheckOut:
+        from migctl.schemas.catalog import CatalogCheckOut
+
+        return CatalogCheckOut(gpus=results)
+
+    emit("CatalogCheck", document, render)
+    if any(r.differences or r.status == "unknown" for r in results):
         raise typer.Exit(EXIT_MISMATCH)

@@ -4,8 +4,8 @@ Why this exists: a MIG device is only useful once something runs on it, and most
 container or under a scheduler. These verbs print (or write) the exact flags and files those
 tools need for this machine's MIG devices; the formats and what cannot be known on a simulated
 machine are described in ``migctl.tenancy`` (``cdi``, ``kubernetes``, ``slurm``) and in
-docs/tenancy.md. ``docker-args`` also works through the migctl daemon; ``cdi``, ``k8s`` and
-``slurm`` describe the GPU host itself and run there (``--local``).
+docs/tenancy.md. ``docker-args`` and ``k8s export`` read the session's node (also through the
+migctl daemon); ``cdi`` and ``slurm`` describe the GPU host's own device files and run there.
 """
 
 from __future__ import annotations
@@ -13,14 +13,22 @@ from __future__ import annotations
 import enum
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from migctl.cli.leases_cmd import LeaseDbOption, store_at
+from migctl.cli.leases_cmd import LeaseDbOption
 from migctl.cli.output import emit
 from migctl.cli.session import session
 from migctl.errors import InvalidStateError, NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from migctl.schemas.exports import (
+        CdiSpecOut,
+        DockerArgsOut,
+        KubernetesExportOut,
+        SlurmGresOut,
+    )
 
 
 class DockerForm(enum.StrEnum):
@@ -64,7 +72,8 @@ def docker_args(
     from migctl.tenancy.environment import DockerArgs
     from migctl.tenancy.environment import docker_args as make_args
 
-    uuid = _device_for(lease, device, lease_db)
+    session().use_lease_db(lease_db)
+    uuid = _device_for(lease, device)
     forms = make_args(uuid, kind).forms()
 
     def render() -> None:
@@ -75,43 +84,49 @@ def docker_args(
             line = DockerArgs.shell(tokens)
             session().console.print(f"{name:5} {line}   # {FORM_TEXT[DockerForm(name)]}")
 
-    data = {
-        "uuid": uuid,
-        "form": form.value,
-        "args": list(forms[form.value]),
-        "argv": {name: list(tokens) for name, tokens in forms.items()},
-    }
-    emit("DockerArgs", data, render)
+    def document() -> DockerArgsOut:
+        from migctl.schemas.exports import DockerArgsOut
+
+        return DockerArgsOut(
+            uuid=uuid,
+            form=form.value,
+            args=list(forms[form.value]),
+            argv={name: list(tokens) for name, tokens in forms.items()},
+        )
+
+    emit("DockerArgs", document, render)
 
 
-def _device_for(lease_id: int | None, device: str | None, lease_db: Path | None) -> str:
-    from migctl.tenancy.selection import mig_devices
-
+def _device_for(lease_id: int | None, device: str | None) -> str:
+    """The MIG device of an active lease, or one the node has."""
     if (lease_id is None) == (device is None):
         raise UsageError("say which device: --lease ID or --device MIG-<uuid>")
-    if (client := session().daemon) is not None:
-        from migctl.cli import remote_leases
-
-        if lease_id is not None:
-            return remote_leases.active_uuid(client, lease_id)
-        assert device is not None
-        return remote_leases.known_device(client, device)
     if lease_id is not None:
-        lease = store_at(lease_db).get_lease(lease_id)
-        if not lease.active:
-            raise InvalidStateError(
-                f"lease {lease_id} on {lease.uuid} has ended ({lease.end_reason})",
-                hint="acquire a new one: migctl lease acquire --profile ...",
-            )
-        return lease.uuid
+        return _leased_device(lease_id)
     assert device is not None
-    known = {d.uuid for d in mig_devices(session().backend)}
+    views = session().node.inventory().gpus
+    known = {d.uuid for view in views for d in view.devices}
     if device not in known:
         raise NotFoundError(
             f"no MIG device {device} on this machine",
             hint="copy a MIG-<uuid> from `migctl list`",
         )
     return device
+
+
+def _leased_device(lease_id: int) -> str:
+    found = [x for x in session().node.leases(history=True) if x.lease_id == lease_id]
+    if not found:
+        raise NotFoundError(
+            f"no lease {lease_id}", hint="see `migctl lease list`", context={"lease": lease_id}
+        )
+    lease = found[0]
+    if not lease.active:
+        raise InvalidStateError(
+            f"lease {lease_id} on {lease.uuid} has ended ({lease.end_reason})",
+            hint="acquire a new one: migctl lease acquire --profile ...",
+        )
+    return lease.uuid
 
 
 cdi_app = typer.Typer(no_args_is_help=True, help="CDI specs for the MIG devices.")
@@ -128,7 +143,8 @@ def cdi_generate(
     """Print (or write) a CDI spec naming each MIG device `<gpu>:<mig>` and `MIG-<uuid>`."""
     from migctl.tenancy.cdi import generate_spec, render_spec, write_spec
 
-    spec = generate_spec(session().backend, kind, session().settings.proc_root)
+    node = session().local_node
+    spec = generate_spec(node.backend, kind, node.settings.proc_root)
     if out is not None:
         write_spec(spec, out)
 
@@ -139,7 +155,12 @@ def cdi_generate(
             count = len(spec["devices"]) // 2
             session().console.print(f"wrote {out}: {count} MIG devices as {kind}")
 
-    emit("CdiSpec", {"path": None if out is None else str(out), "spec": spec}, render)
+    def document() -> CdiSpecOut:
+        from migctl.schemas.exports import CdiSpecOut
+
+        return CdiSpecOut(path=None if out is None else str(out), spec=spec)
+
+    emit("CdiSpec", document, render)
 
 
 k8s_app = typer.Typer(no_args_is_help=True, help="Kubernetes (NVIDIA GPU Operator) exports.")
@@ -161,10 +182,10 @@ def k8s_export(
     ] = None,
 ) -> None:
     """The current layout as a mig-parted ConfigMap, node label, resources and a Pod (YAML)."""
-    from migctl.inventory import machine_view
     from migctl.tenancy.kubernetes import export_kubernetes, render_documents
 
-    result = export_kubernetes(machine_view(session().backend), layout_name, configmap, namespace)
+    views = session().node.inventory().gpus
+    result = export_kubernetes(views, layout_name, configmap, namespace)
     node_name = node or socket.gethostname()
 
     def render() -> None:
@@ -178,16 +199,21 @@ def k8s_export(
         text = render_documents(documents)
         typer.echo("".join(f"# {line}\n" for line in header) + "---\n" + text, nl=False)
 
-    data = {
-        "layout_name": result.layout_name,
-        "node_label": {"key": "nvidia.com/mig.config", "value": result.layout_name},
-        "mig_parted_config": result.mig_parted_config,
-        "configmap": result.configmap,
-        "resources": result.resources,
-        "pod": result.pod,
-        "notes": result.notes,
-    }
-    emit("KubernetesExport", data, render)
+    def document() -> KubernetesExportOut:
+        from migctl.schemas.exports import KubernetesExportOut, NodeLabelOut
+        from migctl.tenancy.kubernetes import MIG_CONFIG_LABEL
+
+        return KubernetesExportOut(
+            layout_name=result.layout_name,
+            node_label=NodeLabelOut(key=MIG_CONFIG_LABEL, value=result.layout_name),
+            mig_parted_config=result.mig_parted_config,
+            configmap=result.configmap,
+            resources=result.resources,
+            pod=result.pod,
+            notes=result.notes,
+        )
+
+    emit("KubernetesExport", document, render)
 
 
 slurm_app = typer.Typer(no_args_is_help=True, help="Slurm exports.")
@@ -210,21 +236,25 @@ def slurm_gres(
     except ValueError:
         raise UsageError(f"--form {form!r}: use auto, files or autodetect") from None
     node_name = node or socket.gethostname().split(".")[0]
-    backend = session().backend
-    reader = node_reader_for(backend, session().settings.proc_root)
-    config = gres_config(exported_devices(backend, reader), node_name, chosen)
+    here = session().local_node
+    reader = node_reader_for(here.backend, here.settings.proc_root)
+    config = gres_config(exported_devices(here.backend, reader), node_name, chosen)
 
     def render() -> None:
         typer.echo(config.text(), nl=False)
 
-    data = {
-        "form": config.form.value,
-        "gres_conf": config.gres_conf,
-        "slurm_conf": config.slurm_conf,
-        "requests": config.requests,
-        "notes": config.notes,
-    }
-    emit("SlurmGres", data, render)
+    def document() -> SlurmGresOut:
+        from migctl.schemas.exports import SlurmGresOut
+
+        return SlurmGresOut(
+            form=config.form.value,
+            gres_conf=config.gres_conf,
+            slurm_conf=config.slurm_conf,
+            requests=config.requests,
+            notes=config.notes,
+        )
+
+    emit("SlurmGres", document, render)
 
 
 def register(root: typer.Typer) -> None:

@@ -2,7 +2,8 @@
 
 Why this exists: the ``nvidia-smi mig`` workflow, with placements decided by migctl
 (whole request at once), refusals that say what fits instead, and destroys that never
-touch busy instances.
+touch busy instances. Each verb calls the session's node (this host, or the migctl daemon,
+where changes are admin jobs) and renders what it returns.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from migctl.cli import serialize
 from migctl.cli.gpus import GpuOption
 from migctl.cli.output import emit, gib, note, placements_text, print_rows, table, value
+from migctl.cli.selection import single_gpu, target_gpus
 from migctl.cli.session import session
 from migctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from migctl.backends.base import Backend
+    from migctl.model import ComputeInstance, GpuInstance, GpuProfiles
+    from migctl.schemas.listings import CiProfilesOut, DestroyedListOut, ProfilesOut
+    from migctl.schemas.machine import ComputeInstancesOut, DestroyedOut, GpuInstancesOut
 
 
 def profiles(
@@ -35,104 +38,80 @@ def profiles(
     if ci is not None:
         _ci_profiles(gpu, ci)
         return
-    from migctl.catalog.compare import compare_models
-    from migctl.inventory import resolve_gpus
-
-    backend = session().reader
-    indices = [i for i in resolve_gpus(backend, gpu) if backend.gpu(i).mig is not None]
-    statuses = {i: backend.gi_profiles(i) for i in indices}
-    differences = {}
-    for index in indices:
-        known = backend.catalog_model(index)
-        if known is not None:
-            differences[index] = compare_models(backend.live_model(index), known)
+    node = session().node
+    found = [node.profiles(i) for i in _mig_gpus(gpu)]
+    differences = {p.gpu_index: _catalog_differences(p) for p in found}
 
     def render() -> None:
-        columns = [
-            "GPU",
-            "Name",
-            "ID",
-            "Free/Total",
-            "Memory GiB",
-            "P2P",
-            "SM",
-            "DEC",
-            "ENC",
-            "CE",
-            "JPEG",
-            "OFA",
-        ]
-        if placements:
-            columns.append("Placements")
-        rows = table(*columns)
-        for index, items in statuses.items():
-            for status in items:
-                p, e = status.profile, status.profile.engines
-                cells = [
-                    str(index),
-                    f"MIG {p.name}",
-                    value(p.id),
-                    f"{status.free}/{status.total}",
-                    gib(p.memory_mib),
-                    "No",
-                    value(p.sm_count),
-                    value(e.dec),
-                    value(e.enc),
-                    value(e.ce),
-                    value(e.jpeg),
-                    value(e.ofa),
-                ]
-                if placements:
-                    cells.append(placements_text(p.placements))
-                rows.add_row(*cells)
-        print_rows(rows)
+        _render_profiles(found, placements)
         for index, diffs in differences.items():
             note(f"GPU {index} differs from the catalog: {d}" for d in diffs)
-        if not indices:
+        if not found:
             note(["no MIG-capable GPU selected"])
 
-    data = [
-        {
-            "gpu": i,
-            "profiles": [
-                {**serialize.gi_profile(s.profile), "free": s.free, "total": s.total} for s in items
-            ],
-            "catalog_differences": differences.get(i, []),
-        }
-        for i, items in statuses.items()
-    ]
-    emit("GpuInstanceProfiles", {"gpus": data}, render)
+    def document() -> ProfilesOut:
+        from migctl.schemas.listings import GpuProfileListOut, ProfilesOut
 
-
-def _refresh_cdi() -> None:
-    """MIG devices changed: keep a CDI spec in use current (see tenancy.cdi)."""
-    session().refresh_cdi()
-
-
-def _target_gpus(gpu: str | None, backend: Backend | None = None) -> list[int]:
-    """GPUs a change applies to: ``-i`` as given; without it, the only GPU there is."""
-    from migctl.inventory import resolve_gpus
-
-    chosen = resolve_gpus(backend or session().backend, gpu)
-    if gpu is None and len(chosen) > 1:
-        raise UsageError(
-            f"this machine has {len(chosen)} GPUs: say which with -i",
-            hint="e.g. -i 0, -i 0,1 or -i all",
+        return ProfilesOut(
+            gpus=[GpuProfileListOut.with_differences(p, differences[p.gpu_index]) for p in found]
         )
-    return chosen
+
+    emit("GpuInstanceProfiles", document, render)
 
 
-def _single_gpu(gpu: str | None, backend: Backend | None = None) -> int:
-    chosen = _target_gpus(gpu, backend)
-    if len(chosen) != 1:
-        raise UsageError("this command works on one GPU", hint="choose it with -i GPU (e.g. -i 0)")
-    return chosen[0]
+def _mig_gpus(gpu: str | None) -> list[int | str]:
+    """The MIG GPUs of a selection (all of them by default)."""
+    from migctl.cli.selection import every_gpu
+
+    if every_gpu(gpu):
+        return sorted(session().node.models(gpu))
+    return target_gpus(gpu)
+
+
+def _catalog_differences(found: GpuProfiles) -> list[str]:
+    """How a GPU's live geometry differs from the catalog's entry for it (none if unknown)."""
+    from migctl.catalog.compare import compare_models
+
+    known = session().catalog.find(found.model.key)
+    return [] if known is None else compare_models(found.model, known)
+
+
+PROFILE_COLUMNS = ("GPU", "Name", "ID", "Free/Total", "Memory GiB", "P2P", "SM")
+ENGINE_COLUMNS = ("DEC", "ENC", "CE", "JPEG", "OFA")
+
+
+def _render_profiles(found: list[GpuProfiles], placements: bool) -> None:
+    rows = table(*PROFILE_COLUMNS, *ENGINE_COLUMNS, *(["Placements"] if placements else []))
+    for gpu in found:
+        for status in gpu.gi_profiles:
+            p, e = status.profile, status.profile.engines
+            cells = [
+                str(gpu.gpu_index),
+                f"MIG {p.name}",
+                value(p.id),
+                f"{status.free}/{status.total}",
+                gib(p.memory_mib),
+                "No",
+                value(p.sm_count),
+                *(value(x) for x in (e.dec, e.enc, e.ce, e.jpeg, e.ofa)),
+            ]
+            if placements:
+                cells.append(placements_text(p.placements))
+            rows.add_row(*cells)
+    print_rows(rows)
 
 
 def _ci_profiles(gpu: str | None, gi_id: int) -> None:
-    reader = session().reader
-    index = _single_gpu(gpu, reader)
-    statuses = reader.ci_profiles(index, gi_id)
+    found = session().node.profiles(single_gpu(gpu))
+    if gi_id not in found.ci_profiles:
+        from migctl.errors import NotFoundError
+
+        raise NotFoundError(
+            f"GPU {found.gpu_index} has no GPU instance {gi_id}",
+            hint="see the GPU instances with `migctl gi list`",
+            context={"gpu": found.gpu_index, "gi": gi_id},
+        )
+    statuses = found.ci_profiles[gi_id]
 
     def render() -> None:
         rows = table("GPU", "GI", "Name", "ID", "Free/Total", "SM", "Placements")
@@ -140,7 +119,7 @@ def _ci_profiles(gpu: str | None, gi_id: int) -> None:
             p = status.profile
             star = "*" if p.is_default else ""
             rows.add_row(
-                str(index),
+                str(found.gpu_index),
                 str(gi_id),
                 f"MIG {p.name}",
                 f"{p.nvml_index}{star}",
@@ -151,12 +130,28 @@ def _ci_profiles(gpu: str | None, gi_id: int) -> None:
         print_rows(rows)
         note(["* marks the default compute instance (spans the whole GPU instance)"])
 
-    data = [{**serialize.ci_profile(s.profile), "free": s.free, "total": s.total} for s in statuses]
-    emit("ComputeInstanceProfiles", {"gpu": index, "gi_id": gi_id, "profiles": data}, render)
+    def document() -> CiProfilesOut:
+        from migctl.schemas.listings import CiProfilesOut
+
+        return CiProfilesOut.of(found, gi_id)
+
+    emit("ComputeInstanceProfiles", document, render)
 
 
 gi_app = typer.Typer(help="GPU instances: create, list, destroy.", no_args_is_help=True)
 ci_app = typer.Typer(help="Compute instances: create, list, destroy.", no_args_is_help=True)
+
+
+def _with_placement(profiles_text: str, placement: int | None) -> str:
+    """``--placement N`` for a single profile: ``PROFILE:N``."""
+    if placement is None:
+        return profiles_text
+    tokens = [t.strip() for t in profiles_text.split(",")]
+    if len(tokens) != 1 or ":" in tokens[0]:
+        raise UsageError(
+            "--placement applies to exactly one profile", hint="or write PROFILE:START in the list"
+        )
+    return f"{tokens[0]}:{placement}"
 
 
 @gi_app.command("create")
@@ -179,50 +174,42 @@ def gi_create(
     ] = False,
 ) -> None:
     """Create GPU instances; migctl places the whole request so the order never matters."""
-    from migctl.workflow import ProfileRequest, create_gpu_instances, parse_profile_requests
-
-    backend = session().backend
-    created = []
-    for index in _target_gpus(gpu):
-        requests = parse_profile_requests(backend.live_model(index), profiles_text, index)
-        if placement is not None:
-            if len(requests) != 1 or requests[0].start is not None:
-                raise UsageError(
-                    "--placement applies to exactly one profile",
-                    hint="or write PROFILE:START in the list",
-                )
-            requests = [ProfileRequest(requests[0].profile, placement)]
-        created.extend(create_gpu_instances(backend, index, requests, with_ci=default_ci))
-    _refresh_cdi()
+    text = _with_placement(profiles_text, placement)
+    node = session().node
+    created = [
+        gi
+        for index in target_gpus(gpu)
+        for gi in node.create_gpu_instances(index, text, with_ci=default_ci)
+    ]
 
     def render() -> None:
-        for item in created:
-            gi = item.gi
-            line = (
+        ci = " with its default compute instance" if default_ci else ""
+        for gi in created:
+            session().console.print(
                 f"GPU {gi.gpu_index}: created GPU instance {gi.id} ({gi.profile_name}) "
-                f"at {gi.placement}"
+                f"at {gi.placement}{ci}"
             )
-            if item.ci is not None:
-                line += f", compute instance {item.ci.id} ({item.ci.profile_name})"
-            session().console.print(line)
 
-    data = [
-        {
-            "gpu_instance": serialize.gpu_instance(c.gi),
-            "compute_instance": serialize.compute_instance(c.ci) if c.ci else None,
-        }
-        for c in created
-    ]
-    emit("Created", {"created": data}, render)
+    emit("GpuInstancesCreated", lambda: _gis_out(created), render)
+
+
+def _gis_out(found: list[GpuInstance]) -> GpuInstancesOut:
+    from migctl.schemas.machine import GiOut, GpuInstancesOut
+
+    return GpuInstancesOut(gpu_instances=[GiOut.of(gi) for gi in found])
+
+
+def _cis_out(found: list[ComputeInstance]) -> ComputeInstancesOut:
+    from migctl.schemas.machine import ComputeInstanceOut, ComputeInstancesOut
+
+    return ComputeInstancesOut(compute_instances=[ComputeInstanceOut.of(ci) for ci in found])
 
 
 @gi_app.command("list")
 def gi_list(gpu: GpuOption = None) -> None:
     """GPU instances with their profiles and placements (like -lgi)."""
-    from migctl.inventory import resolve_gpus
-
-    backend = session().reader
-    found = [gi for i in resolve_gpus(backend, gpu) for gi in backend.gpu_instances(i)]
+    views = session().node.inventory(gpu).gpus
+    found = [instance.gi for view in views for instance in view.instances]
 
     def render() -> None:
         rows = table("GPU", "GI", "Name", "Profile ID", "Placement", "Memory GiB")
@@ -239,7 +226,7 @@ def gi_list(gpu: GpuOption = None) -> None:
         if not found:
             note(["no GPU instances"])
 
-    emit("GpuInstanceList", {"gpu_instances": [serialize.gpu_instance(g) for g in found]}, render)
+    emit("GpuInstanceList", lambda: _gis_out(found), render)
 
 
 @gi_app.command("destroy")
@@ -254,25 +241,35 @@ def gi_destroy(
     ] = False,
 ) -> None:
     """Destroy GPU instances (their compute instances first); busy ones are refused."""
-    from migctl.workflow import destroy_gpu_instances
-
     if bool(ids) == all_:
         raise UsageError("say which GPU instances: --id N (repeatable) or --all")
-    targets = _target_gpus(gpu) if all_ else [_single_gpu(gpu)]
-    destroyed = {
-        i: destroy_gpu_instances(session().backend, i, None if all_ else ids) for i in targets
-    }
-    _refresh_cdi()
+    node = session().node
+    targets = target_gpus(gpu) if all_ else [single_gpu(gpu)]
+    destroyed = [(i, node.destroy_gpu_instances(i, None if all_ else ids)) for i in targets]
 
     def render() -> None:
-        for index, gi_ids in destroyed.items():
+        for index, gi_ids in destroyed:
             for gi_id in gi_ids:
                 session().console.print(f"GPU {index}: destroyed GPU instance {gi_id}")
-        if not any(destroyed.values()):
+        if not any(gi_ids for _, gi_ids in destroyed):
             note(["nothing to destroy"])
 
-    data = [{"gpu": i, "gpu_instances": ids_} for i, ids_ in destroyed.items()]
-    emit("Destroyed", {"destroyed": data}, render)
+    def document() -> DestroyedListOut:
+        from migctl.schemas.listings import DestroyedListOut
+        from migctl.schemas.machine import DestroyedOut
+
+        return DestroyedListOut(
+            destroyed=[DestroyedOut(gpu=_index(i), ids=gi_ids) for i, gi_ids in destroyed]
+        )
+
+    emit("Destroyed", document, render)
+
+
+def _index(gpu: int | str) -> int:
+    """A GPU named by index (as printed); a UUID or bus id is looked up once, for output."""
+    if isinstance(gpu, int) or gpu.isdigit():
+        return int(gpu)
+    return session().node.inventory(gpu).gpus[0].info.index
 
 
 @ci_app.command("create")
@@ -285,21 +282,16 @@ def ci_create(
     gpu: GpuOption = None,
 ) -> None:
     """Create compute instances in a GPU instance (like -cci)."""
-    from migctl.workflow import create_compute_instances
-
-    index = _single_gpu(gpu)
-    tokens = [t.strip() for t in profiles_text.split(",")] if profiles_text else None
-    created = create_compute_instances(session().backend, index, gi, tokens)
-    _refresh_cdi()
+    created = session().node.create_compute_instances(single_gpu(gpu), gi, profiles_text)
 
     def render() -> None:
         for ci in created:
             session().console.print(
-                f"GPU {index}: created compute instance {ci.id} ({ci.profile_name}) "
+                f"GPU {ci.gpu_index}: created compute instance {ci.id} ({ci.profile_name}) "
                 f"in GPU instance {gi} at {ci.placement}"
             )
 
-    emit("Created", {"compute_instances": [serialize.compute_instance(c) for c in created]}, render)
+    emit("ComputeInstancesCreated", lambda: _cis_out(created), render)
 
 
 @ci_app.command("list")
@@ -308,14 +300,14 @@ def ci_list(
     gi: Annotated[int | None, typer.Option("--gi", help="Only this GPU instance.")] = None,
 ) -> None:
     """Compute instances (like -lci)."""
-    from migctl.inventory import resolve_gpus
-
-    backend = session().reader
-    found = []
-    for index in resolve_gpus(backend, gpu):
-        for instance in backend.gpu_instances(index):
-            if gi is None or instance.id == gi:
-                found.extend(backend.compute_instances(index, instance.id))
+    views = session().node.inventory(gpu).gpus
+    found = [
+        ci
+        for view in views
+        for instance in view.instances
+        if gi is None or instance.gi.id == gi
+        for ci in instance.cis
+    ]
 
     def render() -> None:
         rows = table("GPU", "GI", "CI", "Name", "Profile ID", "Placement")
@@ -332,11 +324,7 @@ def ci_list(
         if not found:
             note(["no compute instances"])
 
-    emit(
-        "ComputeInstanceList",
-        {"compute_instances": [serialize.compute_instance(c) for c in found]},
-        render,
-    )
+    emit("ComputeInstanceList", lambda: _cis_out(found), render)
 
 
 @ci_app.command("destroy")
@@ -352,13 +340,10 @@ def ci_destroy(
     ] = False,
 ) -> None:
     """Destroy compute instances (refused while processes run on them)."""
-    from migctl.workflow import destroy_compute_instances
-
     if bool(ids) == all_:
         raise UsageError("say which compute instances: --id N (repeatable) or --all")
-    index = _single_gpu(gpu)
-    destroyed = destroy_compute_instances(session().backend, index, gi, None if all_ else ids)
-    _refresh_cdi()
+    index = single_gpu(gpu)
+    destroyed = session().node.destroy_compute_instances(index, gi, None if all_ else ids)
 
     def render() -> None:
         for ci_id in destroyed:
@@ -366,7 +351,12 @@ def ci_destroy(
                 f"GPU {index}: destroyed compute instance {ci_id} of GPU instance {gi}"
             )
 
-    emit("Destroyed", {"gpu": index, "gi_id": gi, "compute_instances": destroyed}, render)
+    def document() -> DestroyedOut:
+        from migctl.schemas.machine import DestroyedOut
+
+        return DestroyedOut(gpu=_index(index), gi_id=gi, ids=destroyed)
+
+    emit("Destroyed", document, render)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,30 +3,28 @@
 Why this exists: users describe what they want (a layout file, or an intent: split N
 ways, size by need, a demand mix); migctl works out where every instance goes, shows the
 plan with what it would disturb, changes only what must change, and can always undo.
-Through the migctl daemon, ``plan``, ``apply`` and ``split`` send the same targets to it
-(``cli/remote_layouts.py``); ``recover`` runs on the GPU host. Layout files are resolved
-in ``cli/layout_files.py``; ``assert`` and ``export`` live in ``cli/compare_cmd.py``.
+The options become one target (``migctl.schemas.layouts``), which the session's node resolves
+and plans (the daemon resolves it exactly so); ``plan --model`` plans offline, without a
+machine. ``assert`` and ``export`` live in ``cli/compare_cmd.py``, the reports in
+``cli/apply_report.py``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from migctl.cli.apply_report import after_change, raise_for, report_apply
+from migctl.cli.apply_report import raise_for, report_apply, report_plan
 from migctl.cli.gpus import GpuOption
-from migctl.cli.output import emit, note
+from migctl.cli.output import emit
 from migctl.cli.session import session
-from migctl.errors import NotSupportedError, UsageError
+from migctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from migctl.engine.intents import IntentResult
-    from migctl.layout import MachineGpu
-    from migctl.model import GpuModel
-    from migctl.node.layout_files import FileTargets
-    from migctl.planner import CurrentGpu, DesiredLayout
+    from migctl.schemas.layouts import Target
+    from migctl.schemas.reports import RecoverReportOut
 
 FileOption = Annotated[
     Path | None, typer.Option("--file", "-f", help="Layout file (native or mig-parted).")
@@ -40,131 +38,57 @@ ForceOption = Annotated[
 ]
 
 
-def gpu_models(gpu: str | None, model: str | None, count: int) -> tuple[dict[int, GpuModel], bool]:
-    """The GPUs to plan for: a catalog model offline, or the current machine's."""
-    current = session()
-    if model is not None:
-        found = current.catalog.get_mig(model)
-        return dict.fromkeys(range(count), found), True
-    if (client := current.daemon) is not None:
-        from migctl.cli import remote_layouts
-
-        return remote_layouts.models(remote_layouts.snapshot(client), gpu), False
-    from migctl.inventory import resolve_gpus
-
-    backend = current.backend
-    return {i: backend.live_model(i) for i in resolve_gpus(backend, gpu)}, False
-
-
-def _intent(
-    models: dict[int, GpuModel],
-    split_n: int | None,
-    memory: str | None,
-    sms: int | None,
-    share: float | None,
-    count: int | None,
-    demand: str | None,
-) -> IntentResult | None:
-    from migctl.engine import intents
-    from migctl.sizes import parse_memory_mib
-
-    chosen = [x for x in (split_n, demand, memory or sms or share) if x]
-    if len(chosen) > 1:
-        raise UsageError("choose one of --split, --demand, or --memory/--sms/--share")
-    if chosen:
-        models = _with_mig(models)
-    if split_n is not None:
-        return intents.split_layouts(models, split_n)
-    if demand is not None:
-        return intents.demand_layouts(models, demand)
-    if memory or sms or share:
-        return intents.sized_layouts(
-            models,
-            memory_mib=None if memory is None else parse_memory_mib(memory),
-            sms=sms,
-            share=None if share is None else share / 100 if share > 1 else share,
-            count=count,
-        )
-    return None
-
-
-def _with_mig(models: dict[int, GpuModel]) -> dict[int, GpuModel]:
-    """The GPUs an intent can shape; refused when the chosen GPUs have no MIG at all."""
-    capable = {g: m for g, m in models.items() if m.mig_capable}
-    if models and not capable:
-        named = ", ".join(f"GPU {g} ({m.nvidia_smi_name})" for g, m in sorted(models.items()))
-        raise NotSupportedError(
-            f"{named} does not support MIG: there is nothing to split or size",
-            hint="choose GPUs with MIG with -i (`migctl list`: MIG on/off; n/a: no MIG)",
-        )
-    return capable
-
-
-def layout_file_targets(
-    path: Path, config: str | None, models: dict[int, GpuModel], gpu: str | None, offline: bool
-) -> FileTargets:
-    """The file resolved against the whole machine, for the GPUs ``-i`` chose (``models``)."""
-    import dataclasses
-
-    from migctl.node.layout_files import file_targets, parse_layout
-    from migctl.schemas.layouts import LayoutTarget
-
-    whole = models if gpu is None or offline else gpu_models(None, None, 0)[0]
-    target = LayoutTarget.from_file(path, config)
-    layout = parse_layout(target.text, config, target.source, session().catalog)
-    found = file_targets(layout, _machine(whole, offline), models)
-    if found.mig_parted and not offline and found.targets:
-        from migctl.engine.export import current_layouts
-        from migctl.layout.bridge import keep_matching_counts
-
-        current = current_layouts(session().reader, sorted(found.targets))
-        kept = keep_matching_counts(found.targets, current, models)
-        found = dataclasses.replace(found, targets=kept)
-    return found
-
-
-def _machine(models: dict[int, GpuModel], offline: bool) -> list[MachineGpu]:
-    """The machine as the layout sees it, with the PCI ids the driver reports."""
-    from migctl.layout import MachineGpu
-
-    if offline:
-        return [MachineGpu(index, model) for index, model in sorted(models.items())]
-    infos = {info.index: info for info in session().reader.gpus()}
-    machine = []
-    for index, model in sorted(models.items()):
-        info = infos.get(index)
-        if info is None:
-            machine.append(MachineGpu(index, model))
-        else:  # a device id of 0: not reported (an older daemon)
-            machine.append(
-                MachineGpu(index, model, info.pci_device_id or None, info.pci_subsystem_id)
-            )
-    return machine
-
-
-def _targets(
-    models: dict[int, GpuModel],
+def target_of(
     file: Path | None,
     config: str | None,
-    intent: IntentResult | None,
-    gpu: str | None = None,
     *,
-    offline: bool = False,
-) -> tuple[dict[int, DesiredLayout], tuple[str, ...]]:
-    if file is not None and intent is not None:
+    split_n: int | None = None,
+    demand: str | None = None,
+    memory: str | None = None,
+    sms: int | None = None,
+    share: float | None = None,
+    count: int | None = None,
+) -> Target:
+    """The one target the options describe (a layout file, or one intent)."""
+    from migctl.cli.requests import checked
+
+    intents = [x for x in (split_n, demand, memory or sms or share) if x]
+    if len(intents) > 1:
+        raise UsageError("choose one of --split, --demand, or --memory/--sms/--share")
+    if file is not None and intents:
         raise UsageError("give a layout file or an intent, not both")
     if file is not None:
-        found = layout_file_targets(file, config, models, gpu, offline)
-        return found.targets, found.notes()
-    if intent is not None:
-        return intent.targets, intent.reasons
+        from migctl.schemas.layouts import LayoutTarget
+
+        return LayoutTarget.from_file(file, config)
+    if split_n is not None:
+        from migctl.schemas.layouts import SplitTarget
+
+        return checked(SplitTarget, "--split", n=split_n)
+    if demand is not None:
+        from migctl.schemas.layouts import DemandTarget
+
+        return checked(DemandTarget, "--demand", demand=demand)
+    if memory or sms or share:
+        return _size_target(memory, sms, share, count)
     raise UsageError("say what you want: -f LAYOUT.yaml, --split N, --demand ..., or --memory ...")
 
 
-def _offline_currents(models: dict[int, GpuModel]) -> dict[int, CurrentGpu]:
-    from migctl.planner import CurrentGpu
+def _size_target(
+    memory: str | None, sms: int | None, share: float | None, count: int | None
+) -> Target:
+    from migctl.cli.requests import checked
+    from migctl.schemas.layouts import SizeTarget
+    from migctl.sizes import parse_memory_mib
 
-    return {gpu: CurrentGpu(gpu, (), mig_enabled=False) for gpu in models}
+    return checked(
+        SizeTarget,
+        "--memory/--sms/--share/--count",
+        memory_mib=None if memory is None else parse_memory_mib(memory),
+        sms=sms,
+        share=None if share is None else share / 100 if share > 1 else share,
+        count=count,
+    )
 
 
 def plan(
@@ -202,36 +126,18 @@ def plan(
     force: ForceOption = False,
 ) -> None:
     """Show the plan (numbered operations, before/after slice maps) without changing anything."""
-    from migctl.cli.render_plan import print_plans
-    from migctl.planner import reconfigure
+    target = target_of(
+        file, config, split_n=split_n, demand=demand, memory=memory, sms=sms, share=share,
+        count=count,
+    )  # fmt: skip
+    if model is not None:
+        from migctl.node.offline import plan_offline
 
-    models, offline = gpu_models(gpu, model, gpus)
-    intent = _intent(models, split_n, memory, sms, share, count, demand)
-    targets, reasons = _targets(models, file, config, intent, gpu, offline=offline)
-    if offline:
-        currents = _offline_currents(models)
-        plans = {g: reconfigure(models[g], currents[g], t, force=force) for g, t in targets.items()}
-    elif (client := session().daemon) is not None:
-        from migctl.cli.remote_layouts import show_plan
-
-        show_plan(client, targets, reasons, force)
-        return
+        current = session()
+        report = plan_offline(target, current.catalog.get_mig(model), gpus, current.catalog, force)
     else:
-        from migctl.engine.apply import plan_machine
-
-        plans, currents = plan_machine(
-            session().backend, targets, force=force, files=session().engine_files()
-        )
-
-    def render() -> None:
-        note(reasons)
-        print_plans(session().console, plans, currents, models)
-
-    emit(
-        "Plan",
-        {"reasons": list(reasons), "plans": [p.to_dict() for _, p in sorted(plans.items())]},
-        render,
-    )
+        report = session().node.plan(target, gpus=gpu, force=force)
+    report_plan(report)
 
 
 def apply_cmd(
@@ -254,44 +160,20 @@ def apply_cmd(
     demand: Annotated[str | None, typer.Option("--demand", help="A demand mix to fit.")] = None,
 ) -> None:
     """Make the machine match a layout: assert first, change only what must change."""
-    from migctl.engine.apply import apply
-    from migctl.engine.hooks_file import ApplyContext, load_hooks
+    target = target_of(file, config, split_n=split_n, demand=demand)
+    loaded = None
+    if hooks is not None:
+        from migctl.engine.hooks_file import ApplyContext, load_hooks
 
-    models, _ = gpu_models(gpu, None, 0)
-    intent = _intent(models, split_n, None, None, None, None, demand)
-    targets, reasons = _targets(models, file, config, intent, gpu)
-    if (client := session().daemon) is not None:
-        from migctl.cli import remote_layouts
-
-        if hooks is not None:
-            remote_layouts.refuse_hooks()
-        remote_layouts.apply(client, targets, reasons, force=force, dry_run=dry_run)
-        return
-    context = ApplyContext(
-        config_file="" if file is None else str(file),
-        selected_config=config or "",
-        hooks_file="" if hooks is None else str(hooks),
-    )
-    loaded = load_hooks(hooks, context)
-    outcome = apply(
-        session().backend,
-        targets,
-        force=force,
-        dry_run=dry_run,
-        hooks=loaded,
-        files=session().engine_files(),
-    )
-    report_apply(outcome, reasons)
-    after_change(outcome)
+        context = ApplyContext(
+            config_file="" if file is None else str(file),
+            selected_config=config or "",
+            hooks_file=str(hooks),
+        )
+        loaded = load_hooks(hooks, context)
+    outcome = session().node.apply(target, gpus=gpu, force=force, dry_run=dry_run, hooks=loaded)
+    report_apply(outcome)
     raise_for(outcome)
-
-
-def _gpu_count() -> int:
-    if (client := session().daemon) is not None:
-        from migctl.cli import remote_layouts
-
-        return len(remote_layouts.snapshot(client).views)
-    return len(session().backend.gpus())
 
 
 def split_cmd(
@@ -301,28 +183,12 @@ def split_cmd(
     force: ForceOption = False,
 ) -> None:
     """Split GPUs into N equal instances (the largest profile that allows N), and apply it."""
-    from migctl.engine.apply import apply
-
-    client = session().daemon
-    if gpu is None and _gpu_count() > 1:
+    target = target_of(None, None, split_n=n)
+    node = session().node
+    if gpu is None and len(node.models()) > 1:
         raise UsageError("say which GPUs to split with -i (e.g. -i 0 or -i all)")
-    models, _ = gpu_models(gpu, None, 0)
-    intent = _intent(models, n, None, None, None, None, None)
-    assert intent is not None
-    if client is not None:
-        from migctl.cli import remote_layouts
-
-        remote_layouts.apply(client, intent.targets, intent.reasons, force=force, dry_run=dry_run)
-        return
-    outcome = apply(
-        session().backend,
-        intent.targets,
-        force=force,
-        dry_run=dry_run,
-        files=session().engine_files(),
-    )
-    report_apply(outcome, intent.reasons)
-    after_change(outcome)
+    outcome = node.apply(target, gpus=gpu, force=force, dry_run=dry_run)
+    report_apply(outcome)
     raise_for(outcome)
 
 
@@ -332,32 +198,27 @@ def recover_cmd(
     ] = False,
 ) -> None:
     """Repair an interrupted apply: complete it (default) or roll it back."""
-    from migctl.engine.recover import recover
-
-    result = recover(session().backend, rollback=rollback, files=session().engine_files())
-    data: dict[str, Any] = {
-        "mode": result.mode,
-        "found": None if result.found is None else result.found.to_dict(),
-    }
-    if result.outcome is not None:
-        from migctl.schemas.reports import ApplyResultOut
-
-        data["outcome"] = ApplyResultOut.of_outcome(result.outcome).model_dump(mode="json")
+    report = session().node.recover(rollback=rollback)
+    found = report.found
 
     def render() -> None:
-        if result.found is None:
+        if found is None:
             session().console.print("no interrupted apply: nothing to recover")
             return
-        done = "rolled back" if result.mode == "rollback" else "completed"
+        done = "rolled back" if report.mode == "rollback" else "completed"
         session().console.print(
-            f"found an apply started {result.found.started_at} by PID {result.found.pid}, "
-            f"{result.found.done}/{len(result.found.ops)} operations done; {done}"
+            f"found an apply started {found.started_at} by PID {found.pid}, "
+            f"{found.done}/{found.total} operations done; {done}"
         )
 
-    emit("Recover", data, render)
-    if result.outcome is not None:
-        after_change(result.outcome)
-        raise_for(result.outcome)
+    def document() -> RecoverReportOut:
+        from migctl.schemas.reports import RecoverReportOut
+
+        return RecoverReportOut.of(report)
+
+    emit("Recover", document, render)
+    if report.outcome is not None:
+        raise_for(report.outcome)
 
 
 def register(app: typer.Typer) -> None:

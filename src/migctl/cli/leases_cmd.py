@@ -4,31 +4,29 @@ Why this exists: a MIG device shared by several people must be handed out by one
 never by word of mouth. These verbs lease by profile (``--profile 1g.10gb``), by need
 (``--memory 12GiB``, ``--sms 20``) or by device (``--device MIG-...``), optionally creating a
 device in free slices (``--create``), and show who holds what. The selection options defined
-here are shared with ``migctl run`` and ``migctl env`` (``cli/run_cmd.py``). Through the migctl
-daemon the same verbs ask ``/v1/leases`` (``cli/remote_leases.py``); ``--lease-db`` then does
-not apply (the daemon's lease database is the one).
+here are shared with ``migctl run`` and ``migctl env`` (``cli/run_cmd.py``). Each verb asks the
+session's node: this host's lease store (``--lease-db`` chooses its file), or through the migctl
+daemon its own (``--lease-db`` then does not apply).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from migctl.cli.output import emit, note, outside, print_rows, table, value
+from migctl.cli.output import emit, me, note, outside, print_rows, table, value
 from migctl.cli.session import session
-from migctl.errors import PermissionDeniedError
 from migctl.untrusted import escape
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from migctl.leases import Lease, LeaseStore
-    from migctl.tenancy.leasing import AcquireOptions
-    from migctl.tenancy.selection import DeviceSelection
+    from migctl.leases import Lease
+    from migctl.schemas.leases import LeaseListOut, LeaseRequest
+    from migctl.schemas.listings import LeaseGrantOut, SingleLeaseOut
 
 ProfileOption = Annotated[
     str | None, typer.Option("--profile", "-p", help="MIG profile, e.g. 1g.10gb or 1c.3g.40gb.")
@@ -71,42 +69,28 @@ LeaseDbOption = Annotated[
 ]
 
 
-def selection_from(
-    profile: str | None, memory: str | None, sms: int | None, device: str | None
-) -> DeviceSelection:
-    from migctl.sizes import parse_memory_mib
-    from migctl.tenancy.selection import DeviceSelection
+def lease_request_of(
+    profile: str | None,
+    memory: str | None,
+    sms: int | None,
+    device: str | None,
+    **options: Any,
+) -> LeaseRequest:
+    """The lease request of the selection options, checked before any node is asked."""
+    from migctl.cli.requests import lease_request
 
-    memory_mib = parse_memory_mib(memory) if memory is not None else None
-    return DeviceSelection(profile, memory_mib, sms, device)
-
-
-def acquire_options(
-    ttl: str | None, wait: str, create: bool, priority: int | None = None
-) -> AcquireOptions:
-    from migctl.sizes import parse_duration_s
-    from migctl.tenancy.leasing import AcquireOptions
-
-    ttl_s = parse_duration_s(ttl) if ttl is not None else None
-    wait_s = parse_duration_s(wait)
-    return AcquireOptions(ttl_seconds=ttl_s, wait_seconds=wait_s, create=create, priority=priority)
+    return lease_request(profile=profile, memory=memory, sms=sms, device=device, **options)
 
 
-def note_local_priority(options: AcquireOptions) -> None:
-    """--priority without the daemon: say it has no effect (the request itself goes on)."""
-    if options.priority is not None:
+def note_priority(request: LeaseRequest) -> None:
+    """--priority where no daemon orders the waiting requests: say it has no effect (the
+    request itself goes on)."""
+    if request.priority is not None and session().route().local:
         session().err.print(
             "migctl: --priority orders requests waiting on the migctl daemon; the local lease "
             "store serves waiting requests in turn, so it has no effect here",
             markup=False,
         )
-
-
-def store_at(path: Path | None) -> LeaseStore:
-    """The lease store at ``--lease-db``, else the machine's (see ``Session.lease_db``)."""
-    from migctl.tenancy.leasing import open_store
-
-    return open_store(session().lease_db(path))
 
 
 def describe_lease(lease: Lease) -> str:
@@ -118,13 +102,18 @@ def describe_lease(lease: Lease) -> str:
     return f"lease {lease.lease_id}: {lease.uuid} ({lease.profile}, {where}) for {holder}"
 
 
-def lease_data(lease: Lease) -> dict[str, Any]:
+def grant_document(lease: Lease) -> LeaseGrantOut:
+    """The lease and the variables that use it (``lease acquire``, ``env``)."""
+    from migctl.schemas.listings import LeaseGrantOut
     from migctl.tenancy.environment import device_environment
 
-    return {
-        "lease": lease.to_dict(),
-        "environment": device_environment(lease.uuid, lease.lease_id),
-    }
+    return LeaseGrantOut.of(lease, device_environment(lease.uuid, lease.lease_id), me())
+
+
+def _lease_document(lease: Lease) -> SingleLeaseOut:
+    from migctl.schemas.listings import SingleLeaseOut, lease_out
+
+    return SingleLeaseOut(lease=lease_out(lease, me()))
 
 
 app = typer.Typer(help="Lease MIG devices: acquire, release, renew, list.", no_args_is_help=True)
@@ -148,21 +137,13 @@ def acquire(
     lease_db: LeaseDbOption = None,
 ) -> None:
     """Lease the smallest free MIG device that matches; it stays yours until released."""
-    selection = selection_from(profile, memory, sms, device)
-    options = acquire_options(ttl, wait, create, priority)
-    if (client := session().daemon) is not None:
-        from migctl.cli import remote_leases
-
-        body = remote_leases.lease_body(selection, options, job=job, pid=pid)
-        lease = remote_leases.acquire(client, body)
-    else:
-        from migctl.leases import LeaseOwner
-        from migctl.tenancy.leasing import acquire as acquire_lease
-
-        note_local_priority(options)
-        owner = LeaseOwner.current(job=job, pid=pid)
-        store = store_at(lease_db)
-        lease = acquire_lease(session().backend, store, selection, owner, options)
+    session().use_lease_db(lease_db)
+    request = lease_request_of(
+        profile, memory, sms, device, ttl=ttl, wait=wait, job=job, pid=pid, create=create,
+        priority=priority,
+    )  # fmt: skip
+    note_priority(request)
+    lease = session().node.acquire(request)
 
     def render() -> None:
         session().console.print(describe_lease(lease), markup=False)
@@ -173,34 +154,24 @@ def acquire(
             ]
         )
 
-    emit("Lease", lease_data(lease), render)
+    emit("Lease", lambda: grant_document(lease), render)
 
 
 @app.command("release")
 def release(
     target: Annotated[str, typer.Argument(help="A lease id, or the MIG-<uuid> it holds.")],
     admin: Annotated[
-        bool, typer.Option("--admin", help="Revoke someone else's lease (root only).")
+        bool,
+        typer.Option("--admin", help="Revoke someone else's lease (root here; a daemon's admins)."),
     ] = False,
     lease_db: LeaseDbOption = None,
 ) -> None:
     """End a lease (yours; or anyone's with --admin as root, or as a daemon admin)."""
-    if (client := session().daemon) is not None:
-        from migctl.cli import remote_leases
-
-        ended = remote_leases.release(client, target, admin=admin)
-    else:
-        from migctl.leases import LeaseOwner
-
-        if admin and os.geteuid() != 0:
-            raise PermissionDeniedError(
-                "--admin needs root", hint="run it with sudo, or ask the lease's holder"
-            )
-        store = store_at(lease_db)
-        ended = store.release(target, user=LeaseOwner.current().user, admin=admin)
+    session().use_lease_db(lease_db)
+    ended = session().node.release(target, admin=admin)
     emit(
         "LeaseReleased",
-        {"lease": ended.to_dict()},
+        lambda: _lease_document(ended),
         lambda: session().console.print(
             f"lease {ended.lease_id} on {ended.uuid}: {ended.end_reason or 'ended'}"
         ),
@@ -214,21 +185,15 @@ def renew(
     lease_db: LeaseDbOption = None,
 ) -> None:
     """Push a lease's expiry out again (by its own TTL, or a new --ttl)."""
-    from migctl.leases import LeaseOwner
     from migctl.sizes import parse_duration_s
     from migctl.tenancy.holders import expiry_text
 
+    session().use_lease_db(lease_db)
     ttl_s = parse_duration_s(ttl) if ttl is not None else None
-    if (client := session().daemon) is not None:
-        from migctl.cli import remote_leases
-
-        renewed = remote_leases.renew(client, lease_id, ttl_s)
-    else:
-        store = store_at(lease_db)
-        renewed = store.renew(lease_id, ttl_seconds=ttl_s, user=LeaseOwner.current().user)
+    renewed = session().node.renew(lease_id, ttl_s)
     emit(
         "LeaseRenewed",
-        {"lease": renewed.to_dict()},
+        lambda: _lease_document(renewed),
         lambda: session().console.print(
             f"lease {renewed.lease_id} on {renewed.uuid}: expires {expiry_text(renewed)}"
         ),
@@ -248,19 +213,22 @@ def list_leases(
 
     Through the daemon, other users' leases show without owner details (JSON: user, job, pid
     null and "redacted": true) unless you are an admin."""
-    if (client := session().daemon) is not None:
-        from migctl.cli import remote_leases
-        from migctl.cli.remote_view import lease_from_out
-
-        found = remote_leases.list_leases(client, history=all_leases, user=user, device=device)
-        leases = [lease_from_out(out) for out in found]
-        data = found
-    else:
-        store = store_at(lease_db)
-        leases = store.list_leases(active_only=not all_leases, user=user, uuid=device)
-        data = [lease.to_dict() for lease in leases]
+    session().use_lease_db(lease_db)
+    leases = [
+        lease
+        for lease in session().node.leases(history=all_leases)
+        if (user is None or lease.user == user) and (device is None or lease.uuid == device)
+    ]
     now = time.time()
-    emit("LeaseList", {"leases": data}, lambda: _render_leases(leases, now, all_leases))
+
+    def document() -> LeaseListOut:
+        from migctl.schemas.leases import LeaseListOut
+        from migctl.schemas.listings import lease_out
+
+        mine = me()
+        return LeaseListOut(leases=[lease_out(lease, mine) for lease in leases])
+
+    emit("LeaseList", document, lambda: _render_leases(leases, now, all_leases))
 
 
 def _render_leases(leases: list[Lease], now: float, history: bool) -> None:

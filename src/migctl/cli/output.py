@@ -1,10 +1,11 @@
-"""Rendering helpers shared by the verbs: the JSON envelope, numbers, tables.
+"""Rendering helpers shared by the verbs: the JSON documents, numbers, tables.
 
-Why this exists: machine output must be stable and versioned (``{"schema": "migctl/v1",
-"kind": ...}``), and human output must format memory, unknown values and placements the
-same way everywhere. Text from outside migctl (job and user names, process names and command
-lines, hook output) reaches a terminal only through :func:`outside`: escaped
-(``migctl.untrusted``) and as a Rich ``Text``, so neither terminal escape sequences nor Rich
+Why this exists: machine output must be stable and versioned: :func:`emit` prints a
+``migctl.schemas`` model in the envelope ``{"schema": "migctl/v2", "kind": ...}`` (the model is
+built, and pydantic imported, only for ``--output json``); human output must format memory,
+unknown values and placements the same way everywhere. Text from outside migctl (job and user
+names, process names and command lines, hook output) reaches a terminal only through
+:func:`outside`: escaped (``migctl.untrusted``) and as a Rich ``Text``, so neither terminal escape sequences nor Rich
 markup in it take effect.
 """
 
@@ -12,31 +13,43 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from migctl.cli.session import session
-from migctl.model import Placement
 from migctl.untrusted import escape
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from rich.table import Table
     from rich.text import Text
 
-    from migctl.inventory import ProcessView
     from migctl.leases import Lease
+    from migctl.model import Placement, ProcessView
 
-SCHEMA = "migctl/v1"
 UNKNOWN = "—"
 
 
-def emit(kind: str, data: dict[str, Any], render: Callable[[], None]) -> None:
-    """Print ``data`` as JSON (``--output json``) or call ``render`` for a human view."""
+def emit(kind: str, document: Callable[[], BaseModel], render: Callable[[], None]) -> None:
+    """Print ``document()`` as JSON (``--output json``) or call ``render`` for a human view."""
     current = session()
     if current.json:
-        payload = {"schema": SCHEMA, "kind": kind, **data}
-        current.console.print_json(json.dumps(payload, default=str), indent=2)
+        print_document(kind, document())
     else:
         render()
+
+
+def print_document(kind: str, document: BaseModel) -> None:
+    """One ``--output json`` document: the model in the versioned envelope."""
+    from migctl.schemas.base import envelope
+
+    session().console.print_json(json.dumps(envelope(kind, document)), indent=2)
+
+
+def me() -> str:
+    """The user name this process runs as (``mine`` in lease documents)."""
+    from migctl.leases import LeaseOwner
+
+    return LeaseOwner.current().user
 
 
 def gib(mib: int | None) -> str:

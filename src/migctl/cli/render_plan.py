@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from rich.console import Console
 from rich.text import Text
 
+from migctl.catalog import Catalog
 from migctl.cli.render_status import draw_slices
-from migctl.model import GpuModel
 from migctl.planner import (
     CreateCi,
     CreateGi,
@@ -49,16 +49,27 @@ def op_text(op: Op) -> str:
     return str(op)
 
 
+def _model(catalog: Catalog, plan: Plan, current: CurrentGpu | None) -> tuple[str, int]:
+    """The GPU's name and memory slices: the catalog's, else what its placements show."""
+    model = catalog.find(plan.model_key)
+    if model is not None and model.memory_slices:
+        return model.nvidia_smi_name, model.memory_slices
+    placements = [gi.placement for gi in plan.final]
+    placements += [gi.placement for gi in current.gis] if current is not None else []
+    return plan.model_key, max((p.start + p.size for p in placements), default=0)
+
+
 def print_plans(
     console: Console,
     plans: Mapping[int, Plan],
     currents: Mapping[int, CurrentGpu],
-    models: Mapping[int, GpuModel],
+    catalog: Catalog,
     disturbed: Mapping[int, list[str]] | None = None,
 ) -> None:
     for gpu, plan in sorted(plans.items()):
-        model = models[gpu]
-        title = f"GPU {gpu} ({model.nvidia_smi_name})"
+        current = currents.get(gpu)
+        name, total = _model(catalog, plan, current)
+        title = f"GPU {gpu} ({name})"
         if plan.is_noop:
             console.print(f"{title}: already as wanted; nothing to do")
             continue
@@ -67,8 +78,8 @@ def print_plans(
             console.print(f"  {number:>2}. {op_text(op)}")
         for line in (disturbed or {}).get(gpu, []):  # names processes and users: escaped
             console.print(Text.assemble("  ", ("disturbs", "yellow"), " ", escape(line)))
-        total = model.memory_slices or 0
-        before = [(f"GI {gi.gi_id}", gi.profile, gi.placement) for gi in currents[gpu].gis]
+        gis = current.gis if current is not None else ()
+        before = [(f"GI {gi.gi_id}", gi.profile, gi.placement) for gi in gis]
         after = [
             (f"GI {gi.gi_id}" if gi.gi_id is not None else "new", gi.profile, gi.placement)
             for gi in plan.final

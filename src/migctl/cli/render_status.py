@@ -18,8 +18,7 @@ from rich.text import Text
 
 from migctl.cli.output import UNKNOWN, lease_text, outside, process_text, table
 from migctl.geometry import slice_owners
-from migctl.inventory import GpuView, InstanceView
-from migctl.model import Placement
+from migctl.model import GpuView, InstanceView, Placement
 
 if TYPE_CHECKING:
     from migctl.leases import Lease

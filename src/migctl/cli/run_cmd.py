@@ -3,15 +3,15 @@
 Why this exists: the everyday way to use a shared GPU should be one command that gets a free
 MIG device, runs the job on it and gives it back, whatever happens to the job (see
 ``migctl.tenancy.runner``). ``migctl env`` is the same lease for an interactive shell:
-``eval "$(migctl env --profile 1g.10gb)"``. Through the migctl daemon both lease from it
-(``cli/remote_leases.py``): ``run`` names the command's PID as the holder on the Unix socket and
-releases through the daemon however the command ends; ``env`` names the calling shell.
+``eval "$(migctl env --profile 1g.10gb)"``. Both lease from the session's node
+(``migctl.node.leaser``): ``run`` names the command's PID as the holder wherever its processes
+are seen (this host, or a daemon on its Unix socket) and releases however the command ends;
+``env`` names the calling shell.
 """
 
 from __future__ import annotations
 
 import enum
-import json
 import os
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -29,12 +29,10 @@ from migctl.cli.leases_cmd import (
     SmsOption,
     TtlOption,
     WaitOption,
-    acquire_options,
     describe_lease,
-    lease_data,
-    note_local_priority,
-    selection_from,
-    store_at,
+    grant_document,
+    lease_request_of,
+    note_priority,
 )
 from migctl.cli.session import session
 
@@ -73,52 +71,32 @@ def run(
     MIGCTL_LEASE_ID. Signals sent to migctl (INT, TERM, HUP, QUIT, USR1, USR2) are passed on;
     the lease is released when CMD ends, however it ends. 126/127: CMD could not be started.
     """
-    from migctl.tenancy.runner import Interrupted, run_leased, run_with
+    from migctl.node.leaser import NodeLeaser
+    from migctl.tenancy.runner import Interrupted, run_with
 
     current = session()
-    selection = selection_from(profile, memory, sms, device)
-    options = acquire_options(ttl, wait, create, priority)
+    current.use_lease_db(lease_db)
+    request = lease_request_of(
+        profile, memory, sms, device, ttl=ttl, wait=wait, job=job, create=create,
+        priority=priority,
+    )  # fmt: skip
+    note_priority(request)
+    leaser = NodeLeaser(current.node, request, follows_pids=current.route().follows_local_pids)
     try:
-        if (client := current.daemon) is not None:
-            from migctl.cli.remote_leases import DaemonLeaser
-
-            leaser = DaemonLeaser(client, selection, options, job)
-            leaser.check()
-            result = run_with(leaser, command, on_leased=_say_leased(command, quiet))
-        else:
-            note_local_priority(options)
-            store = store_at(lease_db)
-            hook = _leased_hook(command, quiet)
-            result = run_leased(
-                current.backend, store, command, selection, options, job=job, on_leased=hook
-            )
+        result = run_with(leaser, command, on_leased=_leased_hook(command, quiet))
     except Interrupted as stop:
         raise typer.Exit(128 + stop.signum) from None
     raise typer.Exit(result.exit_code)
 
 
-def _say_leased(command: list[str], quiet: bool) -> LeasedHook:
-    """Through the daemon: say what was leased (the daemon's GPUs see the process itself)."""
-
-    def on_leased(lease: Lease, _pid: int) -> None:
-        if not quiet:
-            session().err.print(
-                f"migctl: {describe_lease(lease)}; running {command[0]}", markup=False
-            )
-
-    return on_leased
-
-
 def _leased_hook(command: list[str], quiet: bool) -> LeasedHook:
-    """Attach the command to the device on the simulator; say what was leased."""
-    from migctl.backends.select import open_sim_control
-    from migctl.tenancy.devnodes import is_simulated
-
+    """Say what was leased; on a simulated machine here, attach the command to the device
+    (the simulator's stand-in for the driver seeing the process)."""
     current = session()
+    control = current.sim_control()
 
     def on_leased(lease: Lease, pid: int) -> None:
-        if is_simulated(current.backend):
-            control = open_sim_control(current.sim, current.catalog)
+        if control is not None:
             name = os.path.basename(command[0])[:15]
             control.attach(pid, lease.gpu_index, lease.uuid, 0, name)
         if not quiet:
@@ -155,36 +133,30 @@ def env(
     --pid $$ to be sure) and ends when it exits, or with `migctl lease release $MIGCTL_LEASE_ID`
     (through a daemon over TCP it cannot follow your shell: release it, or give it a --ttl).
     """
-    from migctl.cli.output import SCHEMA
-    from migctl.leases import LeaseOwner
     from migctl.tenancy.environment import device_environment, shell_exports
-    from migctl.tenancy.leasing import acquire
 
     current = session()
-    selection = selection_from(profile, memory, sms, device)
-    options = acquire_options(ttl, wait, create, priority)
+    current.use_lease_db(lease_db)
     holder = pid if pid is not None else os.getppid()
-    if (client := current.daemon) is not None:
-        from migctl.cli import remote_leases
-
-        follow = holder if client.on_socket or pid is not None else None
-        body = remote_leases.lease_body(selection, options, job=job, pid=follow)
-        lease = remote_leases.acquire(client, body)
-    else:
-        note_local_priority(options)
-        owner = LeaseOwner.current(job=job, pid=holder)
-        lease = acquire(current.backend, store_at(lease_db), selection, owner, options)
-    variables = device_environment(lease.uuid, lease.lease_id)
+    follow = holder if current.route().follows_local_pids or pid is not None else None
+    request = lease_request_of(
+        profile, memory, sms, device, ttl=ttl, wait=wait, job=job, pid=follow, create=create,
+        priority=priority,
+    )  # fmt: skip
+    note_priority(request)
+    lease = current.node.acquire(request)
     if current.json or output_format == EnvFormat.JSON:
-        payload = {"schema": SCHEMA, "kind": "LeaseEnvironment", **lease_data(lease)}
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        from migctl.cli.output import print_document
+
+        print_document("LeaseEnvironment", grant_document(lease))
         return
+    variables = device_environment(lease.uuid, lease.lease_id)
     sys.stdout.write("\n".join(shell_exports(variables)) + "\n")
     current.err.print(f"migctl: {describe_lease(lease)}", markup=False)
-    if lease.pid is None and current.daemon is not None:
+    if lease.pid is None:
         current.err.print(
-            "migctl: over TCP the lease cannot follow your shell: release it with "
-            f"`migctl lease release {lease.lease_id}`"
+            "migctl: the lease cannot follow your shell here (a daemon over TCP): release it "
+            f"with `migctl lease release {lease.lease_id}`"
         )
 
 

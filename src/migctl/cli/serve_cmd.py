@@ -218,7 +218,6 @@ def serve(
             ConnectionLimits,
             ServiceConfig,
             audit_retention,
-            default_socket_path,
             parse_host_port,
             parse_rate,
             repartition_policy,
@@ -227,6 +226,7 @@ def serve(
 
     current = session()
     current.local_only("migctl serve owns the GPUs itself")
+    current.use_lease_db(lease_db)
     if current.verbose == 0:
         logging.getLogger().setLevel(logging.INFO)
     retention = audit_retention(audit_max_rows, audit_max_age_days)
@@ -236,7 +236,7 @@ def serve(
     if state_dir is not None:  # the daemon's database and, on real GPUs, the apply journal
         settings = settings.replace(state_dir=state_dir)
     config = ServiceConfig(
-        socket_path=socket_path or default_socket_path(os.environ),
+        socket_path=socket_path or _default_socket(),
         tcp=None if tcp is None else parse_host_port(tcp),
         admin_group=admin_group or DEFAULT_ADMIN_GROUP,
         state_dir=settings.state_dir,
@@ -268,6 +268,12 @@ def serve(
 
         initial = LayoutTarget.from_file(layout, config_name)
     run_daemon(config, settings, access_log=access_log, initial_layout=initial)
+
+
+def _default_socket() -> Path:
+    from migctl.client.discovery import effective_uid, serve_socket
+
+    return serve_socket(session().settings, os.environ, effective_uid())
 
 
 def register(app: typer.Typer) -> None:

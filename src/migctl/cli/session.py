@@ -1,15 +1,15 @@
-"""Per-invocation CLI state: global options, the lazily opened backend, the consoles.
+"""Per-invocation CLI state: the global options, the Settings, the Node, the consoles.
 
-Why this exists: every verb needs the same things (``--sim``, ``--read-only``,
-``--output``, ``--local``), and the backend must be opened only by verbs that touch GPUs, so
-that offline verbs (``catalog``, ``plan --model``) work on a machine without a driver.
+Why this exists: every verb needs the same things (``--sim``, ``--read-only``, ``--output``,
+``--local``), read once at the edge into one :class:`~migctl.settings.Settings`; and the machine
+must be opened only by verbs that touch GPUs, so that offline verbs (``catalog``,
+``plan --model``) work on a machine without a driver.
 
-Verbs with a daemon form ask :attr:`Session.daemon` first (a client when this invocation goes
-through the migctl daemon, see ``cli.route``), and use :attr:`Session.backend` otherwise. Verbs
-that only read use :attr:`Session.reader`: the backend, or through the daemon a read-only view
-of it (``cli.remote_reader``). A verb without a daemon form that reaches for the backend while a
-daemon owns the GPUs is refused with a clear message (exit 7) instead of changing the GPUs
-behind the daemon's back.
+Verbs ask for :attr:`Session.node`: a ``LocalNode`` on this host's GPUs (or a simulated machine),
+or a ``RemoteNode`` on the migctl daemon that owns them (the rule: ``cli/route.py``); the verb
+calls the same Node method either way. :attr:`Session.local_node` is for the few verbs that
+describe this very host (``cdi generate``, ``slurm gres``, ``serve``): through a daemon they
+are refused with a clear message (exit 7) instead of reading the GPUs behind its back.
 """
 
 from __future__ import annotations
@@ -21,18 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migctl.errors import NotSupportedError
-
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from migctl.backends.base import Backend
-    from migctl.backends.nvml import NvmlBackend
     from migctl.catalog import Catalog
     from migctl.cli.route import Route
-    from migctl.engine.files import MachineFiles
-    from migctl.server.client import ServiceClient
+    from migctl.node.local import LocalNode
+    from migctl.node.protocol import Node
     from migctl.settings import Settings
+    from migctl.sim import SimControl
 
 
 def _console(stderr: bool) -> Console:
@@ -56,11 +53,12 @@ class Session:
     output: OutputFormat = OutputFormat.TABLE
     verbose: int = 0
     local: bool = False
-    _route: Route | None = None
-    _backend: NvmlBackend | None = None
-    _reader: Backend | None = None
-    _catalog: Catalog | None = None
+    lease_db: Path | None = None  # a verb's --lease-db
     _settings: Settings | None = None
+    _route: Route | None = None
+    _node: Node | None = None
+    _local_node: LocalNode | None = None
+    _catalog: Catalog | None = None
     _consoles: dict[bool, Console] = field(default_factory=dict)
 
     @property
@@ -81,6 +79,26 @@ class Session:
         return self.output == OutputFormat.JSON
 
     @property
+    def settings(self) -> Settings:
+        """Every path and switch, read from the flags and ``MIGCTL_*`` once (the edge)."""
+        if self._settings is None:
+            from migctl.settings import Settings
+
+            flags: dict[str, object] = {"sim": self.sim, "lease_db": self.lease_db}
+            if self.read_only:
+                flags["read_only"] = True
+            if self.local:
+                flags["local"] = True
+            self._settings = Settings.from_env(os.environ, overrides=flags)
+        return self._settings
+
+    def use_lease_db(self, path: Path | None) -> None:
+        """A verb's ``--lease-db``: the lease database of this host (before the node opens)."""
+        if path is not None:
+            self.lease_db = path
+            self._settings = None
+
+    @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
             from migctl.catalog import load_catalog
@@ -92,16 +110,12 @@ class Session:
         """Direct or through the daemon: decided on first use (``-v`` says which, and why)."""
         if self._route is None:
             from migctl.cli.route import decide
+            from migctl.client.discovery import effective_uid
 
-            self._route = decide(sim=self.sim, local=self.local)
+            self._route = decide(self.settings, os.environ, effective_uid())
             if self.verbose:
                 self.err.print(f"migctl: {self._route.why}", markup=False, highlight=False)
         return self._route
-
-    @property
-    def daemon(self) -> ServiceClient | None:
-        """The daemon client when this invocation goes through the daemon, else None."""
-        return self.route().client
 
     def local_only(self, why: str) -> None:
         """Mark this invocation local without probing for a daemon (``serve`` itself)."""
@@ -111,99 +125,72 @@ class Session:
             self._route = Route(None, f"local: {why}")
 
     @property
-    def backend(self) -> NvmlBackend:
-        if self._backend is None:
-            route = self.route()
-            if route.client is not None:
-                raise _no_daemon_form(route.client.where)
-            from migctl.backends.select import open_backend
-
-            self._backend = open_backend(
-                self.sim,
-                read_only=self.read_only,
-                catalog=self.catalog,
-                sim_dir=self.settings.sim_dir,
-            )
-        return self._backend
-
-    @property
-    def settings(self) -> Settings:
-        """Every path and switch, read from the flags and ``MIGCTL_*`` once (the edge)."""
-        if self._settings is None:
-            from migctl.settings import Settings
-
-            flags: dict[str, object] = {"sim": self.sim}
-            if self.read_only:
-                flags["read_only"] = True
-            if self.local:
-                flags["local"] = True
-            self._settings = Settings.from_env(overrides=flags)
-        return self._settings
-
-    def machine_settings(self) -> Settings:
-        """The settings of the machine worked on (a simulated one keeps its own files)."""
-        return self.settings.for_machine(self.backend.files_dir)
-
-    def lease_db(self, explicit: Path | None = None) -> Path:
-        """The lease database of local verbs: ``--lease-db`` / ``MIGCTL_LEASE_DB``; for a
-        simulated machine its own (in its directory); else the host's default."""
-        if explicit is not None:
-            return explicit
-        return self.machine_settings().lease_db
-
-    def refresh_cdi(self) -> Path | None:
-        """MIG devices changed: keep a CDI spec in use current (see ``tenancy.cdi``)."""
-        from migctl.tenancy.cdi import refresh_if_in_use
-
-        settings = self.machine_settings()
-        return refresh_if_in_use(
-            self.backend,
-            settings.cdi_path,
-            explicit="cdi_path" in settings.explicit,
-            proc_root=settings.proc_root,
-        )
-
-    def engine_files(self) -> MachineFiles:
-        """The lease database and journal directory the engine uses on this machine."""
-        from migctl.engine.files import MachineFiles
-
-        settings = self.machine_settings()
-        return MachineFiles(settings.lease_db, settings.state_dir)
-
-    @property
-    def reader(self) -> Backend:
-        """The GPUs for reading: the backend, or through the daemon a read-only view of them."""
-        if self._reader is None:
+    def node(self) -> Node:
+        """The machine this invocation works on (see the module docstring)."""
+        if self._node is None:
             client = self.route().client
             if client is None:
-                self._reader = self.backend
+                self._node = self.local_node
             else:
-                from migctl.cli.remote_reader import DaemonReader
+                self._node = self._remote(client)
+        return self._node
 
-                self._reader = DaemonReader(client, self.catalog)
-        return self._reader
+    def _remote(self, client: object) -> Node:
+        from migctl.client.http import DaemonClient
+        from migctl.node.remote import RemoteNode
+
+        assert isinstance(client, DaemonClient)
+        node: Node = RemoteNode(client, catalog_files=self.settings.catalog_files)
+        if self.settings.read_only:
+            from migctl.cli.read_only import ReadOnlyNode
+
+            return ReadOnlyNode(node)
+        return node
+
+    @property
+    def local_node(self) -> LocalNode:
+        """This host's GPUs; refused when this invocation goes through the daemon."""
+        if self._local_node is None:
+            client = self.route().client
+            if client is not None:
+                raise _no_daemon_form(client.where)
+            from migctl.node.local import open_local
+
+            self._local_node = open_local(self.settings, self.catalog)
+        return self._local_node
+
+    def sim_control(self) -> SimControl | None:
+        """The simulator's control panel of the simulated machine worked on here, else None
+        (real GPUs, or the daemon's machine)."""
+        if self.route().client is not None or self.settings.sim is None:
+            return None
+        from migctl.sim import SimControl, open_sim
+
+        return SimControl(open_sim(self.settings.sim, self.catalog, self.settings.sim_dir))
 
     def close(self) -> None:
-        self._reader = None
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
-        if self._route is not None and self._route.client is not None:
+        node, self._node = self._node, None
+        local, self._local_node = self._local_node, None
+        if node is not None and node is not local:
+            node.close()
+        if local is not None:
+            local.close()
+        if node is None and self._route is not None and self._route.client is not None:
             self._route.client.close()
         self._route = None
 
 
-def _no_daemon_form(where: str) -> NotSupportedError:
+def _no_daemon_form(where: str) -> Exception:
     import click
+
+    from migctl.errors import NotSupportedError
 
     context = click.get_current_context(silent=True)
     verb = context.command_path if context is not None else "this command"
     return NotSupportedError(
-        f"`{verb}` works on the GPUs directly and has no daemon form, but this invocation goes "
-        f"through the migctl daemon at {where}",
-        hint="run it on the GPU host with --local (root; it bypasses the daemon), or use a verb "
-        "the daemon serves: list, status, top, profiles, gi list, ci list, assert, export, "
-        "catalog check, lease, run, env, docker-args, plan, apply, split, mode, metrics",
+        f"`{verb}` describes the GPU host itself and has no daemon form, but this invocation "
+        f"goes through the migctl daemon at {where}",
+        hint="run it on the GPU host with --local (root; it bypasses the daemon)",
         context={"daemon": where},
     )
 

@@ -17,7 +17,10 @@ from migctl.cli.session import session
 from migctl.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from migctl.model import Derivation, GpuModel
+    from migctl.schemas.admin import SimMachineOut, SimMachinesOut
     from migctl.sim import SimControl
 
 app = typer.Typer(
@@ -25,11 +28,22 @@ app = typer.Typer(
 )
 
 
+def _spec() -> str:
+    """The simulated machine chosen with ``--sim`` / ``MIGCTL_SIM``."""
+    spec = session().settings.sim
+    if spec is None:
+        raise UsageError(
+            "no simulated machine chosen",
+            hint="pass --sim NAME (e.g. --sim dgx-h100) or export MIGCTL_SIM=NAME",
+        )
+    return spec
+
+
 def _control() -> SimControl:
-    from migctl.backends.select import open_sim_control
+    from migctl.sim import SimControl, open_sim
 
     current = session()
-    return open_sim_control(current.sim, current.catalog)
+    return SimControl(open_sim(_spec(), current.catalog, current.settings.sim_dir))
 
 
 @app.command("machines")
@@ -61,7 +75,12 @@ def machines() -> None:
         )
         note([MODELS_NOTE])
 
-    emit("SimMachines", {"machines": named, "note": MODELS_NOTE}, render)
+    def document() -> SimMachinesOut:
+        from migctl.schemas.admin import SimMachinesOut
+
+        return SimMachinesOut.model_validate({"machines": named, "note": MODELS_NOTE})
+
+    emit("SimMachines", document, render)
 
 
 MODELS_NOTE = (
@@ -105,7 +124,7 @@ def show() -> None:
         "derived": {
             key: [derivation_data(d) for d in model.derivations] for key, model in models.items()
         },
-        "faults": [f.__dict__ for f in state.faults],
+        "faults": [dict(f.__dict__) for f in state.faults],
     }
 
     def render() -> None:
@@ -134,7 +153,26 @@ def show() -> None:
                 f"fault: {fault.function} -> {fault.error} (x{fault.count}, skip {fault.skip})"
             )
 
-    emit("SimMachine", data, render)
+    def document() -> SimMachineOut:
+        from migctl.schemas.admin import SimMachineOut
+
+        return SimMachineOut.model_validate(data)
+
+    emit("SimMachine", document, render)
+
+
+def _process(**fields: object) -> BaseModel:
+    from migctl.schemas.admin import SimProcessOut
+
+    return SimProcessOut.model_validate(fields)
+
+
+def _admin(name: str, **fields: object) -> BaseModel:
+    """The ``migctl.schemas.admin`` document ``name`` with ``fields``."""
+    from migctl.schemas import admin
+
+    model: type[BaseModel] = getattr(admin, name)
+    return model.model_validate(fields)
 
 
 def derivation_data(derivation: Derivation) -> dict[str, str]:
@@ -188,7 +226,7 @@ def attach(
     proc = control.attach(pid, index, device, _memory_mib(memory))
     emit(
         "SimProcess",
-        {"pid": proc.pid, "gpu": index, "gi": proc.gi, "ci": proc.ci},
+        lambda: _process(pid=proc.pid, gpu_index=index, gi=proc.gi, ci=proc.ci),
         lambda: session().console.print(
             f"PID {pid} now runs on GPU {index} ({device or 'whole GPU'})"
         ),
@@ -226,7 +264,7 @@ def hold(
     control.attach(holder.pid, index, device, memory_mib, "sim-job")
     emit(
         "SimProcess",
-        {"pid": holder.pid, "gpu": index, "device": device},
+        lambda: _process(pid=holder.pid, gpu_index=index, device=device),
         lambda: session().console.print(
             f"PID {holder.pid} holds {device} for {seconds} s (kill it to free the device)"
         ),
@@ -239,7 +277,7 @@ def detach(pid: Annotated[int, typer.Option("--pid")]) -> None:
     removed = _control().detach(pid)
     emit(
         "SimDetach",
-        {"pid": pid, "removed": removed},
+        lambda: _admin("SimDetachOut", pid=pid, removed=bool(removed)),
         lambda: session().console.print(
             f"PID {pid}: {'detached' if removed else 'was not attached'}"
         ),
@@ -252,7 +290,7 @@ def reboot() -> None:
     _control().reboot()
     emit(
         "SimReboot",
-        {"rebooted": True},
+        lambda: _admin("SimRebootOut", rebooted=True),
         lambda: session().console.print("rebooted: all MIG instances are gone"),
     )
 
@@ -261,7 +299,11 @@ def reboot() -> None:
 def reset_gpu(gpu: Annotated[int, typer.Option("--gpu", "-i", help="GPU to reset.")]) -> None:
     """Reset one GPU (refused while processes hold it): instances vanish, pending mode applies."""
     _control().reset_gpu(gpu)
-    emit("SimReset", {"gpu": gpu}, lambda: session().console.print(f"GPU {gpu} reset"))
+    emit(
+        "SimReset",
+        lambda: _admin("SimResetOut", gpu_index=gpu),
+        lambda: session().console.print(f"GPU {gpu} reset"),
+    )
 
 
 fault_app = typer.Typer(help="Inject NVML failures.", no_args_is_help=True)
@@ -286,7 +328,7 @@ def fault_add(
     fault = _control().inject_fault(function, error, count, gpu, skip)
     emit(
         "SimFault",
-        fault.__dict__,
+        lambda: _admin("SimFaultOut", **fault.__dict__),
         lambda: session().console.print(f"fault armed: {function} -> {error} x{count}"),
     )
 
@@ -297,7 +339,7 @@ def fault_clear() -> None:
     removed = _control().clear_faults()
     emit(
         "SimFaultClear",
-        {"removed": removed},
+        lambda: _admin("SimFaultsClearedOut", removed=removed),
         lambda: session().console.print(f"removed {removed} fault(s)"),
     )
 
@@ -308,7 +350,7 @@ def permissions(mode: Annotated[str, typer.Argument(help="allow, deny or root-on
     _control().set_permissions(mode)
     emit(
         "SimPermissions",
-        {"permissions": mode},
+        lambda: _admin("SimPermissionsOut", permissions=mode),
         lambda: session().console.print(f"permissions: {mode}"),
     )
 
@@ -317,21 +359,14 @@ def permissions(mode: Annotated[str, typer.Argument(help="allow, deny or root-on
 def reset_state() -> None:
     """Forget the simulated machine (its state, apply journal, leases, CDI spec): the next
     command starts it fresh."""
-    from migctl.backends.select import sim_spec
-    from migctl.errors import UsageError
     from migctl.sim import forget_sim
 
     current = session()
-    spec = sim_spec(current.sim)
-    if spec is None:
-        raise UsageError(
-            "no simulated machine chosen",
-            hint="pass --sim NAME (e.g. --sim dgx-h100) or export MIGCTL_SIM=NAME",
-        )
-    store = forget_sim(spec, current.catalog)  # never reads the state: it may be damaged
+    # never reads the state: it may be damaged
+    store = forget_sim(_spec(), current.catalog, current.settings.sim_dir)
     path, files = store.path, store.files_dir
     emit(
         "SimResetState",
-        {"removed": str(path), "removed_files": str(files)},
+        lambda: _admin("SimForgottenOut", removed=[str(path), str(files)]),
         lambda: session().console.print(f"removed {path} and {files}", markup=False),
     )

@@ -22,6 +22,8 @@ from migctl.errors import UsageError
 from migctl.extras import needed
 
 if TYPE_CHECKING:
+    from migctl.client.http import DaemonClient
+    from migctl.schemas.admin import TokenCreatedOut, TokenListOut, TokenRevokedOut
     from migctl.server.tokens import TokenStore
 
 app = typer.Typer(help="API tokens of the migctl daemon (admins).", no_args_is_help=True)
@@ -57,12 +59,10 @@ TokenOption = Annotated[
 
 
 def _state_db(state_dir: Path | None) -> Path:
-    from migctl.engine.journal import state_dir as default_state_dir
-
     with needed("migctl token", extra="server"):
         from migctl.server.config import STATE_DB_NAME
 
-    return (state_dir or default_state_dir()) / STATE_DB_NAME
+    return (state_dir or session().settings.state_dir) / STATE_DB_NAME
 
 
 def _direct(via: Via, state_dir: Path | None, url: str | None) -> Path | None:
@@ -119,11 +119,17 @@ def _audit_direct(path: Path, action: str, target: str, **detail: object) -> Non
     )
 
 
-def _api(socket_path: Path | None, url: str | None, token: str | None) -> Any:
-    with needed("migctl token", extra="server"):
-        from migctl.server.client import ServiceClient
+def _api(socket_path: Path | None, url: str | None, token: str | None) -> DaemonClient:
+    """The daemon's API: ``--url``, ``--socket``, else the socket clients find it on."""
+    import os
 
-    return ServiceClient(socket_path=socket_path, url=url, token=token)
+    with needed("migctl token", extra="server"):
+        from migctl.client.discovery import client_socket, effective_uid
+        from migctl.client.http import DaemonClient
+
+    if url is None and socket_path is None:
+        socket_path = client_socket(session().settings, os.environ, effective_uid())
+    return DaemonClient(url=url, socket_path=socket_path, token=token)
 
 
 @app.command("create")
@@ -164,7 +170,12 @@ def create(
         session().console.print(data["token"], markup=False)
         session().err.print("store it now: it is not shown again")
 
-    emit("TokenCreated", data, render)
+    def document() -> TokenCreatedOut:
+        from migctl.schemas.admin import TokenCreatedOut
+
+        return TokenCreatedOut.model_validate(data)
+
+    emit("TokenCreated", document, render)
 
 
 @app.command("list")
@@ -201,7 +212,12 @@ def list_tokens(
             )
         print_rows(rows)
 
-    emit("TokenList", {"tokens": tokens}, render)
+    def document() -> TokenListOut:
+        from migctl.schemas.admin import TokenListOut
+
+        return TokenListOut.model_validate({"tokens": tokens})
+
+    emit("TokenList", document, render)
 
 
 @app.command("revoke")
@@ -223,6 +239,12 @@ def revoke(
             info = client.request("DELETE", f"/v1/tokens/{target}")
     emit(
         "TokenRevoked",
-        {"info": info},
+        lambda: _revoked(info),
         lambda: session().console.print(f"revoked token {info['name']} (id {info['token_id']})"),
     )
+
+
+def _revoked(info: dict[str, Any]) -> TokenRevokedOut:
+    from migctl.schemas.admin import TokenRevokedOut
+
+    return TokenRevokedOut.model_validate({"info": info})

@@ -4,7 +4,8 @@ Why this exists: on a shared machine the question "who is on which slice right n
 full is it?" is asked continuously; ``top`` answers it in place, refreshing every few seconds
 (Rich Live on a terminal). ``--once`` / ``--iterations N`` make it finite, and when the output
 is not a terminal each refresh is printed as one frame, so scripts and tests can read it.
-Through the migctl daemon each frame is one ``GET /v1/inventory``. Names from outside (lease
+Each frame is one read of the session's node (through the migctl daemon, one
+``GET /v1/inventory``). Names from outside (lease
 holders, jobs, processes) are shown escaped, never as terminal control sequences.
 """
 
@@ -25,10 +26,10 @@ from migctl.untrusted import escape
 
 
 def _frame(gpu: str | None) -> RenderableType:
-    from migctl.cli.gpus import machine_views
     from migctl.cli.render_status import gpu_panel
 
-    views, holders, description, _ = machine_views(gpu, with_holders=True)
+    inventory = session().node.inventory(gpu)
+    views, holders, description = inventory.gpus, inventory.holders, inventory.description
     leased = sum(1 for v in views for d in v.devices if d.uuid in holders)
     devices = sum(len(v.devices) for v in views)
     busy = sum(1 for v in views for d in v.devices if d.processes)

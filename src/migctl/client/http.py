@@ -20,6 +20,7 @@ from migctl.schemas.errors import ErrorOut
 
 UNIX_SCHEME = "unix:"
 FINISHED = frozenset({"succeeded", "failed", "interrupted"})
+RATE_LIMIT_PATIENCE_S = 30.0  # how long a rate-limited request is retried before failing
 
 
 def socket_of_url(url: str) -> Path | None:
@@ -71,13 +72,13 @@ class DaemonClient:
         self.on_socket = url is None
         if url is not None:
             self.where = url
-            self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout_s)
+            self.http = httpx.Client(base_url=url, headers=headers, timeout=timeout_s)
         else:
             if socket_path is None:
                 raise UsageError("no daemon address", hint="give a socket path or a URL")
             self.where = f"unix:{socket_path}"
             transport = httpx.HTTPTransport(uds=str(socket_path))
-            self._http = httpx.Client(
+            self.http = httpx.Client(
                 transport=transport, base_url="http://migctl", headers=headers, timeout=timeout_s
             )
 
@@ -120,16 +121,25 @@ class DaemonClient:
         params: dict[str, Any] | None = None,
         timeout_s: float | None = None,
     ) -> httpx.Response:
-        try:
-            return self._http.request(
-                method,
-                path,
-                json=body,
-                params=params,
-                timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
-            )
-        except httpx.HTTPError as exc:
-            raise self.unreachable(exc) from exc
+        """One request; a 429 (rate limited: refused before anything was done) is sent again
+        after its ``Retry-After``, for up to :data:`RATE_LIMIT_PATIENCE_S` in all."""
+        waited = 0.0
+        while True:
+            try:
+                response = self.http.request(
+                    method,
+                    path,
+                    json=body,
+                    params=params,
+                    timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+            except httpx.HTTPError as exc:
+                raise self.unreachable(exc) from exc
+            pause = _retry_after(response)
+            if pause is None or waited + pause > RATE_LIMIT_PATIENCE_S:
+                return response
+            time.sleep(pause)
+            waited += pause
 
     def unreachable(self, exc: Exception) -> MigctlError:
         return InvalidStateError(
@@ -142,7 +152,7 @@ class DaemonClient:
     def reachable(self) -> bool:
         """Whether a daemon answers ``/v1/health`` here (never raises)."""
         try:
-            return self._http.get("/v1/health", timeout=2.0).status_code == 200
+            return self.http.get("/v1/health", timeout=2.0).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -172,4 +182,21 @@ class DaemonClient:
             time.sleep(poll_s)
 
     def close(self) -> None:
-        self._http.close()
+        self.http.close()
+
+    def __enter__(self) -> DaemonClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The seconds a 429 asks to wait (``Retry-After``); None for any other answer, or a 429
+    that names no wait."""
+    if response.status_code != httpx.codes.TOO_MANY_REQUESTS:
+        return None
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return None

@@ -10,14 +10,16 @@ from the lease check to the end of the destroy, and every acquire reads the devi
 under that same lock. The lease store is opened (created if need be) for every apply that
 destroys something, so a first lease cannot slip in while the database is being made.
 
-Only the apply engine imports this module; it imports the backend protocol, the lease store
-and ``migctl.errors``.
+The explicit destroys (``gi destroy``, ``ci destroy``: ``migctl.workflow``) use the same fence,
+after :meth:`DestroyFence.refuse_leased` refused the whole request up front when any device it
+would destroy is leased. Imported by the apply engine and the workflow; it imports the backend
+protocol, the lease store and ``migctl.errors``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +59,31 @@ class DestroyFence:
                     context={"gpu": gpu, "uuid": uuid, "lease_id": lease.lease_id},
                 )
             yield
+
+    def refuse_leased(
+        self, gpu: int, gi_ids: Sequence[int], ci_ids: Sequence[int] | None = None
+    ) -> None:
+        """Refuse, before anything is destroyed, when a MIG device of the GIs ``gi_ids`` (only
+        the CIs ``ci_ids`` of a single GI, when given) is leased."""
+        if self.lease_db is None or self.force or not self.lease_db.exists():
+            return
+        held = [
+            lease
+            for lease in self.store().list_leases(active_only=True)
+            if lease.gpu_index == gpu
+            and lease.gi_id in gi_ids
+            and (ci_ids is None or lease.ci_id in ci_ids)
+        ]
+        if held:
+            detail = "; ".join(
+                f"GI {x.gi_id} CI {x.ci_id} ({x.uuid}): lease {x.lease_id}, {x.describe_holder()}"
+                for x in held
+            )
+            raise InUseError(
+                f"GPU {gpu}: cannot destroy leased MIG devices: {detail}",
+                hint="release the leases first (`migctl lease list`); nothing was destroyed",
+                context={"gpu": gpu, "leases": [x.lease_id for x in held]},
+            )
 
     def store(self) -> LeaseStore:
         if self._store is None:

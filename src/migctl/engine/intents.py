@@ -1,9 +1,11 @@
-"""Turn what users ask for into desired layouts: split N ways, size by need, fit a demand.
+"""An intent over a machine's GPUs -> each GPU's desired layout: split N ways, size, a demand.
 
 Why this exists: most people do not think in profiles and placements but in "split this
-GPU in four", "I need 12 GiB", "these jobs must fit". The planner answers each with
-profiles and placements; this module turns the answers into per-GPU desired layouts the
-engine can plan, apply or check.
+GPU in four", "I need 12 GiB", "these jobs must fit". The planner answers each with the
+instances it needs (``migctl.planner.intent_instances``: profiles and placements, per GPU
+model); this module turns the answers into per-GPU ``DesiredLayout`` values, with the reasons
+to show, that the engine plans, applies or checks. Pure; imported by ``migctl.node.targets``
+(the one place targets are resolved).
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ Typical use::
 
 from __future__ import annotations
 
+from migctl.layout.ci_fit import place_cis
 from migctl.layout.export import to_mig_parted, to_native
-from migctl.layout.fit import place_cis
 from migctl.layout.load import load_layout, load_layouts, parse_layouts, select_layout
 from migctl.layout.resolve import (
     Resolution,

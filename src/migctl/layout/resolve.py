@@ -24,8 +24,8 @@ from typing import NoReturn
 
 from migctl.errors import NotSupportedError
 from migctl.layout import profiles
+from migctl.layout.ci_fit import ci_count_refusal, cis_fit
 from migctl.layout.feasible import Item, check_count, check_fit, check_total
-from migctl.layout.fit import ci_count_refusal, cis_fit
 from migctl.layout.migparted_pack import CiKind, Count, kind_of, pack
 from migctl.layout.problems import join
 from migctl.layout.types import (

@@ -5,6 +5,12 @@ them are never handed the same MIG device. ``migctl run``, the ``migctl lease`` 
 REST service build on :class:`LeaseStore`. The package never touches hardware: callers pass the
 current MIG devices in as :class:`DeviceCandidate` values.
 
+The split with :mod:`migctl.tenancy`: ``leases`` is the *record* (who holds which device, the
+SQLite store, its rules: one holder, TTLs, dead holders, history), knowing nothing of GPUs;
+``tenancy`` is the *hand-out* (the live machine's devices as candidates, creating one on
+demand, running a command on a leased device, Docker/CDI/Kubernetes/Slurm). A name here never
+touches hardware; a name there always works for a machine.
+
 Anyone above the backends may import this package; it imports only ``migctl.errors`` and
 ``migctl.model`` (never backends or sim).
 

@@ -6,7 +6,10 @@ does the work on this host (real NVML or a simulated machine); :class:`~migctl.n
 sends the same calls to a migctl daemon, which runs them on its own ``LocalNode``. No verb has a
 second implementation. Entry points: :func:`migctl.open_node`, :func:`migctl.connect`.
 
-Modules: ``protocol`` (the Node protocol and its request values), ``targets`` (a target ->
-per-GPU desired layouts, the one place that resolves them), ``local``, ``remote``, ``open``,
-``guard`` (one NVML library per process), ``leaser`` (``run``/``env`` over any node).
+Modules: ``protocol`` (the Node protocol), ``targets`` and ``layout_files`` (a target ->
+per-GPU desired layouts, the one place that resolves them), ``local`` (with ``modes``: MIG mode,
+``local_leases``: the lease calls), ``remote``, ``open``, ``leasing`` (a lease request
+against this machine), ``leaser`` (``migctl run``'s leases over any node), ``offline``
+(``plan --model``: plans for GPUs that are not here). One NVML library per process:
+``migctl.backends.nvml.guard``.
 """

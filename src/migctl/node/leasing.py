@@ -2,7 +2,9 @@
 
 Why this module exists: ``LocalNode.acquire`` and the daemon's waiting acquire both turn a
 :class:`~migctl.schemas.leases.LeaseRequest` into the tenancy layer's selection and options and
-lease against the live machine; one translation, used by both.
+lease against the live machine; one translation, used by both. Also the small rules of a
+``LocalNode``'s lease calls made by this process itself (who it is, what a target names, who
+may revoke).
 """
 
 from __future__ import annotations
@@ -46,3 +48,28 @@ def acquire_on(
     never one of ``withheld``."""
     options = options_of(request, withheld)
     return acquire(backend, store, selection_of(request), owner, options)
+
+
+def caller_name() -> str:
+    """The user this process runs as (the owner of its leases)."""
+    return LeaseOwner.current().user
+
+
+def refuse_admin_unless_root() -> None:
+    import os
+
+    if os.geteuid() != 0:
+        from migctl.errors import PermissionDeniedError
+
+        raise PermissionDeniedError(
+            "revoking another user's lease here needs root (--admin)",
+            hint="run it with sudo, or ask the lease's holder",
+        )
+
+
+def lease_target(target: int | str) -> int | str:
+    """A lease id (``7``, ``"7"``) or a MIG device UUID."""
+    if isinstance(target, int):
+        return target
+    text = target.strip()
+    return int(text) if text.isdigit() else text

@@ -6,15 +6,16 @@ users call it. It holds one backend, the lease store, the apply journal and the 
 machine, all found through its :class:`~migctl.settings.Settings`; after every change of MIG
 devices it refreshes a CDI spec in use.
 
-Identity: lease calls take the caller's identity from this process (``LeaseOwner.current``); the
-daemon passes the principal it authenticated (``owner=``, ``user=``, ``admin=``), which only a
-``LocalNode`` accepts.
+Identity: lease calls (``node.local_leases``) take the caller's identity from this process
+(``LeaseOwner.current``); the daemon passes the principal it authenticated (``owner=``,
+``user=``, ``admin=``), which only a ``LocalNode`` accepts. MIG mode: ``node.modes``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -22,32 +23,32 @@ from migctl.backends.base import Backend, ModeChange
 from migctl.catalog import Catalog
 from migctl.errors import NotSupportedError, UsageError
 from migctl.model import ComputeInstance, GpuInstance, GpuModel, GpuProfiles
+from migctl.node.local_leases import LocalLeases
 from migctl.node.protocol import GpuSelection
-from migctl.reports import ApplyOutcome, CheckReport, Inventory, PlanReport, RecoverReport
 from migctl.settings import Settings
 
 if TYPE_CHECKING:
+    from migctl.engine.fence import DestroyFence
     from migctl.engine.files import MachineFiles
     from migctl.engine.hooks import Hooks
     from migctl.engine.journal import Journal
     from migctl.layout import MachineGpu
-    from migctl.leases import Lease, LeaseOwner, LeaseStore
     from migctl.node.targets import Resolved
     from migctl.planner import DesiredLayout
+    from migctl.reports import ApplyOutcome, CheckReport, Inventory, PlanReport, RecoverReport
     from migctl.schemas.layouts import Target
-    from migctl.schemas.leases import LeaseRequest
 
 log = logging.getLogger(__name__)
 
 
-class LocalNode:
+class LocalNode(LocalLeases):
     """One machine, worked on directly (see the module docstring)."""
 
     def __init__(self, settings: Settings, backend: Backend, catalog: Catalog) -> None:
         self.settings = settings
         self.backend = backend
         self.catalog = catalog
-        self._store: LeaseStore | None = None
+        self._store = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -75,15 +76,6 @@ class LocalNode:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-    @property
-    def store(self) -> LeaseStore:
-        """The lease store of this machine (opened on first use)."""
-        if self._store is None:
-            from migctl.leases import LeaseStore
-
-            self._store = LeaseStore(self.settings.lease_db)
-        return self._store
 
     @property
     def files(self) -> MachineFiles:
@@ -119,15 +111,12 @@ class LocalNode:
 
     def inventory(self, gpus: GpuSelection = None) -> Inventory:
         from migctl.inventory import machine_view
+        from migctl.reports import Inventory
 
         views = machine_view(self.backend, self.select(gpus))
+        if not any(view.devices for view in views):  # no MIG device: no lease to look up
+            return Inventory(self.description, views, [])
         return Inventory(self.description, views, self.active_leases())
-
-    def active_leases(self) -> list[Lease]:
-        """Active leases; none (and no database created) while the store does not exist."""
-        if self._store is None and not self.settings.lease_db.exists():
-            return []
-        return self.store.list_leases(active_only=True)
 
     def profiles(self, gpu: int | str) -> GpuProfiles:
         index = self.one_gpu(gpu)
@@ -193,6 +182,7 @@ class LocalNode:
     def plan(self, target: Target, *, gpus: GpuSelection = None, force: bool = False) -> PlanReport:
         from migctl.engine.apply import plan_machine
         from migctl.engine.disturb import disturbed
+        from migctl.reports import PlanReport
 
         found = self.resolve(target, gpus)
         files = self.files
@@ -226,6 +216,7 @@ class LocalNode:
 
     def check(self, target: Target, *, gpus: GpuSelection = None) -> CheckReport:
         from migctl.engine.assertion import check
+        from migctl.reports import CheckReport
 
         found = self.resolve(target, gpus)
         differences = check(self.backend, self._targets(found), self.files)
@@ -247,14 +238,16 @@ class LocalNode:
 
     def recover(self, *, rollback: bool = False) -> RecoverReport:
         from migctl.engine.recover import recover
-        from migctl.reports import InterruptedApply
+        from migctl.reports import InterruptedApply, RecoverReport
 
         result = recover(self.backend, rollback=rollback, journal=self.journal(), files=self.files)
         found = result.found
         interrupted = (
             None
             if found is None
-            else InterruptedApply(found.started_at, found.pid, found.done, len(found.ops))
+            else InterruptedApply(
+                found.started_at, found.pid, found.done, len(found.ops), found.machine
+            )
         )
         if result.outcome is not None:
             self._after_change(result.outcome.changed or result.outcome.rolled_back)
@@ -302,9 +295,11 @@ class LocalNode:
         return [item.gi for item in created]
 
     def destroy_gpu_instances(self, gpu: int | str, ids: Sequence[int] | None) -> list[int]:
+        """Destroy GIs; one with a leased MIG device is refused like a busy one."""
         from migctl.workflow import destroy_gpu_instances
 
-        destroyed = destroy_gpu_instances(self.backend, self.one_gpu(gpu), ids)
+        with self._fence() as fence:
+            destroyed = destroy_gpu_instances(self.backend, self.one_gpu(gpu), ids, fence)
         self._after_change(bool(destroyed))
         return destroyed
 
@@ -323,67 +318,21 @@ class LocalNode:
     ) -> list[int]:
         from migctl.workflow import destroy_compute_instances
 
-        destroyed = destroy_compute_instances(self.backend, self.one_gpu(gpu), gi, ids)
+        with self._fence() as fence:
+            destroyed = destroy_compute_instances(self.backend, self.one_gpu(gpu), gi, ids, fence)
         self._after_change(bool(destroyed))
         return destroyed
 
-    # -- leases ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _fence(self) -> Iterator[DestroyFence]:
+        """The lease store's fence around destroys (a leased device is never destroyed)."""
+        from migctl.engine.fence import DestroyFence
 
-    def acquire(
-        self,
-        request: LeaseRequest,
-        *,
-        owner: LeaseOwner | None = None,
-        withheld: Collection[str] = (),
-    ) -> Lease:
-        """``withheld`` (the daemon's): MIG device UUIDs that must not be granted now."""
-        from migctl.leases import LeaseOwner
-        from migctl.node.leasing import acquire_on
-
-        who = owner or LeaseOwner.current(job=request.job, pid=request.pid)
-        return acquire_on(self.backend, self.store, request, who, withheld)
-
-    def release(self, target: int | str, *, user: str | None = None, admin: bool = False) -> Lease:
-        return self.store.release(_lease_target(target), user=user or _me(), admin=admin)
-
-    def renew(
-        self, target: int | str, ttl_seconds: float | None = None, *, user: str | None = None
-    ) -> Lease:
-        return self.store.renew(self._lease_id(target), ttl_seconds=ttl_seconds, user=user or _me())
-
-    def _lease_id(self, target: int | str) -> int:
-        found = _lease_target(target)
-        if isinstance(found, int):
-            return found
-        lease = self.store.get(found)
-        if lease is None:
-            from migctl.errors import NotFoundError
-
-            raise NotFoundError(
-                f"no active lease on {found}",
-                hint="see `migctl lease list`",
-                context={"lease": found},
-            )
-        return lease.lease_id
-
-    def leases(self, *, history: bool = False, mine: bool = False) -> list[Lease]:
-        if self._store is None and not self.settings.lease_db.exists():
-            return []
-        return self.store.list_leases(active_only=not history, user=_me() if mine else None)
-
-
-def _me() -> str:
-    from migctl.leases import LeaseOwner
-
-    return LeaseOwner.current().user
-
-
-def _lease_target(target: int | str) -> int | str:
-    """A lease id (``7``, ``"7"``) or a MIG device UUID."""
-    if isinstance(target, int):
-        return target
-    text = target.strip()
-    return int(text) if text.isdigit() else text
+        fence = DestroyFence(self.backend, self.settings.lease_db)
+        try:
+            yield fence
+        finally:
+            fence.close()
 
 
 def open_local(settings: Settings, catalog: Catalog | None = None) -> LocalNode:

@@ -1,12 +1,14 @@
 """MIG mode changes of a LocalNode: the one semantics of ``mode enable/disable``.
 
 Why this module exists: the CLI, Python users and the daemon must change MIG mode by one rule.
-Every chosen GPU is checked before the first change (each must do MIG); disabling is refused
-while GPU instances exist (In Use, exit code 6) unless ``force``, which destroys them as part of
-the change through one engine apply to "no instances, MIG off" (checkpoint, journal, roll back
-on failure; instances with processes running are still never destroyed). :func:`check_mode` is
-that check alone: the daemon runs it before it queues a job, so a refusal is an answer, not a
-failed job. Only ``migctl.node.local`` and the daemon import this module.
+A selection of every GPU (``None``, ``""`` or ``"all"``) means every MIG-capable GPU: the others
+are passed over. GPUs named one by one must all do MIG, else nothing is switched. Every chosen
+GPU is checked before the first change; disabling is refused while GPU instances exist (In Use,
+exit code 6) unless ``force``, which destroys them as part of the change through one engine apply
+to "no instances, MIG off" (checkpoint, journal, roll back on failure; instances with processes
+running are still never destroyed). :func:`check_mode` is that check alone: the daemon runs it
+before it queues a job, so a refusal is an answer, not a failed job. Only ``migctl.node.local``
+and the daemon import this module.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ if TYPE_CHECKING:
     from migctl.node.protocol import GpuSelection
 
 
+def every_gpu(gpus: GpuSelection) -> bool:
+    """Whether a selection means the whole machine (``None``, ``""`` or ``"all"``)."""
+    return gpus is None or (isinstance(gpus, str) and gpus.strip().lower() in {"", "all"})
+
+
 def check_mode(
     node: LocalNode, gpus: GpuSelection, *, enabled: bool, force: bool = False
 ) -> list[int]:
@@ -28,11 +35,11 @@ def check_mode(
     from migctl.workflow import mode_targets, refuse_disable_with_instances
 
     chosen = node.select(gpus)
-    mode_targets([node.backend.gpu(gpu) for gpu in chosen], every_gpu=False)
+    targets = mode_targets([node.backend.gpu(i) for i in chosen], every_gpu=every_gpu(gpus))
     if not enabled and not force:
-        for gpu in chosen:
+        for gpu in targets.gpus:
             refuse_disable_with_instances(node.backend, gpu)
-    return chosen
+    return targets.gpus
 
 
 def set_mode(
@@ -51,7 +58,7 @@ def _disable_destroying(node: LocalNode, gpus: Sequence[int]) -> list[ModeChange
     from migctl.schemas.layouts import InstancesTarget
 
     target = InstancesTarget.of({gpu: DesiredLayout((), False) for gpu in gpus})
-    outcome = node.apply(target, force=True)
+    outcome = node.apply(target, gpus=list(gpus), force=True)
     if outcome.rollback_error is not None:
         raise outcome.rollback_error
     if outcome.error is not None:

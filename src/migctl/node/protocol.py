@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from migctl.backends.base import ModeChange
+    from migctl.engine.hooks import Hooks
     from migctl.leases import Lease
     from migctl.model import ComputeInstance, GpuInstance, GpuModel, GpuProfiles
     from migctl.reports import ApplyOutcome, CheckReport, Inventory, PlanReport, RecoverReport
@@ -78,8 +79,11 @@ class Node(Protocol):
         gpus: GpuSelection = None,
         force: bool = False,
         dry_run: bool = False,
+        hooks: Hooks | None = None,
     ) -> ApplyOutcome:
-        """Make the GPUs match ``target``: checkpoint, change, verify, roll back on failure."""
+        """Make the GPUs match ``target``: checkpoint, change, verify, roll back on failure.
+
+        ``hooks`` run around the change on this host; a daemon refuses them."""
         ...
 
     def check(self, target: Target, *, gpus: GpuSelection = None) -> CheckReport:
@@ -132,8 +136,9 @@ class Node(Protocol):
         """Lease the smallest free MIG device that meets ``request``."""
         ...
 
-    def release(self, target: int | str) -> Lease:
-        """End a lease (by id or MIG device UUID)."""
+    def release(self, target: int | str, *, admin: bool = False) -> Lease:
+        """End a lease (by id or MIG device UUID): the caller's own; another user's only with
+        ``admin`` (and the right to: root here, the admin role on a daemon), as ``revoked``."""
         ...
 
     def renew(self, target: int | str, ttl_seconds: float | None = None) -> Lease:

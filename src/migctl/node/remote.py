@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from migctl.errors import InvalidInputError, NotSupportedError
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from pydantic import BaseModel
 
     from migctl.backends.base import ModeChange
     from migctl.catalog import Catalog
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
     from migctl.schemas.base import WireRequest
     from migctl.schemas.layouts import Target
     from migctl.schemas.leases import LeaseRequest
+
+
+M = TypeVar("M", bound="BaseModel")
 
 
 def selection_text(gpus: GpuSelection) -> str | None:
@@ -92,19 +97,19 @@ class RemoteNode:
         from migctl.schemas.machine import InventoryOut
 
         raw = self.client.request("GET", "/v1/inventory", params=self._params(gpus))
-        return InventoryOut.model_validate(raw).value(self.catalog)
+        return _read(InventoryOut, raw).value(self.catalog)
 
     def profiles(self, gpu: int | str) -> GpuProfiles:
         from migctl.schemas.reports import GpuProfilesOut
 
         raw = self.client.request("GET", f"/v1/gpus/{gpu}/profiles")
-        return GpuProfilesOut.model_validate(raw).value()
+        return _read(GpuProfilesOut, raw).value()
 
     def models(self, gpus: GpuSelection = None) -> dict[int, GpuModel]:
         from migctl.schemas.machine import ModelsOut
 
         raw = self.client.request("GET", "/v1/models", params=self._params(gpus))
-        return dict(ModelsOut.model_validate(raw).models)
+        return dict(_read(ModelsOut, raw).models)
 
     def metrics(self) -> str:
         return self.client.request_text("/metrics")
@@ -124,9 +129,7 @@ class RemoteNode:
         from migctl.schemas.reports import PlanReportOut
 
         body = self._layout_body(target, gpus, force)
-        return PlanReportOut.model_validate(
-            self.client.request("POST", "/v1/plan", body=body)
-        ).value()
+        return _read(PlanReportOut, self.client.request("POST", "/v1/plan", body=body)).value()
 
     def apply(
         self,
@@ -158,15 +161,13 @@ class RemoteNode:
             )
         body = self._layout_body(target, gpus, force, dry_run=False)
         result = self.client.run_job("POST", "/v1/apply", body)
-        return ApplyResultOut.model_validate(result).outcome()
+        return _read(ApplyResultOut, result).outcome()
 
     def check(self, target: Target, *, gpus: GpuSelection = None) -> CheckReport:
         from migctl.schemas.reports import CheckReportOut
 
         body = self._layout_body(target, gpus, False)
-        return CheckReportOut.model_validate(
-            self.client.request("POST", "/v1/check", body=body)
-        ).value()
+        return _read(CheckReportOut, self.client.request("POST", "/v1/check", body=body)).value()
 
     def export(
         self, *, gpus: GpuSelection = None, format: str = "native", name: str = "exported"
@@ -180,7 +181,7 @@ class RemoteNode:
 
         body = _body(RecoverRequest, rollback=rollback)
         result = self.client.run_job("POST", "/v1/recover", body)
-        return RecoverReportOut.model_validate(result).value()
+        return _read(RecoverReportOut, result).value()
 
     def set_mode(
         self, gpus: GpuSelection, *, enabled: bool, force: bool = False
@@ -192,7 +193,7 @@ class RemoteNode:
             return []  # no GPU chosen: nothing to change (as on a LocalNode)
         body = _body(ModeRequest, gpus=selection_text(gpus) or None, enabled=enabled, force=force)
         result = self.client.run_job("POST", "/v1/mig-mode", body)
-        return [c.value() for c in ModeChangesOut.model_validate(result).changes]
+        return [c.value() for c in _read(ModeChangesOut, result).changes]
 
     # -- instances -------------------------------------------------------------------------
 
@@ -204,14 +205,14 @@ class RemoteNode:
 
         body = _body(GpuInstancesRequest, profiles=profiles, with_ci=with_ci)
         result = self.client.run_job("POST", f"/v1/gpus/{gpu}/gpu-instances", body)
-        return [gi.value() for gi in GpuInstancesOut.model_validate(result).gpu_instances]
+        return [gi.value() for gi in _read(GpuInstancesOut, result).gpu_instances]
 
     def destroy_gpu_instances(self, gpu: int | str, ids: Sequence[int] | None) -> list[int]:
         from migctl.schemas.machine import DestroyedOut
 
         body = _ids_body(ids)
         result = self.client.run_job("POST", f"/v1/gpus/{gpu}/gpu-instances/destroy", body)
-        return list(DestroyedOut.model_validate(result).ids)
+        return list(_read(DestroyedOut, result).ids)
 
     def create_compute_instances(
         self, gpu: int | str, gi: int, profiles: str | None = None
@@ -222,7 +223,7 @@ class RemoteNode:
         path = f"/v1/gpus/{gpu}/gpu-instances/{gi}/compute-instances"
         body = _body(ComputeInstancesRequest, profiles=profiles)
         result = self.client.run_job("POST", path, body)
-        found = ComputeInstancesOut.model_validate(result).compute_instances
+        found = _read(ComputeInstancesOut, result).compute_instances
         return [ci.value() for ci in found]
 
     def destroy_compute_instances(
@@ -232,7 +233,7 @@ class RemoteNode:
 
         path = f"/v1/gpus/{gpu}/gpu-instances/{gi}/compute-instances/destroy"
         result = self.client.run_job("POST", path, _ids_body(ids))
-        return list(DestroyedOut.model_validate(result).ids)
+        return list(_read(DestroyedOut, result).ids)
 
     # -- leases ----------------------------------------------------------------------------
 
@@ -243,28 +244,28 @@ class RemoteNode:
         raw = self.client.request(
             "POST", "/v1/leases", body=request.model_dump(mode="json"), timeout_s=wait
         )
-        return LeaseOut.model_validate(raw).value()
+        return _read(LeaseOut, raw).value()
 
-    def release(self, target: int | str) -> Lease:
+    def release(self, target: int | str, *, admin: bool = False) -> Lease:
         from migctl.schemas.leases import LeaseOut
 
-        return LeaseOut.model_validate(
-            self.client.request("DELETE", f"/v1/leases/{target}")
-        ).value()
+        params = {"admin": "true"} if admin else None
+        raw = self.client.request("DELETE", f"/v1/leases/{target}", params=params)
+        return _read(LeaseOut, raw).value()
 
     def renew(self, target: int | str, ttl_seconds: float | None = None) -> Lease:
         from migctl.schemas.leases import LeaseOut, RenewRequest
 
         body = _body(RenewRequest, ttl_seconds=ttl_seconds)
         raw = self.client.request("POST", f"/v1/leases/{target}/renew", body=body)
-        return LeaseOut.model_validate(raw).value()
+        return _read(LeaseOut, raw).value()
 
     def leases(self, *, history: bool = False, mine: bool = False) -> list[Lease]:
         from migctl.schemas.leases import LeaseOut
 
         params = {"history": str(history).lower(), "mine": str(mine).lower()}
         raw = self.client.request("GET", "/v1/leases", params=params)
-        return [LeaseOut.model_validate(item).value() for item in raw]
+        return [_read(LeaseOut, item).value() for item in raw]
 
 
 def _body(model: type[WireRequest], **fields: object) -> dict[str, Any]:
@@ -272,7 +273,7 @@ def _body(model: type[WireRequest], **fields: object) -> dict[str, Any]:
     from pydantic import ValidationError
 
     try:
-        return model.model_validate(fields).model_dump(mode="json")
+        return _read(model, fields).model_dump(mode="json")
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
@@ -298,3 +299,20 @@ def _indexes(node: RemoteNode, gpus: GpuSelection) -> list[int]:
 
     infos = [view.info for view in node.inventory().gpus]
     return select_gpus(infos, gpus)
+
+
+def _read(model: type[M], raw: object) -> M:
+    """``raw`` as ``model``; an answer of another shape is a clear error, not a crash."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        from migctl.errors import DriverError
+
+        raise DriverError(
+            f"the daemon answered a {model.__name__} this migctl cannot read: "
+            f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}",
+            hint="the daemon and this migctl are probably different versions: upgrade the older",
+            context={"schema": model.__name__},
+        ) from exc

@@ -6,7 +6,9 @@ Modules (each says more in its docstring):
 * ``feasibility``: ``plan_gpu`` or an ``InfeasibleError`` that says why and what fits;
 * ``reconfigure``: ``reconfigure`` current -> desired on one GPU as an ordered ``Plan``
   (value types in ``plan``);
-* ``intents``: ``split``, ``smallest_profile``, ``parse_demand``, ``fit_demand``;
+* ``intent_instances``: the instances an intent asks for on a GPU model or over a machine's
+  GPUs: ``split``, ``smallest_profile``, ``parse_demand``, ``fit_demand`` (``engine.intents``
+  turns them into each GPU's desired layout);
 * ``packing``: ``pack`` / ``compare_methods`` over many GPUs (MILP and heuristic).
 
 Works on ``migctl.model``, ``migctl.geometry`` and ``migctl.catalog`` values only; never
@@ -14,7 +16,7 @@ imports backends or the simulator. Anyone above the catalog may import it.
 """
 
 from migctl.planner.feasibility import InfeasibleError, Obstacle, plan_gpu
-from migctl.planner.intents import (
+from migctl.planner.intent_instances import (
     DemandFit,
     DemandItem,
     Sizing,

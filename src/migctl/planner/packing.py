@@ -13,7 +13,7 @@ lexicographic), a lower bound on GPUs and how it was solved:
   the better of the two.
 
 A demand is "``count`` instances of any profile in a set" (named profiles, or a size
-requirement such as memory or compute share). Pure; imported by intents, engine, service.
+requirement such as memory or compute share). Pure; imported by intent_instances, engine, service.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Why this exists: users and workloads state needs ("12 GiB", "30 SMs", "70% of a 
 not profile names, and names differ per GPU model. A ``Requirement`` turns a need into the
 acceptable profiles of any model; ``smallest_profile`` picks the smallest one with a
 human reason. Media/graphics variants (+me, +me.all, -me, +gfx) are only considered when
-asked for. Pure; imported by the planner's intents and packing modules.
+asked for. Pure; imported by the planner's intent_instances and packing modules.
 """
 
 from __future__ import annotations

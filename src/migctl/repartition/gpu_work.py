@@ -26,7 +26,7 @@ from migctl.planner import (
     reconfigure,
 )
 from migctl.repartition.decision import NewDeviceGrant, Reshape
-from migctl.repartition.fit import Slot, minimal_destroy, placed
+from migctl.repartition.make_room import Slot, minimal_destroy, placed
 from migctl.repartition.view import Device, GiState, GpuView, free_devices, gi_profile_of, gi_state
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from migctl.model import GiProfile, GpuModel, normalize_profile_name
 from migctl.planner import Requirement
 from migctl.planner.profiles import plain_profiles, size_key
 from migctl.planner.sizing import meets
-from migctl.repartition.fit import model_of, model_token
+from migctl.repartition.make_room import model_of, model_token
 
 
 @dataclass(frozen=True, slots=True)

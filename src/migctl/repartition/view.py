@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from migctl.errors import InvalidInputError
 from migctl.model import GiProfile, GpuModel
 from migctl.planner import CurrentGi, CurrentGpu
-from migctl.repartition.fit import profile_named
+from migctl.repartition.make_room import profile_named
 
 NO_CI = -1
 DeviceKey = tuple[int, int]  # (gi_id, ci_id)

@@ -8,8 +8,10 @@ hand.
 
 Modules: ``base`` (the envelope and common pieces), ``machine`` (GPUs, instances, MIG devices,
 processes, profiles), ``leases``, ``layouts`` (targets, desired layouts, plans, outcomes),
-``errors``. Import the module you need: this package imports nothing itself, so that a CLI verb
-printing a table never pays for pydantic.
+``reports``, ``errors``; the CLI's own documents: ``listings`` (list, status, mode, profiles,
+leases), ``exports`` (docker-args, CDI, Kubernetes, Slurm), ``catalog``. Import the module you
+need: this package imports nothing itself, so that a CLI verb printing a table never pays for
+pydantic.
 
 Layer: beside ``migctl.model``; imports model, planner values, leases values and errors only.
 """

@@ -2,8 +2,11 @@
 
 Why this module exists: every schema must parse a newer daemon's answers (unknown fields are
 ignored when reading), every request body must refuse what it does not know (the daemon answers
-422 naming the field), and every document must print the same envelope (``{"schema": "migctl/v1", "kind": ...}``).
-Only ``migctl.schemas`` modules and the front ends import it.
+422 naming the field), and every ``--output json`` document prints the same envelope
+(``{"schema": "migctl/v2", "kind": ...}``). ``migctl/v2``: the documents are the schemas' own
+shapes (a MIG device says ``gpu_index`` as the REST API does, a lease is the whole ``LeaseOut``);
+docs/architecture.md ("JSON output") lists what changed from ``migctl/v1``. Only
+``migctl.schemas`` modules and the front ends import it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from migctl.model import Placement
 
-SCHEMA = "migctl/v1"
+SCHEMA = "migctl/v2"  # the CLI's JSON documents; a renamed or removed field bumps it
 
 
 class Wire(BaseModel):

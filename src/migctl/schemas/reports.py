@@ -211,6 +211,7 @@ class InterruptedApplyOut(Wire):
     pid: int
     done: int
     total: int
+    machine: str = Field("", description="the machine whose journal it is")
 
 
 class RecoverReportOut(Wire):
@@ -228,7 +229,11 @@ class RecoverReportOut(Wire):
             found=None
             if found is None
             else InterruptedApplyOut(
-                started_at=found.started_at, pid=found.pid, done=found.done, total=found.total
+                started_at=found.started_at,
+                pid=found.pid,
+                done=found.done,
+                total=found.total,
+                machine=found.machine,
             ),
             outcome=None if report.outcome is None else ApplyResultOut.of_outcome(report.outcome),
         )
@@ -239,6 +244,8 @@ class RecoverReportOut(Wire):
             self.mode,
             None
             if found is None
-            else InterruptedApply(found.started_at, found.pid, found.done, found.total),
+            else InterruptedApply(
+                found.started_at, found.pid, found.done, found.total, found.machine
+            ),
             None if self.outcome is None else self.outcome.outcome(),
         )

@@ -18,9 +18,8 @@ resolution, MIG-mode rules, CDI refresh and every GPU read or change are the nod
 
 Entry points for other code: :func:`migctl.server.run.serve` (run a daemon),
 :class:`migctl.server.service.Service` (the core, for metrics and the dashboard),
-:func:`migctl.server.app.create_app` (the ASGI app), :class:`migctl.server.client.ServiceClient`
-(the CLI's former client, until the CLI drives a ``RemoteNode``),
-:func:`migctl.server.config.default_socket_path`.
+:func:`migctl.server.app.create_app` (the ASGI app). Clients use ``migctl.connect`` (a
+``RemoteNode`` over :class:`migctl.client.http.DaemonClient`).
 
 Layer: above the node, engine, leases and backends; only the CLI and ``migctl.testing`` import
 it. Needs the ``server`` extra (fastapi, uvicorn, httpx).

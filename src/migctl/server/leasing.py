@@ -221,10 +221,17 @@ class LeaseService:
 
     # -- release, renew, read ------------------------------------------------------------------
 
-    async def release(self, principal: Principal, target: str) -> Lease:
+    async def release(self, principal: Principal, target: str, *, admin: bool = False) -> Lease:
+        """End a lease of the caller's; ``admin``: revoke anyone's (admins only)."""
+        if admin and not principal.is_admin:
+            raise PermissionDeniedError(
+                f"{principal.name} is not an admin of this daemon: --admin is refused",
+                hint="release your own leases, or ask an admin",
+                context={"lease": target},
+            )
         try:
             lease = await self.blocking.lease(
-                self.node.release, target, user=principal.name, admin=principal.is_admin
+                self.node.release, target, user=principal.name, admin=admin
             )
         except PermissionDeniedError as exc:
             raise await self._private(principal, exc) from exc

@@ -61,9 +61,12 @@ async def get_lease(target: str, service: Svc, principal: Caller) -> LeaseOut:
 
 
 @router.delete("/leases/{target}", summary="Release a lease (by id or MIG device uuid)")
-async def release(target: str, service: Svc, principal: Caller, request: Request) -> LeaseOut:
-    audit.note(request, "lease release", f"lease {target}")
-    lease = await service.leases.release(principal, target)
+async def release(
+    target: str, service: Svc, principal: Caller, request: Request, admin: bool = False
+) -> LeaseOut:
+    """``admin=true``: an admin revokes another user's lease (as ``lease release --admin``)."""
+    audit.note(request, "lease release", f"lease {target}", admin=admin)
+    lease = await service.leases.release(principal, target, admin=admin)
     audit.note(
         request,
         "lease release",

@@ -14,9 +14,9 @@ with a TTL, until the TTL passes without migctl renewing it; the orphaned comman
 still running on the device, which NVML and the simulator report as busy, so it is not handed
 out again while the processes are visible).
 
-Where the lease comes from is a :class:`Leaser`: :class:`StoreLeaser` asks the lease store
-directly (:func:`run_leased`); the CLI passes one that asks the migctl daemon instead
-(:func:`run_with`). Importers: the CLI.
+Where the lease comes from is a :class:`Leaser`: :class:`migctl.node.leaser.NodeLeaser` asks
+any node (this host's, or the migctl daemon's) through :func:`run_with`. Importers: the CLI and
+``migctl.node``.
 """
 
 from __future__ import annotations
@@ -29,13 +29,10 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol
 
-from migctl.backends.base import Backend
 from migctl.errors import MigctlError, UsageError
-from migctl.leases import Lease, LeaseOwner, LeaseStore
+from migctl.leases import Lease
 from migctl.tenancy.childproc import StubChild
 from migctl.tenancy.environment import device_environment
-from migctl.tenancy.leasing import AcquireOptions, acquire, release_quietly
-from migctl.tenancy.selection import DeviceSelection
 from migctl.tenancy.supervise import WAITED_SIGNALS, blocked_signals, supervise
 
 log = logging.getLogger(__name__)
@@ -78,48 +75,6 @@ class Leaser(Protocol):
     def release(self, lease: Lease) -> Lease | None:
         """End ``lease``; None when it had already ended. Never raises."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class StoreLeaser:
-    """Leases straight from the lease store against the live machine."""
-
-    backend: Backend
-    store: LeaseStore
-    selection: DeviceSelection
-    options: AcquireOptions
-    job: str | None = None
-
-    @property
-    def ttl_seconds(self) -> float | None:
-        return self.options.ttl_seconds
-
-    def acquire(self, holder_pid: int) -> Lease:
-        owner = LeaseOwner.current(job=self.job, pid=holder_pid)
-        return acquire(self.backend, self.store, self.selection, owner, self.options)
-
-    def renew(self, lease: Lease) -> None:
-        self.store.renew(lease.lease_id, user=lease.user)
-
-    def release(self, lease: Lease) -> Lease | None:
-        return release_quietly(self.store, lease)
-
-
-def run_leased(
-    backend: Backend,
-    store: LeaseStore,
-    command: Sequence[str],
-    selection: DeviceSelection,
-    options: AcquireOptions,
-    *,
-    job: str | None = None,
-    on_leased: LeasedHook | None = None,
-) -> RunResult:
-    """Run ``command`` on a device leased from ``store`` (see :func:`run_with`)."""
-    _require_command(command)
-    selection.request()  # refuse bad options before forking anything
-    leaser = StoreLeaser(backend, store, selection, options, job)
-    return run_with(leaser, command, on_leased=on_leased)
 
 
 def run_with(

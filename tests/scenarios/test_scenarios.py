@@ -1,4 +1,10 @@
-"""One scenario suite, run through the library and through the CLI, on the simulator."""
+"""One scenario suite, run three ways: the library, the CLI, the CLI through a real daemon.
+
+Each scenario asserts the same outcomes (results, error kinds; the CLI drivers also check each
+kind's exit code) whichever way it runs (``conftest.drivers``). The machines are simulated;
+processes that hold devices and NVML failures come from the simulator's control panel of the
+machine the driver changes.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from migctl.backends.select import open_sim_control
 from migctl.catalog import load_catalog
 from migctl.geometry import Occupant, placement_refusal
 from migctl.model import Placement
-from tests.cli.drivers import CliDriver, Driver, LibraryDriver, attach_holder
-
-MACHINE = "dgx-h100"
-
-
-@pytest.fixture(params=["library", "cli"])
-def driver(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> Driver:
-    if request.param == "library":
-        return LibraryDriver(MACHINE)
-    return CliDriver(MACHINE, capsys)
+from tests.scenarios.conftest import MakeDriver
+from tests.scenarios.drivers import Driver, Instance
 
 
 @pytest.fixture
@@ -31,7 +28,7 @@ def holder() -> Iterator[subprocess.Popen[bytes]]:
     process.wait()
 
 
-def _assert_legal(instances: list[tuple[str, int, int]]) -> None:
+def _assert_legal(instances: list[Instance]) -> None:
     """No overlaps, every placement legal for its profile (checked with the shared rules)."""
     model = load_catalog().get("h100")
     placed: list[Occupant] = []
@@ -61,7 +58,7 @@ def test_busy_instance_is_never_destroyed(driver: Driver, holder: subprocess.Pop
     assert driver.create(0, "3g.40gb,3g.40gb").ok
     before = driver.instances(0)
     busy = driver.devices(0)[0]
-    attach_holder(MACHINE, 0, busy["uuid"], holder.pid)
+    driver.control().attach(holder.pid, 0, busy["uuid"], memory_mib=512)
     refused = driver.destroy(0, [busy["gi_id"]])
     assert (refused.ok, refused.kind) == (False, "in_use")
     refused_all = driver.destroy(0, None)
@@ -71,6 +68,22 @@ def test_busy_instance_is_never_destroyed(driver: Driver, holder: subprocess.Pop
     holder.wait()
     assert driver.destroy(0, [busy["gi_id"]]).ok
     assert len(driver.instances(0)) == 1
+
+
+def test_a_leased_device_is_busy_until_released(driver: Driver) -> None:
+    assert driver.enable(0).ok
+    assert driver.create(0, "7g.80gb").ok
+    [device] = driver.devices(0)
+    leased = driver.lease("7g.80gb")
+    assert leased.ok, leased
+    refused = driver.destroy(0, [device["gi_id"]])
+    assert (refused.ok, refused.kind) == (False, "in_use")
+    none_left = driver.lease("7g.80gb")
+    assert (none_left.ok, none_left.kind) == (False, "insufficient_resources")
+    assert driver.release(leased.data).ok
+    again = driver.release(leased.data)
+    assert (again.ok, again.kind) == (False, "invalid_state")  # already ended
+    assert driver.destroy(0, [device["gi_id"]]).ok
 
 
 def test_infeasible_request_creates_nothing(driver: Driver) -> None:
@@ -84,11 +97,21 @@ def test_infeasible_request_creates_nothing(driver: Driver) -> None:
 
 def test_failure_midway_rolls_back(driver: Driver) -> None:
     assert driver.enable(0).ok
-    control = open_sim_control(MACHINE)
-    control.inject_fault("nvmlDeviceCreateGpuInstance", "UNKNOWN", skip=1)
+    driver.control().inject_fault("nvmlDeviceCreateGpuInstance", "UNKNOWN", skip=1)
     outcome = driver.create(0, "2g.20gb,2g.20gb,1g.10gb")
     assert (outcome.ok, outcome.kind) == (False, "driver")
     assert driver.instances(0) == []
+
+
+def test_split_applies_once_then_is_a_noop(driver: Driver) -> None:
+    assert driver.enable(0).ok
+    assert not driver.already_split(0, 7)
+    assert driver.split(0, 7).ok
+    assert sorted(n for n, _, _ in driver.instances(0)) == ["1g.10gb"] * 7
+    assert driver.already_split(0, 7)
+    refused = driver.split(0, 9)  # an H100 holds at most 7
+    assert (refused.ok, refused.kind) == (False, "insufficient_resources")
+    assert len(driver.instances(0)) == 7
 
 
 def test_mode_cannot_be_disabled_while_instances_exist(driver: Driver) -> None:
@@ -114,36 +137,28 @@ def test_unknown_profile_is_not_found(driver: Driver) -> None:
 def test_pending_mode_while_a_process_holds_the_gpu(
     driver: Driver, holder: subprocess.Popen[bytes]
 ) -> None:
-    open_sim_control(MACHINE).attach(holder.pid, 0, None, memory_mib=100)
+    driver.control().attach(holder.pid, 0, None, memory_mib=100)
     outcome = driver.enable(0)
-    if driver.name == "cli":
-        assert (outcome.ok, outcome.kind) == (False, "invalid_state")
-    else:
+    if driver.name == "library":  # a value: the change and why it waits
         change = outcome.data[0]
         assert not change.done and change.pending and str(holder.pid) in (change.reason or "")
+    else:  # the command line: an error naming the reason (exit 10)
+        assert (outcome.ok, outcome.kind) == (False, "invalid_state")
     holder.kill()
     holder.wait()
     assert driver.enable(0).ok
 
 
-@pytest.mark.parametrize("kind", ["library", "cli"])
-def test_read_only_refuses_before_any_change(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
-    writer: Driver = LibraryDriver(MACHINE) if kind == "library" else CliDriver(MACHINE, capsys)
-    reader: Driver = (
-        LibraryDriver(MACHINE, read_only=True)
-        if kind == "library"
-        else CliDriver(MACHINE, capsys, read_only=True)
-    )
+def test_read_only_refuses_before_any_change(drivers: MakeDriver) -> None:
+    writer, reader = drivers("dgx-h100"), drivers("dgx-h100", read_only=True)
     assert reader.enable(0).kind == "read_only"
     assert writer.enable(0).ok
     assert reader.create(0, "1g.10gb").kind == "read_only"
+    assert reader.split(0, 7).kind == "read_only"
     assert writer.instances(0) == []
 
 
-@pytest.mark.parametrize("kind", ["library", "cli"])
-def test_gpu_without_mig(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
-    mixed: Driver = (
-        LibraryDriver("mixed-node") if kind == "library" else CliDriver("mixed-node", capsys)
-    )
+def test_gpu_without_mig(drivers: MakeDriver) -> None:
+    mixed = drivers("mixed-node")
     outcome = mixed.enable(5)  # the L40S
     assert (outcome.ok, outcome.kind) == (False, "not_supported")

@@ -4,7 +4,8 @@ Why this exists: a layout may ask for several CIs inside a GI (``compute: [2c.4g
 1c.4g.40gb, 1c.4g.40gb]``); whether they fit depends on their placements inside the GI
 (compute slices), exactly as the simulator checks them, not only on their sizes. GI
 placement is :func:`migctl.planner.placement.place`'s job; this is the CI counterpart
-(a candidate for the planner later). Pure; used by resolve.
+(a candidate for the planner later). Not to be confused with ``repartition.make_room`` (which
+GPU instances to destroy). Pure; used by resolve.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The fewest idle GPU instances to destroy on one GPU so that new instances fit beside the rest.
+"""Make room: the fewest idle GPU instances to destroy on one GPU so new ones fit beside the rest.
 
 Why this exists: reshaping must keep every busy or recently used instance where it is and
 destroy as few idle ones as possible. For one GPU, given the instances that must stay

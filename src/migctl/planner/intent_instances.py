@@ -1,4 +1,4 @@
-"""Intents: say what you need, get profiles and placements. Split, size by need, fit demand.
+"""The instances an intent asks for: split, size by need, fit a demand; profiles and placements.
 
 Why this exists: people think "split this GPU in 4", "something with 12 GiB" or "four
 12 GiB and one 35 GiB instance on this machine", not in profile names, which differ per
@@ -12,7 +12,8 @@ GPU model. These helpers turn such intents into exact layouts:
   fit. Sizes are read by ``migctl.sizes`` (``12GiB`` = ``12G``; ``10GB`` is decimal), and
   must carry a unit here.
 
-Pure; imported by the CLI, the engine and the service.
+Pure; imported through ``migctl.planner``. ``migctl.engine.intents`` turns these instances into
+each GPU's ``DesiredLayout`` (the form a node plans, applies and checks).
 """
 
 from __future__ import annotations

@@ -1,0 +1,95 @@
+"""Command-line options -> the request values a node takes (targets, lease requests).
+
+Why this exists: a target or a lease request crosses to the daemon as a ``migctl.schemas``
+model, whose bounds keep hostile values from being expanded anywhere. Options outside those
+bounds are refused here with the option's name (exit 2), before any node is asked; a count
+above the bound (more than any GPU holds) is left for the node to refuse against the real
+hardware, saying how many the GPU does hold (exit 5). Imported by the verb modules.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from migctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from migctl.schemas.leases import LeaseRequest
+
+M = TypeVar("M", bound="BaseModel")
+TOO_LARGE = "less_than_equal"
+OPTIONS = {  # a request field -> the option that sets it
+    "uuid": "--device",
+    "profile": "--profile",
+    "memory_mib": "--memory",
+    "sms": "--sms",
+    "wait_seconds": "--wait",
+    "ttl_seconds": "--ttl",
+    "job": "--job",
+    "pid": "--pid",
+    "priority": "--priority",
+    "n": "--split",
+    "demand": "--demand",
+    "share": "--share",
+    "count": "--count",
+}
+
+
+def checked(model: type[M], options: str, **fields: Any) -> M:
+    """``model(**fields)``, or a usage error naming the option and what is wrong with it."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(fields)
+    except ValidationError as error:
+        problems = error.errors(include_url=False)
+        if all(p["type"] == TOO_LARGE for p in problems):
+            return model.model_construct(**fields)  # the node says what the GPUs hold
+        first = problems[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        raise UsageError(
+            f"{OPTIONS.get(field, options)}: {first['msg']}",
+            hint="see the command's --help",
+            context={"option": OPTIONS.get(field, options)},
+        ) from None
+
+
+def lease_request(
+    *,
+    profile: str | None,
+    memory: str | None,
+    sms: int | None,
+    device: str | None,
+    ttl: str | None = None,
+    wait: str = "0",
+    job: str | None = None,
+    pid: int | None = None,
+    create: bool = False,
+    priority: int | None = None,
+) -> LeaseRequest:
+    """The lease request of ``lease acquire``, ``run`` and ``env`` options."""
+    from migctl.schemas.leases import LeaseRequest
+    from migctl.sizes import parse_duration_s, parse_memory_mib
+    from migctl.tenancy.selection import DeviceSelection
+    from migctl.untrusted import check_label
+
+    memory_mib = None if memory is None else parse_memory_mib(memory)
+    DeviceSelection(profile, memory_mib, sms, device).request()  # a bad uuid, or uuid + size
+    if job is not None:
+        check_label(job, "job name")  # others see it: printable, 1 to 128 characters (exit 11)
+    return checked(
+        LeaseRequest,
+        "lease options",
+        uuid=device,
+        profile=profile,
+        memory_mib=memory_mib,
+        sms=sms,
+        wait_seconds=parse_duration_s(wait),
+        ttl_seconds=None if ttl is None else parse_duration_s(ttl),
+        job=job,
+        pid=pid,
+        create=create,
+        priority=priority,
+    )
