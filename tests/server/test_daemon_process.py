@@ -6,8 +6,11 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
-from migctl.server.client import ServiceClient, connect_if_running
+from migctl.client.discovery import probe_socket
+from migctl.client.http import DaemonClient
+from migctl.errors import MigctlError
 from tests.server.daemon import Daemon
 
 
@@ -29,13 +32,18 @@ def test_a_second_daemon_on_the_same_socket_is_refused(daemon: Daemon) -> None:
 
 
 def test_clients_find_a_running_daemon(daemon: Daemon) -> None:
-    found = connect_if_running(daemon.socket_path)
-    assert found is not None
-    with found:
+    found = probe_socket(daemon.socket_path)
+    try:
         assert found.request("GET", "/v1/whoami")["via"] == "socket"
-    assert connect_if_running(daemon.root / "missing.sock") is None
-    with ServiceClient(socket_path=daemon.root / "missing.sock") as nobody:
+    finally:
+        found.close()
+    with pytest.raises(MigctlError):  # a socket file nobody answers on is an error, never local
+        probe_socket(daemon.root / "missing.sock")
+    nobody = DaemonClient(socket_path=daemon.root / "missing.sock")
+    try:
         assert not nobody.reachable()
+    finally:
+        nobody.close()
 
 
 def test_a_request_refused_before_authentication_is_audited_with_the_kernels_name(
