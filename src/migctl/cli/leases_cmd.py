@@ -65,6 +65,32 @@ PriorityOption = Annotated[
         help="Through the migctl daemon: larger is served first while waiting (users 0-10).",
     ),
 ]
+ShareOption = Annotated[
+    str | None,
+    typer.Option(
+        "--share",
+        help="A soft device: this share of a GPU's or MIG device's SMs through CUDA MPS "
+        "(25% or 25); --memory is then its pinned memory limit. No fault or bandwidth "
+        "isolation: see docs/soft-partitions.md.",
+    ),
+]
+ParentOption = Annotated[
+    str | None,
+    typer.Option(
+        "--parent", help="With --share: the GPU (index, GPU-<uuid>) or MIG-<uuid> to share."
+    ),
+]
+OversubscribeOption = Annotated[
+    bool,
+    typer.Option("--oversubscribe", help="With --share: let the parent's SM shares pass 100%."),
+]
+AllowOtherUserOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-other-user",
+        help="With --share: share a parent another Unix user shares (MPS: they take turns).",
+    ),
+]
 LeaseDbOption = Annotated[
     Path | None,
     typer.Option("--lease-db", envvar="MIGCTL_LEASE_DB", help="The lease database file."),
@@ -72,13 +98,37 @@ LeaseDbOption = Annotated[
 
 
 def selection_from(
-    profile: str | None, memory: str | None, sms: int | None, device: str | None
+    profile: str | None,
+    memory: str | None,
+    sms: int | None,
+    device: str | None,
+    share: str | None = None,
+    parent: str | None = None,
+    oversubscribe: bool = False,
+    allow_other_user: bool = False,
 ) -> DeviceSelection:
+    from migctl.mps.shares import parse_share
     from migctl.sizes import parse_memory_mib
     from migctl.tenancy.selection import DeviceSelection
 
     memory_mib = parse_memory_mib(memory) if memory is not None else None
-    return DeviceSelection(profile, memory_mib, sms, device)
+    percent = parse_share(share) if share is not None else None
+    selection = DeviceSelection(
+        profile, memory_mib, sms, device, percent, parent, oversubscribe, allow_other_user
+    )
+    selection.check_soft()
+    return selection
+
+
+def local_options(options: AcquireOptions) -> AcquireOptions:
+    """``options`` for leasing here: with how this machine runs MPS (soft devices)."""
+    import dataclasses
+
+    from migctl.node.soft import mps_host
+
+    current = session()
+    host = mps_host(current.machine_settings(), current.backend.files_dir)
+    return dataclasses.replace(options, mps=host)
 
 
 def acquire_options(
@@ -119,12 +169,9 @@ def describe_lease(lease: Lease) -> str:
 
 
 def lease_data(lease: Lease) -> dict[str, Any]:
-    from migctl.tenancy.environment import device_environment
+    from migctl.tenancy.environment import lease_environment
 
-    return {
-        "lease": lease.to_dict(),
-        "environment": device_environment(lease.uuid, lease.lease_id),
-    }
+    return {"lease": lease.to_dict(), "environment": lease_environment(lease)}
 
 
 app = typer.Typer(help="Lease MIG devices: acquire, release, renew, list.", no_args_is_help=True)
@@ -145,10 +192,17 @@ def acquire(
     ] = None,
     create: CreateOption = False,
     priority: PriorityOption = None,
+    share: ShareOption = None,
+    parent: ParentOption = None,
+    oversubscribe: OversubscribeOption = False,
+    allow_other_user: AllowOtherUserOption = False,
     lease_db: LeaseDbOption = None,
 ) -> None:
-    """Lease the smallest free MIG device that matches; it stays yours until released."""
-    selection = selection_from(profile, memory, sms, device)
+    """Lease the smallest free MIG device that matches (or with --share a soft device); it
+    stays yours until released."""
+    selection = selection_from(
+        profile, memory, sms, device, share, parent, oversubscribe, allow_other_user
+    )
     options = acquire_options(ttl, wait, create, priority)
     if (client := session().daemon) is not None:
         from migctl.cli import remote_leases
@@ -162,7 +216,7 @@ def acquire(
         note_local_priority(options)
         owner = LeaseOwner.current(job=job, pid=pid)
         store = store_at(lease_db)
-        lease = acquire_lease(session().backend, store, selection, owner, options)
+        lease = acquire_lease(session().backend, store, selection, owner, local_options(options))
 
     def render() -> None:
         session().console.print(describe_lease(lease), markup=False)

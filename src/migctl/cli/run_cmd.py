@@ -19,19 +19,24 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from migctl.cli.leases_cmd import (
+    AllowOtherUserOption,
     CreateOption,
     DeviceOption,
     JobOption,
     LeaseDbOption,
     MemoryOption,
+    OversubscribeOption,
+    ParentOption,
     PriorityOption,
     ProfileOption,
+    ShareOption,
     SmsOption,
     TtlOption,
     WaitOption,
     acquire_options,
     describe_lease,
     lease_data,
+    local_options,
     note_local_priority,
     selection_from,
     store_at,
@@ -65,18 +70,25 @@ def run(
         bool, typer.Option("--quiet", "-q", help="No 'leased ...' line on stderr.")
     ] = False,
     priority: PriorityOption = None,
+    share: ShareOption = None,
+    parent: ParentOption = None,
+    oversubscribe: OversubscribeOption = False,
+    allow_other_user: AllowOtherUserOption = False,
     lease_db: LeaseDbOption = None,
 ) -> None:
     """Run CMD on a leased MIG device; exit with CMD's exit code (128+N if killed by signal N).
 
     CMD sees CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES set to the device's MIG-<uuid> and
-    MIGCTL_LEASE_ID. Signals sent to migctl (INT, TERM, HUP, QUIT, USR1, USR2) are passed on;
+    MIGCTL_LEASE_ID; with --share (a soft device, an MPS share) its parent's UUID and the MPS
+    variables. Signals sent to migctl (INT, TERM, HUP, QUIT, USR1, USR2) are passed on;
     the lease is released when CMD ends, however it ends. 126/127: CMD could not be started.
     """
     from migctl.tenancy.runner import Interrupted, run_leased, run_with
 
     current = session()
-    selection = selection_from(profile, memory, sms, device)
+    selection = selection_from(
+        profile, memory, sms, device, share, parent, oversubscribe, allow_other_user
+    )
     options = acquire_options(ttl, wait, create, priority)
     try:
         if (client := current.daemon) is not None:
@@ -90,7 +102,13 @@ def run(
             store = store_at(lease_db)
             hook = _leased_hook(command, quiet)
             result = run_leased(
-                current.backend, store, command, selection, options, job=job, on_leased=hook
+                current.backend,
+                store,
+                command,
+                selection,
+                local_options(options),
+                job=job,
+                on_leased=hook,
             )
     except Interrupted as stop:
         raise typer.Exit(128 + stop.signum) from None
@@ -117,7 +135,7 @@ def _leased_hook(command: list[str], quiet: bool) -> LeasedHook:
     current = session()
 
     def on_leased(lease: Lease, pid: int) -> None:
-        if is_simulated(current.backend):
+        if is_simulated(current.backend) and not lease.soft:  # MPS clients show themselves
             control = open_sim_control(current.sim, current.catalog)
             name = os.path.basename(command[0])[:15]
             control.attach(pid, lease.gpu_index, lease.uuid, 0, name)
@@ -146,6 +164,10 @@ def env(
     output_format: Annotated[
         EnvFormat, typer.Option("--format", "-f", help="sh (export lines) or json.")
     ] = EnvFormat.SH,
+    share: ShareOption = None,
+    parent: ParentOption = None,
+    oversubscribe: OversubscribeOption = False,
+    allow_other_user: AllowOtherUserOption = False,
     priority: PriorityOption = None,
     lease_db: LeaseDbOption = None,
 ) -> None:
@@ -157,11 +179,13 @@ def env(
     """
     from migctl.cli.output import SCHEMA
     from migctl.leases import LeaseOwner
-    from migctl.tenancy.environment import device_environment, shell_exports
+    from migctl.tenancy.environment import lease_environment, shell_exports
     from migctl.tenancy.leasing import acquire
 
     current = session()
-    selection = selection_from(profile, memory, sms, device)
+    selection = selection_from(
+        profile, memory, sms, device, share, parent, oversubscribe, allow_other_user
+    )
     options = acquire_options(ttl, wait, create, priority)
     holder = pid if pid is not None else os.getppid()
     if (client := current.daemon) is not None:
@@ -173,8 +197,9 @@ def env(
     else:
         note_local_priority(options)
         owner = LeaseOwner.current(job=job, pid=holder)
-        lease = acquire(current.backend, store_at(lease_db), selection, owner, options)
-    variables = device_environment(lease.uuid, lease.lease_id)
+        store = store_at(lease_db)
+        lease = acquire(current.backend, store, selection, owner, local_options(options))
+    variables = lease_environment(lease)
     if current.json or output_format == EnvFormat.JSON:
         payload = {"schema": SCHEMA, "kind": "LeaseEnvironment", **lease_data(lease)}
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")

@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from migctl.errors import InvalidInputError, NotFoundError, UsageError
-from migctl.leases import liveness, rows
+from migctl.leases import liveness, rows, soft
 from migctl.leases.choose import choose_device
 from migctl.leases.connections import ConnectionCache
 from migctl.leases.dbfile import ensure_database_file
@@ -50,6 +50,7 @@ from migctl.leases.schema import (
     prepare_database,
     write_transaction,
 )
+from migctl.leases.soft_store import SoftLeases
 from migctl.leases.types import DeviceCandidate, DeviceRequest, EndReason, Lease, LeaseOwner
 from migctl.leases.waiting import Backoff, acquire_loop
 from migctl.untrusted import check_label
@@ -61,8 +62,11 @@ CreateDevice = Callable[[DeviceRequest], DeviceCandidate | None]
 REAPER = "migctl"  # ended_by for leases ended by reaping
 
 
-class LeaseStore:
-    """A SQLite (WAL) lease store at ``path`` (``Settings.lease_db`` says which file)."""
+class LeaseStore(SoftLeases):
+    """A SQLite (WAL) lease store at ``path`` (``Settings.lease_db`` says which file).
+
+    Soft devices (MPS shares) are granted by :meth:`acquire_soft` (``soft_store``).
+    """
 
     def __init__(
         self,
@@ -158,7 +162,8 @@ class LeaseStore:
             now = self._clock()
             active = self._reap_in(conn, now)
             candidates = inventory()  # under the lock: what exists now, not before the wait
-            device = choose_device(request, candidates, {s.lease.uuid: s.lease for s in active})
+            candidates, taken = soft.mig_view(conn, candidates, active)
+            device = choose_device(request, candidates, taken)
             lease_id = rows.insert(
                 conn,
                 device,
@@ -292,17 +297,24 @@ class LeaseStore:
             return self._current_target(conn, lease_id, self._clock())
 
     @contextmanager
-    def fenced(self, uuid: str) -> Iterator[Lease | None]:
+    def fenced(self, uuid: str, *, drop_soft_slots: bool = False) -> Iterator[Lease | None]:
         """Hold the write lock for a change to device ``uuid``; yields its active lease or None.
 
         No lease is granted while the block runs, and every acquire reads the devices that
         exist under this same lock: ``apply`` checks that a device is not leased and destroys
         it inside one block, so a device is never destroyed while leased, nor leased once
-        destroyed. Stale leases are ended first. An exception in the block rolls back the reap.
+        destroyed. A MIG device that is the parent of an active soft lease yields that lease
+        (it is leased too). With ``drop_soft_slots``, the soft devices a layout made on
+        ``uuid`` are removed when the block ends (the device is gone with them). Stale leases
+        are ended first. An exception in the block rolls back the reap.
         """
         with self._transaction() as conn:
-            active = self._reap_in(conn, self._clock())
-            yield next((s.lease for s in active if s.lease.uuid == uuid), None)
+            active = [s.lease for s in self._reap_in(conn, self._clock())]
+            found = next((lease for lease in active if lease.uuid == uuid), None)
+            yield found or next((x for x in active if x.soft and x.parent_uuid == uuid), None)
+            if drop_soft_slots:
+                gone = [slot.uuid for slot in soft.fetch_slots(conn) if slot.parent_uuid == uuid]
+                soft.delete_slots(conn, gone)
 
     def reap(self) -> list[Lease]:
         """End every stale lease now (TTL passed, holder gone); returns the leases it ended."""
@@ -323,6 +335,9 @@ class LeaseStore:
             return cursor.rowcount
 
     # -- internals -------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self._clock()
 
     def _reap_in(self, conn: sqlite3.Connection, now: float) -> list[rows.StoredLease]:
         """End stale leases inside the caller's transaction; returns the leases still active."""

@@ -86,8 +86,8 @@ def admit(
     changes nothing; returns the soft device with its settled memory limit and warnings.
     """
     mine = [s for s in existing if s.parent_uuid == parent.uuid]
-    device = soft_device(parent, share, already_mib=sum(s.memory_limit_mib for s in mine))
     warnings = list(check_sm_sum(parent, [*(s.percent for s in mine), share.percent], policy))
+    device = soft_device(parent, share, already_mib=sum(s.memory_limit_mib for s in mine))
     others = sorted({s.user for s in mine if s.user != user})
     if others:
         warnings.append(check_other_users(parent, user, others, mine, policy))

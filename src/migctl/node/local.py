@@ -22,8 +22,15 @@ from migctl.backends.base import Backend, ModeChange
 from migctl.catalog import Catalog
 from migctl.errors import NotSupportedError, UsageError
 from migctl.model import ComputeInstance, GpuInstance, GpuModel, GpuProfiles
+from migctl.node.local_leases import LocalLeasing
 from migctl.node.protocol import GpuSelection
-from migctl.reports import ApplyOutcome, CheckReport, Inventory, PlanReport, RecoverReport
+from migctl.reports import (
+    ApplyOutcome,
+    CheckReport,
+    Inventory,
+    PlanReport,
+    RecoverReport,
+)
 from migctl.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,16 +38,15 @@ if TYPE_CHECKING:
     from migctl.engine.hooks import Hooks
     from migctl.engine.journal import Journal
     from migctl.layout import MachineGpu
-    from migctl.leases import Lease, LeaseOwner, LeaseStore
+    from migctl.leases import Lease, LeaseStore
     from migctl.node.targets import Resolved
     from migctl.planner import DesiredLayout
     from migctl.schemas.layouts import Target
-    from migctl.schemas.leases import LeaseRequest
 
 log = logging.getLogger(__name__)
 
 
-class LocalNode:
+class LocalNode(LocalLeasing):
     """One machine, worked on directly (see the module docstring)."""
 
     def __init__(self, settings: Settings, backend: Backend, catalog: Catalog) -> None:
@@ -77,15 +83,6 @@ class LocalNode:
         self.close()
 
     @property
-    def store(self) -> LeaseStore:
-        """The lease store of this machine (opened on first use)."""
-        if self._store is None:
-            from migctl.leases import LeaseStore
-
-            self._store = LeaseStore(self.settings.lease_db)
-        return self._store
-
-    @property
     def files(self) -> MachineFiles:
         """This machine's lease database and journal directory, for the engine."""
         from migctl.engine.files import MachineFiles
@@ -120,8 +117,9 @@ class LocalNode:
     def inventory(self, gpus: GpuSelection = None) -> Inventory:
         from migctl.inventory import machine_view
 
-        views = machine_view(self.backend, self.select(gpus))
-        return Inventory(self.description, views, self.active_leases())
+        chosen = self.select(gpus)
+        views = machine_view(self.backend, chosen)
+        return Inventory(self.description, views, self.active_leases(), self.soft_devices(chosen))
 
     def active_leases(self) -> list[Lease]:
         """Active leases; none (and no database created) while the store does not exist."""
@@ -168,7 +166,7 @@ class LocalNode:
     def metrics(self) -> str:
         from migctl.metrics import render
 
-        return render(self.backend, self.settings.lease_db).decode()
+        return render(self.backend, self.settings.lease_db, soft=self.soft_devices()).decode()
 
     # -- layouts ---------------------------------------------------------------------------
 
@@ -197,7 +195,12 @@ class LocalNode:
         found = self.resolve(target, gpus)
         files = self.files
         plans, currents = plan_machine(self.backend, self._targets(found), force=force, files=files)
-        return PlanReport(plans, currents, found.reasons, disturbed(self.backend, plans, files))
+        report = PlanReport(plans, currents, found.reasons, disturbed(self.backend, plans, files))
+        if found.soft is None:
+            return report
+        from migctl.node.soft import plan_with_soft
+
+        return plan_with_soft(self.backend, self.soft_store(), self.mps, found.soft, report)
 
     def apply(
         self,
@@ -211,9 +214,12 @@ class LocalNode:
         from migctl.engine.apply import apply
 
         found = self.resolve(target, gpus)
+        targets = self._targets(found)
+        if found.soft is not None and not dry_run:
+            self._soft_preflight(found.soft, targets, force)
         outcome = apply(
             self.backend,
-            self._targets(found),
+            targets,
             force=force,
             dry_run=dry_run,
             hooks=hooks,
@@ -222,6 +228,10 @@ class LocalNode:
         )
         outcome.reasons = found.reasons
         self._after_change(outcome.changed or outcome.rolled_back)
+        if found.soft is not None:
+            from migctl.node.soft import apply_with_soft
+
+            apply_with_soft(self, found.soft, outcome, force=force)
         return outcome
 
     def check(self, target: Target, *, gpus: GpuSelection = None) -> CheckReport:
@@ -230,6 +240,12 @@ class LocalNode:
         found = self.resolve(target, gpus)
         differences = check(self.backend, self._targets(found), self.files)
         differences.update({g: [] for g in found.compared if g not in differences})
+        if found.soft is not None:
+            from migctl.node.soft import soft_differences
+
+            more = soft_differences(self.backend, self.soft_store(), self.mps, found.soft)
+            for gpu, lines in more.items():
+                differences.setdefault(gpu, []).extend(lines)
         differences.update(found.unmatched)
         return CheckReport(dict(sorted(differences.items())), found.check_notes)
 
@@ -243,7 +259,13 @@ class LocalNode:
             raise UsageError(f"unknown format {format!r}", hint="native or mig-parted")
         layouts = current_layouts(self.backend, self.select(gpus))
         models = {g: self.backend.live_model(g) for g in layouts}
-        return export_text(layouts, models, format, name)
+        store = self.soft_store()
+        shares = None
+        if store is not None:
+            from migctl.engine.soft_apply import current_shares
+
+            shares = current_shares(self.backend, store.soft_ledger(), sorted(layouts))
+        return export_text(layouts, models, format, name, shares)
 
     def recover(self, *, rollback: bool = False) -> RecoverReport:
         from migctl.engine.recover import recover
@@ -265,7 +287,12 @@ class LocalNode:
     ) -> list[ModeChange]:
         from migctl.workflow import set_mode
 
-        return set_mode(self.backend, self.select(gpus), enabled)
+        chosen = self.select(gpus)
+        if enabled:
+            from migctl.node.soft import clear_whole_gpu_shares
+
+            clear_whole_gpu_shares(self.backend, self.soft_store(), self.mps, chosen, force=force)
+        return set_mode(self.backend, chosen, enabled)
 
     def _after_change(self, changed: bool) -> None:
         """MIG devices changed: keep a CDI spec in use current (a failure is logged)."""
@@ -327,57 +354,6 @@ class LocalNode:
         self._after_change(bool(destroyed))
         return destroyed
 
-    # -- leases ----------------------------------------------------------------------------
-
-    def acquire(self, request: LeaseRequest, *, owner: LeaseOwner | None = None) -> Lease:
-        from migctl.leases import LeaseOwner
-        from migctl.node.leasing import acquire_on
-
-        who = owner or LeaseOwner.current(job=request.job, pid=request.pid)
-        return acquire_on(self.backend, self.store, request, who)
-
-    def release(self, target: int | str, *, user: str | None = None, admin: bool = False) -> Lease:
-        return self.store.release(_lease_target(target), user=user or _me(), admin=admin)
-
-    def renew(
-        self, target: int | str, ttl_seconds: float | None = None, *, user: str | None = None
-    ) -> Lease:
-        return self.store.renew(self._lease_id(target), ttl_seconds=ttl_seconds, user=user or _me())
-
-    def _lease_id(self, target: int | str) -> int:
-        found = _lease_target(target)
-        if isinstance(found, int):
-            return found
-        lease = self.store.get(found)
-        if lease is None:
-            from migctl.errors import NotFoundError
-
-            raise NotFoundError(
-                f"no active lease on {found}",
-                hint="see `migctl lease list`",
-                context={"lease": found},
-            )
-        return lease.lease_id
-
-    def leases(self, *, history: bool = False, mine: bool = False) -> list[Lease]:
-        if self._store is None and not self.settings.lease_db.exists():
-            return []
-        return self.store.list_leases(active_only=not history, user=_me() if mine else None)
-
-
-def _me() -> str:
-    from migctl.leases import LeaseOwner
-
-    return LeaseOwner.current().user
-
-
-def _lease_target(target: int | str) -> int | str:
-    """A lease id (``7``, ``"7"``) or a MIG device UUID."""
-    if isinstance(target, int):
-        return target
-    text = target.strip()
-    return int(text) if text.isdigit() else text
-
 
 def open_local(settings: Settings, catalog: Catalog | None = None) -> LocalNode:
     """The LocalNode of ``settings``: the simulated machine it names, else the real driver."""
@@ -388,4 +364,10 @@ def open_local(settings: Settings, catalog: Catalog | None = None) -> LocalNode:
     backend = open_backend(
         settings.sim, read_only=settings.read_only, catalog=catalog, sim_dir=settings.sim_dir
     )
-    return LocalNode(settings.for_machine(backend.files_dir), backend, catalog)
+    node = LocalNode(settings.for_machine(backend.files_dir), backend, catalog)
+    if not settings.read_only:
+        from migctl.node.soft import repair
+
+        for done in repair(backend, node.soft_store(), node.mps):
+            log.info("%s", done)
+    return node

@@ -32,6 +32,7 @@ from migctl.errors import (
 from migctl.host import process_facts
 from migctl.leases import DeviceCandidate, DeviceRequest, Lease, LeaseOwner, LeaseStore
 from migctl.model import normalize_profile_name
+from migctl.mps.host import MpsHost
 from migctl.server.auth import Principal
 from migctl.server.gpu import GpuAccess
 from migctl.server.provisional import Provisional
@@ -90,6 +91,7 @@ class LeaseService:
         self.arbiter: Arbiter | None = None  # the repartitioner, when it is on
         self.withheld: frozenset[str] = frozenset()  # devices a reshape is about to destroy
         self.provisional: Provisional | None = None  # grants stay provisional until delivered
+        self.mps: MpsHost | None = None  # how this machine runs MPS (soft devices)
 
     # -- acquire ---------------------------------------------------------------------------
 
@@ -170,6 +172,8 @@ class LeaseService:
         gone: Callable[[], Awaitable[bool]] | None = None,
     ) -> Lease:
         """Lease a device; with ``wait_seconds`` wait for one (``gone``: the client left)."""
+        if body.share is not None:  # a soft device (MPS share): migctl.node.leasing
+            return await self._acquire_soft(principal, body)
         request, owner = self.device_request(body), self.owner(principal, body)
         priority = priority_of(principal, body)
         arbiter = self.arbiter
@@ -199,6 +203,23 @@ class LeaseService:
             raise InvalidStateError("the client went away while waiting for a device")
         error = _after_waiting(last, body.wait_seconds, arbitrated=False)
         raise await self._private(principal, error)
+
+    async def _acquire_soft(self, principal: Principal, body: LeaseRequest) -> Lease:
+        from migctl.node.leasing import acquire_soft_on
+
+        owner = self.owner(principal, body)
+        try:
+            return await self.blocking.lease(
+                acquire_soft_on,
+                self.gpu,
+                self.store,
+                body,
+                owner,
+                self.mps,
+                provisional=self.provisional,
+            )
+        except MigctlError as error:
+            raise await self._private(principal, error) from None
 
     async def _attempt(
         self, request: DeviceRequest, owner: LeaseOwner, ttl_seconds: float | None
@@ -253,6 +274,10 @@ class LeaseService:
         except PermissionDeniedError as exc:
             raise await self._private(principal, exc) from exc
         self.freed(lease)
+        if lease.soft:
+            from migctl.tenancy.soft import after_release
+
+            await self.blocking.lease(after_release, self.store, self.mps, lease)
         return lease
 
     async def renew(self, principal: Principal, target: str, ttl_seconds: float | None) -> Lease:
@@ -317,11 +342,11 @@ class LeaseService:
         present = {device.uuid for device in self.gpu.candidates(max_age_s=0)}
         ended = []
         for lease in self.store.list_leases():
-            if lease.uuid not in present:
-                log.warning(
-                    "lease %d: device %s no longer exists; ending it", lease.lease_id, lease.uuid
-                )
-                ended.append(self.store.release(lease.lease_id, user=VANISHED_BY, admin=True))
+            device = lease.cuda_device  # a soft lease: its parent (a whole GPU stays)
+            if device in present or device.startswith("GPU-"):
+                continue
+            log.warning("lease %d: device %s no longer exists; ending it", lease.lease_id, device)
+            ended.append(self.store.release(lease.lease_id, user=VANISHED_BY, admin=True))
         return ended
 
 

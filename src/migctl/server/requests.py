@@ -125,6 +125,14 @@ class LeaseRequest(Strict):
         description="while waiting: larger is served first (default 0; users up to 10, admins"
         " up to 1000); used when the daemon repartitions on demand",
     )
+    share: int | None = Field(
+        None, ge=1, le=100, description="a soft device: this SM share (percent) through MPS"
+    )
+    parent: str | None = Field(
+        None, min_length=1, max_length=80, description="soft: the GPU or MIG device to share"
+    )
+    oversubscribe: bool = Field(False, description="soft: SM shares may sum past 100%")
+    allow_other_user: bool = Field(False, description="soft: share a parent another user shares")
 
     @model_validator(mode="after")
     def _uuid_alone(self) -> LeaseRequest:
@@ -132,6 +140,10 @@ class LeaseRequest(Strict):
             v is not None for v in (self.profile, self.memory_mib, self.sms)
         ):
             raise ValueError("ask for a device uuid or for profile/memory_mib/sms, not both")
+        if self.share is not None and any(
+            v is not None for v in (self.uuid, self.profile, self.sms)
+        ):
+            raise ValueError("a share (soft device) goes with memory_mib and parent only")
         return self
 
 

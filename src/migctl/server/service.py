@@ -33,6 +33,7 @@ from migctl.engine.files import MachineFiles
 from migctl.errors import MigctlError, NotFoundError, NotSupportedError
 from migctl.inventory import GpuProfiles, GpuView, machine_view
 from migctl.leases import Lease, LeaseStore
+from migctl.node.soft import mps_host
 from migctl.planner import DesiredLayout, Plan
 from migctl.reports import ApplyOutcome
 from migctl.server import layouts
@@ -79,6 +80,7 @@ class Service:
         self.leases.provisional = Provisional(
             self.db, self.leases.store, config.provisional_lease_s
         )
+        self.leases.mps = mps_host(self.settings, backend.files_dir)  # soft devices (MPS)
         self.admins = AdminGroup(config.admin_group)
         self.metrics = DaemonMetrics(self.gpu, self.leases)
         self.repartition: Repartitioner | None = None

@@ -69,6 +69,13 @@ class LeaseOut(BaseModel):
     host: str | None
     job: str | None
     pid: int | None
+    kind: str = "mig"  # soft: an MPS share (soft device) of parent_uuid
+    share_percent: int | None = None
+    memory_limit_mib: int | None = None
+    parent_uuid: str | None = None
+    pipe_dir: str | None = None
+    isolation: str = "mig"
+    notes: list[str] = Field(default_factory=list)
 
 
 class ProcessOut(BaseModel):
@@ -183,6 +190,13 @@ def lease_out(lease: Lease, viewer: Principal) -> LeaseOut:
         host=lease.host if visible else None,
         job=lease.job if visible else None,
         pid=lease.pid if visible else None,
+        kind=lease.kind.value,
+        share_percent=lease.share_percent,
+        memory_limit_mib=lease.memory_limit_mib,
+        parent_uuid=lease.parent_uuid,
+        pipe_dir=lease.pipe_dir,
+        isolation="soft" if lease.soft else "mig",
+        notes=list(lease.notes),
     )
 
 

@@ -13,6 +13,8 @@ JSON line per event on stdout and exits with:
   7 still queued behind another user after ``--wait-s``   9 it raised a fatal fault
 
 ``--uid`` makes it claim another user's UID (the model's stand-in for a second Unix user).
+While attached, it shows in the simulated machine's NVML as a process on its device (with the
+memory it allocated), as a real MPS client does (:mod:`migctl.sim.mps_nvml`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 
 from migctl.host import process_start_time
+from migctl.sim.mps_nvml import register, unregister
 from migctl.sim.mps_state import (
     FAULTED,
     MpsStore,
@@ -129,12 +132,18 @@ def _hold(store: MpsStore, pid: int, until: float) -> None:
 
 def _attached_run(store: MpsStore, client: SimClient, args: argparse.Namespace) -> None:
     _join(store, client, args.wait_s)
+    state = store.read()
+    shown = register(state.machine, state.device, client.pid)
     for mib in args.alloc_mib:
         with store.transaction() as state:
             result = allocate(state, client.pid, mib)
+            found = state.client(client.pid)
+            used = found[1].allocated_mib if found is not None else 0
         emit("alloc", mib=mib, result=result)
         if result != "ok":
             raise ClientExit(OOM, "out-of-memory", result)
+        if shown:
+            register(state.machine, state.device, client.pid, used)
     if args.fault_after_s is not None:
         _hold(store, client.pid, time.monotonic() + args.fault_after_s)
         with store.transaction() as state:
@@ -148,6 +157,7 @@ def _leave(store: MpsStore, pid: int) -> None:
         for server in state.servers:
             server.clients = [c for c in server.clients if c.pid != pid]
         state.queued = [c for c in state.queued if c.pid != pid]
+    unregister(state.machine, pid)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,9 @@
-"""``migctl run``: lease a MIG device, run a command on it, release the lease however it ends.
+"""``migctl run``: lease a device, run a command on it, release the lease however it ends.
 
 Why this exists: the safest way to share MIG devices is to never hand one out by hand. This
 runs a command with ``CUDA_VISIBLE_DEVICES`` / ``NVIDIA_VISIBLE_DEVICES`` naming a leased MIG
-device (plus ``MIGCTL_LEASE_ID``), passes signals through (see :mod:`.supervise`), returns the
+device (plus ``MIGCTL_LEASE_ID``; for a soft device its parent and the MPS client variables,
+and a check that the command attached to MPS), passes signals through (see :mod:`.supervise`), returns the
 command's exit code, and releases the lease on every exit path: normal exit, failure to start
 (127/126), Ctrl-C, SIGTERM, an exception in migctl. Releasing a lease that already ended is no
 error.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -33,7 +35,7 @@ from migctl.backends.base import Backend
 from migctl.errors import MigctlError, UsageError
 from migctl.leases import Lease, LeaseOwner, LeaseStore
 from migctl.tenancy.childproc import StubChild
-from migctl.tenancy.environment import device_environment
+from migctl.tenancy.environment import lease_environment
 from migctl.tenancy.leasing import AcquireOptions, acquire, release_quietly
 from migctl.tenancy.selection import DeviceSelection
 from migctl.tenancy.supervise import WAITED_SIGNALS, blocked_signals, supervise
@@ -61,6 +63,9 @@ class RunResult:
 
 
 LeasedHook = Callable[[Lease, int], None]
+# started once the command runs; the thread it returns is joined before the lease is released
+AttachCheck = Callable[[Lease, int], threading.Thread | None]
+ATTACH_JOIN_S = 15.0
 
 
 class Leaser(Protocol):
@@ -102,7 +107,16 @@ class StoreLeaser:
         self.store.renew(lease.lease_id, user=lease.user)
 
     def release(self, lease: Lease) -> Lease | None:
-        return release_quietly(self.store, lease)
+        return release_quietly(self.store, lease, self.options.mps)
+
+    def attach_check(self) -> AttachCheck | None:
+        """Check that a soft lease's command attached to MPS (when MPS is known here)."""
+        host = self.options.mps
+        if host is None:
+            return None
+        from migctl.tenancy.soft import watch_attach
+
+        return lambda lease, pid: watch_attach(host, lease, pid)
 
 
 def run_leased(
@@ -117,15 +131,26 @@ def run_leased(
 ) -> RunResult:
     """Run ``command`` on a device leased from ``store`` (see :func:`run_with`)."""
     _require_command(command)
-    selection.request()  # refuse bad options before forking anything
+    if selection.soft:
+        selection.check_soft()  # refuse bad options before forking anything
+    else:
+        selection.request()
     leaser = StoreLeaser(backend, store, selection, options, job)
-    return run_with(leaser, command, on_leased=on_leased)
+    return run_with(leaser, command, on_leased=on_leased, attach_check=leaser.attach_check())
 
 
 def run_with(
-    leaser: Leaser, command: Sequence[str], *, on_leased: LeasedHook | None = None
+    leaser: Leaser,
+    command: Sequence[str],
+    *,
+    on_leased: LeasedHook | None = None,
+    attach_check: AttachCheck | None = None,
 ) -> RunResult:
-    """Run ``command`` on a leased MIG device; ``on_leased(lease, pid)`` runs before it starts.
+    """Run ``command`` on a leased device; ``on_leased(lease, pid)`` runs before it starts.
+
+    The command gets the lease's environment (:func:`lease_environment`: for a soft device
+    the MPS client variables too); ``attach_check(lease, pid)`` runs once it started, for a
+    soft lease (it checks, in the background, that the command attached to MPS).
 
     Raises CommandNotFoundError (127) / CommandNotExecutableError (126) when the command cannot
     start, the leaser's errors when no device can be leased, and :class:`Interrupted` when
@@ -133,6 +158,7 @@ def run_with(
     """
     _require_command(command)
     lease: Lease | None = None
+    watcher: threading.Thread | None = None
     child = StubChild.spawn(command)
     try:
         with _abort_on_signals():
@@ -140,7 +166,9 @@ def run_with(
             if on_leased is not None:
                 on_leased(lease, child.pid)
             with blocked_signals(WAITED_SIGNALS, discard_pending=True):
-                child.start(device_environment(lease.uuid, lease.lease_id))
+                child.start(lease_environment(lease))
+                if attach_check is not None and lease.soft:
+                    watcher = attach_check(lease, child.pid)
                 code = supervise(
                     child,
                     heartbeat=_renewer(leaser, lease) if leaser.ttl_seconds else None,
@@ -148,6 +176,8 @@ def run_with(
                 )
     finally:
         child.stop()  # ended but not reaped: a zombie of ours still holds the lease...
+        if watcher is not None:
+            watcher.join(ATTACH_JOIN_S)  # it ends once the command has: before the release
         try:
             released = leaser.release(lease) if lease is not None else None
         finally:
