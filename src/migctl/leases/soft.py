@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from migctl.errors import InvalidStateError
 from migctl.leases import rows
-from migctl.leases.types import DeviceCandidate, EndReason, Lease, SoftSlot, soft_device_id
+from migctl.leases.types import EndReason, Lease, SoftSlot, soft_device_id
 
 SLOT_COLUMNS = (
     "device_uuid, parent_uuid, gpu_index, gi_id, ci_id, share_percent, memory_limit_mib, "
@@ -105,13 +105,14 @@ def delete_slots(conn: sqlite3.Connection, uuids: Iterable[str]) -> int:
 
 
 def mig_view(
-    conn: sqlite3.Connection,
-    candidates: Sequence[DeviceCandidate],
-    active: Sequence[rows.StoredLease],
-) -> tuple[list[DeviceCandidate], dict[str, Lease]]:
-    """MIG candidates less those a layout gave soft devices, and the leases that take devices:
-    a MIG device with soft leases counts as leased by them (it is shared out through MPS)."""
-    slotted = {slot.parent_uuid for slot in fetch_slots(conn)}
+    conn: sqlite3.Connection, active: Sequence[rows.StoredLease]
+) -> tuple[dict[str, Lease], dict[str, str]]:
+    """The leases that take MIG devices, and the MIG devices a layout shares out (reserved):
+    a MIG device with soft leases counts as leased by them (it is shared through MPS)."""
+    reserved = {
+        slot.parent_uuid: "shared out through MPS by a layout (soft devices)"
+        for slot in fetch_slots(conn)
+    }
     taken: dict[str, Lease] = {}
     for stored in active:
         lease = stored.lease
@@ -119,7 +120,7 @@ def mig_view(
             taken.setdefault(lease.parent_uuid, lease)
         else:
             taken[lease.uuid] = lease
-    return [c for c in candidates if c.uuid not in slotted], taken
+    return taken, reserved
 
 
 class SoftEditor:

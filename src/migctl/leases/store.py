@@ -162,8 +162,8 @@ class LeaseStore(SoftLeases):
             now = self._clock()
             active = self._reap_in(conn, now)
             candidates = inventory()  # under the lock: what exists now, not before the wait
-            candidates, taken = soft.mig_view(conn, candidates, active)
-            device = choose_device(request, candidates, taken)
+            taken, reserved = soft.mig_view(conn, active)
+            device = choose_device(request, candidates, taken, reserved)
             lease_id = rows.insert(
                 conn,
                 device,

@@ -104,19 +104,22 @@ def _join(store: MpsStore, client: SimClient, wait_s: float) -> int:
             connect_state = state.client(client.pid)
             if connect_state is not None:
                 server, _ = connect_state
-                emit(
-                    "attached",
-                    server=server.server_id,
-                    percent=client.percent,
-                    sms=sms_seen(state, client.percent),
-                    limit_mib=client.limit_mib,
-                )
-                return server.server_id
+                server_id = server.server_id
+                attached = {
+                    "server": server_id,
+                    "percent": client.percent,
+                    "sms": sms_seen(state, client.percent),
+                    "limit_mib": client.limit_mib,
+                }
+                break
             if time.monotonic() >= deadline:
                 raise ClientExit(
                     QUEUED, "still-queued", f"queued behind another user for {wait_s:g} s"
                 )
         time.sleep(TICK_S)
+    register(state.machine, state.device, client.pid)  # shown on its device, as NVML does
+    emit("attached", **attached)
+    return server_id
 
 
 def _hold(store: MpsStore, pid: int, until: float) -> None:
@@ -132,8 +135,6 @@ def _hold(store: MpsStore, pid: int, until: float) -> None:
 
 def _attached_run(store: MpsStore, client: SimClient, args: argparse.Namespace) -> None:
     _join(store, client, args.wait_s)
-    state = store.read()
-    shown = register(state.machine, state.device, client.pid)
     for mib in args.alloc_mib:
         with store.transaction() as state:
             result = allocate(state, client.pid, mib)
@@ -142,8 +143,7 @@ def _attached_run(store: MpsStore, client: SimClient, args: argparse.Namespace) 
         emit("alloc", mib=mib, result=result)
         if result != "ok":
             raise ClientExit(OOM, "out-of-memory", result)
-        if shown:
-            register(state.machine, state.device, client.pid, used)
+        register(state.machine, state.device, client.pid, used)
     if args.fault_after_s is not None:
         _hold(store, client.pid, time.monotonic() + args.fault_after_s)
         with store.transaction() as state:
