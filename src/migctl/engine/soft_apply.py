@@ -59,6 +59,9 @@ def apply_soft(
     with store.soft_editing() as editor:
         plan = soft_plan(want, editor.ledger, host)
         plan.require_drained(force)
+        for slot in editor.ledger.slots:  # of a MIG device destroyed behind migctl's back
+            if slot.gpu_index in targets.shares and slot.parent_uuid not in want.parents:
+                editor.remove_slot(slot.uuid)
         for op in plan.ops:
             _edit(editor, op, want)
         _adopt_kept(editor, plan, want)

@@ -24,6 +24,7 @@ from migctl.errors import InvalidStateError
 from migctl.leases import rows
 from migctl.leases.types import EndReason, Lease, SoftSlot, soft_device_id
 
+DROPPED_BY = "migctl: its MIG device was destroyed"
 SLOT_COLUMNS = (
     "device_uuid, parent_uuid, gpu_index, gi_id, ci_id, share_percent, memory_limit_mib, "
     "sm_count, created_at"
@@ -121,6 +122,15 @@ def mig_view(
         else:
             taken[lease.uuid] = lease
     return taken, reserved
+
+
+def drop_parent(
+    conn: sqlite3.Connection, parent_uuid: str, leases: Sequence[Lease], now: float
+) -> None:
+    """A parent is destroyed: its slots go, and its soft leases end as revoked."""
+    delete_slots(conn, [s.uuid for s in fetch_slots(conn) if s.parent_uuid == parent_uuid])
+    for lease in leases:
+        rows.end(conn, lease.lease_id, now=now, reason=EndReason.REVOKED, ended_by=DROPPED_BY)
 
 
 class SoftEditor:

@@ -305,16 +305,18 @@ class LeaseStore(SoftLeases):
         it inside one block, so a device is never destroyed while leased, nor leased once
         destroyed. A MIG device that is the parent of an active soft lease yields that lease
         (it is leased too). With ``drop_soft_slots``, the soft devices a layout made on
-        ``uuid`` are removed when the block ends (the device is gone with them). Stale leases
-        are ended first. An exception in the block rolls back the reap.
+        ``uuid`` are removed when the block ends (the device is gone with them), and soft leases
+        still on it (a forced destroy) end as revoked. Stale leases are ended first. An
+        exception in the block rolls back the reap.
         """
         with self._transaction() as conn:
-            active = [s.lease for s in self._reap_in(conn, self._clock())]
+            now = self._clock()
+            active = [s.lease for s in self._reap_in(conn, now)]
             found = next((lease for lease in active if lease.uuid == uuid), None)
-            yield found or next((x for x in active if x.soft and x.parent_uuid == uuid), None)
+            on_it = [x for x in active if x.soft and x.parent_uuid == uuid]
+            yield found or next(iter(on_it), None)
             if drop_soft_slots:
-                gone = [slot.uuid for slot in soft.fetch_slots(conn) if slot.parent_uuid == uuid]
-                soft.delete_slots(conn, gone)
+                soft.drop_parent(conn, uuid, on_it, now)
 
     def reap(self) -> list[Lease]:
         """End every stale lease now (TTL passed, holder gone); returns the leases it ended."""

@@ -141,13 +141,13 @@ def check_share_set(
     parent: ParentDevice, shares: Sequence[SoftShare], policy: AdmissionPolicy
 ) -> tuple[tuple[SoftDevice, ...], tuple[str, ...]]:
     """A whole set of shares for one parent (a layout): memory and SM rules, in order."""
+    warnings = check_sm_sum(parent, [s.percent for s in shares], policy)
     limits = [
         s.memory_mib if s.memory_mib is not None else default_memory_mib(parent, s.percent)
         for s in shares
     ]
     if sum(limits) > parent.memory_mib:
         raise insufficient_memory(parent, limits)
-    warnings = check_sm_sum(parent, [s.percent for s in shares], policy)
     devices = tuple(SoftDevice(parent, s.percent, m) for s, m in zip(shares, limits, strict=True))
     return devices, warnings
 

@@ -295,11 +295,15 @@ class LocalNode(LocalLeasing):
         return set_mode(self.backend, chosen, enabled)
 
     def _after_change(self, changed: bool) -> None:
-        """MIG devices changed: keep a CDI spec in use current (a failure is logged)."""
+        """MIG devices changed: keep a CDI spec in use current (a failure is logged), and stop
+        the MPS daemons of MIG devices that are gone."""
         if not changed:
             return
         from migctl.errors import MigctlError
+        from migctl.node.soft import repair
         from migctl.tenancy.cdi import refresh_if_in_use
+
+        repair(self.backend, self.soft_store(), self.mps)
 
         settings = self.settings
         try:

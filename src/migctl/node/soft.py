@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import sys
 from typing import TYPE_CHECKING, Protocol
 
@@ -132,7 +133,8 @@ def repair(backend: Backend, store: LeaseStore | None, host: MpsHost) -> list[st
     """Bring every parent's MPS daemon to what its soft leases and shares need; what was done.
 
     A needed daemon that is stopped or crashed (stale) is started; an unneeded stale one is
-    cleaned; an unneeded running one is stopped when no client is attached.
+    cleaned; an unneeded running one is stopped when no client is attached; the directories
+    of a stopped daemon whose parent is gone (a destroyed MIG device) are removed.
     """
     needed = store.soft_ledger().parents() if store is not None else set()
     parents: dict[str, Parent] = {}
@@ -140,14 +142,16 @@ def repair(backend: Backend, store: LeaseStore | None, host: MpsHost) -> list[st
     for paths in host.daemons():
         uuid = paths.parent_uuid
         status = host.control(uuid).state().status
-        if uuid not in needed:
-            if status is not DaemonStatus.STOPPED and stop_if_idle(store, host, uuid):
-                done.append(f"stopped the idle MPS control daemon of {uuid}")
-            continue
-        if status is DaemonStatus.RUNNING:
+        if uuid in needed and status is DaemonStatus.RUNNING:
             continue
         if not parents:
             parents = {p.uuid: p for p in soft_parents(backend)}
+        if uuid not in needed:
+            if status is not DaemonStatus.STOPPED and stop_if_idle(store, host, uuid):
+                done.append(f"stopped the idle MPS control daemon of {uuid}")
+            if uuid not in parents and host.control(uuid).state().status is DaemonStatus.STOPPED:
+                shutil.rmtree(paths.root, ignore_errors=True)
+            continue
         if uuid not in parents:
             log.warning("soft shares of %s remain, but the device is gone", uuid)
             continue
