@@ -88,7 +88,9 @@ def chosen_parents(backend: Backend, named: str | None) -> list[Parent]:
 
 def start_daemon(host: MpsHost, parent: ParentDevice) -> bool:
     """Make the parent's MPS control daemon run; True when it was (re)started."""
-    restarted = host.control(parent).ensure_running(compute_mode=host.compute_mode)
+    control = host.control(parent)
+    host.claim(control.paths)
+    restarted = control.ensure_running(compute_mode=host.compute_mode)
     if restarted:
         log.info("MPS control daemon of %s started", parent.label())
     return restarted

@@ -25,6 +25,7 @@ from migctl.mps.environment import MpsPaths, mps_paths
 from migctl.mps.shares import ParentDevice
 
 ParentEnvironment = Callable[[ParentDevice], Mapping[str, str]]
+OWNER_FILE = "owner"  # beside pipe/ and log/: the lease database whose shares the daemon serves
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class MpsHost:
     poll_s: float = 0.05
     attach_timeout_s: float = 30.0
     compute_mode: ComputeModeSetter | None = None
+    owner: str = ""  # whose shares the daemons serve (a lease database's path)
 
     def paths(self, parent_uuid: str) -> MpsPaths:
         """The parent's private directories (``<state_dir>/mps/<gpu|mig>-<hash>``)."""
@@ -61,5 +63,20 @@ class MpsHost:
         )  # fmt: skip
 
     def daemons(self) -> tuple[MpsPaths, ...]:
-        """Every parent that has MPS directories under the state directory."""
-        return known_daemons(self.state_dir)
+        """Every parent that has MPS directories under the state directory and that this
+        host's owner started (another lease database's daemons are not ours to judge)."""
+        return tuple(paths for paths in known_daemons(self.state_dir) if self.owns(paths))
+
+    def claim(self, paths: MpsPaths) -> None:
+        """Mark a parent's directories as this owner's (before its daemon starts)."""
+        paths.create()
+        if self.owner:
+            (paths.root / OWNER_FILE).write_text(self.owner + "\n", encoding="utf-8")
+
+    def owns(self, paths: MpsPaths) -> bool:
+        """Whether this owner started the parent's daemon (directories without a mark: yes)."""
+        try:
+            marked = (paths.root / OWNER_FILE).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return True
+        return not self.owner or marked == self.owner

@@ -63,13 +63,15 @@ def mps_host(settings: Settings, machine_dir: Path | None = None) -> MpsHost:
     ``nvidia-cuda-mps-control``, or for a simulated machine (``machine_dir``: its own files'
     directory, ``Backend.files_dir``) the simulator's stand-in, told each parent's size and
     the machine's state file (so its NVML shows the clients as processes)."""
+    owner = str(settings.lease_db)
     if machine_dir is None:
-        return MpsHost(settings.state_dir)
+        return MpsHost(settings.state_dir, owner=owner)
     return MpsHost(
         settings.state_dir,
         program=(sys.executable, *SIM_CONTROL),
         env={"MIGCTL_SIM_MPS_MACHINE": str(machine_dir.with_suffix(".json"))},
         parent_env=_simulated_device,
+        owner=owner,
     )
 
 
