@@ -9,11 +9,15 @@ and measure for ``--duration-s``; MPS cases go through a private MPS control dae
 always quit at the end (``finally`` and ``atexit``), and every MPS client is checked to be
 in the daemon's client list. Nothing here changes a GPU setting (compute mode, MIG, clocks).
 
-How a client is launched is pluggable (:class:`Launcher`): raw environment variables today
-(the same ones ``migctl.mps.client_environment`` sets), ``migctl run --share N% --`` once
-that verb exists. Usage (on the GPU machine; then the report, anywhere)::
+How a client is launched is pluggable (:class:`Launcher`): raw environment variables with a
+private daemon (``--launcher env``, the same variables ``migctl.mps.client_environment``
+sets), or ``migctl run --share N% --parent GPU --`` (``--launcher migctl``: migctl leases a
+soft device and runs its own MPS daemon; two uncapped clients become ``--oversubscribe`` with
+the memory split, since memory limits are hard). Usage (on the GPU machine; then the report,
+anywhere)::
 
     python3 bench/mps_interference.py --out OUT [--duration-s 6] [--smoke]
+    python3 bench/mps_interference.py --out OUT --launcher migctl --migctl "python3 -m migctl"
     python -m bench.mps_interference --report OUT/mps_interference.json --out bench/results
 
 The report (``bench/mps_report.py``) writes the markdown table, the guidance table and the
@@ -32,7 +36,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -84,15 +88,36 @@ class EnvLauncher:
 
 @dataclass(frozen=True)
 class MigctlLauncher:
-    """``migctl run --share N% [--memory M] -- worker`` (for when soft leases exist)."""
+    """``migctl run --share N% [--parent GPU] [--memory M] [--oversubscribe] -- worker``: a
+    soft-device lease, with migctl's own MPS daemon (``--launcher migctl``)."""
 
     migctl: tuple[str, ...] = ("migctl",)
+    parent: str | None = None
+    oversubscribe: bool = False
 
     def launch(self, spec: ClientSpec, worker: list[str]) -> tuple[list[str], dict[str, str]]:
         argv = [*self.migctl, "run", "--share", f"{spec.share or 100}%"]
+        if self.parent is not None:
+            argv += ["--parent", self.parent]
         if spec.memory_mib is not None:
             argv += ["--memory", f"{spec.memory_mib}MiB"]
+        if self.oversubscribe:
+            argv.append("--oversubscribe")
         return [*argv, "--", *worker], {}
+
+
+def through_migctl(case: Case, memory_mib: int) -> Case:
+    """``case`` as soft-device leases can ask for it: shares summing past 100% (both uncapped)
+    need ``--oversubscribe`` and explicit memory limits (memory is hard: ``memory_mib`` split
+    evenly where a client has none)."""
+    if sum(spec.share or 100 for spec in case.clients) <= 100:
+        return case
+    each = memory_mib // len(case.clients)
+    clients = tuple(
+        spec if spec.memory_mib is not None else replace(spec, memory_mib=each)
+        for spec in case.clients
+    )
+    return replace(case, clients=clients)
 
 
 @dataclass(frozen=True)
@@ -363,15 +388,11 @@ def measure(args: argparse.Namespace) -> Path:
             if time.monotonic() - started > args.budget_s:
                 report["cases"].append({"case": asdict(case), "skipped": "time budget"})
                 continue
-            if case.mps and not daemon.started:
-                report["daemon"] = daemon.start()
-            launcher: Launcher = (
-                EnvLauncher(facts["gpu_uuid"], daemon.pipe_dir) if case.mps else plain
-            )
-            print(f"case {case.name}", flush=True)
+            launcher, launched, checker = _launcher(args, facts["gpu_uuid"], case, daemon, report)
+            print(f"case {launched.name}", flush=True)
             try:
                 record = run_case(
-                    case, launcher, root / "cases", args.duration_s, daemon if case.mps else None
+                    launched, launcher or plain, root / "cases", args.duration_s, checker
                 )
             except OSError as exc:
                 record = {"case": asdict(case), "error": str(exc)}
@@ -384,6 +405,26 @@ def measure(args: argparse.Namespace) -> Path:
     return path
 
 
+def _launcher(
+    args: argparse.Namespace,
+    gpu_uuid: str,
+    case: Case,
+    daemon: MpsDaemon,
+    report: dict[str, Any],
+) -> tuple[Launcher | None, Case, MpsDaemon | None]:
+    """How an MPS ``case`` is launched (None: without MPS), the case as launched, and the
+    daemon whose client list proves attachment (None: `migctl run` checks it itself)."""
+    if not case.mps:
+        return None, case, None
+    if args.launcher == "migctl":
+        shared = through_migctl(case, int(args.gpu_memory_mib))
+        over = sum(spec.share or 100 for spec in shared.clients) > 100
+        return MigctlLauncher(tuple(args.migctl.split()), gpu_uuid, over), shared, None
+    if not daemon.started:
+        report["daemon"] = daemon.start()
+    return EnvLauncher(gpu_uuid, daemon.pipe_dir), case, daemon
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", default="bench/results")
@@ -394,6 +435,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--report", help="render the report from this JSON (no GPU needed)")
     parser.add_argument(
         "--note", default="", help="with --report: a file whose text ends the report"
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=("env", "migctl"),
+        default="env",
+        help="env: a private MPS daemon and the client variables; migctl: `migctl run --share`",
+    )
+    parser.add_argument("--migctl", default="migctl", help="with --launcher migctl: its argv")
+    parser.add_argument(
+        "--gpu-memory-mib", default="81559", help="with --launcher migctl: split past 100%%"
     )
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("--name", help=argparse.SUPPRESS)
