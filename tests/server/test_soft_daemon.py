@@ -69,3 +69,14 @@ def test_a_second_unix_user_is_refused_on_a_shared_gpu(daemon: Daemon) -> None:
                 assert root.delete(f"/v1/leases/{answer['lease_id']}").status_code == 200
         finally:
             node.release(mine.lease_id)
+
+
+def test_a_soft_lease_outlives_a_daemon_restart(daemon: Daemon) -> None:
+    with connect(socket=daemon.socket_path) as node:
+        lease = node.acquire(LeaseRequest(share=25, parent="3", ttl_seconds=600))
+    daemon.stop()
+    daemon.start()  # at start the daemon ends leases whose device is gone: not this one
+    with connect(socket=daemon.socket_path) as node:
+        (kept,) = [x for x in node.leases() if x.lease_id == lease.lease_id]
+        assert kept.active and kept.soft
+        node.release(lease.lease_id)
