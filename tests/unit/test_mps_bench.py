@@ -10,16 +10,8 @@ from typing import Any
 
 import pytest
 
-from bench.mps_interference import (
-    Case,
-    ClientSpec,
-    EnvLauncher,
-    MigctlLauncher,
-    MpsDaemon,
-    matrix,
-    run_case,
-    through_migctl,
-)
+from bench.mps_interference import MpsDaemon, matrix, run_case
+from bench.mps_launchers import Case, ClientSpec, EnvLauncher, MigctlLauncher, through_migctl
 from bench.mps_report import SharePoint, envelope, markdown, share_for, share_points
 from migctl.host import is_alive
 from migctl.mps.environment import client_environment, mps_paths

@@ -49,11 +49,6 @@ MIG_RESHAPE = layout(
 )
 
 
-@pytest.fixture(autouse=True)
-def _short_lived_daemons(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MIGCTL_SIM_MPS_LIFETIME_S", "150")
-
-
 @pytest.fixture
 def l40s(sim_dir: Path) -> Iterator[LocalNode]:
     with soft_node("l40s-node", sim_dir) as node:

@@ -35,11 +35,6 @@ pytestmark = pytest.mark.timeout(180)
 NOBODY = LeaseOwner(user="nobody", uid=65534, host=os.uname().nodename)
 
 
-@pytest.fixture(autouse=True)
-def _short_lived_daemons(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MIGCTL_SIM_MPS_LIFETIME_S", "150")  # a stray daemon never lingers
-
-
 @pytest.fixture
 def l40s(sim_dir: Path) -> Iterator[LocalNode]:
     with soft_node("l40s-node", sim_dir) as node:

@@ -32,7 +32,8 @@ def store_at(path: Path, alive: set[int] | None = None) -> LeaseStore:
 
 
 def grant(parent: str = "MIG-aaaa", number: int = 1, percent: int = 25) -> SoftGrant:
-    return SoftGrant(soft_device_id(parent, number), parent, 0, 1, 0, percent, 10_000, 16, "/tmp/p")
+    uuid = soft_device_id(parent, number)
+    return SoftGrant(uuid, parent, 0, 1, 0, percent, 10_000, 16, pipe_dir="/tmp/p")
 
 
 def test_a_v1_database_is_migrated_and_its_mig_leases_stay(tmp_path: Path) -> None:

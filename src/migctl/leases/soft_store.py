@@ -17,11 +17,9 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-from migctl.errors import UsageError
 from migctl.leases import rows, soft
 from migctl.leases.types import Lease, LeaseOwner, SoftGrant
-from migctl.leases.waiting import Backoff, acquire_loop
-from migctl.untrusted import check_label
+from migctl.leases.waiting import Backoff, acquire_loop, check_request
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +58,7 @@ class SoftLeases:
         already ended): it applies the admission rules and raises when nothing can be granted
         (InsufficientResourcesError and InUseError are retried while ``wait_seconds`` last).
         """
-        if owner.job is not None:
-            check_label(owner.job, "job name")
-        if wait_seconds < 0:
-            raise UsageError(f"wait must be >= 0 s, got {wait_seconds:g}", hint="pass 0 or more")
-        if ttl_seconds is not None and not ttl_seconds > 0:
-            raise UsageError(f"a lease TTL must be > 0 s, got {ttl_seconds:g}")
+        check_request(owner, ttl_seconds, wait_seconds)
         start_ticks = self._holder_start_ticks(owner)
 
         def attempt() -> Lease:

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from migctl.errors import InvalidInputError, NotFoundError, UsageError
+from migctl.errors import InvalidInputError, NotFoundError
 from migctl.leases import liveness, rows, soft
 from migctl.leases.choose import choose_device
 from migctl.leases.connections import ConnectionCache
@@ -52,8 +52,7 @@ from migctl.leases.schema import (
 )
 from migctl.leases.soft_store import SoftLeases
 from migctl.leases.types import DeviceCandidate, DeviceRequest, EndReason, Lease, LeaseOwner
-from migctl.leases.waiting import Backoff, acquire_loop
-from migctl.untrusted import check_label
+from migctl.leases.waiting import Backoff, acquire_loop, check_request, check_ttl
 
 logger = logging.getLogger(__name__)
 
@@ -115,11 +114,7 @@ class LeaseStore(SoftLeases):
         Raises NotFoundError, InUseError, InsufficientResourcesError, InvalidInputError (also
         for a job name that is not 1-128 printable characters: others see it in their views).
         """
-        _check_ttl(ttl_seconds)
-        if owner.job is not None:
-            check_label(owner.job, "job name")
-        if wait_seconds < 0:
-            raise UsageError(f"wait must be >= 0 s, got {wait_seconds:g}", hint="pass 0 or more")
+        check_request(owner, ttl_seconds, wait_seconds)
         start_ticks = self._holder_start_ticks(owner)
         live = callable(candidates)
         inventory = candidates if callable(candidates) else (lambda: candidates)
@@ -225,7 +220,7 @@ class LeaseStore(SoftLeases):
         With ``user`` given, only that lease's owner (or ``admin``) may renew it. An ended or
         already expired lease is refused (InvalidStateError): acquire a new one.
         """
-        _check_ttl(ttl_seconds)
+        check_ttl(ttl_seconds)
         with self._transaction() as conn:
             now = self._clock()
             lease = self._current_target(conn, lease_id, now)
@@ -250,7 +245,7 @@ class LeaseStore(SoftLeases):
         once the answer has reached the client (``migctl.server.provisional``). An ended lease
         is returned unchanged.
         """
-        _check_ttl(ttl_seconds)
+        check_ttl(ttl_seconds)
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE leases SET ttl_seconds = ?, expires_at = created_at + ? "
@@ -418,11 +413,3 @@ class LeaseStore(SoftLeases):
             write_transaction(conn, busy_timeout_s=self.busy_timeout_s),
         ):
             yield conn
-
-
-def _check_ttl(ttl_seconds: float | None) -> None:
-    if ttl_seconds is not None and not ttl_seconds > 0:
-        raise UsageError(
-            f"a lease TTL must be > 0 s, got {ttl_seconds:g}",
-            hint="pass a positive TTL, or none for a lease that lasts until released",
-        )

@@ -169,26 +169,15 @@ class SoftSlot:
 
 
 @dataclass(frozen=True, slots=True)
-class SoftGrant:
-    """What a soft lease records: the soft device and where its MPS daemon listens."""
+class SoftGrant(SoftSlot):
+    """What a soft lease records: the soft device, and where its parent's MPS daemon listens."""
 
-    uuid: str
-    parent_uuid: str
-    gpu_index: int
-    gi_id: int
-    ci_id: int
-    percent: int
-    memory_limit_mib: int
-    sm_count: int | None
-    pipe_dir: str
+    pipe_dir: str = ""
 
     @property
     def profile(self) -> str:
         """What lease tables show in their profile column: ``soft 25%``."""
         return f"soft {self.percent}%"
-
-    def describe(self) -> str:
-        return f"{self.uuid} ({self.percent}% / {self.memory_limit_mib} MiB of {self.parent_uuid})"
 
 
 @dataclass(frozen=True, slots=True)
