@@ -163,6 +163,10 @@ def describe_lease(lease: Lease) -> str:
     """``lease 7: MIG-... (1g.10gb, GPU 0 GI 9 CI 0) for alice (job x)``, names escaped.
 
     Print it with ``markup=False``: a job name may hold ``[`` too."""
+    if lease.soft:
+        from migctl.cli.render_soft import describe_soft_lease
+
+        return describe_soft_lease(lease)
     holder = escape(lease.owner.describe())
     where = f"GPU {lease.gpu_index} GI {lease.gi_id} CI {lease.ci_id}"
     return f"lease {lease.lease_id}: {lease.uuid} ({lease.profile}, {where}) for {holder}"
@@ -223,7 +227,10 @@ def acquire(
         note(
             [
                 f"release it with `migctl lease release {lease.lease_id}`",
-                f"use it with CUDA_VISIBLE_DEVICES={lease.uuid}",
+                f"use it with CUDA_VISIBLE_DEVICES={lease.uuid}"
+                if not lease.soft
+                else "use it with "
+                + " ".join(f"{k}={v}" for k, v in lease_data(lease)["environment"].items()),
             ]
         )
 

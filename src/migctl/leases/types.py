@@ -278,6 +278,7 @@ class Lease:
         data = asdict(self)
         data["end_reason"] = None if self.end_reason is None else self.end_reason.value
         data["kind"] = self.kind.value
+        data["isolation"] = "soft" if self.soft else "mig"  # soft: no fault/bandwidth isolation
         data["notes"] = list(self.notes)
         data["active"] = self.active
         return data
