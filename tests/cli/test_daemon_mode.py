@@ -140,7 +140,7 @@ def test_lease_acquire_goes_to_the_daemon_with_the_local_json_shape(
     result = migctl(capsys, "-o", "json", "lease", "acquire", "-p", "1g.10gb", "-j", "train")
     assert result.code == 0, result.err
     lease = result.json()["lease"]
-    assert set(lease) == {*Lease.__dataclass_fields__, "active"}  # as Lease.to_dict() locally
+    assert set(lease) == {*Lease.__dataclass_fields__, "active", "isolation"}  # as to_dict()
     assert lease["uuid"] in daemon_devices(via_daemon)
     assert result.json()["environment"]["CUDA_VISIBLE_DEVICES"] == lease["uuid"]
     seen = daemon_lease(via_daemon, lease["lease_id"])

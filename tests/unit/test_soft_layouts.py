@@ -197,3 +197,22 @@ def test_mig_mode_does_not_take_a_shared_gpu(h100: LocalNode) -> None:
     h100.set_mode([0], enabled=True, force=True)
     (ended,) = [x for x in h100.leases(history=True) if x.lease_id == held.lease_id]
     assert ended.end_reason is EndReason.REVOKED
+
+
+@pytest.mark.parametrize(
+    ("shares", "words"),
+    [
+        ("[50, 12.5]", "not a whole percent"),
+        ("[50, 0]", "between 1% and 100%"),
+        ("{split: 2, percent: [50, 50]}", "either 'split' or 'percent'"),
+        ("{percent: [50, 50], memory: [1GiB, 1GiB, 1GiB]}", "3 memory limits for 2 shares"),
+        ("{percent: [50], sizes: 2}", "unknown key 'sizes'"),
+    ],
+)
+def test_a_bad_shares_key_names_its_file_line_and_path(shares: str, words: str) -> None:
+    from migctl.layout import parse_layouts
+
+    text = HEADER + f"      - select: {{index: 0}}\n        mig: false\n        shares: {shares}\n"
+    with pytest.raises(InvalidInputError, match=words) as caught:
+        parse_layouts(text, source="shared.yaml")
+    assert caught.value.message.startswith("shared.yaml:8: layouts.shared.gpus[0].shares")

@@ -116,6 +116,8 @@ def _dry_run_outcome(plans: list[Json], disturbs: Json) -> Json:
         "disturbs": disturbs,
         "currents": [],
         "reasons": [],
+        "soft": {},  # this daemon plans no soft shares
+        "soft_done": 0,
     }
 
 

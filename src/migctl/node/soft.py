@@ -138,10 +138,13 @@ def repair(backend: Backend, store: LeaseStore | None, host: MpsHost) -> list[st
     cleaned; an unneeded running one is stopped when no client is attached; the directories
     of a stopped daemon whose parent is gone (a destroyed MIG device) are removed.
     """
+    daemons = host.daemons()
+    if not daemons:
+        return []
     needed = store.soft_ledger().parents() if store is not None else set()
     parents: dict[str, Parent] = {}
     done: list[str] = []
-    for paths in host.daemons():
+    for paths in daemons:
         uuid = paths.parent_uuid
         status = host.control(uuid).state().status
         if uuid in needed and status is DaemonStatus.RUNNING:
