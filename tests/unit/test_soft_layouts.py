@@ -83,6 +83,7 @@ def test_whole_gpu_shares_plan_apply_check_export(l40s: LocalNode) -> None:
     exported = l40s.export(gpus=[0])
     assert "shares: {percent: [50, 25, 25], memory: [23034, 11517, 11517]}" in exported
     assert l40s.apply(LayoutTarget(text=exported, config="exported")).noop
+    assert "# soft shares not kept (mig-parted has none)" in l40s.export(format="mig-parted")
     wire = ApplyResultOut.of_outcome(outcome).outcome()
     assert wire.soft == outcome.soft and wire.soft_done == 4
 

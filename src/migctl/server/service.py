@@ -80,7 +80,8 @@ class Service:
         self.leases.provisional = Provisional(
             self.db, self.leases.store, config.provisional_lease_s
         )
-        self.leases.mps = mps_host(self.settings, backend.files_dir)  # soft devices (MPS)
+        owner = self.settings.replace(lease_db=config.lease_db)  # soft devices (MPS)
+        self.leases.mps = mps_host(owner, backend.files_dir)
         self.admins = AdminGroup(config.admin_group)
         self.metrics = DaemonMetrics(self.gpu, self.leases)
         self.repartition: Repartitioner | None = None
