@@ -7,7 +7,8 @@ the whole machine (its selectors may name GPUs outside ``-i``), then only the ch
 checked and planned (``node.layout_files``); intents apply to the chosen MIG GPUs only. Every
 resolved target is proven reachable on an empty GPU of its model before anything else happens.
 
-Pure: no hardware. Imports layout, planner, engine intents and the schemas of targets.
+Pure: no hardware. Imports layout, planner, engine intents, the soft-share targets
+(``engine.soft_plan``) and the schemas of targets.
 """
 
 from __future__ import annotations
