@@ -9,11 +9,15 @@ and measure for ``--duration-s``; MPS cases go through a private MPS control dae
 always quit at the end (``finally`` and ``atexit``), and every MPS client is checked to be
 in the daemon's client list. Nothing here changes a GPU setting (compute mode, MIG, clocks).
 
-How a client is launched is pluggable (:class:`Launcher`): raw environment variables today
-(the same ones ``migctl.mps.client_environment`` sets), ``migctl run --share N% --`` once
-that verb exists. Usage (on the GPU machine; then the report, anywhere)::
+How a client is launched is pluggable (:class:`Launcher`): raw environment variables with a
+private daemon (``--launcher env``, the same variables ``migctl.mps.client_environment``
+sets), or ``migctl run --share N% --parent GPU --`` (``--launcher migctl``: migctl leases a
+soft device and runs its own MPS daemon; two uncapped clients become ``--oversubscribe`` with
+the memory split, since memory limits are hard). Usage (on the GPU machine; then the report,
+anywhere)::
 
     python3 bench/mps_interference.py --out OUT [--duration-s 6] [--smoke]
+    python3 bench/mps_interference.py --out OUT --launcher migctl --migctl "python3 -m migctl"
     python -m bench.mps_interference --report OUT/mps_interference.json --out bench/results
 
 The report (``bench/mps_report.py``) writes the markdown table, the guidance table and the
@@ -32,81 +36,26 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: make its package (bench/) importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.mps_launchers import (
+    Case,
+    ClientSpec,
+    EnvLauncher,
+    Launcher,
+    MigctlLauncher,
+    PlainLauncher,
+    through_migctl,
+)
 
 CONTROL = "nvidia-cuda-mps-control"
 RESULT = "mps_interference.json"
 GIB_MIB = 1024
-
-
-@dataclass(frozen=True)
-class ClientSpec:
-    """One client of a case: its role and, under MPS, its share and pinned limit."""
-
-    name: str
-    role: str  # victim | gemm | copy
-    share: int | None = None  # CUDA_MPS_ACTIVE_THREAD_PERCENTAGE; None: no MPS limit
-    memory_mib: int | None = None  # CUDA_MPS_PINNED_DEVICE_MEM_LIMIT
-    probe_gib: tuple[float, float] | None = None  # (must be refused, must fit)
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    mps: bool
-    clients: tuple[ClientSpec, ...]
-    note: str = ""
-
-
-class Launcher(Protocol):
-    """How a client process is started: its argv and the variables added to its env."""
-
-    def launch(self, spec: ClientSpec, worker: list[str]) -> tuple[list[str], dict[str, str]]: ...
-
-
-@dataclass(frozen=True)
-class EnvLauncher:
-    """MPS through raw environment variables (what a migctl soft-device lease sets)."""
-
-    gpu_uuid: str
-    pipe_dir: Path
-
-    def launch(self, spec: ClientSpec, worker: list[str]) -> tuple[list[str], dict[str, str]]:
-        env = {"CUDA_VISIBLE_DEVICES": self.gpu_uuid, "CUDA_MPS_PIPE_DIRECTORY": str(self.pipe_dir)}
-        if spec.share is not None:
-            env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] = str(spec.share)
-        if spec.memory_mib is not None:
-            env["CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"] = f"0={spec.memory_mib}M"
-        return worker, env
-
-
-@dataclass(frozen=True)
-class MigctlLauncher:
-    """``migctl run --share N% [--memory M] -- worker`` (for when soft leases exist)."""
-
-    migctl: tuple[str, ...] = ("migctl",)
-
-    def launch(self, spec: ClientSpec, worker: list[str]) -> tuple[list[str], dict[str, str]]:
-        argv = [*self.migctl, "run", "--share", f"{spec.share or 100}%"]
-        if spec.memory_mib is not None:
-            argv += ["--memory", f"{spec.memory_mib}MiB"]
-        return [*argv, "--", *worker], {}
-
-
-@dataclass(frozen=True)
-class PlainLauncher:
-    """No MPS: the pipe directory points where no daemon runs, so CUDA time-slices."""
-
-    gpu_uuid: str
-    empty_pipe_dir: Path
-
-    def launch(self, spec: ClientSpec, worker: list[str]) -> tuple[list[str], dict[str, str]]:
-        return worker, {
-            "CUDA_VISIBLE_DEVICES": self.gpu_uuid,
-            "CUDA_MPS_PIPE_DIRECTORY": str(self.empty_pipe_dir),
-        }
 
 
 def pair(name: str, victim_share: int | None, aggressor: str, aggressor_share: int | None) -> Case:
@@ -363,15 +312,11 @@ def measure(args: argparse.Namespace) -> Path:
             if time.monotonic() - started > args.budget_s:
                 report["cases"].append({"case": asdict(case), "skipped": "time budget"})
                 continue
-            if case.mps and not daemon.started:
-                report["daemon"] = daemon.start()
-            launcher: Launcher = (
-                EnvLauncher(facts["gpu_uuid"], daemon.pipe_dir) if case.mps else plain
-            )
-            print(f"case {case.name}", flush=True)
+            launcher, launched, checker = _launcher(args, facts["gpu_uuid"], case, daemon, report)
+            print(f"case {launched.name}", flush=True)
             try:
                 record = run_case(
-                    case, launcher, root / "cases", args.duration_s, daemon if case.mps else None
+                    launched, launcher or plain, root / "cases", args.duration_s, checker
                 )
             except OSError as exc:
                 record = {"case": asdict(case), "error": str(exc)}
@@ -382,6 +327,26 @@ def measure(args: argparse.Namespace) -> Path:
         path = out / RESULT
         path.write_text(json.dumps(report, indent=1))
     return path
+
+
+def _launcher(
+    args: argparse.Namespace,
+    gpu_uuid: str,
+    case: Case,
+    daemon: MpsDaemon,
+    report: dict[str, Any],
+) -> tuple[Launcher | None, Case, MpsDaemon | None]:
+    """How an MPS ``case`` is launched (None: without MPS), the case as launched, and the
+    daemon whose client list proves attachment (None: `migctl run` checks it itself)."""
+    if not case.mps:
+        return None, case, None
+    if args.launcher == "migctl":
+        shared = through_migctl(case, int(args.gpu_memory_mib))
+        over = sum(spec.share or 100 for spec in shared.clients) > 100
+        return MigctlLauncher(tuple(args.migctl.split()), gpu_uuid, over), shared, None
+    if not daemon.started:
+        report["daemon"] = daemon.start()
+    return EnvLauncher(gpu_uuid, daemon.pipe_dir), case, daemon
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -395,13 +360,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--note", default="", help="with --report: a file whose text ends the report"
     )
+    parser.add_argument(
+        "--launcher",
+        choices=("env", "migctl"),
+        default="env",
+        help="env: a private MPS daemon and the client variables; migctl: `migctl run --share`",
+    )
+    parser.add_argument("--migctl", default="migctl", help="with --launcher migctl: its argv")
+    parser.add_argument(
+        "--gpu-memory-mib", default="81559", help="with --launcher migctl: split past 100%%"
+    )
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("--name", help=argparse.SUPPRESS)
     parser.add_argument("--case-dir", help=argparse.SUPPRESS)
     parser.add_argument("--probe-gib", type=float, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if __package__ in (None, ""):  # run as a file: make its package (bench/) importable
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     if args.role:
         from bench.mps_workers import run_role
 

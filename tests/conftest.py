@@ -40,6 +40,7 @@ def _isolated_sim_dir(
 ) -> Path:
     path = tmp_path_factory.mktemp("sim")
     monkeypatch.setenv("MIGCTL_SIM_DIR", str(path))
+    monkeypatch.setenv("MIGCTL_SIM_MPS_LIFETIME_S", "600")  # a stray simulated MPS daemon ends
     daemon = ("MIGCTL_URL", "MIGCTL_TOKEN", "MIGCTL_SOCKET", "MIGCTL_LOCAL")
     for name in ("MIGCTL_SIM", "MIGCTL_READ_ONLY", "MIGCTL_CATALOG", *daemon):
         monkeypatch.delenv(name, raising=False)

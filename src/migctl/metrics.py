@@ -1,4 +1,5 @@
-"""Prometheus metrics: the machine (GPUs, MIG devices, memory, processes, leases) and the service.
+"""Prometheus metrics: the machine (GPUs, MIG devices, soft devices, memory, processes, leases)
+and the service.
 
 Why this exists: operators graph and alert on who uses which slice. ``MachineCollector``
 reads the machine at scrape time through the backend (so values are never stale) and the
@@ -6,12 +7,14 @@ lease store; ``ServiceMetrics`` holds the daemon's own counters and histograms (
 requests, reconfigurations, planner latency, API requests). Names follow Prometheus
 conventions: ``migctl_`` prefix, base units (bytes, seconds), ``_total`` for counters.
 ``render(backend)`` gives the text format for ``migctl metrics`` without a daemon.
+Every device says how isolated it is: MIG devices ``isolation="mig"``, soft devices (MPS
+shares) ``isolation="soft"`` (no fault or memory-bandwidth isolation).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -22,9 +25,11 @@ from prometheus_client.registry import Collector
 
 from migctl.backends.base import Backend
 from migctl.inventory import GpuView, machine_view
+from migctl.reports import SoftDeviceView
 
 MIB = 1024 * 1024
-DEVICE_LABELS = ["gpu", "gi", "ci", "uuid", "profile", "gi_profile", "placement"]
+DEVICE_LABELS = ["gpu", "gi", "ci", "uuid", "profile", "gi_profile", "placement", "isolation"]
+SOFT_LABELS = ["gpu", "uuid", "parent", "share_percent", "isolation"]
 
 
 def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
@@ -39,10 +44,12 @@ class MachineCollector(Collector):
         backend: Backend,
         leases: Callable[[], dict[str, str]] | None = None,
         lock: AbstractContextManager[Any] | None = None,
+        soft: Callable[[], Sequence[SoftDeviceView]] | None = None,
     ) -> None:
         self.backend = backend
         self.leases = leases or (dict)
         self.lock = lock or threading.Lock()
+        self.soft = soft or (list)
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # collected dynamically: no fixed description
@@ -50,14 +57,18 @@ class MachineCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with self.lock:
             views = machine_view(self.backend)
-        yield from machine_metrics(views, self.leases())
+        yield from machine_metrics(views, self.leases(), self.soft())
 
 
-def machine_metrics(views: list[GpuView], holders: dict[str, str]) -> Iterator[Metric]:
+def machine_metrics(
+    views: list[GpuView], holders: dict[str, str], soft: Sequence[SoftDeviceView] = ()
+) -> Iterator[Metric]:
     """The machine's metric families: GPUs and MIG devices from ``views``, lease holders by MIG
-    device UUID from ``holders`` (the daemon reads both through its node)."""
+    device UUID from ``holders``, soft devices from ``soft`` (the daemon reads all three through
+    its node)."""
     yield from _gpu_metrics(views)
     yield from _device_metrics(views, holders)
+    yield from _soft_metrics(soft)
 
 
 def _gpu_metrics(views: list[GpuView]) -> Iterator[Metric]:
@@ -110,6 +121,7 @@ def _device_metrics(views: list[GpuView], holders: dict[str, str]) -> Iterator[M
                 device.ci_profile,
                 device.gi_profile,
                 str(device.placement),
+                "mig",
             ]
             info.add_metric(labels, 1)
             total.add_metric(labels, device.memory_total_mib * MIB)
@@ -120,6 +132,43 @@ def _device_metrics(views: list[GpuView], holders: dict[str, str]) -> Iterator[M
             active += int(holder is not None)
     count.add_metric([], active)
     yield from (info, total, used, procs, leased, count)
+
+
+def _soft_metrics(devices: Sequence[SoftDeviceView]) -> Iterator[Metric]:
+    info = _gauge(
+        "migctl_soft_device_info",
+        "A soft device (value 1): an MPS share of a GPU or MIG device; isolation soft: no fault "
+        "or memory-bandwidth isolation",
+        SOFT_LABELS,
+    )
+    share = _gauge("migctl_soft_device_share_ratio", "The SM share (0-1)", SOFT_LABELS)
+    limit = _gauge(
+        "migctl_soft_device_memory_limit_bytes", "The pinned device-memory limit", SOFT_LABELS
+    )
+    leased = _gauge(
+        "migctl_soft_device_leased", "1 while the soft device is leased", [*SOFT_LABELS, "holder"]
+    )
+    server = _gauge(
+        "migctl_mps_server_running", "1 while the parent's MPS control daemon runs", ["parent"]
+    )
+    seen: set[str] = set()
+    for device in devices:
+        labels = [
+            str(device.gpu_index),
+            device.uuid,
+            device.parent_uuid,
+            str(device.percent),
+            device.isolation,
+        ]
+        info.add_metric(labels, 1)
+        share.add_metric(labels, device.percent / 100)
+        limit.add_metric(labels, device.memory_limit_mib * MIB)
+        holder = device.lease.user if device.lease is not None else ""
+        leased.add_metric([*labels, holder], int(device.lease is not None))
+        if device.parent_uuid not in seen:
+            seen.add(device.parent_uuid)
+            server.add_metric([device.parent_uuid], int(device.server == "running"))
+    yield from (info, share, limit, leased, server)
 
 
 class ServiceMetrics:
@@ -169,12 +218,20 @@ def leases_by_uuid(lease_db: Path | None) -> dict[str, str]:
         return {lease.uuid: lease.user for lease in store.list_leases(active_only=True)}
 
 
-def render(backend: Backend, lease_db: Path | None, **collector_options: Any) -> bytes:
-    """The machine's metrics in the Prometheus text format (``migctl metrics``)."""
+def render(
+    backend: Backend,
+    lease_db: Path | None,
+    soft: Sequence[SoftDeviceView] = (),
+    **collector_options: Any,
+) -> bytes:
+    """The machine's metrics in the Prometheus text format (``migctl metrics``); ``soft``: its
+    soft devices (``LocalNode.soft_devices``)."""
     registry = CollectorRegistry()
 
     def leases() -> dict[str, str]:
         return leases_by_uuid(lease_db)
 
-    registry.register(MachineCollector(backend, leases=leases, **collector_options))
+    registry.register(
+        MachineCollector(backend, leases=leases, soft=lambda: soft, **collector_options)
+    )
     return generate_latest(registry)

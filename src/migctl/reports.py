@@ -16,14 +16,44 @@ if TYPE_CHECKING:  # values only: ``migctl list`` must not pay for the planner a
     from migctl.model import GpuView
     from migctl.planner import CurrentGpu, Plan
 
+SOFT_ISOLATION_NOTE = (
+    "soft devices share their parent through CUDA MPS: no fault isolation (a fatal fault in "
+    "one client ends every client of the parent's MPS server) and no memory-bandwidth "
+    "isolation; MPS serves one Unix user per parent at a time"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SoftDeviceView:
+    """A soft device as it stands: its parent, share, memory limit, holder and MPS server.
+
+    ``from_layout``: a layout made it (it stays when released); else a lease made it and it
+    ends with the lease. ``server``: the parent's MPS control daemon (running, stopped,
+    stale). ``isolation`` is always ``soft``: see :data:`SOFT_ISOLATION_NOTE`.
+    """
+
+    uuid: str
+    parent_uuid: str
+    gpu_index: int
+    parent_name: str
+    percent: int
+    memory_limit_mib: int
+    sm_count: int | None
+    lease: Lease | None
+    server: str
+    from_layout: bool
+    isolation: str = "soft"
+
 
 @dataclass(frozen=True)
 class Inventory:
-    """The chosen GPUs with everything on them, and the active leases the caller may see."""
+    """The chosen GPUs with everything on them, the active leases the caller may see, and the
+    soft devices (MPS shares) of those GPUs."""
 
     description: str
     gpus: list[GpuView]
     leases: list[Lease] = field(default_factory=list)
+    soft: list[SoftDeviceView] = field(default_factory=list)
 
     @property
     def holders(self) -> dict[str, Lease]:
@@ -36,16 +66,21 @@ class Inventory:
 
 @dataclass(frozen=True)
 class PlanReport:
-    """Plans per GPU (nothing changed), the state each starts from, and who they'd disturb."""
+    """Plans per GPU (nothing changed), the state each starts from, and who they'd disturb.
+
+    ``soft``: per GPU, the soft-share steps (MPS daemons and shares created or removed), in
+    words; their holders cut off are in ``disturbs`` too.
+    """
 
     plans: dict[int, Plan]
     currents: dict[int, CurrentGpu] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()  # how an intent was turned into layouts
     disturbs: dict[int, list[str]] = field(default_factory=dict)
+    soft: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def noop(self) -> bool:
-        return all(p.is_noop for p in self.plans.values())
+        return all(p.is_noop for p in self.plans.values()) and not any(self.soft.values())
 
 
 @dataclass
@@ -64,14 +99,17 @@ class ApplyOutcome:
     disturbs: dict[int, list[str]] = field(default_factory=dict)
     currents: dict[int, CurrentGpu] = field(default_factory=dict)  # the state planned from
     reasons: tuple[str, ...] = ()
+    soft: dict[int, list[str]] = field(default_factory=dict)  # soft-share steps, in words
+    soft_done: int = 0  # soft-share steps carried out
 
     @property
     def changed(self) -> bool:
+        """MIG devices changed (soft shares alone leave them: see ``soft_done``)."""
         return any(self.executed.values())
 
     @property
     def noop(self) -> bool:
-        return all(p.is_noop for p in self.plans.values())
+        return all(p.is_noop for p in self.plans.values()) and not any(self.soft.values())
 
     @property
     def failure(self) -> MigctlError | None:
@@ -80,7 +118,7 @@ class ApplyOutcome:
 
     @property
     def report(self) -> PlanReport:
-        return PlanReport(self.plans, self.currents, self.reasons, self.disturbs)
+        return PlanReport(self.plans, self.currents, self.reasons, self.disturbs, self.soft)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ Why this exists: ``test_docs_commands.py`` must run the documented commands as a
 them, in order, with shell state (``export``, ``eval "$(migctl env ...)"``, ``$$``) carried
 from one command to the next. :class:`DocShell` keeps one ``bash`` per document, fed one command
 at a time, in a private directory: its own simulator state, lease database, daemon state and
-socket, HOME and runtime directory, and ``examples/`` linked in. ``migctl`` on its PATH is a
+socket, HOME and runtime directory (the simulator's directory short, under ``/tmp``, so that
+an MPS pipe directory under it fits a socket path), and ``examples/`` linked in. The simulated
+MPS daemons a document's soft devices start end with the session. ``migctl`` on its PATH is a
 wrapper that records each call's exit code (so a ``migctl`` inside ``$(...)`` or ``eval`` is
 checked too); the other programs a document may show are stubs that record their arguments.
 ``migctl serve`` is started by :meth:`DocShell.serve` as a real daemon on the private socket.
@@ -21,6 +23,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +94,8 @@ class DocShell:
 
     def _environment(self, machine: str, bin_dir: Path) -> dict[str, str]:
         state = self.root / "state"
+        # short: an MPS pipe directory under a simulated machine's files must fit a socket path
+        self.sim_dir = Path(tempfile.mkdtemp(prefix="docsim", dir="/tmp"))
         keep = ("LANG", "LC_ALL", "TERM", "TMPDIR", "USER", "LOGNAME")
         env = {k: v for k, v in os.environ.items() if k in keep}
         for sub in ("home", "run", "state"):
@@ -103,7 +108,8 @@ class DocShell:
             XDG_STATE_HOME=str(self.root / "home" / ".local" / "state"),
             COLUMNS="200",
             MIGCTL_SIM=machine,
-            MIGCTL_SIM_DIR=str(self.root / "sim"),
+            MIGCTL_SIM_DIR=str(self.sim_dir),
+            MIGCTL_SIM_MPS_LIFETIME_S="600",  # a simulated MPS daemon never outlives a run
             MIGCTL_STATE_DIR=str(state),
             MIGCTL_LEASE_DB=str(state / "leases.db"),
             MIGCTL_SOCKET=str(self.root / "run" / "migctl.sock"),
@@ -230,3 +236,14 @@ class DocShell:
         if self.bash.poll() is None:
             os.killpg(self.bash.pid, signal.SIGKILL)
         self.bash.wait()
+        end_mps_daemons(self.sim_dir)
+        shutil.rmtree(self.sim_dir, ignore_errors=True)
+
+
+def end_mps_daemons(sim_dir: Path) -> None:
+    """End the simulated MPS control daemons a document's soft devices started."""
+    for pid_file in sim_dir.glob("*/mps/*/pipe/nvidia-cuda-mps-control.pid"):
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue

@@ -137,6 +137,31 @@ def test_a_lease_granted_after_planning_stops_the_destroy(
         assert [lease.uuid for lease in store.list_leases()] == [target]
 
 
+def test_a_soft_lease_granted_after_planning_stops_the_destroy(
+    backend: NvmlBackend, lease_db: Path
+) -> None:
+    """A MIG device shared out through MPS after the plan was made is not destroyed."""
+    from migctl.node.open import open_node
+    from tests.unit.soft_nodes import end_daemons
+
+    assert apply(backend, {0: TWO}, files=files(lease_db)).error is None
+    target = min(live_devices(), key=lambda d: d.gi_id).uuid
+    share = f"lease acquire --share 25% --parent {target}"
+    acquire = f"{sys.executable} -m migctl --sim {MACHINE} {share}"
+    hooks = Hooks({"before-instance-changes": (ShellHook(acquire),)})
+    try:
+        outcome = apply(backend, {0: SEVEN}, hooks=hooks, files=files(lease_db))
+    finally:
+        with open_node(sim=MACHINE) as node:
+            end_daemons(node)
+    assert isinstance(outcome.error, InUseError) and target in outcome.error.message
+    assert outcome.rolled_back
+    assert target in {d.uuid for d in live_devices()}
+    with LeaseStore(lease_db) as store:
+        (soft,) = store.list_leases()
+    assert soft.soft and soft.parent_uuid == target
+
+
 def test_acquire_reads_the_devices_under_the_write_lock(lease_db: Path) -> None:
     """The device list is read inside the transaction that grants: a device destroyed while
     an acquire waited for the lock is never granted."""

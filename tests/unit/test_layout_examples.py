@@ -35,6 +35,7 @@ MACHINE_OF = {
     "mig-parted-config.yaml": "mixed-node",
     "mixed-node.yaml": "mixed-node",
     "rtx-pro-6000.yaml": "rtx-pro-6000-node",
+    "soft-shares.yaml": "mixed-node",
 }
 CASES = [
     (name, layout.name)

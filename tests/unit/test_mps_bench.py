@@ -10,15 +10,8 @@ from typing import Any
 
 import pytest
 
-from bench.mps_interference import (
-    Case,
-    ClientSpec,
-    EnvLauncher,
-    MigctlLauncher,
-    MpsDaemon,
-    matrix,
-    run_case,
-)
+from bench.mps_interference import MpsDaemon, matrix, run_case
+from bench.mps_launchers import Case, ClientSpec, EnvLauncher, MigctlLauncher, through_migctl
 from bench.mps_report import SharePoint, envelope, markdown, share_for, share_points
 from migctl.host import is_alive
 from migctl.mps.environment import client_environment, mps_paths
@@ -214,3 +207,54 @@ def test_a_client_that_dies_is_recorded_not_fatal(tmp_path: Path) -> None:
     record = run_case(case, CrashLauncher(), tmp_path, 0.1, None)
     assert "clients not ready" in record["error"]
     assert "no CUDA here" in record["clients"]["victim"]["error"]
+
+
+class StubWorker:
+    """The migctl launcher with the stand-in worker in place of bench/mps_workers.py."""
+
+    def __init__(self, inner: MigctlLauncher) -> None:
+        self.inner = inner
+
+    def launch(self, spec: ClientSpec, worker: list[str]) -> tuple[list[str], dict[str, str]]:
+        argv, env = self.inner.launch(spec, [sys.executable, "-c", STUB, *worker[2:]])
+        return argv, env
+
+
+def test_two_uncapped_clients_through_migctl_split_the_memory() -> None:
+    case = next(c for c in matrix(smoke=False) if c.name == "mps-100-100-gemm")
+    shared = through_migctl(case, 81559)
+    assert [(c.share, c.memory_mib) for c in shared.clients] == [(100, 40779), (100, 40779)]
+    capped = next(c for c in matrix(smoke=False) if c.name == "mps-25-75-gemm")
+    assert through_migctl(capped, 81559) == capped  # within 100%: migctl's defaults
+    argv, _ = MigctlLauncher(("migctl",), "GPU-x", oversubscribe=True).launch(
+        shared.clients[0], ["w"]
+    )
+    assert argv == [
+        "migctl", "run", "--share", "100%", "--parent", "GPU-x", "--memory", "40779MiB",
+        "--oversubscribe", "--", "w",
+    ]  # fmt: skip
+
+
+@pytest.mark.timeout(180)
+def test_a_case_runs_through_migctl_run_share_on_the_simulator(
+    tmp_path: Path, sim_dir: Path
+) -> None:
+    from migctl.node.open import open_node
+    from tests.unit.soft_nodes import end_daemons
+
+    migctl = (sys.executable, "-m", "migctl", "--sim", "l40s-node")
+    case = Case(
+        "pair", True, (ClientSpec("victim", "victim", 75), ClientSpec("aggressor", "gemm", 25))
+    )
+    with open_node(sim="l40s-node", sim_dir=sim_dir) as node:
+        parent = node.backend.gpu(0).uuid
+        try:
+            launcher = StubWorker(MigctlLauncher(migctl, parent))
+            record = run_case(case, launcher, tmp_path, 0.1, None)
+        finally:
+            end_daemons(node)
+        assert node.leases() == []  # each `migctl run` released its soft lease
+    victim = record["clients"]["victim"]["env"]
+    assert victim["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] == "75"
+    assert victim["CUDA_MPS_PIPE_DIRECTORY"].endswith("/pipe")
+    assert record["clients"]["aggressor"]["env"]["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] == "25"

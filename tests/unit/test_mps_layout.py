@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from migctl.errors import InsufficientResourcesError, InUseError, InvalidInputError
 from migctl.layout.schema_base import StrictModel, validate
+from migctl.layout.shares import ShareLayout, SharesSpec
 from migctl.layout.yamlio import load_yaml
-from migctl.mps.layout_spec import ShareLayout, SharesSpec
 from migctl.mps.plan import (
     CurrentShare,
     ParentState,

@@ -63,6 +63,32 @@ PriorityOption = Annotated[
         help="Through the migctl daemon: larger is served first while waiting (users 0-10).",
     ),
 ]
+ShareOption = Annotated[
+    str | None,
+    typer.Option(
+        "--share",
+        help="A soft device: this share of a GPU's or MIG device's SMs through CUDA MPS "
+        "(25% or 25); --memory is then its pinned memory limit. No fault or bandwidth "
+        "isolation: see docs/soft-partitions.md.",
+    ),
+]
+ParentOption = Annotated[
+    str | None,
+    typer.Option(
+        "--parent", help="With --share: the GPU (index, GPU-<uuid>) or MIG-<uuid> to share."
+    ),
+]
+OversubscribeOption = Annotated[
+    bool,
+    typer.Option("--oversubscribe", help="With --share: let the parent's SM shares pass 100%."),
+]
+AllowOtherUserOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-other-user",
+        help="With --share: share a parent another Unix user shares (MPS: they take turns).",
+    ),
+]
 LeaseDbOption = Annotated[
     Path | None,
     typer.Option("--lease-db", envvar="MIGCTL_LEASE_DB", help="The lease database file."),
@@ -97,17 +123,22 @@ def describe_lease(lease: Lease) -> str:
     """``lease 7: MIG-... (1g.10gb, GPU 0 GI 9 CI 0) for alice (job x)``, names escaped.
 
     Print it with ``markup=False``: a job name may hold ``[`` too."""
+    if lease.soft:
+        from migctl.cli.render_soft import describe_soft_lease
+
+        return describe_soft_lease(lease)
     holder = escape(lease.owner.describe())
     where = f"GPU {lease.gpu_index} GI {lease.gi_id} CI {lease.ci_id}"
     return f"lease {lease.lease_id}: {lease.uuid} ({lease.profile}, {where}) for {holder}"
 
 
 def grant_document(lease: Lease) -> LeaseGrantOut:
-    """The lease and the variables that use it (``lease acquire``, ``env``)."""
+    """The lease and the variables that use it (``lease acquire``, ``env``): for a soft device
+    its parent and the MPS client variables."""
     from migctl.schemas.listings import LeaseGrantOut
-    from migctl.tenancy.environment import device_environment
+    from migctl.tenancy.environment import lease_environment
 
-    return LeaseGrantOut.of(lease, device_environment(lease.uuid, lease.lease_id), me())
+    return LeaseGrantOut.of(lease, lease_environment(lease), me())
 
 
 def _lease_document(lease: Lease) -> SingleLeaseOut:
@@ -134,23 +165,35 @@ def acquire(
     ] = None,
     create: CreateOption = False,
     priority: PriorityOption = None,
+    share: ShareOption = None,
+    parent: ParentOption = None,
+    oversubscribe: OversubscribeOption = False,
+    allow_other_user: AllowOtherUserOption = False,
     lease_db: LeaseDbOption = None,
 ) -> None:
-    """Lease the smallest free MIG device that matches; it stays yours until released."""
+    """Lease the smallest free MIG device that matches (or with --share a soft device); it
+    stays yours until released."""
     session().use_lease_db(lease_db)
     request = lease_request_of(
         profile, memory, sms, device, ttl=ttl, wait=wait, job=job, pid=pid, create=create,
-        priority=priority,
+        priority=priority, share=share, parent=parent, oversubscribe=oversubscribe,
+        allow_other_user=allow_other_user,
     )  # fmt: skip
     note_priority(request)
     lease = session().node.acquire(request)
 
     def render() -> None:
         session().console.print(describe_lease(lease), markup=False)
+        from migctl.cli.render_soft import lease_warnings
+
         note(
             [
+                *lease_warnings(lease),
                 f"release it with `migctl lease release {lease.lease_id}`",
-                f"use it with CUDA_VISIBLE_DEVICES={lease.uuid}",
+                f"use it with CUDA_VISIBLE_DEVICES={lease.uuid}"
+                if not lease.soft
+                else "use it with "
+                + " ".join(f"{k}={v}" for k, v in grant_document(lease).environment.items()),
             ]
         )
 

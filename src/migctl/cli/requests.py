@@ -34,6 +34,9 @@ OPTIONS = {  # a request field -> the option that sets it
     "demand": "--demand",
     "share": "--share",
     "count": "--count",
+    "parent": "--parent",
+    "oversubscribe": "--oversubscribe",
+    "allow_other_user": "--allow-other-user",
 }
 
 
@@ -68,15 +71,28 @@ def lease_request(
     pid: int | None = None,
     create: bool = False,
     priority: int | None = None,
+    share: str | None = None,
+    parent: str | None = None,
+    oversubscribe: bool = False,
+    allow_other_user: bool = False,
 ) -> LeaseRequest:
-    """The lease request of ``lease acquire``, ``run`` and ``env`` options."""
+    """The lease request of ``lease acquire``, ``run`` and ``env`` options (with ``share``, a
+    soft device)."""
+    from migctl.mps.shares import parse_share
     from migctl.schemas.leases import LeaseRequest
     from migctl.sizes import parse_duration_s, parse_memory_mib
     from migctl.tenancy.selection import DeviceSelection
     from migctl.untrusted import check_label
 
     memory_mib = None if memory is None else parse_memory_mib(memory)
-    DeviceSelection(profile, memory_mib, sms, device).request()  # a bad uuid, or uuid + size
+    percent = None if share is None else parse_share(share)
+    selection = DeviceSelection(
+        profile, memory_mib, sms, device, percent, parent, oversubscribe, allow_other_user
+    )
+    if selection.soft:
+        selection.check_soft()  # --share with a device or profile, bad --parent, ...
+    else:
+        selection.request()  # a bad uuid, or uuid + size; --parent without --share
     if job is not None:
         check_label(job, "job name")  # others see it: printable, 1 to 128 characters (exit 11)
     return checked(
@@ -92,4 +108,8 @@ def lease_request(
         pid=pid,
         create=create,
         priority=priority,
+        share=percent,
+        parent=parent,
+        oversubscribe=oversubscribe,
+        allow_other_user=allow_other_user,
     )

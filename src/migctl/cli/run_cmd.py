@@ -19,13 +19,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from migctl.cli.leases_cmd import (
+    AllowOtherUserOption,
     CreateOption,
     DeviceOption,
     JobOption,
     LeaseDbOption,
     MemoryOption,
+    OversubscribeOption,
+    ParentOption,
     PriorityOption,
     ProfileOption,
+    ShareOption,
     SmsOption,
     TtlOption,
     WaitOption,
@@ -34,11 +38,12 @@ from migctl.cli.leases_cmd import (
     lease_request_of,
     note_priority,
 )
+from migctl.cli.render_soft import lease_warnings
 from migctl.cli.session import session
 
 if TYPE_CHECKING:
     from migctl.leases import Lease
-    from migctl.tenancy.runner import LeasedHook
+    from migctl.tenancy.runner import AttachCheck, LeasedHook
 
 
 class EnvFormat(enum.StrEnum):
@@ -63,12 +68,17 @@ def run(
         bool, typer.Option("--quiet", "-q", help="No 'leased ...' line on stderr.")
     ] = False,
     priority: PriorityOption = None,
+    share: ShareOption = None,
+    parent: ParentOption = None,
+    oversubscribe: OversubscribeOption = False,
+    allow_other_user: AllowOtherUserOption = False,
     lease_db: LeaseDbOption = None,
 ) -> None:
     """Run CMD on a leased MIG device; exit with CMD's exit code (128+N if killed by signal N).
 
     CMD sees CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES set to the device's MIG-<uuid> and
-    MIGCTL_LEASE_ID. Signals sent to migctl (INT, TERM, HUP, QUIT, USR1, USR2) are passed on;
+    MIGCTL_LEASE_ID; with --share (a soft device, an MPS share) its parent's UUID and the MPS
+    variables. Signals sent to migctl (INT, TERM, HUP, QUIT, USR1, USR2) are passed on;
     the lease is released when CMD ends, however it ends. 126/127: CMD could not be started.
     """
     from migctl.node.leaser import NodeLeaser
@@ -78,12 +88,18 @@ def run(
     current.use_lease_db(lease_db)
     request = lease_request_of(
         profile, memory, sms, device, ttl=ttl, wait=wait, job=job, create=create,
-        priority=priority,
+        priority=priority, share=share, parent=parent, oversubscribe=oversubscribe,
+        allow_other_user=allow_other_user,
     )  # fmt: skip
     note_priority(request)
     leaser = NodeLeaser(current.node, request, follows_pids=current.route().follows_local_pids)
     try:
-        result = run_with(leaser, command, on_leased=_leased_hook(command, quiet))
+        result = run_with(
+            leaser,
+            command,
+            on_leased=_leased_hook(command, quiet),
+            attach_check=_attach_check(),
+        )
     except Interrupted as stop:
         raise typer.Exit(128 + stop.signum) from None
     raise typer.Exit(result.exit_code)
@@ -96,15 +112,33 @@ def _leased_hook(command: list[str], quiet: bool) -> LeasedHook:
     control = current.sim_control()
 
     def on_leased(lease: Lease, pid: int) -> None:
-        if control is not None:
+        if control is not None and not lease.soft:  # MPS clients show themselves
             name = os.path.basename(command[0])[:15]
             control.attach(pid, lease.gpu_index, lease.uuid, 0, name)
         if not quiet:
             current.err.print(
                 f"migctl: {describe_lease(lease)}; running {command[0]}", markup=False
             )
+            for warning in lease_warnings(lease):
+                current.err.print(f"migctl: {warning}", markup=False)
 
     return on_leased
+
+
+def _attach_check() -> AttachCheck | None:
+    """On this host's node: check in the background that a soft lease's command attached to
+    its parent's MPS daemon (a daemon's MPS directories are its own: no check through it)."""
+    current = session()
+    if not current.route().local:
+        return None
+    from migctl.node.local import LocalNode
+    from migctl.tenancy.soft import watch_attach
+
+    node = current.node
+    if not isinstance(node, LocalNode):
+        return None
+    host = node.mps
+    return lambda lease, pid: watch_attach(host, lease, pid)
 
 
 def env(
@@ -124,6 +158,10 @@ def env(
     output_format: Annotated[
         EnvFormat, typer.Option("--format", "-f", help="sh (export lines) or json.")
     ] = EnvFormat.SH,
+    share: ShareOption = None,
+    parent: ParentOption = None,
+    oversubscribe: OversubscribeOption = False,
+    allow_other_user: AllowOtherUserOption = False,
     priority: PriorityOption = None,
     lease_db: LeaseDbOption = None,
 ) -> None:
@@ -133,7 +171,7 @@ def env(
     --pid $$ to be sure) and ends when it exits, or with `migctl lease release $MIGCTL_LEASE_ID`
     (through a daemon over TCP it cannot follow your shell: release it, or give it a --ttl).
     """
-    from migctl.tenancy.environment import device_environment, shell_exports
+    from migctl.tenancy.environment import lease_environment, shell_exports
 
     current = session()
     current.use_lease_db(lease_db)
@@ -141,7 +179,8 @@ def env(
     follow = holder if current.route().follows_local_pids or pid is not None else None
     request = lease_request_of(
         profile, memory, sms, device, ttl=ttl, wait=wait, job=job, pid=follow, create=create,
-        priority=priority,
+        priority=priority, share=share, parent=parent, oversubscribe=oversubscribe,
+        allow_other_user=allow_other_user,
     )  # fmt: skip
     note_priority(request)
     lease = current.node.acquire(request)
@@ -150,9 +189,10 @@ def env(
 
         print_document("LeaseEnvironment", grant_document(lease))
         return
-    variables = device_environment(lease.uuid, lease.lease_id)
-    sys.stdout.write("\n".join(shell_exports(variables)) + "\n")
+    sys.stdout.write("\n".join(shell_exports(lease_environment(lease))) + "\n")
     current.err.print(f"migctl: {describe_lease(lease)}", markup=False)
+    for warning in lease_warnings(lease):
+        current.err.print(f"migctl: {warning}", markup=False)
     if lease.pid is None:
         current.err.print(
             "migctl: the lease cannot follow your shell here (a daemon over TCP): release it "

@@ -34,17 +34,23 @@ class Busy:
 
 
 def active_leases(lease_db: Path | None) -> dict[str, str]:
-    """Active leases by MIG device UUID, described; empty when no lease store exists (yet)."""
+    """Active leases by MIG device UUID, described; empty when no lease store exists (yet).
+
+    A MIG device shared out through MPS is held by its soft leases (``soft lease 7 (...)``).
+    """
     from migctl.leases import LeaseStore
 
     path = lease_db
     if path is None or not path.exists():
         return {}
+    found: dict[str, str] = {}
     with LeaseStore(path) as store:
-        return {
-            lease.uuid: f"lease {lease.lease_id} ({lease.describe_holder()})"
-            for lease in store.list_leases(active_only=True)
-        }
+        for lease in store.list_leases(active_only=True):
+            kind = "soft lease" if lease.soft else "lease"
+            text = f"{kind} {lease.lease_id} ({lease.describe_holder()})"
+            key = lease.cuda_device
+            found[key] = f"{found[key]}, {text}" if key in found else text
+    return found
 
 
 def busy_devices(backend: Backend, gpu: int, leases: dict[str, str]) -> dict[tuple[int, int], Busy]:

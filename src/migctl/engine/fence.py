@@ -8,7 +8,9 @@ device list before the destroy and lease the device after it. So each compute in
 destroys is destroyed inside :meth:`LeaseStore.fenced`: the lease store's write lock is held
 from the lease check to the end of the destroy, and every acquire reads the devices that exist
 under that same lock. The lease store is opened (created if need be) for every apply that
-destroys something, so a first lease cannot slip in while the database is being made.
+destroys something, so a first lease cannot slip in while the database is being made. A MIG
+device shared out through MPS counts as leased while a soft lease holds one of its shares, and
+the soft devices a layout made on it go with it (in the same transaction).
 
 The explicit destroys (``gi destroy``, ``ci destroy``: ``migctl.workflow``) use the same fence,
 after :meth:`DestroyFence.refuse_leased` refused the whole request up front when any device it
@@ -50,7 +52,7 @@ class DestroyFence:
         if uuid is None or self.lease_db is None:  # nothing anyone could lease
             yield
             return
-        with self.store().fenced(uuid) as lease:
+        with self.store().fenced(uuid, drop_soft_slots=True) as lease:
             if lease is not None and not self.force:
                 raise InUseError(
                     f"GPU {gpu}: compute instance {ci_id} of GI {gi_id} ({uuid}) was leased "

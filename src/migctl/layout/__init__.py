@@ -8,7 +8,8 @@ key path, with a hint), resolves a layout against a machine into one
 :class:`GpuLayout` per GPU, and writes per-GPU layouts back out in either format.
 
 Pure: no backends, no simulator. May import ``migctl.model``, ``migctl.geometry``,
-``migctl.catalog``, ``migctl.errors`` and ``migctl.planner.placement``. The engine
+``migctl.catalog``, ``migctl.errors``, ``migctl.planner.placement`` and the pure parts of
+``migctl.mps`` (soft shares: the ``shares`` key, :mod:`migctl.layout.shares`). The engine
 (apply/assert/export) and the CLI import this package.
 
 Typical use::

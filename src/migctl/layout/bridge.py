@@ -12,6 +12,7 @@ alone and ``assert`` passes, as mig-parted's do.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from migctl.catalog import Catalog, load_catalog
@@ -19,6 +20,7 @@ from migctl.errors import InvalidInputError
 from migctl.layout.export import mig_parted_counts, to_mig_parted, to_native
 from migctl.layout.load import load_layout, parse_layouts, select_layout
 from migctl.layout.resolve import resolve
+from migctl.layout.shares import NO_SHARES, GpuShares
 from migctl.layout.types import GpuLayout, WantedInstance
 from migctl.model import GpuModel, Placement
 from migctl.planner import DesiredCi, DesiredGi, DesiredLayout
@@ -124,10 +126,18 @@ def targets_from_text(
 
 
 def export_text(
-    layouts: Mapping[int, DesiredLayout], models: Mapping[int, GpuModel], fmt: str, name: str
+    layouts: Mapping[int, DesiredLayout],
+    models: Mapping[int, GpuModel],
+    fmt: str,
+    name: str,
+    shares: Mapping[int, GpuShares] | None = None,
 ) -> str:
-    """The layouts as a file: ``native`` (placements kept) or ``mig-parted`` (counts only)."""
-    gpu_layouts = {gpu: to_gpu_layout(desired, models[gpu]) for gpu, desired in layouts.items()}
+    """The layouts as a file: ``native`` (placements kept, and each GPU's soft ``shares``) or
+    ``mig-parted`` (counts only)."""
+    gpu_layouts = {
+        gpu: replace(to_gpu_layout(desired, models[gpu]), shares=(shares or {}).get(gpu, NO_SHARES))
+        for gpu, desired in layouts.items()
+    }
     if fmt == "mig-parted":
         return to_mig_parted(gpu_layouts, models, name=name)
     return to_native(gpu_layouts, models, name=name)

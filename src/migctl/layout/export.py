@@ -24,6 +24,7 @@ from migctl.errors import InvalidInputError, NotSupportedError
 from migctl.layout import profiles
 from migctl.layout.migparted_pack import packed_layout
 from migctl.layout.native import API_VERSION, KIND
+from migctl.layout.shares import NO_SHARES, GpuShares, spec_text
 from migctl.layout.types import NVIDIA_PCI_VENDOR, GpuLayout, PciId, WantedInstance
 from migctl.model import GpuModel
 
@@ -79,7 +80,21 @@ def _gpu_comment(indexes: Sequence[int], models: Mapping[int, GpuModel]) -> str:
     return f"# {label} {_ranges(indexes)}: {', '.join(names)}"
 
 
-def _instance_lines(model: GpuModel, instances: Sequence[WantedInstance]) -> list[str]:
+def _entry_shares(shares: GpuShares, wanted: WantedInstance) -> list[str]:
+    """The ``shares`` line of an instance entry: its MIG devices' shares, when they agree."""
+    found = {shares.for_device(wanted.profile, ci) for ci in wanted.compute}
+    chosen = [s for s in found if s is not None]
+    if not chosen:
+        return []
+    line = f"  shares: {spec_text(chosen[0])}"
+    if len(found) > 1:
+        return [f"  # the MIG devices of this {wanted.profile} carry different shares", line]
+    return [line]
+
+
+def _instance_lines(
+    model: GpuModel, instances: Sequence[WantedInstance], shares: GpuShares = NO_SHARES
+) -> list[str]:
     """``instances:`` items: unfixed ones counted, fixed ones with their start slices."""
     grouped: dict[tuple[str, tuple[str, ...], bool], list[WantedInstance]] = {}
     for wanted in instances:
@@ -94,6 +109,7 @@ def _instance_lines(model: GpuModel, instances: Sequence[WantedInstance]) -> lis
         gi = model.gi_profile(profile_name)
         if gi is None or compute != (profiles.default_ci_name(model, gi),):
             lines.append(f"  compute: {_flow(list(compute))}")
+        lines.extend(_entry_shares(shares, members[0]))
     return lines
 
 
@@ -115,10 +131,13 @@ def to_native(
         out.append("      " + _gpu_comment(indexes, models))
         out.append(f"      - select: {{index: {_flow(indexes)}}}")
         out.append(f"        mig: {'true' if layout.mig_enabled else 'false'}")
+        if layout.shares.whole is not None:
+            out.append(f"        shares: {spec_text(layout.shares.whole)}")
         if layout.instances:
             out.append("        instances:")
             model = models[indexes[0]]
-            out.extend("          " + line for line in _instance_lines(model, layout.instances))
+            lines = _instance_lines(model, layout.instances, layout.shares)
+            out.extend("          " + line for line in lines)
     return "\n".join(out) + "\n"
 
 
@@ -150,6 +169,8 @@ def _comments(model: GpuModel, layout: GpuLayout, counts: Mapping[str, int]) -> 
     ]
     if fixed:
         lines.append("# placements not kept: " + ", ".join(fixed))
+    if not layout.shares.empty:
+        lines.append("# soft shares not kept (mig-parted has none): " + layout.shares.describe())
     empty = [w.profile for w in layout.instances if not w.compute]
     if empty:
         lines.append("# GPU instances without compute instances not kept: " + ", ".join(empty))

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 
 from migctl.layout.problems import LineIndex, fail, join
 from migctl.layout.schema_base import StrictModel, custom, validate
+from migctl.layout.shares import SharesSpec
 from migctl.layout.types import (
     InstanceRule,
     Layout,
@@ -79,6 +80,7 @@ class InstanceSpec(StrictModel):
     count: Annotated[int, Field(ge=1)] = 1
     placement: list[NonNegative] | None = None
     compute: list[Annotated[str, Field(min_length=1)]] | None = None
+    shares: SharesSpec | None = None
 
     @field_validator("placement", mode="before")
     @classmethod
@@ -91,6 +93,7 @@ class GpuEntrySpec(StrictModel):
     mig: bool
     optional: bool = False
     instances: list[InstanceSpec] = Field(default_factory=list)
+    shares: SharesSpec | None = None
 
     @field_validator("select", mode="before")
     @classmethod
@@ -160,6 +163,7 @@ def _instance(source: str, path: str, spec: InstanceSpec, lines: LineIndex) -> I
         count=spec.count,
         starts=starts,
         compute=compute,
+        shares=None if spec.shares is None else spec.shares.share_layout(),
     )
 
 
@@ -171,6 +175,16 @@ def _rule(source: str, path: str, spec: GpuEntrySpec, lines: LineIndex) -> Layou
             where_path,
             "instances are listed but 'mig' is false",
             "set 'mig: true' to create instances, or remove 'instances' to turn MIG off",
+            line=lines.line_of_path(where_path),
+        )
+    if spec.mig and spec.shares is not None:
+        where_path = join(path, "shares")
+        fail(
+            source,
+            where_path,
+            "'shares' of a whole GPU need 'mig: false' (with MIG on, CUDA sees MIG devices)",
+            "set 'mig: false' to share the whole GPU through MPS, or put 'shares' on an "
+            "instance entry to share each of its MIG devices",
             line=lines.line_of_path(where_path),
         )
     instances = tuple(
@@ -186,6 +200,7 @@ def _rule(source: str, path: str, spec: GpuEntrySpec, lines: LineIndex) -> Layou
         mig_path=join(path, "mig"),
         instances_path=join(path, "instances"),
         select_path=join(path, "select"),
+        shares=None if spec.shares is None else spec.shares.share_layout(),
     )
 
 

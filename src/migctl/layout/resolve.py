@@ -28,6 +28,7 @@ from migctl.layout.ci_fit import ci_count_refusal, cis_fit
 from migctl.layout.feasible import Item, check_count, check_fit, check_total
 from migctl.layout.migparted_pack import CiKind, Count, kind_of, pack
 from migctl.layout.problems import join
+from migctl.layout.shares import NO_SHARES, GpuShares, MigShares, ShareLayout
 from migctl.layout.types import (
     GpuLayout,
     InstanceRule,
@@ -143,7 +144,8 @@ def resolve(
 def build_gpu_layout(layout: Layout, rule: LayoutRule, model: GpuModel, where: str) -> GpuLayout:
     """The GpuLayout ``rule`` asks of a GPU of ``model``; ``where`` names it in errors."""
     if not rule.mig_enabled:
-        return GpuLayout.disabled()
+        whole = GpuShares(whole=rule.shares) if rule.shares is not None else NO_SHARES
+        return GpuLayout(False, (), whole)
     if not model.mig_capable:
         raise layout.error(
             rule.mig_path,
@@ -163,8 +165,40 @@ def build_gpu_layout(layout: Layout, rule: LayoutRule, model: GpuModel, where: s
         items = _native_items(layout, rule, model, where)
     check_fit(layout, rule, model, where, items)
     return GpuLayout(
-        True, tuple(WantedInstance(i.profile.name, i.start_slice, i.compute) for i in items)
+        True,
+        tuple(WantedInstance(i.profile.name, i.start_slice, i.compute) for i in items),
+        _mig_shares(layout, items, where),
     )
+
+
+def _mig_shares(layout: Layout, items: Sequence[Item], where: str) -> GpuShares:
+    """The shares of each MIG device (GI profile, CI profile) the items create; refused when
+    devices of one pair of profiles would get different shares (which device gets which
+    could not be told)."""
+    wanted: dict[tuple[str, str], tuple[ShareLayout | None, InstanceRule]] = {}
+    for item in items:
+        for ci_name in item.compute:
+            key = (item.profile.name, ci_name)
+            seen = wanted.setdefault(key, (item.rule.shares, item.rule))
+            if seen[0] != item.rule.shares:
+                raise layout.error(
+                    join(item.rule.key_path, "shares"),
+                    f"MIG devices {ci_name} on {where} would get different soft shares "
+                    f"({_shares_text(seen[0])} at {seen[1].key_path}, "
+                    f"{_shares_text(item.rule.shares)} here)",
+                    "give every instance entry of one profile the same 'shares' (or none)",
+                )
+    return GpuShares(
+        mig=tuple(
+            MigShares(gi, ci, shares, join(rule.key_path, "shares"))
+            for (gi, ci), (shares, rule) in sorted(wanted.items())
+            if shares is not None
+        )
+    )
+
+
+def _shares_text(shares: ShareLayout | None) -> str:
+    return "none" if shares is None else shares.describe()
 
 
 def _unknown_profile(

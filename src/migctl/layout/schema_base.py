@@ -34,6 +34,12 @@ KEY_HINTS: dict[str, str] = {
     "compute": "list compute instance profile names, e.g. '[1c.3g.40gb, 2c.3g.40gb]'",
     "description": "write the description as a quoted string",
     "optional": "write 'optional: true' or 'optional: false'",
+    "shares": "write e.g. 'shares: 4', 'shares: [50, 25, 25]' or "
+    "'shares: {percent: [50, 50], memory: [20GiB, 20GiB]}'",
+    "split": "write a whole number of equal shares, 1 to 100",
+    "percent": "list whole percents, e.g. [50, 25, 25]",
+    "memory": "write one size for every share, or one per share, e.g. [20GiB, 10GiB]",
+    "oversubscribe": "write 'oversubscribe: true' to let the SM shares sum past 100%",
     "index": "write a GPU index (0, 1, ...) or a list of them",
     "model": "write a catalog model name or alias such as h100 (see `migctl catalog`)",
     "pci": 'write a PCI device id in quotes, e.g. "0x2330" or "0x233010DE"',

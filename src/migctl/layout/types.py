@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from migctl.catalog import normalize_key
 from migctl.errors import InvalidInputError
 from migctl.layout.problems import LineIndex, invalid
+from migctl.layout.shares import NO_SHARES, GpuShares, ShareLayout
 from migctl.model import GpuModel
 
 NVIDIA_PCI_VENDOR = 0x10DE
@@ -41,10 +42,12 @@ class WantedInstance:
 
 @dataclass(frozen=True, slots=True)
 class GpuLayout:
-    """What one GPU must look like: MIG mode and the GPU instances (canonical order)."""
+    """What one GPU must look like: MIG mode, the GPU instances (canonical order) and the
+    soft shares of the whole GPU or of its MIG devices (``migctl.layout.shares``)."""
 
     mig_enabled: bool
     instances: tuple[WantedInstance, ...] = ()
+    shares: GpuShares = NO_SHARES
 
     def __post_init__(self) -> None:
         ordered = tuple(sorted(self.instances, key=WantedInstance.sort_key))
@@ -188,6 +191,7 @@ class InstanceRule:
     starts: tuple[int, ...] | None = None
     compute: tuple[str, ...] | None = None
     compute_from_name: bool = False
+    shares: ShareLayout | None = None  # soft shares of each MIG device the entry creates
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +207,7 @@ class LayoutRule:
     mig_path: str = ""  # key paths for errors: the MIG flag, the instance list, the selector
     instances_path: str = ""
     select_path: str = ""
+    shares: ShareLayout | None = None  # soft shares of the whole GPU (MIG off)
 
 
 @dataclass(frozen=True, slots=True)

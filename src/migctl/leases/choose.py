@@ -46,18 +46,28 @@ def choose_device(
     request: DeviceRequest,
     candidates: Sequence[DeviceCandidate],
     active: Mapping[str, Lease],
+    reserved: Mapping[str, str] | None = None,
 ) -> DeviceCandidate:
-    """The device to lease for ``request``; ``active`` maps device uuid -> its active lease."""
+    """The device to lease for ``request``; ``active`` maps device uuid -> its active lease,
+    ``reserved`` device uuid -> why it is kept for something else (a layout's soft shares)."""
     check_unique_uuids(candidates)
+    reserved = reserved or {}
     if request.uuid is not None:
-        return _choose_exact(request.uuid, candidates, active)
+        device = _choose_exact(request.uuid, candidates, active)
+        if device.uuid in reserved:
+            raise InUseError(
+                f"{device.describe()} is {reserved[device.uuid]}",
+                hint="choose another device, or change the layout",
+                context={"uuid": device.uuid},
+            )
+        return device
     matching = [device for device in candidates if request.matches(device)]
-    free = [d for d in matching if not d.busy and d.uuid not in active]
+    free = [d for d in matching if not d.busy and d.uuid not in active and d.uuid not in reserved]
     if free:
         return min(free, key=DeviceCandidate.sort_key)
     if not matching:
         raise _nothing_matches(request, candidates, active)
-    raise _all_taken(request, matching, candidates, active)
+    raise _all_taken(request, matching, candidates, active, reserved)
 
 
 def _choose_exact(
@@ -110,12 +120,14 @@ def _all_taken(
     matching: Sequence[DeviceCandidate],
     candidates: Sequence[DeviceCandidate],
     active: Mapping[str, Lease],
+    reserved: Mapping[str, str],
 ) -> InsufficientResourcesError:
     taken = "; ".join(
-        _why_taken(device, active) for device in sorted(matching, key=DeviceCandidate.sort_key)
+        _why_taken(device, active, reserved)
+        for device in sorted(matching, key=DeviceCandidate.sort_key)
     )
     others_free = [d for d in candidates if d not in matching and not d.busy]
-    others_free = [d for d in others_free if d.uuid not in active]
+    others_free = [d for d in others_free if d.uuid not in active and d.uuid not in reserved]
     tail = f". Free but not matching: {_profile_summary(others_free)}" if others_free else ""
     holders = sorted({active[d.uuid].user for d in matching if d.uuid in active})
     return InsufficientResourcesError(
@@ -125,10 +137,14 @@ def _all_taken(
     )
 
 
-def _why_taken(device: DeviceCandidate, active: Mapping[str, Lease]) -> str:
+def _why_taken(
+    device: DeviceCandidate, active: Mapping[str, Lease], reserved: Mapping[str, str]
+) -> str:
     lease = active.get(device.uuid)
     if lease is not None:
         return f"{device.describe()} leased to {lease.describe_holder()}"
+    if device.uuid in reserved:
+        return f"{device.describe()} {reserved[device.uuid]}"
     return f"{device.describe()} busy with processes that hold no lease"
 
 

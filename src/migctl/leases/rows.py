@@ -15,12 +15,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from migctl.errors import InUseError
-from migctl.leases.types import DeviceCandidate, EndReason, Lease, LeaseOwner
+from migctl.leases.types import (
+    DeviceCandidate,
+    EndReason,
+    Lease,
+    LeaseKind,
+    LeaseOwner,
+    SoftGrant,
+)
 
 COLUMNS = (
     "lease_id, device_uuid, gpu_index, gi_id, ci_id, profile, memory_mib, sm_count, "
     "owner_user, owner_uid, host, job_name, holder_pid, created_at, ttl_seconds, "
-    "heartbeat_at, expires_at, ended_at, end_reason, ended_by, holder_start_ticks"
+    "heartbeat_at, expires_at, ended_at, end_reason, ended_by, holder_start_ticks, "
+    "kind, share_percent, memory_limit_mib, parent_uuid, pipe_dir"
 )
 SELECT = f"SELECT {COLUMNS} FROM leases"
 
@@ -38,10 +46,12 @@ _KINDS: tuple[tuple[Kinds, bool], ...] = (  # (types, may be NULL), COLUMNS orde
     (_TEXT, False), (_INT, False), (_INT, True), (_TEXT, False), (_INT, False),
     (_TEXT, False), (_TEXT, True), (_INT, True), (_NUMBER, False), (_NUMBER, True),
     (_NUMBER, False), (_NUMBER, True), (_NUMBER, True), (_TEXT, True), (_TEXT, True),
-    (_INT, True),
+    (_INT, True), (_TEXT, False), (_INT, True), (_INT, True), (_TEXT, True),
+    (_TEXT, True),
 )  # fmt: skip
 _KIND_WORDS: dict[Kinds, str] = {_INT: "an integer", _NUMBER: "a number", _TEXT: "text"}
 _END_REASONS = frozenset(reason.value for reason in EndReason)
+_KIND_VALUES = frozenset(kind.value for kind in LeaseKind)
 
 
 class MalformedLeaseRow(Exception):
@@ -69,6 +79,10 @@ def _row_problem(row: tuple[Any, ...]) -> str | None:
             return f"column {name} holds {value!r}, not {_KIND_WORDS[kinds]}"
     if row[18] is not None and row[18] not in _END_REASONS:
         return f"column end_reason holds {row[18]!r}, not one of {', '.join(sorted(_END_REASONS))}"
+    if row[21] not in _KIND_VALUES:
+        return f"column kind holds {row[21]!r}, not one of {', '.join(sorted(_KIND_VALUES))}"
+    if row[21] == LeaseKind.SOFT and None in (row[22], row[23], row[24]):
+        return "a soft lease without its share, memory limit or parent"
     return None
 
 
@@ -84,7 +98,8 @@ def from_row(row: tuple[Any, ...]) -> StoredLease:
         profile=row[5], memory_mib=row[6], sm_count=row[7], user=row[8], uid=row[9],
         host=row[10], job=row[11], pid=row[12], created_at=row[13], ttl_seconds=row[14],
         heartbeat_at=row[15], expires_at=row[16], ended_at=row[17], end_reason=reason,
-        ended_by=row[19],
+        ended_by=row[19], kind=LeaseKind(row[21]), share_percent=row[22],
+        memory_limit_mib=row[23], parent_uuid=row[24], pipe_dir=row[25],
     )  # fmt: skip
     return StoredLease(lease=lease, holder_start_ticks=row[20])
 
@@ -136,6 +151,44 @@ def insert(
         ) from exc
     lease_id = cursor.lastrowid
     assert lease_id is not None  # an INSERT into a rowid table always sets it
+    return lease_id
+
+
+def insert_soft(
+    conn: sqlite3.Connection,
+    grant: SoftGrant,
+    owner: LeaseOwner,
+    *,
+    now: float,
+    ttl_seconds: float | None,
+    holder_start_ticks: int | None,
+) -> int:
+    """Insert an active soft lease; the UNIQUE partial index refuses a second one on the
+    soft device (two grants of one share)."""
+    expires_at = None if ttl_seconds is None else now + ttl_seconds
+    try:
+        cursor = conn.execute(
+            "INSERT INTO leases (device_uuid, gpu_index, gi_id, ci_id, profile, memory_mib, "
+            "sm_count, owner_user, owner_uid, host, job_name, holder_pid, holder_start_ticks, "
+            "created_at, ttl_seconds, heartbeat_at, expires_at, kind, share_percent, "
+            "memory_limit_mib, parent_uuid, pipe_dir) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                grant.uuid, grant.gpu_index, grant.gi_id, grant.ci_id, grant.profile,
+                grant.memory_limit_mib, grant.sm_count, owner.user, owner.uid, owner.host,
+                owner.job, owner.pid, holder_start_ticks, now, ttl_seconds, now, expires_at,
+                LeaseKind.SOFT.value, grant.percent, grant.memory_limit_mib, grant.parent_uuid,
+                grant.pipe_dir,
+            ),
+        )  # fmt: skip
+    except sqlite3.IntegrityError as exc:
+        raise InUseError(
+            f"soft device {grant.uuid} already has an active lease (refused by the database)",
+            hint="ask again: another share will be chosen",
+            context={"uuid": grant.uuid},
+        ) from exc
+    lease_id = cursor.lastrowid
+    assert lease_id is not None
     return lease_id
 
 

@@ -81,8 +81,42 @@ def _create_v1(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+_V2_STATEMENTS = (
+    "ALTER TABLE leases ADD COLUMN kind TEXT NOT NULL DEFAULT 'mig' "
+    "CHECK (kind IN ('mig', 'soft'))",
+    "ALTER TABLE leases ADD COLUMN share_percent INTEGER "
+    "CHECK (share_percent IS NULL OR share_percent BETWEEN 1 AND 100)",
+    "ALTER TABLE leases ADD COLUMN memory_limit_mib INTEGER "
+    "CHECK (memory_limit_mib IS NULL OR memory_limit_mib > 0)",
+    "ALTER TABLE leases ADD COLUMN parent_uuid TEXT",
+    "ALTER TABLE leases ADD COLUMN pipe_dir TEXT",
+    "CREATE INDEX leases_by_parent ON leases(parent_uuid) WHERE ended_at IS NULL",
+    # Soft devices a layout made: shares of a GPU or MIG device, leased or waiting for a lease.
+    """
+    CREATE TABLE soft_slots (
+        device_uuid TEXT PRIMARY KEY,
+        parent_uuid TEXT NOT NULL,
+        gpu_index INTEGER NOT NULL,
+        gi_id INTEGER NOT NULL,
+        ci_id INTEGER NOT NULL,
+        share_percent INTEGER NOT NULL CHECK (share_percent BETWEEN 1 AND 100),
+        memory_limit_mib INTEGER NOT NULL CHECK (memory_limit_mib > 0),
+        sm_count INTEGER,
+        created_at REAL NOT NULL
+    )
+    """,
+    "CREATE INDEX soft_slots_by_parent ON soft_slots(parent_uuid)",
+)
+
+
+def _create_v2(conn: sqlite3.Connection) -> None:
+    for statement in _V2_STATEMENTS:
+        conn.execute(statement)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "leases table with one active lease per device", _create_v1),
+    Migration(2, "soft leases (MPS shares) and the soft devices layouts make", _create_v2),
 )
 
 

@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from migctl.errors import InvalidInputError, NotFoundError, UsageError
-from migctl.leases import liveness, rows
+from migctl.errors import InvalidInputError, NotFoundError
+from migctl.leases import liveness, rows, soft
 from migctl.leases.choose import choose_device
 from migctl.leases.connections import ConnectionCache
 from migctl.leases.dbfile import ensure_database_file
@@ -50,9 +50,9 @@ from migctl.leases.schema import (
     prepare_database,
     write_transaction,
 )
+from migctl.leases.soft_store import SoftLeases
 from migctl.leases.types import DeviceCandidate, DeviceRequest, EndReason, Lease, LeaseOwner
-from migctl.leases.waiting import Backoff, acquire_loop
-from migctl.untrusted import check_label
+from migctl.leases.waiting import Backoff, acquire_loop, check_request, check_ttl
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +61,11 @@ CreateDevice = Callable[[DeviceRequest], DeviceCandidate | None]
 REAPER = "migctl"  # ended_by for leases ended by reaping
 
 
-class LeaseStore:
-    """A SQLite (WAL) lease store at ``path`` (``Settings.lease_db`` says which file)."""
+class LeaseStore(SoftLeases):
+    """A SQLite (WAL) lease store at ``path`` (``Settings.lease_db`` says which file).
+
+    Soft devices (MPS shares) are granted by :meth:`acquire_soft` (``soft_store``).
+    """
 
     def __init__(
         self,
@@ -111,11 +114,7 @@ class LeaseStore:
         Raises NotFoundError, InUseError, InsufficientResourcesError, InvalidInputError (also
         for a job name that is not 1-128 printable characters: others see it in their views).
         """
-        _check_ttl(ttl_seconds)
-        if owner.job is not None:
-            check_label(owner.job, "job name")
-        if wait_seconds < 0:
-            raise UsageError(f"wait must be >= 0 s, got {wait_seconds:g}", hint="pass 0 or more")
+        check_request(owner, ttl_seconds, wait_seconds)
         start_ticks = self._holder_start_ticks(owner)
         live = callable(candidates)
         inventory = candidates if callable(candidates) else (lambda: candidates)
@@ -158,7 +157,8 @@ class LeaseStore:
             now = self._clock()
             active = self._reap_in(conn, now)
             candidates = inventory()  # under the lock: what exists now, not before the wait
-            device = choose_device(request, candidates, {s.lease.uuid: s.lease for s in active})
+            taken, reserved = soft.mig_view(conn, active)
+            device = choose_device(request, candidates, taken, reserved)
             lease_id = rows.insert(
                 conn,
                 device,
@@ -220,7 +220,7 @@ class LeaseStore:
         With ``user`` given, only that lease's owner (or ``admin``) may renew it. An ended or
         already expired lease is refused (InvalidStateError): acquire a new one.
         """
-        _check_ttl(ttl_seconds)
+        check_ttl(ttl_seconds)
         with self._transaction() as conn:
             now = self._clock()
             lease = self._current_target(conn, lease_id, now)
@@ -245,7 +245,7 @@ class LeaseStore:
         once the answer has reached the client (``migctl.server.provisional``). An ended lease
         is returned unchanged.
         """
-        _check_ttl(ttl_seconds)
+        check_ttl(ttl_seconds)
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE leases SET ttl_seconds = ?, expires_at = created_at + ? "
@@ -292,17 +292,26 @@ class LeaseStore:
             return self._current_target(conn, lease_id, self._clock())
 
     @contextmanager
-    def fenced(self, uuid: str) -> Iterator[Lease | None]:
+    def fenced(self, uuid: str, *, drop_soft_slots: bool = False) -> Iterator[Lease | None]:
         """Hold the write lock for a change to device ``uuid``; yields its active lease or None.
 
         No lease is granted while the block runs, and every acquire reads the devices that
         exist under this same lock: ``apply`` checks that a device is not leased and destroys
         it inside one block, so a device is never destroyed while leased, nor leased once
-        destroyed. Stale leases are ended first. An exception in the block rolls back the reap.
+        destroyed. A MIG device that is the parent of an active soft lease yields that lease
+        (it is leased too). With ``drop_soft_slots``, the soft devices a layout made on
+        ``uuid`` are removed when the block ends (the device is gone with them), and soft leases
+        still on it (a forced destroy) end as revoked. Stale leases are ended first. An
+        exception in the block rolls back the reap.
         """
         with self._transaction() as conn:
-            active = self._reap_in(conn, self._clock())
-            yield next((s.lease for s in active if s.lease.uuid == uuid), None)
+            now = self._clock()
+            active = [s.lease for s in self._reap_in(conn, now)]
+            found = next((lease for lease in active if lease.uuid == uuid), None)
+            on_it = [x for x in active if x.soft and x.parent_uuid == uuid]
+            yield found or next(iter(on_it), None)
+            if drop_soft_slots:
+                soft.drop_parent(conn, uuid, on_it, now)
 
     def reap(self) -> list[Lease]:
         """End every stale lease now (TTL passed, holder gone); returns the leases it ended."""
@@ -323,6 +332,9 @@ class LeaseStore:
             return cursor.rowcount
 
     # -- internals -------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self._clock()
 
     def _reap_in(self, conn: sqlite3.Connection, now: float) -> list[rows.StoredLease]:
         """End stale leases inside the caller's transaction; returns the leases still active."""
@@ -401,11 +413,3 @@ class LeaseStore:
             write_transaction(conn, busy_timeout_s=self.busy_timeout_s),
         ):
             yield conn
-
-
-def _check_ttl(ttl_seconds: float | None) -> None:
-    if ttl_seconds is not None and not ttl_seconds > 0:
-        raise UsageError(
-            f"a lease TTL must be > 0 s, got {ttl_seconds:g}",
-            hint="pass a positive TTL, or none for a lease that lasts until released",
-        )

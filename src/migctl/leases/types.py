@@ -9,6 +9,7 @@ and passes them in. Anyone may import this module; it imports only ``migctl.mode
 from __future__ import annotations
 
 import enum
+import hashlib
 import os
 import pwd
 import socket
@@ -16,6 +17,13 @@ from dataclasses import asdict, dataclass
 
 from migctl.errors import UsageError
 from migctl.model import MigDevice
+
+
+class LeaseKind(enum.StrEnum):
+    """What a lease grants: a whole MIG device, or a soft device (an MPS share of a parent)."""
+
+    MIG = "mig"
+    SOFT = "soft"
 
 
 class EndReason(enum.StrEnum):
@@ -129,6 +137,49 @@ class DeviceRequest:
         return ", ".join(parts) if parts else "any MIG device"
 
 
+SOFT_PREFIX = "SOFT-"
+
+
+def soft_device_id(parent_uuid: str, number: int) -> str:
+    """``SOFT-<8 hex of the parent's UUID hash>-<n>``: the n-th soft device of a parent."""
+    digest = hashlib.sha256(parent_uuid.encode()).hexdigest()[:8]
+    return f"{SOFT_PREFIX}{digest}-{number}"
+
+
+@dataclass(frozen=True, slots=True)
+class SoftSlot:
+    """A soft device a layout made on a parent: a share waiting for a lease, or held.
+
+    ``gi_id``/``ci_id`` are the MIG parent's (-1 for a whole GPU); ``sm_count`` the SMs a
+    client of the share should see (None when the parent's SM count is unknown).
+    """
+
+    uuid: str
+    parent_uuid: str
+    gpu_index: int
+    gi_id: int
+    ci_id: int
+    percent: int
+    memory_limit_mib: int
+    sm_count: int | None = None
+    created_at: float = 0.0
+
+    def describe(self) -> str:
+        return f"{self.uuid} ({self.percent}% / {self.memory_limit_mib} MiB of {self.parent_uuid})"
+
+
+@dataclass(frozen=True, slots=True)
+class SoftGrant(SoftSlot):
+    """What a soft lease records: the soft device, and where its parent's MPS daemon listens."""
+
+    pipe_dir: str = ""
+
+    @property
+    def profile(self) -> str:
+        """What lease tables show in their profile column: ``soft 25%``."""
+        return f"soft {self.percent}%"
+
+
 @dataclass(frozen=True, slots=True)
 class LeaseOwner:
     """Who holds a lease: a user, optionally a job name and the holding process on ``host``.
@@ -164,7 +215,14 @@ class LeaseOwner:
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """One grant of one MIG device; times are Unix epoch seconds (``time.time()``)."""
+    """One grant of one MIG device or soft device; times are Unix epoch seconds.
+
+    A soft lease (``kind`` SOFT) names its soft device in ``uuid`` (``SOFT-...``), its parent
+    (the GPU or MIG device CUDA sees) in ``parent_uuid``, the SM share and the pinned memory
+    limit (also in ``memory_mib``), and the pipe directory of the parent's MPS control
+    daemon: everything the holder's environment needs (``migctl.tenancy.environment``).
+    ``gi_id``/``ci_id`` are the MIG parent's, or -1 for a whole GPU.
+    """
 
     lease_id: int
     uuid: str
@@ -186,10 +244,26 @@ class Lease:
     ended_at: float | None = None
     end_reason: EndReason | None = None
     ended_by: str | None = None
+    kind: LeaseKind = LeaseKind.MIG
+    share_percent: int | None = None
+    memory_limit_mib: int | None = None
+    parent_uuid: str | None = None
+    pipe_dir: str | None = None
+    notes: tuple[str, ...] = ()  # warnings of the grant (not stored): oversubscribed, turns
 
     @property
     def active(self) -> bool:
         return self.ended_at is None
+
+    @property
+    def soft(self) -> bool:
+        """A soft device (an MPS share), not a whole MIG device."""
+        return self.kind is LeaseKind.SOFT
+
+    @property
+    def cuda_device(self) -> str:
+        """What ``CUDA_VISIBLE_DEVICES`` names: the MIG device, or a soft device's parent."""
+        return self.parent_uuid if self.soft and self.parent_uuid else self.uuid
 
     @property
     def owner(self) -> LeaseOwner:
@@ -203,5 +277,8 @@ class Lease:
         """A JSON-friendly form (end reason as its string value)."""
         data = asdict(self)
         data["end_reason"] = None if self.end_reason is None else self.end_reason.value
+        data["kind"] = self.kind.value
+        data["isolation"] = "soft" if self.soft else "mig"  # soft: no fault/bandwidth isolation
+        data["notes"] = list(self.notes)
         data["active"] = self.active
         return data

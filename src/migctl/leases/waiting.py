@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from migctl.errors import InsufficientResourcesError, InUseError, MigctlError
-from migctl.leases.types import Lease
+from migctl.errors import InsufficientResourcesError, InUseError, MigctlError, UsageError
+from migctl.leases.types import Lease, LeaseOwner
+from migctl.untrusted import check_label
 
 RETRYABLE = (InUseError, InsufficientResourcesError)
 
@@ -41,6 +42,24 @@ class Backoff:
             return delay * random.uniform(1 - self.jitter, 1 + self.jitter)
 
         return next_delay
+
+
+def check_request(owner: LeaseOwner, ttl_seconds: float | None, wait_seconds: float) -> None:
+    """What every acquire refuses before it starts: a bad TTL or wait, a job name that is not
+    1-128 printable characters (others see it in their views)."""
+    check_ttl(ttl_seconds)
+    if owner.job is not None:
+        check_label(owner.job, "job name")
+    if wait_seconds < 0:
+        raise UsageError(f"wait must be >= 0 s, got {wait_seconds:g}", hint="pass 0 or more")
+
+
+def check_ttl(ttl_seconds: float | None) -> None:
+    if ttl_seconds is not None and not ttl_seconds > 0:
+        raise UsageError(
+            f"a lease TTL must be > 0 s, got {ttl_seconds:g}",
+            hint="pass a positive TTL, or none for a lease that lasts until released",
+        )
 
 
 def acquire_loop(

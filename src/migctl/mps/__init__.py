@@ -9,14 +9,14 @@ pieces the lease store, ``migctl run``, layouts and the daemon wire together:
 
 * :mod:`~migctl.mps.shares`: value types and parsing (``25%``, ``12GiB``, parents);
 * :mod:`~migctl.mps.admission`: the rules a new share must pass;
-* :mod:`~migctl.mps.layout_spec` and :mod:`~migctl.mps.plan`: the ``shares`` key of layout
-  files and the plan (with the holders it would disturb);
-* :mod:`~migctl.mps.environment` and :mod:`~migctl.mps.control`: one MPS control daemon
-  per parent, with private directories, and the client environment.
+* :mod:`~migctl.mps.plan`: the plan that turns a machine's soft shares into a layout's
+  (the ``shares`` key itself is :mod:`migctl.layout.shares`), with the holders it disturbs;
+* :mod:`~migctl.mps.environment`, :mod:`~migctl.mps.control` and :mod:`~migctl.mps.host`:
+  one MPS control daemon per parent, with private directories, and the client environment.
 
-Layer: with the engine and the lease store; it never imports a backend or the simulator,
-takes every path and program as an argument, and imports only ``migctl.tenancy.sizes``
-from the layers above (the project's one size reader).
+Layer: below the layout files (which read ``shares`` with it) and above the size reader;
+it never imports a backend, the simulator or the lease store, and takes every path and
+program as an argument.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from migctl.mps.environment import (
     mps_paths,
     pinned_limit_value,
 )
+from migctl.mps.host import MpsHost
 from migctl.mps.plan import (
     CurrentShare,
     Disruption,
@@ -74,6 +75,7 @@ __all__ = [
     "Disruption",
     "Holder",
     "MpsControl",
+    "MpsHost",
     "MpsPaths",
     "ParentDevice",
     "ParentKind",

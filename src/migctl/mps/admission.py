@@ -86,8 +86,8 @@ def admit(
     changes nothing; returns the soft device with its settled memory limit and warnings.
     """
     mine = [s for s in existing if s.parent_uuid == parent.uuid]
-    device = soft_device(parent, share, already_mib=sum(s.memory_limit_mib for s in mine))
     warnings = list(check_sm_sum(parent, [*(s.percent for s in mine), share.percent], policy))
+    device = soft_device(parent, share, already_mib=sum(s.memory_limit_mib for s in mine))
     others = sorted({s.user for s in mine if s.user != user})
     if others:
         warnings.append(check_other_users(parent, user, others, mine, policy))
@@ -141,13 +141,13 @@ def check_share_set(
     parent: ParentDevice, shares: Sequence[SoftShare], policy: AdmissionPolicy
 ) -> tuple[tuple[SoftDevice, ...], tuple[str, ...]]:
     """A whole set of shares for one parent (a layout): memory and SM rules, in order."""
+    warnings = check_sm_sum(parent, [s.percent for s in shares], policy)
     limits = [
         s.memory_mib if s.memory_mib is not None else default_memory_mib(parent, s.percent)
         for s in shares
     ]
     if sum(limits) > parent.memory_mib:
         raise insufficient_memory(parent, limits)
-    warnings = check_sm_sum(parent, [s.percent for s in shares], policy)
     devices = tuple(SoftDevice(parent, s.percent, m) for s, m in zip(shares, limits, strict=True))
     return devices, warnings
 

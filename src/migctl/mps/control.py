@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import fcntl
 import logging
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 CONTROL_PROGRAM: tuple[str, ...] = ("nvidia-cuda-mps-control",)
 PID_FILE = "nvidia-cuda-mps-control.pid"  # written by the daemon into its pipe directory
+LOCK_FILE = "lifecycle.lock"  # beside pipe/ and log/: one start or stop at a time per parent
 NOT_RUNNING_HINT = "start it with the layout (`migctl apply`), or see its log in {log_dir}"
 
 
@@ -106,6 +108,18 @@ class MpsControl:
             return DaemonState(DaemonStatus.RUNNING, pid)
         return DaemonState(DaemonStatus.STALE, pid)
 
+    @contextlib.contextmanager
+    def lifecycle(self) -> Iterator[None]:
+        """Hold this parent's lifecycle lock: starts, stops and idle checks of one parent's
+        daemon happen one at a time, across processes (an ``flock`` beside its directories)."""
+        self.paths.root.mkdir(parents=True, exist_ok=True, mode=0o755)
+        with open(self.paths.root / LOCK_FILE, "a+") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
     def _is_control_program(self, pid: int) -> bool:
         command = process_facts(pid).command or ""
         return Path(self.program[-1]).name in command
@@ -132,11 +146,15 @@ class MpsControl:
         log.info("started MPS control daemon %d for %s", pid, self.paths.parent_uuid)
         return pid
 
-    def ensure_running(self) -> bool:
-        """Start the daemon again if it is not running; True when it had to."""
+    def ensure_running(self, *, compute_mode: ComputeModeSetter | None = None) -> bool:
+        """Start the daemon (again) if it is not running, under the lifecycle lock; True when
+        it had to (it was stopped, or it had crashed and left a stale pid file)."""
         if self.state().status is DaemonStatus.RUNNING:
             return False
-        self.start()
+        with self.lifecycle():
+            if self.state().status is DaemonStatus.RUNNING:
+                return False
+            self.start(compute_mode=compute_mode)
         return True
 
     def stop(self, *, force: bool = False) -> bool:

@@ -215,10 +215,18 @@ def check_memory_fits(parent: ParentDevice, memory_mib: int, already_mib: int = 
 
 def soft_device(parent: ParentDevice, share: SoftShare, already_mib: int = 0) -> SoftDevice:
     """``share`` on ``parent`` with its memory limit settled (default when not given)."""
-    memory_mib = share.memory_mib
-    if memory_mib is None:
-        memory_mib = default_memory_mib(parent, share.percent)
-    check_memory_fits(parent, memory_mib, already_mib)
+    if share.memory_mib is not None:
+        check_memory_fits(parent, share.memory_mib, already_mib)
+        return SoftDevice(parent, share.percent, share.memory_mib)
+    memory_mib = default_memory_mib(parent, share.percent)
+    try:
+        check_memory_fits(parent, memory_mib, already_mib)
+    except InsufficientResourcesError as refused:
+        raise InsufficientResourcesError(
+            f"{refused.message} (the default limit: {share.percent}% of its memory)",
+            hint=refused.hint,
+            context=refused.context,
+        ) from None
     return SoftDevice(parent, share.percent, memory_mib)
 
 

@@ -2,9 +2,9 @@
 
 Why this module exists: ``LocalNode.acquire`` and the daemon's waiting acquire both turn a
 :class:`~migctl.schemas.leases.LeaseRequest` into the tenancy layer's selection and options and
-lease against the live machine; one translation, used by both. Also the small rules of a
-``LocalNode``'s lease calls made by this process itself (who it is, what a target names, who
-may revoke).
+lease against the live machine (a MIG device, or with a share a soft device); one translation,
+used by both. Also the small rules of a ``LocalNode``'s lease calls made by this process itself
+(who it is, what a target names, who may revoke).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Collection
 
 from migctl.backends.base import Backend
 from migctl.leases import Lease, LeaseOwner, LeaseStore
+from migctl.mps.host import MpsHost
 from migctl.schemas.leases import LeaseRequest
 from migctl.tenancy.leasing import AcquireOptions, acquire
 from migctl.tenancy.selection import DeviceSelection
@@ -24,16 +25,23 @@ def selection_of(request: LeaseRequest) -> DeviceSelection:
         min_memory_mib=request.memory_mib,
         min_sm_count=request.sms,
         device_uuid=request.uuid,
+        share_percent=request.share,
+        parent=request.parent,
+        oversubscribe=request.oversubscribe,
+        allow_other_user=request.allow_other_user,
     )
 
 
-def options_of(request: LeaseRequest, withheld: Collection[str] = ()) -> AcquireOptions:
+def options_of(
+    request: LeaseRequest, withheld: Collection[str] = (), mps: MpsHost | None = None
+) -> AcquireOptions:
     return AcquireOptions(
         ttl_seconds=request.ttl_seconds,
         wait_seconds=request.wait_seconds,
         create=request.create,
         priority=request.priority,
         withheld=frozenset(withheld),
+        mps=mps,
     )
 
 
@@ -42,11 +50,14 @@ def acquire_on(
     store: LeaseStore,
     request: LeaseRequest,
     owner: LeaseOwner,
+    *,
     withheld: Collection[str] = (),
+    mps: MpsHost | None = None,
 ) -> Lease:
-    """Lease the smallest free MIG device meeting ``request`` to ``owner`` (waiting if asked);
-    never one of ``withheld``."""
-    options = options_of(request, withheld)
+    """Lease the smallest free MIG device meeting ``request`` to ``owner`` (waiting if asked),
+    never one of ``withheld``; or with ``request.share`` a soft device (``mps`` says how this
+    machine runs MPS)."""
+    options = options_of(request, withheld, mps)
     return acquire(backend, store, selection_of(request), owner, options)
 
 

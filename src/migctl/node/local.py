@@ -113,10 +113,12 @@ class LocalNode(LocalLeases):
         from migctl.inventory import machine_view
         from migctl.reports import Inventory
 
-        views = machine_view(self.backend, self.select(gpus))
-        if not any(view.devices for view in views):  # no MIG device: no lease to look up
-            return Inventory(self.description, views, [])
-        return Inventory(self.description, views, self.active_leases())
+        chosen = self.select(gpus)
+        views = machine_view(self.backend, chosen)
+        soft = self.soft_devices(chosen)
+        if not soft and not any(view.devices for view in views):  # no device: no lease
+            return Inventory(self.description, views, [], [])
+        return Inventory(self.description, views, self.active_leases(), soft)
 
     def profiles(self, gpu: int | str) -> GpuProfiles:
         index = self.one_gpu(gpu)
@@ -157,7 +159,7 @@ class LocalNode(LocalLeases):
     def metrics(self) -> str:
         from migctl.metrics import render
 
-        return render(self.backend, self.settings.lease_db).decode()
+        return render(self.backend, self.settings.lease_db, soft=self.soft_devices()).decode()
 
     # -- layouts ---------------------------------------------------------------------------
 
@@ -187,7 +189,12 @@ class LocalNode(LocalLeases):
         found = self.resolve(target, gpus)
         files = self.files
         plans, currents = plan_machine(self.backend, self._targets(found), force=force, files=files)
-        return PlanReport(plans, currents, found.reasons, disturbed(self.backend, plans, files))
+        report = PlanReport(plans, currents, found.reasons, disturbed(self.backend, plans, files))
+        if found.soft is None:
+            return report
+        from migctl.node.soft import plan_with_soft
+
+        return plan_with_soft(self.backend, self.soft_store(), self.mps, found.soft, report)
 
     def apply(
         self,
@@ -201,9 +208,12 @@ class LocalNode(LocalLeases):
         from migctl.engine.apply import apply
 
         found = self.resolve(target, gpus)
+        targets = self._targets(found)
+        if found.soft is not None and not dry_run:
+            self._soft_preflight(found.soft, targets, force)
         outcome = apply(
             self.backend,
-            self._targets(found),
+            targets,
             force=force,
             dry_run=dry_run,
             hooks=hooks,
@@ -212,6 +222,10 @@ class LocalNode(LocalLeases):
         )
         outcome.reasons = found.reasons
         self._after_change(outcome.changed or outcome.rolled_back)
+        if found.soft is not None:
+            from migctl.node.soft import apply_with_soft
+
+            apply_with_soft(self, found.soft, outcome, force=force)
         return outcome
 
     def check(self, target: Target, *, gpus: GpuSelection = None) -> CheckReport:
@@ -221,6 +235,12 @@ class LocalNode(LocalLeases):
         found = self.resolve(target, gpus)
         differences = check(self.backend, self._targets(found), self.files)
         differences.update({g: [] for g in found.compared if g not in differences})
+        if found.soft is not None:
+            from migctl.node.soft import soft_differences
+
+            more = soft_differences(self.backend, self.soft_store(), self.mps, found.soft)
+            for gpu, lines in more.items():
+                differences.setdefault(gpu, []).extend(lines)
         differences.update(found.unmatched)
         return CheckReport(dict(sorted(differences.items())), found.check_notes)
 
@@ -234,7 +254,13 @@ class LocalNode(LocalLeases):
             raise UsageError(f"unknown format {format!r}", hint="native or mig-parted")
         layouts = current_layouts(self.backend, self.select(gpus))
         models = {g: self.backend.live_model(g) for g in layouts}
-        return export_text(layouts, models, format, name)
+        store = self.soft_store()
+        shares = None
+        if store is not None:
+            from migctl.engine.soft_apply import current_shares
+
+            shares = current_shares(self.backend, store.soft_ledger(), sorted(layouts))
+        return export_text(layouts, models, format, name, shares)
 
     def recover(self, *, rollback: bool = False) -> RecoverReport:
         from migctl.engine.recover import recover
@@ -261,11 +287,15 @@ class LocalNode(LocalLeases):
         return set_mode(self, gpus, enabled=enabled, force=force)
 
     def _after_change(self, changed: bool) -> None:
-        """MIG devices changed: keep a CDI spec in use current (a failure is logged)."""
+        """MIG devices changed: keep a CDI spec in use current (a failure is logged), and stop
+        the MPS daemons of MIG devices that are gone."""
         if not changed:
             return
         from migctl.errors import MigctlError
+        from migctl.node.soft import repair
         from migctl.tenancy.cdi import refresh_if_in_use
+
+        repair(self.backend, self.soft_store(), self.mps)
 
         settings = self.settings
         try:
@@ -344,4 +374,10 @@ def open_local(settings: Settings, catalog: Catalog | None = None) -> LocalNode:
     backend = open_backend(
         settings.sim, read_only=settings.read_only, catalog=catalog, sim_dir=settings.sim_dir
     )
-    return LocalNode(settings.for_machine(backend.files_dir), backend, catalog)
+    node = LocalNode(settings.for_machine(backend.files_dir), backend, catalog)
+    if not settings.read_only:
+        from migctl.node.soft import repair
+
+        for done in repair(backend, node.soft_store(), node.mps):
+            log.info("%s", done)
+    return node

@@ -1,19 +1,25 @@
-"""The lease half of a :class:`~migctl.node.local.LocalNode`: its store, acquire, release, renew.
+"""The lease and soft-device half of a :class:`~migctl.node.local.LocalNode`.
 
 Why this module exists: ``LocalNode`` keeps one machine's GPUs, layouts and leases; the lease
-calls (and the store they share, opened on first use and never created by a read) live here so
-that each module stays small. Identity: this process's user, unless the daemon passes the
-principal it authenticated (``owner=``, ``user=``, ``admin=``). Only ``node.local`` imports it.
+calls (MIG devices and soft devices, the store they share, opened on first use and never
+created by a read, the machine's MPS host and the soft devices it shows) live here so that each
+module stays small. Identity: this process's user, unless the daemon passes the principal it
+authenticated (``owner=``, ``user=``, ``admin=``). Only ``node.local`` imports it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from migctl.backends.base import Backend
+    from migctl.engine.files import MachineFiles
+    from migctl.engine.soft_plan import SoftTargets
     from migctl.leases import Lease, LeaseOwner, LeaseStore
+    from migctl.mps.host import MpsHost
+    from migctl.planner import DesiredLayout
+    from migctl.reports import SoftDeviceView
     from migctl.schemas.leases import LeaseRequest
     from migctl.settings import Settings
 
@@ -34,6 +40,23 @@ class LocalLeases:
             self._store = LeaseStore(self.settings.lease_db)
         return self._store
 
+    @property
+    def files(self) -> MachineFiles:
+        raise NotImplementedError
+
+    def soft_store(self) -> LeaseStore | None:
+        """The lease store if it exists (reading never creates one)."""
+        if self._store is None and not self.settings.lease_db.exists():
+            return None
+        return self.store
+
+    @property
+    def mps(self) -> MpsHost:
+        """How this machine runs its MPS control daemons (soft devices)."""
+        from migctl.node.soft import mps_host
+
+        return mps_host(self.settings, self.backend.files_dir)
+
     def active_leases(self) -> list[Lease]:
         """Active leases; none (and no database created) while the store does not exist. A
         view never fails for the lease database: a damaged one gives no holders (logged)."""
@@ -43,6 +66,28 @@ class LocalLeases:
 
         return list(active_leases(self.settings.lease_db).values())
 
+    def soft_devices(self, gpus: Sequence[int] | None = None) -> list[SoftDeviceView]:
+        """The soft devices (MPS shares) of the chosen GPUs: parent, share, holder, server."""
+        from migctl.node.soft import soft_views
+
+        store = self.soft_store()
+        if store is None:
+            return []
+        chosen = None if gpus is None else set(gpus)
+        return soft_views(self.backend, store.soft_ledger(), self.mps, chosen)
+
+    def _soft_preflight(
+        self, soft: SoftTargets, targets: dict[int, DesiredLayout], force: bool
+    ) -> None:
+        """Refuse, before anything changes, soft shares the apply would cut off (unless force)."""
+        from migctl.engine.apply import plan_machine
+        from migctl.engine.soft_apply import preflight
+
+        store = self.soft_store()
+        if store is not None:
+            plans, _ = plan_machine(self.backend, targets, force=force, files=self.files)
+            preflight(self.backend, store, self.mps, soft, plans, force=force)
+
     def acquire(
         self,
         request: LeaseRequest,
@@ -50,21 +95,26 @@ class LocalLeases:
         owner: LeaseOwner | None = None,
         withheld: Collection[str] = (),
     ) -> Lease:
-        """``withheld`` (the daemon's): MIG device UUIDs that must not be granted now."""
+        """Lease a MIG device, or with ``request.share`` a soft device; ``withheld`` (the
+        daemon's): MIG device UUIDs that must not be granted now."""
         from migctl.leases import LeaseOwner
         from migctl.node.leasing import acquire_on
 
         who = owner or LeaseOwner.current(job=request.job, pid=request.pid)
-        return acquire_on(self.backend, self.store, request, who, withheld)
+        return acquire_on(self.backend, self.store, request, who, withheld=withheld, mps=self.mps)
 
     def release(self, target: int | str, *, user: str | None = None, admin: bool = False) -> Lease:
         """End a lease; ``user`` and ``admin`` are the daemon's principal, else this process
-        (which may revoke another user's lease only as root)."""
+        (which may revoke another user's lease only as root). A soft lease's parent loses its
+        MPS daemon when nothing needs it."""
         from migctl.node.leasing import caller_name, lease_target, refuse_admin_unless_root
+        from migctl.tenancy.soft import after_release
 
         if user is None and admin:
             refuse_admin_unless_root()
-        return self.store.release(lease_target(target), user=user or caller_name(), admin=admin)
+        ended = self.store.release(lease_target(target), user=user or caller_name(), admin=admin)
+        after_release(self.store, self.mps, ended)
+        return ended
 
     def renew(
         self, target: int | str, ttl_seconds: float | None = None, *, user: str | None = None

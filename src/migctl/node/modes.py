@@ -6,7 +6,9 @@ are passed over. GPUs named one by one must all do MIG, else nothing is switched
 GPU is checked before the first change; disabling is refused while GPU instances exist (In Use,
 exit code 6) unless ``force``, which destroys them as part of the change through one engine apply
 to "no instances, MIG off" (checkpoint, journal, roll back on failure; instances with processes
-running are still never destroyed). :func:`check_mode` is that check alone: the daemon runs it
+running are still never destroyed). Enabling MIG takes a whole GPU from its soft devices (MPS
+shares): refused while one is leased unless ``force``, which ends those leases.
+:func:`check_mode` is the MIG check alone: the daemon runs it
 before it queues a job, so a refusal is an answer, not a failed job. Only ``migctl.node.local``
 and the daemon import this module.
 """
@@ -47,6 +49,10 @@ def set_mode(
 ) -> list[ModeChange]:
     """Switch MIG mode on the chosen GPUs; GPUs that cannot switch now are reported pending."""
     chosen = check_mode(node, gpus, enabled=enabled, force=force)
+    if enabled:
+        from migctl.node.soft import clear_whole_gpu_shares
+
+        clear_whole_gpu_shares(node.backend, node.soft_store(), node.mps, chosen, force=force)
     if enabled or not force:
         return [node.backend.set_mig_mode(gpu, enabled) for gpu in chosen]
     return _disable_destroying(node, chosen)

@@ -241,9 +241,8 @@ class RemoteNode:
         from migctl.schemas.leases import LeaseOut
 
         wait = request.wait_seconds + 30.0  # the daemon may wait that long before answering
-        raw = self.client.request(
-            "POST", "/v1/leases", body=request.model_dump(mode="json"), timeout_s=wait
-        )
+        body = request.model_dump(mode="json", exclude_defaults=True)  # only what is asked
+        raw = self.client.request("POST", "/v1/leases", body=body, timeout_s=wait)
         return _read(LeaseOut, raw).value()
 
     def release(self, target: int | str, *, admin: bool = False) -> Lease:

@@ -7,7 +7,8 @@ the whole machine (its selectors may name GPUs outside ``-i``), then only the ch
 checked and planned (``node.layout_files``); intents apply to the chosen MIG GPUs only. Every
 resolved target is proven reachable on an empty GPU of its model before anything else happens.
 
-Pure: no hardware. Imports layout, planner, engine intents and the schemas of targets.
+Pure: no hardware. Imports layout, planner, engine intents, the soft-share targets
+(``engine.soft_plan``) and the schemas of targets.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from migctl.catalog import Catalog
+from migctl.engine.soft_plan import SoftTargets
 from migctl.errors import NotSupportedError
 from migctl.layout import MachineGpu
 from migctl.model import GpuModel
@@ -40,6 +42,7 @@ class Resolved:
     compared: tuple[int, ...] = ()  # check: GPUs the target covers (matching when no target)
     unmatched: dict[int, list[str]] = field(default_factory=dict)  # check: fails regardless
     counts_only: bool = False  # mig-parted: a GPU whose CI counts already match is kept
+    soft: SoftTargets | None = None  # a native layout's soft shares (None: left as they are)
 
 
 def resolve_target(
@@ -98,13 +101,21 @@ def _from_layout(
 
     layout = parse_layout(target.text, target.config, target.source, catalog)
     found = file_targets(layout, list(machine), chosen)
+    layouts = found.resolution.layouts
+    soft = None
+    if not found.mig_parted:  # a mig-parted config cannot say anything of soft shares
+        soft = SoftTargets(
+            {g: w.shares for g, w in layouts.items()},
+            {g: w.mig_enabled for g, w in layouts.items()},
+        )
     return Resolved(
         found.targets,
         found.notes(),
         found.notes(checking=True),
-        tuple(sorted(found.resolution.layouts)),
+        tuple(sorted(layouts)),
         found.unmatched(),
         counts_only=found.mig_parted,
+        soft=soft,
     )
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from migctl.leases.types import EndReason, Lease
+from migctl.leases.types import EndReason, Lease, LeaseKind
 from migctl.schemas.base import Wire, WireRequest
 
 REDACTED_USER = "another user"
+_KINDS = frozenset(kind.value for kind in LeaseKind)
 
 
 class LeaseOut(Wire):
@@ -35,6 +36,17 @@ class LeaseOut(Wire):
     ended_at: float | None
     end_reason: str | None
     ended_by: str | None
+    kind: str = Field("mig", description="mig: a whole MIG device; soft: an MPS share of a parent")
+    share_percent: int | None = Field(None, description="soft: the SM share, in percent")
+    memory_limit_mib: int | None = Field(None, description="soft: the pinned memory limit")
+    parent_uuid: str | None = Field(None, description="soft: the GPU or MIG device shared")
+    pipe_dir: str | None = Field(None, description="soft: the parent's MPS pipe directory")
+    isolation: str = Field(
+        "mig",
+        description="mig: hard isolation; soft: none for faults and memory bandwidth (a fatal "
+        "fault in one client ends every client of the parent's MPS server)",
+    )
+    notes: list[str] = Field(default_factory=list, description="warnings of the grant")
     mine: bool = Field(False, description="the caller holds it")
     redacted: bool = Field(False, description="the owner fields are withheld from the caller")
     user: str | None
@@ -63,6 +75,13 @@ class LeaseOut(Wire):
             ended_at=lease.ended_at,
             end_reason=None if lease.end_reason is None else lease.end_reason.value,
             ended_by=lease.ended_by if visible else None,
+            kind=lease.kind.value,
+            share_percent=lease.share_percent,
+            memory_limit_mib=lease.memory_limit_mib,
+            parent_uuid=lease.parent_uuid,
+            pipe_dir=lease.pipe_dir,
+            isolation="soft" if lease.soft else "mig",
+            notes=list(lease.notes),
             mine=mine,
             redacted=not visible,
             user=lease.user if visible else None,
@@ -95,6 +114,12 @@ class LeaseOut(Wire):
             ended_at=self.ended_at,
             end_reason=None if self.end_reason is None else EndReason(self.end_reason),
             ended_by=self.ended_by,
+            kind=LeaseKind(self.kind) if self.kind in _KINDS else LeaseKind.MIG,
+            share_percent=self.share_percent,
+            memory_limit_mib=self.memory_limit_mib,
+            parent_uuid=self.parent_uuid,
+            pipe_dir=self.pipe_dir,
+            notes=tuple(self.notes),
         )
 
 
@@ -103,7 +128,13 @@ class LeaseListOut(Wire):
 
 
 class LeaseRequest(WireRequest):
-    """Lease one MIG device: an exact ``uuid``, or the smallest free one meeting the rest."""
+    """Lease one MIG device: an exact ``uuid``, or the smallest free one meeting the rest.
+
+    With ``share`` it leases a soft device instead (an MPS share of a GPU with MIG off or of a
+    MIG device): ``memory_mib`` is then its pinned memory limit (default: the share's fraction
+    of the parent's memory), ``parent`` the device to share (default: the first that admits
+    it), and ``oversubscribe`` / ``allow_other_user`` allow what the admission rules refuse.
+    """
 
     uuid: str | None = Field(None, min_length=4, max_length=80, examples=["MIG-..."])
     profile: str | None = Field(None, min_length=1, max_length=40, examples=["1g.10gb"])
@@ -125,6 +156,24 @@ class LeaseRequest(WireRequest):
         " up to 1000); used when the daemon repartitions on demand",
     )
     create: bool = Field(False, description="create a GPU instance in free slices if none is free")
+    share: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="a soft device: this SM share in whole percent (1-100), through MPS",
+    )
+    parent: str | None = Field(
+        None,
+        min_length=1,
+        max_length=80,
+        description="soft: the GPU (index or GPU-<uuid>) or MIG device (MIG-<uuid>) to share",
+    )
+    oversubscribe: bool = Field(False, description="soft: SM shares may sum past 100%")
+    allow_other_user: bool = Field(
+        False,
+        description="soft: share a parent another Unix user shares (MPS serves one user at a "
+        "time: the users take turns)",
+    )
 
     @model_validator(mode="after")
     def _uuid_alone(self) -> LeaseRequest:
@@ -132,6 +181,12 @@ class LeaseRequest(WireRequest):
             v is not None for v in (self.profile, self.memory_mib, self.sms)
         ):
             raise ValueError("ask for a device uuid or for profile/memory_mib/sms, not both")
+        if self.share is not None and any(
+            v is not None for v in (self.uuid, self.profile, self.sms)
+        ):
+            raise ValueError("a share (soft device) goes with memory_mib and parent only")
+        if self.share is None and (self.parent or self.oversubscribe or self.allow_other_user):
+            raise ValueError("parent, oversubscribe and allow_other_user go with share")
         return self
 
 

@@ -25,9 +25,10 @@ from migctl.model import (
     MigMode,
     ProcessView,
 )
-from migctl.reports import Inventory
+from migctl.reports import SOFT_ISOLATION_NOTE, Inventory
 from migctl.schemas.base import PlacementOut, Wire
 from migctl.schemas.leases import LeaseOut
+from migctl.schemas.soft import SoftDeviceOut
 
 if TYPE_CHECKING:
     from migctl.catalog import Catalog
@@ -297,11 +298,17 @@ def _visible(process: ProcessView, visible: bool | None, viewer: str | None) -> 
 
 
 class InventoryOut(Wire):
-    """The whole machine: every chosen GPU and the leases the caller may see."""
+    """The whole machine: every chosen GPU, the leases the caller may see, the soft devices."""
 
     description: str = Field(description="what was read: a simulated machine, or NVML + driver")
     gpus: list[GpuOut]
     leases: list[LeaseOut]
+    soft_devices: list[SoftDeviceOut] = Field(
+        default_factory=list,
+        description="MPS shares of GPUs and MIG devices (isolation soft: "
+        + SOFT_ISOLATION_NOTE
+        + ")",
+    )
 
     @classmethod
     def of(
@@ -324,6 +331,7 @@ class InventoryOut(Wire):
                 for v in inventory.gpus
             ],
             leases=leases,
+            soft_devices=[SoftDeviceOut.of(v, by_uuid.get(v.uuid)) for v in inventory.soft],
         )
 
     def value(self, catalog: Catalog | None = None) -> Inventory:
@@ -331,6 +339,7 @@ class InventoryOut(Wire):
             self.description,
             [gpu.view(catalog) for gpu in sorted(self.gpus, key=lambda g: g.index)],
             [lease.value() for lease in self.leases],
+            [device.value() for device in self.soft_devices],
         )
 
 

@@ -38,7 +38,12 @@ class PlanReportOut(Wire):
     currents: list[CurrentGpuOut] = Field(default_factory=list)
     disturbs: dict[str, list[str]] = Field(
         default_factory=dict,
-        description="per GPU index, each MIG device the plans destroy and who uses it",
+        description="per GPU index, each MIG device the plans destroy and who uses it, and "
+        "each soft share cut off with its holders",
+    )
+    soft: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="per GPU index, the soft-share steps (MPS daemons, shares) in words",
     )
 
     @classmethod
@@ -48,6 +53,7 @@ class PlanReportOut(Wire):
             plans=[PlanOut.of(p) for _, p in sorted(report.plans.items())],
             currents=[CurrentGpuOut.of(c) for _, c in sorted(report.currents.items())],
             disturbs={str(g): lines for g, lines in sorted(report.disturbs.items())},
+            soft={str(g): lines for g, lines in sorted(report.soft.items())},
         )
 
     def value(self) -> PlanReport:
@@ -56,6 +62,7 @@ class PlanReportOut(Wire):
             currents={c.gpu: c.value() for c in self.currents},
             reasons=tuple(self.reasons),
             disturbs={int(g): list(lines) for g, lines in self.disturbs.items()},
+            soft={int(g): list(lines) for g, lines in self.soft.items()},
         )
 
 
@@ -70,6 +77,7 @@ class ApplyResultOut(PlanReportOut):
     error: ErrorOut | None
     rolled_back: bool
     rollback_error: ErrorOut | None
+    soft_done: int = Field(0, description="soft-share steps carried out")
 
     @classmethod
     def of_outcome(cls, outcome: ApplyOutcome) -> ApplyResultOut:
@@ -87,6 +95,7 @@ class ApplyResultOut(PlanReportOut):
                 "rollback_error": None
                 if outcome.rollback_error is None
                 else ErrorOut.of(outcome.rollback_error),
+                "soft_done": outcome.soft_done,
             }
         )
 
@@ -104,6 +113,8 @@ class ApplyResultOut(PlanReportOut):
             disturbs=report.disturbs,
             currents=report.currents,
             reasons=report.reasons,
+            soft=report.soft,
+            soft_done=self.soft_done,
         )
 
 

@@ -154,6 +154,8 @@ class LeaseService:
     ) -> Lease:
         """Lease a device; with ``wait_seconds`` wait for one (``gone``: the client left)."""
         _check_create(principal, body)
+        if body.share is not None:  # a soft device (an MPS share): granted now or refused
+            return await self._acquire_soft(principal, body)
         request, owner = self.device_request(body), self.owner(principal, body)
         priority = priority_of(principal, body)
         arbiter = self.arbiter
@@ -186,6 +188,14 @@ class LeaseService:
 
     async def _attempt(self, body: LeaseRequest, owner: LeaseOwner) -> Lease:
         return await self.blocking.run(self.grant, body, owner)
+
+    async def _acquire_soft(self, principal: Principal, body: LeaseRequest) -> Lease:
+        """A soft device is granted at once or refused: shares do not wait in the queue."""
+        owner = self.owner(principal, body)
+        try:
+            return await self._attempt(body, owner)
+        except MigctlError as error:
+            raise await self._private(principal, error) from None
 
     async def _acquire_arbitrated(
         self,
@@ -235,7 +245,7 @@ class LeaseService:
             )
         except PermissionDeniedError as exc:
             raise await self._private(principal, exc) from exc
-        self.freed(lease)
+        self.freed(lease)  # a soft lease's idle MPS daemon stopped with it (the node's release)
         return lease
 
     async def renew(self, principal: Principal, target: str, ttl_seconds: float | None) -> Lease:
@@ -295,11 +305,11 @@ class LeaseService:
         present = {device.uuid for device in self.gpu.mig_devices()}
         ended = []
         for lease in self.node.leases():
-            if lease.uuid not in present:
-                log.warning(
-                    "lease %d: device %s no longer exists; ending it", lease.lease_id, lease.uuid
-                )
-                ended.append(self.node.release(lease.lease_id, user=VANISHED_BY, admin=True))
+            device = lease.cuda_device  # a soft lease: its parent (a whole GPU stays)
+            if device in present or device.startswith("GPU-"):
+                continue
+            log.warning("lease %d: device %s no longer exists; ending it", lease.lease_id, device)
+            ended.append(self.node.release(lease.lease_id, user=VANISHED_BY, admin=True))
         return ended
 
 

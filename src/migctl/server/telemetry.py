@@ -127,4 +127,4 @@ class _MachineNow(Collector):
     def collect(self) -> Iterator[Metric]:
         inventory = self._gpu.call(self._gpu.node.inventory)
         holders = DaemonMetrics.holders(inventory.leases, self._viewer)
-        yield from machine_metrics(inventory.gpus, holders)
+        yield from machine_metrics(inventory.gpus, holders, inventory.soft)

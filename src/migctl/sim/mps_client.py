@@ -13,6 +13,8 @@ JSON line per event on stdout and exits with:
   7 still queued behind another user after ``--wait-s``   9 it raised a fatal fault
 
 ``--uid`` makes it claim another user's UID (the model's stand-in for a second Unix user).
+While attached, it shows in the simulated machine's NVML as a process on its device (with the
+memory it allocated), as a real MPS client does (:mod:`migctl.sim.mps_nvml`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 
 from migctl.host import process_start_time
+from migctl.sim.mps_nvml import register, unregister
 from migctl.sim.mps_state import (
     FAULTED,
     MpsStore,
@@ -101,19 +104,22 @@ def _join(store: MpsStore, client: SimClient, wait_s: float) -> int:
             connect_state = state.client(client.pid)
             if connect_state is not None:
                 server, _ = connect_state
-                emit(
-                    "attached",
-                    server=server.server_id,
-                    percent=client.percent,
-                    sms=sms_seen(state, client.percent),
-                    limit_mib=client.limit_mib,
-                )
-                return server.server_id
+                server_id = server.server_id
+                attached = {
+                    "server": server_id,
+                    "percent": client.percent,
+                    "sms": sms_seen(state, client.percent),
+                    "limit_mib": client.limit_mib,
+                }
+                break
             if time.monotonic() >= deadline:
                 raise ClientExit(
                     QUEUED, "still-queued", f"queued behind another user for {wait_s:g} s"
                 )
         time.sleep(TICK_S)
+    register(state.machine, state.device, client.pid)  # shown on its device, as NVML does
+    emit("attached", **attached)
+    return server_id
 
 
 def _hold(store: MpsStore, pid: int, until: float) -> None:
@@ -132,9 +138,12 @@ def _attached_run(store: MpsStore, client: SimClient, args: argparse.Namespace) 
     for mib in args.alloc_mib:
         with store.transaction() as state:
             result = allocate(state, client.pid, mib)
+            found = state.client(client.pid)
+            used = found[1].allocated_mib if found is not None else 0
         emit("alloc", mib=mib, result=result)
         if result != "ok":
             raise ClientExit(OOM, "out-of-memory", result)
+        register(state.machine, state.device, client.pid, used)
     if args.fault_after_s is not None:
         _hold(store, client.pid, time.monotonic() + args.fault_after_s)
         with store.transaction() as state:
@@ -148,6 +157,7 @@ def _leave(store: MpsStore, pid: int) -> None:
         for server in state.servers:
             server.clients = [c for c in server.clients if c.pid != pid]
         state.queued = [c for c in state.queued if c.pid != pid]
+    unregister(state.machine, pid)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,9 @@ default, ``/tmp/nvidia-mps``), ``CUDA_MPS_LOG_DIRECTORY`` (``control.log``),
 ``CUDA_VISIBLE_DEVICES`` (the device the daemon serves), ``MIGCTL_SIM_MPS_MEMORY_MIB`` and
 ``MIGCTL_SIM_MPS_SMS`` (the simulated device; an H100 by default), and
 ``MIGCTL_SIM_MPS_LIFETIME_S`` (the daemon exits after that long, default 3600: a stray
-test daemon never lingers). The model is in :mod:`migctl.sim.mps_state`.
+test daemon never lingers) and ``MIGCTL_SIM_MPS_MACHINE`` (the state file of the simulated
+machine whose NVML shows the clients as processes, :mod:`migctl.sim.mps_nvml`).
+The model is in :mod:`migctl.sim.mps_state`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from pathlib import Path
 
 from migctl.files import atomic_write
 from migctl.host import process_start_time
+from migctl.sim.mps_nvml import machine_of_environment
 from migctl.sim.mps_state import (
     DRAINING,
     PID_FILE,
@@ -102,6 +105,7 @@ def _claim(state: SimMps) -> None:
     state.device = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     state.memory_mib = int(os.environ.get("MIGCTL_SIM_MPS_MEMORY_MIB", state.memory_mib))
     state.sm_count = int(os.environ.get("MIGCTL_SIM_MPS_SMS", state.sm_count))
+    state.machine = machine_of_environment()
     state.servers, state.queued, state.quitting = [], [], False
 
 

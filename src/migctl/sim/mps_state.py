@@ -71,6 +71,7 @@ class SimMps(_Model):
     daemon_pid: int | None = None
     daemon_start: int | None = None
     device: str = ""  # CUDA_VISIBLE_DEVICES the daemon was started with
+    machine: str = ""  # the state file of the machine whose NVML shows the clients (mps_nvml)
     memory_mib: int = DEFAULT_MEMORY_MIB
     sm_count: int = DEFAULT_SM_COUNT
     default_percent: float = 100.0

@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from migctl.backends.base import Backend
+from migctl.engine.soft_parents import sm_counts
 from migctl.geometry import Occupant
 from migctl.leases import DeviceCandidate, DeviceRequest
 from migctl.model import GiProfile, GpuInstance, GpuModel
 from migctl.planner.placement import place
-from migctl.tenancy.selection import sm_counts
 from migctl.workflow import ProfileRequest, create_gpu_instances
 
 log = logging.getLogger(__name__)

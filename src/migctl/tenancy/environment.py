@@ -1,8 +1,14 @@
-"""The environment and container flags that point a program at one MIG device.
+"""The environment and container flags that point a program at one MIG device or soft device.
 
 Why this exists: ``migctl run``, ``migctl env`` and ``migctl docker-args`` must name a leased
-MIG device the same way. CUDA selects it with ``CUDA_VISIBLE_DEVICES=MIG-<uuid>``; the NVIDIA
-container runtime with ``NVIDIA_VISIBLE_DEVICES=MIG-<uuid>``; Docker's ``--gpus`` flag takes
+device the same way (:func:`lease_environment` is the one place for a lease). A soft device
+(an MPS share) adds the MPS client variables to its parent's: ``CUDA_MPS_PIPE_DIRECTORY``
+(the parent's MPS control daemon), ``CUDA_MPS_ACTIVE_THREAD_PERCENTAGE`` (the SM share) and
+``CUDA_MPS_PINNED_DEVICE_MEM_LIMIT`` (the memory limit, ``0=<MiB>M``: the one device the
+client sees), as :mod:`migctl.mps.environment` spells them. CUDA selects a device with
+``CUDA_VISIBLE_DEVICES=MIG-<uuid>`` (a soft device: its parent's ``GPU-``/``MIG-<uuid>``);
+the NVIDIA container runtime with ``NVIDIA_VISIBLE_DEVICES=MIG-<uuid>``; Docker's ``--gpus``
+flag takes
 ``device=MIG-<uuid>`` (Docker reads the value as CSV: double quotes are needed only around a
 list of several devices, and one device is all migctl hands out, so the flags need no shell
 quoting and survive an unquoted ``$(migctl docker-args ...)``); a CDI-enabled runtime takes
@@ -16,6 +22,15 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from migctl.errors import InvalidStateError
+from migctl.leases import Lease
+from migctl.mps.environment import (
+    PINNED_MEMORY_LIMIT,
+    PIPE_DIRECTORY,
+    THREAD_PERCENTAGE,
+    pinned_limit_value,
+)
+
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 NVIDIA_VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
 LEASE_ID_VARIABLE = "MIGCTL_LEASE_ID"
@@ -27,6 +42,24 @@ def device_environment(uuid: str, lease_id: int | None = None) -> dict[str, str]
     env = {CUDA_VISIBLE_DEVICES: uuid, NVIDIA_VISIBLE_DEVICES: uuid}
     if lease_id is not None:
         env[LEASE_ID_VARIABLE] = str(lease_id)
+    return env
+
+
+def lease_environment(lease: Lease) -> dict[str, str]:
+    """What the holder of ``lease`` must run with: its device, and for a soft device the MPS
+    client variables (share, memory limit, the parent daemon's pipe directory)."""
+    env = device_environment(lease.cuda_device, lease.lease_id)
+    if not lease.soft:
+        return env
+    if lease.share_percent is None or lease.memory_limit_mib is None or not lease.pipe_dir:
+        raise InvalidStateError(
+            f"soft lease {lease.lease_id} lacks its share, memory limit or MPS pipe directory",
+            hint="release it and lease again",
+            context={"lease_id": lease.lease_id},
+        )
+    env[PIPE_DIRECTORY] = lease.pipe_dir
+    env[THREAD_PERCENTAGE] = str(lease.share_percent)
+    env[PINNED_MEMORY_LIMIT] = pinned_limit_value(lease.memory_limit_mib)
     return env
 
 

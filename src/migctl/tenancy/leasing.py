@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migctl.backends.base import Backend
-from migctl.errors import InvalidStateError, MigctlError, NotFoundError
+from migctl.errors import InvalidStateError, MigctlError, NotFoundError, UsageError
 from migctl.leases import Lease, LeaseOwner, LeaseStore
+from migctl.mps.host import MpsHost
 from migctl.tenancy.selection import DeviceSelection, candidates
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class AcquireOptions:
     create: bool = False
     priority: int | None = None
     withheld: frozenset[str] = frozenset()
+    mps: MpsHost | None = None  # how this machine runs MPS daemons (soft devices, --share)
 
 
 def open_store(path: Path | str) -> LeaseStore:
@@ -53,8 +55,12 @@ def acquire(
 
     The machine is read again on every poll while waiting, so devices created or freed in the
     meantime are seen. With ``options.create``, a new GPU instance is made in free slices when
-    nothing free matches (see :mod:`migctl.tenancy.creation`).
+    nothing free matches (see :mod:`migctl.tenancy.creation`). A selection with a share
+    (``--share``) leases a soft device instead (:mod:`migctl.tenancy.soft`).
     """
+    if selection.soft:
+        return _acquire_soft(backend, store, selection, owner, options)
+    selection.check_soft()
     create = None
     if options.create:
         from migctl.tenancy.creation import device_creator  # planner + workflow: only if asked
@@ -71,11 +77,43 @@ def acquire(
     )
 
 
-def release_quietly(store: LeaseStore, lease: Lease) -> Lease | None:
+def _acquire_soft(
+    backend: Backend,
+    store: LeaseStore,
+    selection: DeviceSelection,
+    owner: LeaseOwner,
+    options: AcquireOptions,
+) -> Lease:
+    from migctl.tenancy.soft import acquire_soft
+
+    if options.create:
+        raise UsageError(
+            "--create makes MIG instances; a soft device (--share) is carved from an existing "
+            "GPU or MIG device",
+            hint="drop --create",
+        )
+    if options.mps is None:
+        raise UsageError(
+            "soft devices need to know how this machine runs MPS",
+            hint="lease through a Node (migctl.open_node), which knows it from its Settings",
+        )
+    return acquire_soft(
+        backend,
+        store,
+        selection,
+        owner,
+        options.mps,
+        ttl_seconds=options.ttl_seconds,
+        wait_seconds=options.wait_seconds,
+    )
+
+
+def release_quietly(store: LeaseStore, lease: Lease, mps: MpsHost | None = None) -> Lease | None:
     """Release ``lease`` as its owner; a lease that already ended (or vanished) is no error.
 
     Returns the ended lease, or None when it had already ended or could not be released (the
-    store then ends it anyway once its holder process is gone or its TTL passes).
+    store then ends it anyway once its holder process is gone or its TTL passes). A soft
+    lease's parent loses its MPS daemon when nothing needs it any more (given ``mps``).
     """
     try:
         return store.release(lease.lease_id, user=lease.user)
@@ -84,3 +122,8 @@ def release_quietly(store: LeaseStore, lease: Lease) -> Lease | None:
     except MigctlError as error:
         log.warning("could not release lease %d: %s", lease.lease_id, error.message)
         return None
+    finally:
+        if lease.soft and mps is not None:
+            from migctl.tenancy.soft import after_release
+
+            after_release(store, mps, lease)

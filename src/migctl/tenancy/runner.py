@@ -1,8 +1,9 @@
-"""``migctl run``: lease a MIG device, run a command on it, release the lease however it ends.
+"""``migctl run``: lease a device, run a command on it, release the lease however it ends.
 
 Why this exists: the safest way to share MIG devices is to never hand one out by hand. This
 runs a command with ``CUDA_VISIBLE_DEVICES`` / ``NVIDIA_VISIBLE_DEVICES`` naming a leased MIG
-device (plus ``MIGCTL_LEASE_ID``), passes signals through (see :mod:`.supervise`), returns the
+device (plus ``MIGCTL_LEASE_ID``; for a soft device its parent and the MPS client variables,
+and a check that the command attached to MPS), passes signals through (see :mod:`.supervise`), returns the
 command's exit code, and releases the lease on every exit path: normal exit, failure to start
 (127/126), Ctrl-C, SIGTERM, an exception in migctl. Releasing a lease that already ended is no
 error.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -32,7 +34,7 @@ from typing import Protocol
 from migctl.errors import MigctlError, UsageError
 from migctl.leases import Lease
 from migctl.tenancy.childproc import StubChild
-from migctl.tenancy.environment import device_environment
+from migctl.tenancy.environment import lease_environment
 from migctl.tenancy.supervise import WAITED_SIGNALS, blocked_signals, supervise
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,9 @@ class RunResult:
 
 
 LeasedHook = Callable[[Lease, int], None]
+# started once the command runs; the thread it returns is joined before the lease is released
+AttachCheck = Callable[[Lease, int], threading.Thread | None]
+ATTACH_JOIN_S = 15.0
 
 
 class Leaser(Protocol):
@@ -78,9 +83,17 @@ class Leaser(Protocol):
 
 
 def run_with(
-    leaser: Leaser, command: Sequence[str], *, on_leased: LeasedHook | None = None
+    leaser: Leaser,
+    command: Sequence[str],
+    *,
+    on_leased: LeasedHook | None = None,
+    attach_check: AttachCheck | None = None,
 ) -> RunResult:
-    """Run ``command`` on a leased MIG device; ``on_leased(lease, pid)`` runs before it starts.
+    """Run ``command`` on a leased device; ``on_leased(lease, pid)`` runs before it starts.
+
+    The command gets the lease's environment (:func:`lease_environment`: for a soft device
+    the MPS client variables too); ``attach_check(lease, pid)`` runs once it started, for a
+    soft lease (it checks, in the background, that the command attached to MPS).
 
     Raises CommandNotFoundError (127) / CommandNotExecutableError (126) when the command cannot
     start, the leaser's errors when no device can be leased, and :class:`Interrupted` when
@@ -88,6 +101,7 @@ def run_with(
     """
     _require_command(command)
     lease: Lease | None = None
+    watcher: threading.Thread | None = None
     child = StubChild.spawn(command)
     try:
         with _abort_on_signals():
@@ -95,7 +109,9 @@ def run_with(
             if on_leased is not None:
                 on_leased(lease, child.pid)
             with blocked_signals(WAITED_SIGNALS, discard_pending=True):
-                child.start(device_environment(lease.uuid, lease.lease_id))
+                child.start(lease_environment(lease))
+                if attach_check is not None and lease.soft:
+                    watcher = attach_check(lease, child.pid)
                 code = supervise(
                     child,
                     heartbeat=_renewer(leaser, lease) if leaser.ttl_seconds else None,
@@ -103,6 +119,8 @@ def run_with(
                 )
     finally:
         child.stop()  # ended but not reaped: a zombie of ours still holds the lease...
+        if watcher is not None:
+            watcher.join(ATTACH_JOIN_S)  # it ends once the command has: before the release
         try:
             released = leaser.release(lease) if lease is not None else None
         finally:

@@ -2,9 +2,9 @@
 
 Why this exists: a layout says what a machine must look like; with soft devices it also
 says how each whole GPU or each MIG device is shared out through MPS. This module holds
-the schema of that key, written in the layout package's strict style so that
-``migctl.layout.native`` can take it as a field of a GPU entry (``mig: false``) and of an
-instance entry (each MIG device the entry creates gets the shares)::
+the schema of that key, in the layout package's strict style: ``migctl.layout.native``
+takes it as a field of a GPU entry (``mig: false``) and of an instance entry (each MIG
+device the entry creates gets the shares)::
 
     gpus:
       - select: {index: 0}
@@ -24,8 +24,8 @@ or a mapping with ``split`` or ``percent``, optional ``memory`` (one limit for e
 share, or one per share; default: the share's fraction of the parent's memory) and
 ``oversubscribe: true`` (SM shares may sum past 100%). Percentages are whole numbers, with
 or without ``%``. The parent's memory is only known once the layout is resolved against a
-machine: :meth:`ShareLayout.resolve` applies the admission rules then.
-Imports the layout package's schema base (a lower layer); pure.
+machine: :meth:`ShareLayout.resolve` applies the admission rules then
+(:mod:`migctl.mps.admission`, a lower layer). Pure.
 """
 
 from __future__ import annotations
@@ -143,3 +143,53 @@ class ShareLayout:
     def describe(self) -> str:
         """``50% + 25% + 25%`` (memory limits in MiB where given)."""
         return " + ".join(s.describe() for s in self.shares)
+
+
+@dataclass(frozen=True, slots=True)
+class MigShares:
+    """The shares of every MIG device of one GI profile and CI profile on a GPU."""
+
+    gi_profile: str
+    ci_profile: str
+    shares: ShareLayout
+    key_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GpuShares:
+    """The soft shares a layout asks of one GPU: of the whole GPU (MIG off), or of each MIG
+    device of the listed profiles (MIG on). Empty: no soft shares on this GPU."""
+
+    whole: ShareLayout | None = None
+    mig: tuple[MigShares, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self.whole is None and not self.mig
+
+    def for_device(self, gi_profile: str, ci_profile: str) -> ShareLayout | None:
+        """The shares of a MIG device of these profiles (None: it gets none)."""
+        for entry in self.mig:
+            if (entry.gi_profile, entry.ci_profile) == (gi_profile, ci_profile):
+                return entry.shares
+        return None
+
+    def describe(self) -> str:
+        if self.whole is not None:
+            return f"the whole GPU: {self.whole.describe()}"
+        return "; ".join(f"each {m.ci_profile}: {m.shares.describe()}" for m in self.mig)
+
+
+NO_SHARES = GpuShares()
+
+
+def spec_text(layout: ShareLayout) -> str:
+    """``{percent: [50, 25, 25], memory: [20480, 10240, 10240]}``: a layout file's form,
+    memory in MiB spelled out (so that applying it again makes the same shares)."""
+    percents = ", ".join(str(s.percent) for s in layout.shares)
+    parts = [f"percent: [{percents}]"]
+    if all(s.memory_mib is not None for s in layout.shares):
+        parts.append("memory: [" + ", ".join(str(s.memory_mib) for s in layout.shares) + "]")
+    if layout.oversubscribe:
+        parts.append("oversubscribe: true")
+    return "{" + ", ".join(parts) + "}"
