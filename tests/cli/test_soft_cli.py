@@ -175,3 +175,46 @@ def test_a_fault_in_one_client_ends_every_run_of_its_server(machine: str) -> Non
         for process in (*victims, culprit):
             process.kill()
             process.communicate()
+
+
+def test_list_and_status_show_soft_devices_with_their_isolation(
+    machine: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    granted = migctl_in_process(capsys, "lease", "acquire", "--share", "25", "--parent", "0")
+    assert granted.code == 0, granted.err
+    assert "isolation soft" in granted.out  # the grant says it too
+    for verb in ("list", "status"):
+        shown = migctl_in_process(capsys, verb)
+        assert shown.code == 0, shown.err
+        assert "Soft devices" in shown.out and "25%" in shown.out
+        assert "isolation soft:" in shown.out
+        document = json.loads(migctl_in_process(capsys, "-o", "json", verb).out)
+        (soft,) = document["soft_devices"]
+        assert soft["share_percent"] == 25 and soft["lease"]["kind"] == "soft"
+    with_none = migctl_in_process(capsys, "list", "-i", "1")
+    assert "Soft devices" not in with_none.out  # GPU 1 shares nothing
+
+
+def test_mig_mode_on_takes_a_leased_whole_gpu_share_only_with_force(
+    sim_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MIGCTL_SIM", "h100-single")
+    monkeypatch.setenv("MIGCTL_SIM_MPS_LIFETIME_S", "200")
+    monkeypatch.delenv("MIGCTL_LEASE_DB", raising=False)
+    try:
+        share = migctl_in_process(capsys, "lease", "acquire", "--share", "50", "--parent", "0")
+        assert share.code == 0, share.err
+        refused = migctl_in_process(capsys, "mode", "enable", "-i", "0")
+        assert refused.code == 6 and "soft devices" in refused.err, refused.err
+        assert "--force" in refused.err
+        with open_node(sim="h100-single", sim_dir=sim_dir) as node:
+            mig = node.backend.gpu(0).mig
+            assert mig is not None and not mig.current and not mig.pending  # nothing changed
+            assert [lease.active for lease in node.leases()] == [True]
+        forced = migctl_in_process(capsys, "mode", "enable", "-i", "0", "--force")
+        assert forced.code == 0, forced.err
+        leases = json.loads(migctl_in_process(capsys, "-o", "json", "lease", "list", "-a").out)
+        assert [x["end_reason"] for x in leases["leases"]] == ["revoked"]
+    finally:
+        with open_node(sim="h100-single", sim_dir=sim_dir) as node:
+            end_daemons(node)

@@ -19,6 +19,7 @@ from migctl.cli.session import session
 if TYPE_CHECKING:
     from migctl.backends.base import ModeChange
     from migctl.model import GpuInfo, GpuView, MigDevice, ProcessView
+    from migctl.reports import Inventory
     from migctl.schemas.listings import GpuListOut, MigModesOut, ModeReportOut
     from migctl.schemas.machine import InventoryOut
 
@@ -68,6 +69,7 @@ def list_gpus(gpu: GpuOption = None) -> None:
                     lease_text(holders.get(device.uuid)),
                 )
         print_rows(rows)
+        _print_soft(inventory)
 
     def document() -> GpuListOut:
         from migctl.schemas.listings import GpuListOut
@@ -75,6 +77,17 @@ def list_gpus(gpu: GpuOption = None) -> None:
         return GpuListOut.of(inventory, me())
 
     emit("GpuList", document, render)
+
+
+def _print_soft(inventory: Inventory) -> None:
+    """The soft devices (MPS shares) under the MIG devices, with the isolation truth."""
+    from migctl.cli.output import note
+    from migctl.cli.render_soft import isolation_notes, soft_table
+
+    shown = soft_table(inventory.soft)
+    if shown is not None:
+        print_rows(shown)
+        note(isolation_notes(inventory.soft))
 
 
 def status(gpu: GpuOption = None) -> None:
@@ -89,6 +102,7 @@ def status(gpu: GpuOption = None) -> None:
         holders = inventory.holders
         for view in inventory.gpus:
             current.console.print(gpu_panel(view, holders))
+        _print_soft(inventory)
 
     def document() -> InventoryOut:
         from migctl.schemas.listings import inventory_out
@@ -173,12 +187,23 @@ def _mode_report(changes: Sequence[ModeChange], skipped: Sequence[GpuInfo]) -> M
 
 
 @mode_app.command("enable")
-def mode_enable(gpu: GpuOption = None) -> None:
+def mode_enable(
+    gpu: GpuOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="End the soft leases (MPS shares) of the whole GPUs with the change; without "
+            "it, a leased share of a whole GPU refuses the change (exit 6 names it).",
+        ),
+    ] = False,
+) -> None:
     """Enable MIG mode (the GPU is reset when idle; otherwise the change stays pending).
 
     -i all (or no -i) means every MIG-capable GPU; others are skipped and named. A GPU named
-    with -i that has no MIG is refused before any GPU is changed."""
-    _change(gpu, True)
+    with -i that has no MIG is refused before any GPU is changed. Soft devices (MPS shares) of a
+    whole GPU go with the change: a leased one refuses it unless --force."""
+    _change(gpu, True, force)
 
 
 @mode_app.command("disable")

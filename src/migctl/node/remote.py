@@ -248,7 +248,7 @@ class RemoteNode:
     def release(self, target: int | str, *, admin: bool = False) -> Lease:
         from migctl.schemas.leases import LeaseOut
 
-        params = {"admin": "true"} if admin else None
+        params = {"admin": "true" if admin else "false"}  # as the local release: say which
         raw = self.client.request("DELETE", f"/v1/leases/{target}", params=params)
         return _read(LeaseOut, raw).value()
 

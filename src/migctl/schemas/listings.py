@@ -30,6 +30,7 @@ from migctl.schemas.machine import (
     ProcessOut,
 )
 from migctl.schemas.reports import CiProfileStatusOut, GpuProfilesOut, ModeChangeOut
+from migctl.schemas.soft import SoftDeviceOut
 
 
 def lease_out(lease: Lease, me: str | None = None) -> LeaseOut:
@@ -55,12 +56,16 @@ class GpuListOut(Wire):
 
     description: str = Field(description="what was read: a simulated machine, NVML, a daemon")
     gpus: list[ListedGpuOut]
+    soft_devices: list[SoftDeviceOut] = Field(
+        default_factory=list, description="MPS shares of GPUs and MIG devices (isolation soft)"
+    )
 
     @classmethod
     def of(cls, inventory: Inventory, me: str | None = None) -> GpuListOut:
         holders = {uuid: lease_out(lease, me) for uuid, lease in inventory.holders.items()}
         return cls(
             description=inventory.description,
+            soft_devices=soft_devices_out(inventory, holders),
             gpus=[
                 ListedGpuOut.model_validate(
                     {
@@ -95,7 +100,13 @@ def inventory_out(inventory: Inventory, me: str | None = None) -> InventoryOut:
         description=inventory.description,
         gpus=[GpuOut.of_view(view, by_uuid, process_visible=True) for view in inventory.gpus],
         leases=leases,
+        soft_devices=soft_devices_out(inventory, by_uuid),
     )
+
+
+def soft_devices_out(inventory: Inventory, leases: Mapping[str, LeaseOut]) -> list[SoftDeviceOut]:
+    """The inventory's soft devices, each with its lease as read (``leases`` by device UUID)."""
+    return [SoftDeviceOut.of(view, leases.get(view.uuid)) for view in inventory.soft]
 
 
 class MigModesOut(Wire):

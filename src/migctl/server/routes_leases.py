@@ -62,9 +62,13 @@ async def get_lease(target: str, service: Svc, principal: Caller) -> LeaseOut:
 
 @router.delete("/leases/{target}", summary="Release a lease (by id or MIG device uuid)")
 async def release(
-    target: str, service: Svc, principal: Caller, request: Request, admin: bool = False
+    target: str, service: Svc, principal: Caller, request: Request, admin: bool | None = None
 ) -> LeaseOut:
-    """``admin=true``: an admin revokes another user's lease (as ``lease release --admin``)."""
+    """``admin=true``: an admin revokes another user's lease (as ``lease release --admin``);
+    ``admin=false``: only the caller's own lease (``migctl`` always says which). Left out: an
+    admin may revoke anyone's, a user only their own."""
+    if admin is None:
+        admin = principal.is_admin
     audit.note(request, "lease release", f"lease {target}", admin=admin)
     lease = await service.leases.release(principal, target, admin=admin)
     audit.note(
