@@ -162,3 +162,12 @@ def test_gpu_without_mig(drivers: MakeDriver) -> None:
     mixed = drivers("mixed-node")
     outcome = mixed.enable(5)  # the L40S
     assert (outcome.ok, outcome.kind) == (False, "not_supported")
+
+
+def test_a_lease_of_a_profile_no_gpu_has_is_invalid_input(driver: Driver) -> None:
+    assert driver.enable(0).ok
+    assert driver.split(0, 7).ok
+    unknown = driver.lease("5g.50gb")  # no H100 profile: it can never be free
+    assert (unknown.ok, unknown.kind) == (False, "invalid_input")
+    taken = driver.lease("7g.80gb")  # a real profile with no device now: resources
+    assert (taken.ok, taken.kind) == (False, "insufficient_resources")

@@ -57,8 +57,27 @@ def acquire_on(
     """Lease the smallest free MIG device meeting ``request`` to ``owner`` (waiting if asked),
     never one of ``withheld``; or with ``request.share`` a soft device (``mps`` says how this
     machine runs MPS)."""
+    if request.share is None and request.profile is not None:
+        refuse_unknown_profile(backend, request.profile)
     options = options_of(request, withheld, mps)
     return acquire(backend, store, selection_of(request), owner, options)
+
+
+def refuse_unknown_profile(backend: Backend, profile: str) -> None:
+    """A profile that no GPU here has is refused at once (it can never be free), as the daemon
+    refuses it: InvalidInputError naming the profiles there are."""
+    from migctl.errors import InvalidInputError
+    from migctl.model import normalize_profile_name
+
+    models = [backend.live_model(info.index) for info in backend.gpus()]
+    known = {p.name for m in models if m.mig_capable for p in m.gi_profiles}
+    known |= {c.name for m in models if m.mig_capable for c in m.ci_profiles}
+    if normalize_profile_name(profile) not in known:
+        raise InvalidInputError(
+            f"no GPU on this machine has a MIG profile {profile!r}",
+            hint=f"profiles here: {', '.join(sorted(known)) or 'none'}",
+            context={"profile": profile},
+        )
 
 
 def caller_name() -> str:
