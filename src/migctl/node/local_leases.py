@@ -9,6 +9,7 @@ authenticated (``owner=``, ``user=``, ``admin=``). Only ``node.local`` imports i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
@@ -17,11 +18,14 @@ if TYPE_CHECKING:
     from migctl.engine.files import MachineFiles
     from migctl.engine.soft_plan import SoftTargets
     from migctl.leases import Lease, LeaseOwner, LeaseStore
+    from migctl.leases.soft import SoftLedger
     from migctl.mps.host import MpsHost
     from migctl.planner import DesiredLayout
     from migctl.reports import SoftDeviceView
     from migctl.schemas.leases import LeaseRequest
     from migctl.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class LocalLeases:
@@ -70,11 +74,28 @@ class LocalLeases:
         """The soft devices (MPS shares) of the chosen GPUs: parent, share, holder, server."""
         from migctl.node.soft import soft_views
 
-        store = self.soft_store()
-        if store is None:
+        ledger = self._soft_ledger()
+        if ledger is None:
             return []
         chosen = None if gpus is None else set(gpus)
-        return soft_views(self.backend, store.soft_ledger(), self.mps, chosen)
+        return soft_views(self.backend, ledger, self.mps, chosen)
+
+    def _soft_ledger(self) -> SoftLedger | None:
+        """The soft half of the lease store, read without creating or keeping a store; a view
+        never fails for the lease database: a damaged one gives no soft devices (logged)."""
+        if self._store is not None:
+            return self._store.soft_ledger()
+        if not self.settings.lease_db.exists():
+            return None
+        from migctl.errors import MigctlError
+        from migctl.leases import LeaseStore
+
+        try:
+            with LeaseStore(self.settings.lease_db) as store:
+                return store.soft_ledger()
+        except MigctlError as error:
+            log.warning("soft devices unavailable: %s", error.message)
+            return None
 
     def _soft_preflight(
         self, soft: SoftTargets, targets: dict[int, DesiredLayout], force: bool
