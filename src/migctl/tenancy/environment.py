@@ -19,7 +19,7 @@ the MPS client setup: the three ``CUDA_MPS_*`` variables, the parent daemon's pi
 bind-mounted at the same path (the daemon, its server and its clients meet through the named
 pipes and Unix sockets there, and every one of them must name the same directory),
 ``--ipc=host`` (an MPS client shares memory with the MPS server, which runs on the host: the
-container needs the host's IPC namespace, as NVIDIA's MPS container recipes run it) and
+container needs the host's IPC namespace and ``/dev/shm``; docs/soft-partitions.md) and
 ``--user <uid>`` of the lease holder (MPS serves one Unix user at a time; a container running
 as another uid, root by default, would wait for the holder's clients to end, or make them wait).
 Importers: ``migctl.tenancy`` and the CLI. Pure: no I/O.
