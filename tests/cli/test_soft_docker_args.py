@@ -8,6 +8,7 @@ attaches to the parent's MPS daemon with the lease's share and memory limit.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shlex
@@ -51,7 +52,7 @@ def container_env(flags: list[str]) -> dict[str, str]:
     """What a container started with ``flags`` would see: its ``-e`` variables, and the one
     device ``--gpus device=...`` makes visible (as the NVIDIA runtime does)."""
     env: dict[str, str] = {}
-    for flag, value in zip(flags, flags[1:], strict=False):
+    for flag, value in itertools.pairwise(flags):
         if flag == "-e":
             name, _, text = value.partition("=")
             env[name] = text
@@ -115,9 +116,7 @@ def test_a_program_started_with_the_flags_joins_the_soft_device(
     assert attached["percent"] == 25.0 and attached["limit_mib"] == 2048
 
 
-def test_explain_labels_every_form_and_says_why_the_mps_flags(
-    machine: str, capsys: Capsys
-) -> None:
+def test_explain_labels_every_form_and_says_why_the_mps_flags(machine: str, capsys: Capsys) -> None:
     lease = soft_lease(capsys)
     shown = migctl(capsys, "docker-args", "--lease", str(lease["lease_id"]), "--explain")
     assert shown.code == 0, shown.err
