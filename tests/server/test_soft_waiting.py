@@ -42,9 +42,14 @@ def waiting_entries(daemon: Daemon) -> list[dict[str, Any]]:
         return entries
 
 
-def acquire_in_background(daemon: Daemon, request: LeaseRequest) -> tuple[threading.Thread, dict]:
+Outcome = dict[str, Lease | MigctlError]
+
+
+def acquire_in_background(
+    daemon: Daemon, request: LeaseRequest
+) -> tuple[threading.Thread, Outcome]:
     """Ask in a thread (its own connection); the lease or the error lands in the dict."""
-    outcome: dict[str, Lease | MigctlError] = {}
+    outcome: Outcome = {}
 
     def ask() -> None:
         with connect(socket=daemon.socket_path) as node:

@@ -15,7 +15,7 @@ priority, rank and waiting reason, for the dashboard and the metrics.
 
 Soft requests (an MPS share, ``share``) wait in the same queue. Whether a share fits depends
 on every share of a parent, not on one freed device, so every lease that ends wakes *every*
-sleeping soft waiter (each tries once more; they are few: a GPU holds at most 100 shares). A
+sleeping soft waiter (each tries once more; soft waiters are few, and a try is one read). A
 lease that ends while a soft waiter is busy trying is not lost either: each soft waiter
 remembers how many ends it has seen, and one it has not seen sends it back to try at once.
 
