@@ -162,8 +162,9 @@ def _serve_args(command: Command) -> list[str] | None:
 
 
 def _check_docker(command: Command, ran: Ran) -> None:
-    """docker got flags naming one MIG device, then an image: a shell split it as docker will."""
-    value_flags = {"--gpus", "-e", "--device", "--name", "-v"}
+    """docker got flags naming one MIG device (or, with a soft device's ``--ipc=host``, a GPU),
+    then an image: a shell split it as docker will."""
+    value_flags = {"--gpus", "-e", "--device", "--name", "-v", "--user"}
     for call in (c for c in ran.stubs if c[0] == "docker" and c[1:2] == ["run"]):
         words, index, devices = call[2:], 0, []
         while index < len(words) and words[index].startswith("-"):
@@ -176,9 +177,9 @@ def _check_docker(command: Command, ran: Ran) -> None:
         assert index < len(words), f"{command.where}: docker got no image: {call}"
         image = words[index]
         assert image not in {"gpus", "env", "cdi"} and "=" not in image, (command.where, call)
-        named = [
-            d for d in devices if re.search(r"MIG-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$", d)
-        ]
+        kinds = "MIG|GPU" if "--ipc=host" in words[:index] else "MIG"
+        uuid = rf"({kinds})-[0-9a-f]{{8}}(-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}}$"
+        named = [d for d in devices if re.search(uuid, d)]
         assert named, f"{command.where}: docker got no MIG device: {call}"
 
 

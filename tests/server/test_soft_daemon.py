@@ -15,6 +15,7 @@ from migctl.mps.control import DaemonStatus
 from migctl.node.open import connect, open_node
 from migctl.schemas.leases import LeaseRequest
 from migctl.tenancy.environment import lease_environment
+from tests.cli.conftest import migctl
 from tests.server.daemon import Daemon, as_user, running
 from tests.unit.soft_nodes import end_daemons
 
@@ -80,3 +81,24 @@ def test_a_soft_lease_outlives_a_daemon_restart(daemon: Daemon) -> None:
         (kept,) = [x for x in node.leases() if x.lease_id == lease.lease_id]
         assert kept.active and kept.soft
         node.release(lease.lease_id)
+
+
+def test_docker_args_of_a_soft_lease_through_the_daemon(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI reads the lease from the daemon: the flags name the parent daemon's pipes."""
+    monkeypatch.setenv("MIGCTL_URL", f"unix://{daemon.socket_path}")
+    monkeypatch.delenv("MIGCTL_SIM", raising=False)
+    with connect(socket=daemon.socket_path) as node:
+        lease = node.acquire(LeaseRequest(share=30, parent="0", ttl_seconds=600))
+        try:
+            shown = migctl(capsys, "-o", "json", "docker-args", "--lease", str(lease.lease_id))
+            assert shown.code == 0, shown.err
+            flags = shown.json()["argv"]["cdi"]
+            pipe = lease.pipe_dir
+            assert flags[:2] == ["--device", f"nvidia.com/gpu={lease.parent_uuid}"]
+            assert "--ipc=host" in flags and f"{pipe}:{pipe}" in flags
+            assert "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=30" in flags
+            assert flags[-2:] == ["--user", str(os.geteuid())]
+        finally:
+            node.release(lease.lease_id)

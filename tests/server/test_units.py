@@ -34,7 +34,7 @@ from migctl.server.leasing import redact
 from migctl.server.peercred import read_peercred
 from migctl.server.statedb import StateDB
 from migctl.server.tokens import TokenStore
-from migctl.server.waiters import WaitQueue
+from migctl.server.waiters import ShareWanted, WaitQueue
 
 
 @pytest.fixture
@@ -183,6 +183,37 @@ def test_a_freed_device_wakes_the_first_sleeping_matching_waiter_only() -> None:
             await asyncio.wait_for(queue.sleep(first, 30), 5)  # takes MIG-c, no sleep
             queue.wake_all()
             await asyncio.wait_for(sleepers[0], 5)
+        assert len(queue) == 0
+
+    asyncio.run(scenario())
+
+
+def test_every_sleeping_soft_waiter_wakes_when_a_lease_ends_and_no_end_is_lost() -> None:
+    async def scenario() -> None:
+        queue = WaitQueue()
+        anywhere = DeviceRequest()
+        with (
+            queue.waiting(DeviceRequest(profile="1g.10gb")) as mig,
+            queue.waiting(anywhere, share=ShareWanted(50)) as half,
+            queue.waiting(anywhere, share=ShareWanted(25, parent="0")) as quarter,
+            queue.waiting(anywhere, share=ShareWanted(50)) as newcomer,
+        ):
+            for waiter in (mig, half, quarter):
+                waiter.waiting = True
+            assert queue.ahead(newcomer)  # the same share asked before it: it queues behind
+            assert not queue.ahead(quarter)
+            sleepers = [asyncio.create_task(queue.sleep(w, 30)) for w in (mig, half, quarter)]
+            await asyncio.sleep(0)
+            queue.device_freed(_device("SOFT-0a1b2c3d-1", "soft 25%"))
+            await asyncio.wait_for(asyncio.gather(sleepers[1], sleepers[2]), 5)  # both woke
+            assert not sleepers[0].done()  # a share freed is not a 1g.10gb MIG device
+            queue.device_freed(_device("MIG-a", "3g.40gb"))  # ends while half is not asleep
+            await asyncio.wait_for(queue.sleep(half, 30), 5)  # not lost: it tries again now
+            again = asyncio.create_task(queue.sleep(half, 30))
+            await asyncio.sleep(0.05)
+            assert not again.done()  # nothing ended since its last try: it sleeps
+            queue.wake_all()
+            await asyncio.wait_for(asyncio.gather(again, sleepers[0]), 5)
         assert len(queue) == 0
 
     asyncio.run(scenario())

@@ -23,12 +23,14 @@ from migctl.cli.session import session
 from migctl.errors import InvalidStateError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
+    from migctl.leases import Lease
     from migctl.schemas.exports import (
         CdiSpecOut,
         DockerArgsOut,
         KubernetesExportOut,
         SlurmGresOut,
     )
+    from migctl.tenancy.environment import DockerArgs
 
 
 class DockerForm(enum.StrEnum):
@@ -50,7 +52,7 @@ KindOption = Annotated[
 
 def docker_args(
     lease: Annotated[
-        int | None, typer.Option("--lease", "-l", help="The device of this lease.")
+        int | None, typer.Option("--lease", "-l", help="The device of this lease (MIG or soft).")
     ] = None,
     device: Annotated[str | None, typer.Option("--device", "-d", help="This MIG-<uuid>.")] = None,
     form: Annotated[
@@ -67,14 +69,15 @@ def docker_args(
     Use: docker run $(migctl docker-args --device MIG-...) IMAGE. gpus (default): --gpus
     device=MIG-... (Docker with the NVIDIA Container Toolkit); env: --runtime=nvidia -e
     NVIDIA_VISIBLE_DEVICES=MIG-...; cdi: --device KIND=MIG-... (needs a CDI spec: `migctl cdi
-    generate`). --explain labels all three; -o json gives them as argv lists.
+    generate`). A soft lease (--share) adds the MPS client setup to each form: --ipc=host, its
+    MPS pipe directory mounted, the CUDA_MPS_* variables and --user of the holder. --explain
+    labels all three; -o json gives them as argv lists.
     """
     from migctl.tenancy.environment import DockerArgs
-    from migctl.tenancy.environment import docker_args as make_args
 
     session().use_lease_db(lease_db)
-    uuid = _device_for(lease, device)
-    forms = make_args(uuid, kind).forms()
+    uuid, soft = _target_for(lease, device)
+    forms = _docker_forms(uuid, soft, kind).forms()
 
     def render() -> None:
         if not explain:
@@ -83,6 +86,8 @@ def docker_args(
         for name, tokens in forms.items():
             line = DockerArgs.shell(tokens)
             session().console.print(f"{name:5} {line}   # {FORM_TEXT[DockerForm(name)]}")
+        if soft is not None:
+            session().console.print(f"# {SOFT_TEXT}")
 
     def document() -> DockerArgsOut:
         from migctl.schemas.exports import DockerArgsOut
@@ -92,18 +97,62 @@ def docker_args(
             form=form.value,
             args=list(forms[form.value]),
             argv={name: list(tokens) for name, tokens in forms.items()},
+            **({} if soft is None else _soft_fields(soft)),
         )
 
     emit("DockerArgs", document, render)
 
 
-def _device_for(lease_id: int | None, device: str | None) -> str:
-    """The MIG device of an active lease, or one the node has."""
+SOFT_TEXT = (
+    "a soft device: its parent, plus --ipc=host (MPS clients share memory with the host's MPS "
+    "server), the MPS pipe directory mounted at its own path, the share and memory limit, and "
+    "--user of the holder (MPS serves one Unix user at a time)"
+)
+
+
+def _docker_forms(uuid: str, soft: Lease | None, kind: str) -> DockerArgs:
+    from migctl.tenancy.environment import docker_args as make_args
+    from migctl.tenancy.environment import soft_docker_args
+
+    return make_args(uuid, kind) if soft is None else soft_docker_args(soft, kind)
+
+
+def _soft_fields(lease: Lease) -> dict[str, object]:
+    """What ``-o json`` adds for a soft device: which one, its MPS variables, the caveats."""
+    from migctl.tenancy.environment import lease_environment
+
+    env = lease_environment(lease)
+    notes = [SOFT_TEXT]
+    if lease.uid < 0:
+        notes.append(
+            "the holder's uid is unknown here, so no --user is given: run the container as "
+            "the Unix user that holds the lease"
+        )
+    return {
+        "device_kind": "soft",
+        "soft_device": lease.uuid,
+        "lease_id": lease.lease_id,
+        "mps_environment": {k: v for k, v in env.items() if k.startswith("CUDA_MPS_")},
+        "notes": notes,
+    }
+
+
+def _target_for(lease_id: int | None, device: str | None) -> tuple[str, Lease | None]:
+    """The device the container gets (a MIG device, or a soft lease's parent) and, for a
+    soft device, its lease."""
+    from migctl.leases.types import SOFT_PREFIX
+
     if (lease_id is None) == (device is None):
         raise UsageError("say which device: --lease ID or --device MIG-<uuid>")
     if lease_id is not None:
-        return _leased_device(lease_id)
+        lease = _active_lease(lease_id)
+        return lease.cuda_device, (lease if lease.soft else None)
     assert device is not None
+    if device.startswith(SOFT_PREFIX):
+        raise UsageError(
+            f"{device} is a soft device: its container flags come from its lease",
+            hint="use --lease ID (see `migctl lease list`)",
+        )
     views = session().node.inventory().gpus
     known = {d.uuid for view in views for d in view.devices}
     if device not in known:
@@ -111,10 +160,10 @@ def _device_for(lease_id: int | None, device: str | None) -> str:
             f"no MIG device {device} on this machine",
             hint="copy a MIG-<uuid> from `migctl list`",
         )
-    return device
+    return device, None
 
 
-def _leased_device(lease_id: int) -> str:
+def _active_lease(lease_id: int) -> Lease:
     found = [x for x in session().node.leases(history=True) if x.lease_id == lease_id]
     if not found:
         raise NotFoundError(
@@ -126,7 +175,7 @@ def _leased_device(lease_id: int) -> str:
             f"lease {lease_id} on {lease.uuid} has ended ({lease.end_reason})",
             hint="acquire a new one: migctl lease acquire --profile ...",
         )
-    return lease.uuid
+    return lease
 
 
 cdi_app = typer.Typer(no_args_is_help=True, help="CDI specs for the MIG devices.")

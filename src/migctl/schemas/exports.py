@@ -18,10 +18,17 @@ from migctl.schemas.base import Wire
 class DockerArgsOut(Wire):
     """``migctl docker-args``: the flags of the form asked for, and of every form."""
 
-    uuid: str
+    uuid: str = Field(description="the device the container gets (a soft device: its parent)")
     form: str = Field(description="gpus, env or cdi")
     args: list[str]
     argv: dict[str, list[str]] = Field(description="every form's flags, by form")
+    device_kind: str = Field("mig", description="mig: a MIG device; soft: an MPS share of uuid")
+    soft_device: str | None = Field(None, description="soft: the soft device (SOFT-...)")
+    lease_id: int | None = Field(None, description="soft: the lease the flags come from")
+    mps_environment: dict[str, str] = Field(
+        default_factory=dict, description="soft: the CUDA_MPS_* variables the flags set"
+    )
+    notes: list[str] = Field(default_factory=list, description="soft: what the flags need")
 
 
 class CdiSpecOut(Wire):

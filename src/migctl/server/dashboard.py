@@ -85,7 +85,7 @@ def waiting_out(position: int, waiter: Waiter, viewer: Principal) -> WaitingOut:
         redacted=not visible,
         user=owner.user if visible and owner else None,
         job=owner.job if visible and owner else None,
-        profile=request.profile,
+        profile=request.profile if waiter.share is None else waiter.share.describe(),
         memory_mib=request.min_memory_mib,
         sms=request.min_sm_count,
         uuid=request.uuid,

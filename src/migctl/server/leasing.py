@@ -7,8 +7,9 @@ and the lease store guarantees that no device is granted twice. This layer adds 
 is (the kernel-verified socket user or a token's owner), waiting that costs no thread (each try
 is an ``acquire`` that does not wait, see ``waiters``), provisional grants (``provisional``),
 ``create`` for admins only (it makes a GPU instance), wake-ups when devices free
-up (a release through the daemon wakes the first matching waiter; a reaper task ends expired and
-dead-holder leases every second and wakes theirs), priorities (users up to
+up (a release through the daemon wakes the first matching waiter, and every waiting soft
+request; a reaper task ends expired and dead-holder leases every second and wakes theirs),
+soft requests (MPS shares) waiting in the same queue, priorities (users up to
 :data:`USER_MAX_PRIORITY`), handing requests by size to the repartitioner when it is on (an
 :class:`Arbiter`: ``server.repartitioner``), privacy (a user's error messages never name
 other users' jobs) and, at daemon start, ending leases whose device no longer exists.
@@ -40,7 +41,7 @@ from migctl.server.auth import Principal
 from migctl.server.gpu import GpuAccess
 from migctl.server.provisional import Provisional
 from migctl.server.threads import Blocking
-from migctl.server.waiters import Waiter, WaitQueue
+from migctl.server.waiters import ShareWanted, Waiter, WaitQueue
 
 log = logging.getLogger(__name__)
 RETRYABLE = (InUseError, InsufficientResourcesError)
@@ -154,46 +155,70 @@ class LeaseService:
     ) -> Lease:
         """Lease a device; with ``wait_seconds`` wait for one (``gone``: the client left)."""
         _check_create(principal, body)
-        if body.share is not None:  # a soft device (an MPS share): granted now or refused
-            return await self._acquire_soft(principal, body)
+        if body.share is not None:  # a soft device (an MPS share)
+            return await self._acquire_soft(principal, body, gone)
         request, owner = self.device_request(body), self.owner(principal, body)
         priority = priority_of(principal, body)
         arbiter = self.arbiter
         if arbiter is not None and request.uuid is None and body.wait_seconds > 0:
             waiting = (request, owner, priority)
             return await self._acquire_arbitrated(arbiter, principal, body, waiting, gone)
+        with self.waits.waiting(request, owner) as waiter:
+            waiter.priority = priority
+            return await self._wait_in_queue(waiter, principal, body, owner, gone)
+
+    async def _wait_in_queue(
+        self,
+        waiter: Waiter,
+        principal: Principal,
+        body: LeaseRequest,
+        owner: LeaseOwner,
+        gone: Callable[[], Awaitable[bool]] | None,
+    ) -> Lease:
+        """Try now (unless an equal request waits before), then at each wake-up and every
+        ``poll_s`` until ``body.wait_seconds`` pass or the client leaves."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + body.wait_seconds
         last: MigctlError | None = None
-        with self.waits.waiting(request, owner) as waiter:
-            waiter.priority = priority
-            if not (body.wait_seconds > 0 and self.waits.ahead(waiter)):
-                try:
-                    return await self._attempt(body, owner)
-                except RETRYABLE as exc:
-                    last = exc
-            waiter.waiting = True
-            while (remaining := deadline - loop.time()) > 0:
-                if gone is not None and await gone():
-                    break
-                await self.waits.sleep(waiter, min(remaining, self.poll_s))
-                try:
-                    return await self._attempt(body, owner)
-                except RETRYABLE as exc:
-                    last = exc
+        if not (body.wait_seconds > 0 and self.waits.ahead(waiter)):
+            try:
+                return await self._attempt(body, owner)
+            except RETRYABLE as exc:
+                last = exc
+        waiter.waiting = True
+        while (remaining := deadline - loop.time()) > 0:
+            if gone is not None and await gone():
+                break
+            await self.waits.sleep(waiter, min(remaining, self.poll_s))
+            try:
+                return await self._attempt(body, owner)
+            except RETRYABLE as exc:
+                last = exc
         if last is None:  # the client left before its first try
             raise InvalidStateError("the client went away while waiting for a device")
-        error = _after_waiting(last, body.wait_seconds, arbitrated=False)
+        mig = waiter.share is None  # reshaping (off here) would concern MIG devices only
+        error = _after_waiting(last, body.wait_seconds, reshaping_off=mig)
         raise await self._private(principal, error)
 
     async def _attempt(self, body: LeaseRequest, owner: LeaseOwner) -> Lease:
         return await self.blocking.run(self.grant, body, owner)
 
-    async def _acquire_soft(self, principal: Principal, body: LeaseRequest) -> Lease:
-        """A soft device is granted at once or refused: shares do not wait in the queue."""
+    async def _acquire_soft(
+        self,
+        principal: Principal,
+        body: LeaseRequest,
+        gone: Callable[[], Awaitable[bool]] | None,
+    ) -> Lease:
+        """A soft device now, or (``wait_seconds``) when shares free up: in the same queue as
+        MIG requests, woken whenever a lease ends (``waiters``)."""
         owner = self.owner(principal, body)
+        assert body.share is not None
+        share = ShareWanted(body.share, body.parent, body.memory_mib)
         try:
-            return await self._attempt(body, owner)
+            priority = priority_of(principal, body)
+            with self.waits.waiting(DeviceRequest(), owner, share=share) as waiter:
+                waiter.priority = priority
+                return await self._wait_in_queue(waiter, principal, body, owner, gone)
         except MigctlError as error:
             raise await self._private(principal, error) from None
 
@@ -327,11 +352,12 @@ def redact(error: MigctlError, leases: list[Lease], viewer: Principal) -> Migctl
     return type(error)(message, hint=hint, context=context)
 
 
-def _after_waiting(error: MigctlError, wait_seconds: float, *, arbitrated: bool) -> MigctlError:
+def _after_waiting(error: MigctlError, wait_seconds: float, *, reshaping_off: bool) -> MigctlError:
+    """``error`` after a wait in vain; ``reshaping_off``: its hint says reshaping is off."""
     if wait_seconds <= 0:
         return error
     hint = error.hint
-    if not arbitrated and isinstance(error, InsufficientResourcesError):
+    if reshaping_off and isinstance(error, InsufficientResourcesError):
         hint = f"{hint}; the daemon does not reshape idle instances (repartitioning is off)"
     return type(error)(
         f"{error.message} (gave up after waiting {wait_seconds:g} s)",

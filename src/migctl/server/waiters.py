@@ -13,6 +13,12 @@ by :meth:`WaitQueue.wake_all`. With demand-driven repartitioning on, requests by
 for the repartitioner instead (``server.repartitioner``) but stay listed here, with their
 priority, rank and waiting reason, for the dashboard and the metrics.
 
+Soft requests (an MPS share, ``share``) wait in the same queue. Whether a share fits depends
+on every share of a parent, not on one freed device, so every lease that ends wakes *every*
+sleeping soft waiter (each tries once more; soft waiters are few, and a try is one read). A
+lease that ends while a soft waiter is busy trying is not lost either: each soft waiter
+remembers how many ends it has seen, and one it has not seen sends it back to try at once.
+
 Only ``migctl.server`` imports this module; it runs on the daemon's event loop only.
 """
 
@@ -25,8 +31,22 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 from migctl.leases import DeviceCandidate, DeviceRequest, LeaseOwner
+from migctl.leases.types import SOFT_PREFIX
 
 MAX_UNCLAIMED = 256
+
+
+@dataclass(frozen=True, slots=True)
+class ShareWanted:
+    """What a waiting soft request asks for: an SM share, on ``parent`` or anywhere."""
+
+    percent: int
+    parent: str | None = None
+    memory_mib: int | None = None
+
+    def describe(self) -> str:
+        """``soft 25%`` as lease tables name soft devices (the dashboard's profile column)."""
+        return f"soft {self.percent}%"
 
 
 @dataclass(eq=False)
@@ -41,6 +61,8 @@ class Waiter:
     reason: str | None = None  # why it still waits, when the repartitioner knows
     detail: str | None = None  # the reason in words (never names other users)
     rank: int | None = None  # its place in the repartitioner's service order (0 = next)
+    share: ShareWanted | None = None  # a soft request (an MPS share); None: a MIG device
+    ends_seen: int = 0  # a soft waiter: how many lease ends it has seen (see the module doc)
 
 
 class WaitQueue:
@@ -49,6 +71,7 @@ class WaitQueue:
     def __init__(self) -> None:
         self._waiters: list[Waiter] = []
         self._unclaimed: list[DeviceCandidate] = []
+        self._ends = 0  # leases ended while someone waited (soft waiters compare it)
 
     def __len__(self) -> int:
         return len(self._waiters)
@@ -64,9 +87,14 @@ class WaitQueue:
         return sorted(found, key=lambda w: (unranked if w.rank is None else w.rank, w.since))
 
     @contextmanager
-    def waiting(self, request: DeviceRequest, owner: LeaseOwner | None = None) -> Iterator[Waiter]:
-        """Join the queue for the duration of the block."""
-        waiter = Waiter(request, owner)
+    def waiting(
+        self,
+        request: DeviceRequest,
+        owner: LeaseOwner | None = None,
+        share: ShareWanted | None = None,
+    ) -> Iterator[Waiter]:
+        """Join the queue for the duration of the block (``share``: a soft request)."""
+        waiter = Waiter(request, owner, share=share, ends_seen=self._ends)
         self._waiters.append(waiter)
         try:
             yield waiter
@@ -80,15 +108,22 @@ class WaitQueue:
         for other in self._waiters:
             if other is waiter:
                 return False
-            if other.waiting and other.request == waiter.request:
+            if other.waiting and (other.request, other.share) == (waiter.request, waiter.share):
                 return True
         return False
 
     def device_freed(self, device: DeviceCandidate) -> None:
-        """Wake the first sleeping waiter that ``device`` suits, or keep it unclaimed."""
+        """Wake every sleeping soft waiter; wake the first sleeping MIG waiter that ``device``
+        suits, or keep it unclaimed."""
         if not self._waiters:
             return
+        self._ends += 1
         for waiter in self._waiters:
+            if waiter.share is not None and waiter.sleeping:
+                waiter.woken.set()
+        if device.uuid.startswith(SOFT_PREFIX) and not self._mig_waiters():
+            return
+        for waiter in self._mig_waiters():
             if waiter.sleeping and not waiter.woken.is_set() and waiter.request.matches(device):
                 waiter.woken.set()
                 return
@@ -99,7 +134,14 @@ class WaitQueue:
         for waiter in self._waiters:
             waiter.woken.set()
 
+    def _mig_waiters(self) -> list[Waiter]:
+        return [waiter for waiter in self._waiters if waiter.share is None]
+
     def _claim(self, waiter: Waiter) -> bool:
+        if waiter.share is not None:  # a lease ended since its last try: try again now
+            unseen = waiter.ends_seen != self._ends
+            waiter.ends_seen = self._ends
+            return unseen
         for index, device in enumerate(self._unclaimed):
             if waiter.request.matches(device):
                 del self._unclaimed[index]
@@ -118,3 +160,5 @@ class WaitQueue:
         finally:
             waiter.sleeping = False
             waiter.woken.clear()
+            if waiter.share is not None:  # the try that follows sees every end until now
+                waiter.ends_seen = self._ends

@@ -13,6 +13,15 @@ flag takes
 list of several devices, and one device is all migctl hands out, so the flags need no shell
 quoting and survive an unquoted ``$(migctl docker-args ...)``); a CDI-enabled runtime takes
 ``--device KIND=NAME``.
+
+A container that uses a soft device (:func:`soft_docker_args`) gets its parent (as above) and
+the MPS client setup: the three ``CUDA_MPS_*`` variables, the parent daemon's pipe directory
+bind-mounted at the same path (the daemon, its server and its clients meet through the named
+pipes and Unix sockets there, and every one of them must name the same directory),
+``--ipc=host`` (an MPS client shares memory with the MPS server, which runs on the host: the
+container needs the host's IPC namespace and ``/dev/shm``; docs/soft-partitions.md) and
+``--user <uid>`` of the lease holder (MPS serves one Unix user at a time; a container running
+as another uid, root by default, would wait for the holder's clients to end, or make them wait).
 Importers: ``migctl.tenancy`` and the CLI. Pure: no I/O.
 """
 
@@ -35,6 +44,8 @@ CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 NVIDIA_VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
 LEASE_ID_VARIABLE = "MIGCTL_LEASE_ID"
 DEFAULT_CDI_KIND = "nvidia.com/gpu"
+IPC_HOST = "--ipc=host"
+UNSAFE_IN_FLAGS = frozenset(":,") | frozenset(" \t\n")  # -v splits on ':'; $(...) on blanks
 
 
 def device_environment(uuid: str, lease_id: int | None = None) -> dict[str, str]:
@@ -91,3 +102,37 @@ def docker_args(uuid: str, cdi_kind: str = DEFAULT_CDI_KIND) -> DockerArgs:
         runtime_env=("--runtime=nvidia", "-e", f"{NVIDIA_VISIBLE_DEVICES}={uuid}"),
         cdi=("--device", f"{cdi_kind}={uuid}"),
     )
+
+
+def mps_docker_flags(lease: Lease) -> tuple[str, ...]:
+    """The flags that make a container's CUDA programs clients of ``lease``'s soft device:
+    ``--ipc=host``, the pipe directory mounted at its own path, the MPS client variables and
+    (when the holder's uid is known) ``--user <uid>``."""
+    env = lease_environment(lease)  # refuses a soft lease that lacks its share or pipes
+    pipe = env[PIPE_DIRECTORY]
+    if any(char in UNSAFE_IN_FLAGS for char in pipe):
+        raise InvalidStateError(
+            f"the MPS pipe directory {pipe!r} of lease {lease.lease_id} holds a blank, ':' or "
+            "',', which docker's -v flag (or an unquoted $(...)) cannot carry",
+            hint="give migctl a state directory without blanks, colons or commas",
+            context={"lease_id": lease.lease_id, "pipe_dir": pipe},
+        )
+    flags = [IPC_HOST, "-v", f"{pipe}:{pipe}"]
+    for name in (PIPE_DIRECTORY, THREAD_PERCENTAGE, PINNED_MEMORY_LIMIT):
+        flags += ["-e", f"{name}={env[name]}"]
+    if lease.uid >= 0:
+        flags += ["--user", str(lease.uid)]
+    return tuple(flags)
+
+
+def soft_docker_args(lease: Lease, cdi_kind: str = DEFAULT_CDI_KIND) -> DockerArgs:
+    """Every form of :func:`docker_args` for a soft lease: its parent device, then the MPS
+    client flags (:func:`mps_docker_flags`)."""
+    if not lease.soft:
+        raise InvalidStateError(
+            f"lease {lease.lease_id} is a MIG device, not a soft device",
+            context={"lease_id": lease.lease_id},
+        )
+    mps = mps_docker_flags(lease)
+    base = docker_args(lease.cuda_device, cdi_kind)
+    return DockerArgs(gpus=base.gpus + mps, runtime_env=base.runtime_env + mps, cdi=base.cdi + mps)
