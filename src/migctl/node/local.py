@@ -375,7 +375,8 @@ def open_local(settings: Settings, catalog: Catalog | None = None) -> LocalNode:
         settings.sim, read_only=settings.read_only, catalog=catalog, sim_dir=settings.sim_dir
     )
     node = LocalNode(settings.for_machine(backend.files_dir), backend, catalog)
-    if not settings.read_only and node.mps.daemons():  # no MPS daemon: nothing to repair
+    mps_dir = node.settings.state_dir / "mps"  # no MPS directory: nothing to repair (and the
+    if not settings.read_only and mps_dir.is_dir():  # MPS modules stay unimported)
         _repair_mps(node)
     return node
 

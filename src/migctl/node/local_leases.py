@@ -72,11 +72,11 @@ class LocalLeases:
 
     def soft_devices(self, gpus: Sequence[int] | None = None) -> list[SoftDeviceView]:
         """The soft devices (MPS shares) of the chosen GPUs: parent, share, holder, server."""
+        ledger = self._soft_ledger()
+        if ledger is None or not (ledger.leases or ledger.slots):
+            return []  # no soft device: the MPS modules stay unimported
         from migctl.node.soft import soft_views
 
-        ledger = self._soft_ledger()
-        if ledger is None:
-            return []
         chosen = None if gpus is None else set(gpus)
         return soft_views(self.backend, ledger, self.mps, chosen)
 
