@@ -293,6 +293,31 @@ def test_priority_goes_to_the_daemon_which_caps_it_for_users(
     assert "no effect" not in granted.err
 
 
+@pytest.mark.parametrize(
+    ("option", "value"), [("--wait", "2h"), ("--ttl", "40d")], ids=["wait", "ttl"]
+)
+def test_wait_and_ttl_beyond_the_request_bounds_are_usage_errors_both_ways(
+    via_daemon: Daemon, capsys: Capsys, tmp_path: Path, option: str, value: str
+) -> None:
+    """A lease request waits at most an hour and lasts at most 30 days (``LeaseRequest``): the
+    CLI says so naming the option, exit 2, before asking anyone; locally it once waited or
+    leased anyway, and the daemon answered exit 11 naming the wire field."""
+    db = str(tmp_path / "leases.db")
+    local = ("--local", "--sim", "h100-single")
+    assert migctl(capsys, *local, "split", "2").code == 0
+    remote = migctl(capsys, "lease", "acquire", "-p", "1g.10gb", option, value)
+    here = migctl(
+        capsys, *local, "lease", "acquire", "--lease-db", db, "-p", "3g.40gb", option, value
+    )
+    for result in (remote, here):
+        assert result.code == 2, result.err
+        assert f"{option}: " in result.err and "s allowed" in result.err
+    with via_daemon.client() as root:
+        assert root.get("/v1/leases").json() == []
+    listed = migctl(capsys, *local, "-o", "json", "lease", "list", "--lease-db", db)
+    assert listed.code == 0 and listed.json()["leases"] == []
+
+
 def test_priority_is_accepted_locally_with_a_note(capsys: Capsys, tmp_path: Path) -> None:
     db = str(tmp_path / "leases.db")
     local = ("--sim", "h100-single", "lease", "acquire", "--lease-db", db)

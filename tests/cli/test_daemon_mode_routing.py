@@ -25,6 +25,7 @@ import pytest
 
 from migctl.cli.main import run
 from migctl.client import discovery
+from migctl.errors import MigctlError
 from migctl.settings import Settings
 from tests.cli.conftest import daemon_devices, end_all_leases, migctl
 from tests.server.daemon import Daemon
@@ -250,3 +251,56 @@ def test_serve_listens_where_clients_look_first() -> None:
         assert served in discovery.candidate_sockets(settings, environ, euid)
     explicit = Settings.from_env({"MIGCTL_SOCKET": "/x/s.sock"}, euid=7)
     assert discovery.serve_socket(explicit, {}, 7) == Path("/x/s.sock")
+
+
+class slow_daemon:
+    """A daemon stand-in on ``path``: ``/v1/health`` answers after ``health_s``, any other
+    path after ``delay_s`` (a read that waits for the GPU lock while an apply holds it)."""
+
+    def __init__(self, path: Path, delay_s: float, health_s: float = 0.0) -> None:
+        import http.server
+        import socketserver
+        import time
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                time.sleep(health_s if self.path == "/v1/health" else delay_s)
+                body = b'{"ok": true}'
+                with contextlib.suppress(OSError):  # a client that gave up has gone
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
+        self.server.daemon_threads = True
+
+    def __enter__(self) -> slow_daemon:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.timeout(30)
+def test_the_probe_limit_bounds_the_probe_not_the_commands_after_it(tmp_path: Path) -> None:
+    """A daemon found on a socket must answer its health probe within the probe's limit; the
+    command's own requests then wait as long as through MIGCTL_URL (they once inherited the
+    probe's 5 s and failed as "cannot reach the daemon" while an apply held the GPU lock)."""
+    with slow_daemon(tmp_path / "migctl.sock", delay_s=1.5):
+        client = discovery.probe_socket(tmp_path / "migctl.sock", timeout_s=0.5)
+        with client:
+            assert client.request("GET", "/v1/slow") == {"ok": True}
+    with (
+        slow_daemon(tmp_path / "silent.sock", delay_s=0.0, health_s=1.5),
+        pytest.raises(MigctlError) as silent,
+    ):
+        discovery.probe_socket(tmp_path / "silent.sock", timeout_s=0.5)
+    assert silent.value.exit_code == 10
+    assert "is not answering: it did not answer within 0.5 s" in silent.value.message

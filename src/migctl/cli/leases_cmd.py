@@ -47,11 +47,15 @@ CreateOption = Annotated[
 ]
 WaitOption = Annotated[
     str,
-    typer.Option("--wait", "-w", help="Wait up to this long for a device (30, 90s, 5m)."),
+    typer.Option(
+        "--wait", "-w", help="Wait up to this long for a device (30, 90s, 5m; at most 1h)."
+    ),
 ]
 TtlOption = Annotated[
     str | None,
-    typer.Option("--ttl", help="The lease ends this long after the last renewal (5m, 2h)."),
+    typer.Option(
+        "--ttl", help="The lease ends this long after the last renewal (5m, 2h; at most 30d)."
+    ),
 ]
 JobOption = Annotated[str | None, typer.Option("--job", "-j", help="A job name to show.")]
 PriorityOption = Annotated[

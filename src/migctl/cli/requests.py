@@ -2,9 +2,10 @@
 
 Why this exists: a target or a lease request crosses to the daemon as a ``migctl.schemas``
 model, whose bounds keep hostile values from being expanded anywhere. Options outside those
-bounds are refused here with the option's name (exit 2), before any node is asked; a count
-above the bound (more than any GPU holds) is left for the node to refuse against the real
-hardware, saying how many the GPU does hold (exit 5). Imported by the verb modules.
+bounds are refused here with the option's name (exit 2), before any node is asked, with or
+without a daemon; only a count or size above its bound (more than any GPU holds:
+:data:`HARDWARE_BOUNDED`) is left for a local node to refuse against the real hardware, saying
+how much the GPU does hold (exit 5). Imported by the verb modules.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound="BaseModel")
 TOO_LARGE = "less_than_equal"
+# fields whose bound is "more than any GPU holds": a local node says what this one holds
+HARDWARE_BOUNDED = frozenset({"n", "count", "memory_mib", "sms", "share"})
+DURATIONS = frozenset({"wait_seconds", "ttl_seconds"})
 OPTIONS = {  # a request field -> the option that sets it
     "uuid": "--device",
     "profile": "--profile",
@@ -48,15 +52,25 @@ def checked(model: type[M], options: str, **fields: Any) -> M:
         return model.model_validate(fields)
     except ValidationError as error:
         problems = error.errors(include_url=False)
-        if all(p["type"] == TOO_LARGE for p in problems):
+        if all(p["type"] == TOO_LARGE and _field(p) in HARDWARE_BOUNDED for p in problems):
             return model.model_construct(**fields)  # the node says what the GPUs hold
         first = problems[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
+        option = OPTIONS.get(_field(first), options)
+        message = first["msg"]
+        if first["type"] == TOO_LARGE and _field(first) in DURATIONS:
+            message = (
+                f"{first['input']:.0f} s is longer than the {first['ctx']['le']:.0f} s allowed"
+            )
         raise UsageError(
-            f"{OPTIONS.get(field, options)}: {first['msg']}",
+            f"{option}: {message}",
             hint="see the command's --help",
-            context={"option": OPTIONS.get(field, options)},
+            context={"option": option},
         ) from None
+
+
+def _field(problem: Any) -> str:
+    """The request field a validation problem is about ('' for the whole model)."""
+    return str(problem["loc"][0]) if problem["loc"] else ""
 
 
 def lease_request(

@@ -3,8 +3,9 @@
 Why this exists: TCP clients authenticate with bearer tokens only, and an admin must be able to
 hand one out, see who has which, and cut one off at once. Run as the daemon's owner (root) the
 verbs work directly on the daemon's state database (even while it runs, or before its first
-start); otherwise they go through the API, which needs the admin role (``--api`` forces that,
-``--direct`` the former). A new token is printed once and never stored in clear.
+start); otherwise, or when ``--url`` / ``MIGCTL_URL`` names a daemon, they go through the API,
+which needs the admin role (``--via api`` forces that, ``--via direct`` the former). A new token
+is printed once and never stored in clear.
 """
 
 from __future__ import annotations
@@ -51,7 +52,11 @@ SocketOption = Annotated[
 ]
 UrlOption = Annotated[
     str | None,
-    typer.Option("--url", envvar="MIGCTL_URL", help="The daemon over TCP (needs --token)."),
+    typer.Option(
+        "--url",
+        envvar="MIGCTL_URL",
+        help="The daemon: unix:///path.sock, or http://host:port (with --token).",
+    ),
 ]
 TokenOption = Annotated[
     str | None, typer.Option("--token", envvar="MIGCTL_TOKEN", help="An admin token (with --url).")

@@ -93,9 +93,9 @@ def probe_socket(
 
     from migctl.client.http import DaemonClient, error_from_body
 
-    client = DaemonClient(socket_path=path, token=token, timeout_s=timeout_s)
+    client = DaemonClient(socket_path=path, token=token)  # the usual limit for the commands
     try:
-        response = client.http.get("/v1/health")
+        response = client.http.get("/v1/health", timeout=timeout_s)  # only the probe's is short
     except httpx.TimeoutException as exc:
         client.close()
         raise _silent(path, f"it did not answer within {timeout_s:g} s") from exc
