@@ -88,9 +88,14 @@ def test_configmap_holds_the_current_layout_as_mig_parted_config(machine: NvmlBa
         assert DEVICE_FILTER.fullmatch(entry["device-filter"])
         assert int(entry["device-filter"][2:6], 16) == gpu.pci_device_id
         assert gpu.mig is not None and entry["mig-enabled"] is gpu.mig.current
-        if gpu.mig.current:
-            expected = Counter(gi.profile_name for gi in machine.gpu_instances(gpu.index))
+        if gpu.mig.current:  # mig-parted counts compute instances (a full CI by its GI profile)
+            expected = Counter(
+                gi.profile_name if ci.profile_name == gi.profile_name else ci.profile_name
+                for gi in machine.gpu_instances(gpu.index)
+                for ci in machine.compute_instances(gpu.index, gi.id)
+            )
             assert entry["mig-devices"] == dict(expected)
+            assert sum(entry["mig-devices"].values()) == len(machine.mig_devices(gpu.index))
         else:
             assert "mig-devices" not in entry
     assert any("split into several compute instances" in note for note in export.notes)

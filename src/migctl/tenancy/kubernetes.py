@@ -8,14 +8,15 @@ writes what a node partitioned by migctl looks like in those terms:
 
 * a mig-parted ``v1`` config with one entry per MIG-capable GPU: ``device-filter`` (the PCI id
   as ``0x<device>10DE``), ``devices: [index]``, ``mig-enabled`` and ``mig-devices`` counting
-  GPU instances by GI profile name. mig-parted creates one full compute instance per GPU
-  instance, so GPU instances split into several compute instances are counted as GIs and
-  flagged in ``notes``;
+  compute instances as mig-parted has since 2022 (``"1c.2g.10gb": 2`` is two compute
+  instances packed into GPU instances by mig-parted's own rule; a full one is counted by its
+  GI profile name: ``layout.export.mig_parted_counts``); a GPU instance split into several
+  compute instances is named in ``notes``, since mig-parted regroups them by its rule;
 * the ConfigMap holding it (``data: config.yaml``), the node label, the resources the device
   plugin would advertise, and an example Pod requesting one.
 
-:func:`local_mig_parted_config` is a small local exporter; the layout package's full exporter
-may replace it (same input: the inventory's GPU views). Importers: ``migctl.tenancy``, the CLI.
+:func:`local_mig_parted_config` builds the config from the inventory's GPU views with the
+layout package's counting. Importers: ``migctl.tenancy``, the CLI.
 """
 
 from __future__ import annotations
@@ -79,9 +80,30 @@ def _gpu_entry(view: GpuView) -> dict[str, Any]:
         "mig-enabled": enabled,
     }
     if enabled:
-        counts = Counter(instance.gi.profile_name for instance in view.instances)
+        counts = compute_instance_counts(view)
         entry["mig-devices"] = {name: counts[name] for name in sorted(counts)}
     return entry
+
+
+def compute_instance_counts(view: GpuView) -> dict[str, int]:
+    """``mig-devices`` as mig-parted counts this GPU: one per compute instance."""
+    if view.model is None:  # no catalog entry: the driver's CI profile names are the keys
+        return dict(Counter(ci.profile_name for i in view.instances for ci in i.cis))
+    from migctl.layout.export import mig_parted_counts
+    from migctl.layout.types import GpuLayout, WantedInstance
+
+    layout = GpuLayout(
+        True,
+        tuple(
+            WantedInstance(
+                i.gi.profile_name,
+                i.gi.placement.start,
+                tuple(ci.profile_name for ci in i.cis),
+            )
+            for i in view.instances
+        ),
+    )
+    return mig_parted_counts(view.model, layout)
 
 
 def _split_instances(views: Sequence[GpuView]) -> list[str]:
@@ -91,8 +113,9 @@ def _split_instances(views: Sequence[GpuView]) -> list[str]:
             if any(ci.profile_name != instance.gi.profile_name for ci in instance.cis):
                 notes.append(
                     f"GPU {view.info.index} GI {instance.gi.id} ({instance.gi.profile_name}) is "
-                    "split into several compute instances; mig-parted would create one full "
-                    "compute instance there"
+                    "split into several compute instances: the config counts them, and "
+                    "mig-parted groups counted compute instances into GPU instances by its own "
+                    "rule when it applies the config"
                 )
     return notes
 
