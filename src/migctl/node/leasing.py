@@ -9,10 +9,10 @@ used by both. Also the small rules of a ``LocalNode``'s lease calls made by this
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from migctl.backends.base import Backend
-from migctl.leases import Lease, LeaseOwner, LeaseStore
+from migctl.leases import DeviceCandidate, Lease, LeaseOwner, LeaseStore
 from migctl.mps.host import MpsHost
 from migctl.schemas.leases import LeaseRequest
 from migctl.tenancy.leasing import AcquireOptions, acquire
@@ -33,7 +33,10 @@ def selection_of(request: LeaseRequest) -> DeviceSelection:
 
 
 def options_of(
-    request: LeaseRequest, withheld: Collection[str] = (), mps: MpsHost | None = None
+    request: LeaseRequest,
+    withheld: Collection[str] = (),
+    mps: MpsHost | None = None,
+    found: Callable[[], list[DeviceCandidate]] | None = None,
 ) -> AcquireOptions:
     return AcquireOptions(
         ttl_seconds=request.ttl_seconds,
@@ -42,6 +45,7 @@ def options_of(
         priority=request.priority,
         withheld=frozenset(withheld),
         mps=mps,
+        candidates=found,
     )
 
 
@@ -53,13 +57,14 @@ def acquire_on(
     *,
     withheld: Collection[str] = (),
     mps: MpsHost | None = None,
+    found: Callable[[], list[DeviceCandidate]] | None = None,
 ) -> Lease:
     """Lease the smallest free MIG device meeting ``request`` to ``owner`` (waiting if asked),
     never one of ``withheld``; or with ``request.share`` a soft device (``mps`` says how this
-    machine runs MPS)."""
+    machine runs MPS); ``found`` gives the MIG devices (default: the machine read now)."""
     if request.share is None and request.profile is not None:
         refuse_unknown_profile(backend, request.profile)
-    options = options_of(request, withheld, mps)
+    options = options_of(request, withheld, mps, found)
     return acquire(backend, store, selection_of(request), owner, options)
 
 

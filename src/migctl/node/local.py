@@ -23,6 +23,7 @@ from migctl.backends.base import Backend, ModeChange
 from migctl.catalog import Catalog
 from migctl.errors import NotSupportedError, UsageError
 from migctl.model import ComputeInstance, GpuInstance, GpuModel, GpuProfiles
+from migctl.node.device_cache import CandidateCache
 from migctl.node.local_leases import LocalLeases
 from migctl.node.protocol import GpuSelection
 from migctl.settings import Settings
@@ -49,6 +50,7 @@ class LocalNode(LocalLeases):
         self.backend = backend
         self.catalog = catalog
         self._store = None
+        self.device_cache = CandidateCache()  # kept 0 s: the daemon sets its device_cache_s
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -291,11 +293,12 @@ class LocalNode(LocalLeases):
         the MPS daemons of MIG devices that are gone."""
         if not changed:
             return
+        self.device_cache.invalidate()
         from migctl.errors import MigctlError
-        from migctl.node.soft import repair
         from migctl.tenancy.cdi import refresh_if_in_use
 
-        repair(self.backend, self.soft_store(), self.mps)
+        if (self.settings.state_dir / "mps").is_dir():
+            _repair_mps(self)
 
         settings = self.settings
         try:

@@ -9,6 +9,7 @@ authenticated (``owner=``, ``user=``, ``admin=``). Only ``node.local`` imports i
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from migctl.leases import Lease, LeaseOwner, LeaseStore
     from migctl.leases.soft import SoftLedger
     from migctl.mps.host import MpsHost
+    from migctl.node.device_cache import CandidateCache
     from migctl.planner import DesiredLayout
     from migctl.reports import SoftDeviceView
     from migctl.schemas.leases import LeaseRequest
@@ -33,6 +35,7 @@ class LocalLeases:
 
     backend: Backend
     settings: Settings
+    device_cache: CandidateCache  # the MIG devices leased from (kept by a daemon's node)
     _store: LeaseStore | None
 
     @property
@@ -122,7 +125,15 @@ class LocalLeases:
         from migctl.node.leasing import acquire_on
 
         who = owner or LeaseOwner.current(job=request.job, pid=request.pid)
-        return acquire_on(self.backend, self.store, request, who, withheld=withheld, mps=self.mps)
+        cache = self.device_cache
+        found = functools.partial(cache.candidates, self.backend)
+        try:
+            return acquire_on(
+                self.backend, self.store, request, who, withheld=withheld, mps=self.mps, found=found
+            )
+        finally:
+            if request.create:  # it may have made a GPU instance
+                cache.invalidate()
 
     def release(self, target: int | str, *, user: str | None = None, admin: bool = False) -> Lease:
         """End a lease; ``user`` and ``admin`` are the daemon's principal, else this process

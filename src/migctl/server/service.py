@@ -59,6 +59,7 @@ class Service:
         self.audit = AuditLog(self.db, Retention(config.audit_max_rows, config.audit_max_age_s))
         self.jobs = JobRunner(JobStore(self.db))
         self.desired = DesiredStore(self.db)
+        node.device_cache.max_age_s = config.device_cache_s  # many waiters: read it once
         self.gpu = GpuAccess(node)
         self.blocking = Blocking(config.io_threads)
         self.leases = LeaseService(self.gpu, self.blocking, poll_s=config.wait_poll_s)

@@ -9,12 +9,13 @@ and a release that never fails a job's exit path. Importers: ``migctl.tenancy`` 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from migctl.backends.base import Backend
 from migctl.errors import InvalidStateError, MigctlError, NotFoundError, UsageError
-from migctl.leases import Lease, LeaseOwner, LeaseStore
+from migctl.leases import DeviceCandidate, Lease, LeaseOwner, LeaseStore
 from migctl.mps.host import MpsHost
 from migctl.tenancy.selection import DeviceSelection, candidates
 
@@ -28,7 +29,9 @@ class AcquireOptions:
     ``priority`` orders requests waiting on the migctl daemon (its demand-driven
     repartitioning serves larger first); the local lease store serves waiters as they come.
     ``withheld``: MIG device UUIDs never to grant (the daemon's devices that a reshape is about
-    to destroy).
+    to destroy). ``candidates``: where the MIG devices come from (a daemon's list kept a few
+    seconds, ``migctl.node.device_cache``); default, and always with ``create``: the machine
+    read at each try.
     """
 
     ttl_seconds: float | None = None
@@ -37,6 +40,7 @@ class AcquireOptions:
     priority: int | None = None
     withheld: frozenset[str] = frozenset()
     mps: MpsHost | None = None  # how this machine runs MPS daemons (soft devices, --share)
+    candidates: Callable[[], list[DeviceCandidate]] | None = None
 
 
 def open_store(path: Path | str) -> LeaseStore:
@@ -67,10 +71,15 @@ def acquire(
 
         create = device_creator(backend)
     withheld = options.withheld
+    found = options.candidates if options.candidates and not options.create else None
+
+    def read() -> list[DeviceCandidate]:
+        return found() if found is not None else candidates(backend)
+
     return store.acquire(
         selection.request(),
         owner,
-        lambda: [c for c in candidates(backend) if c.uuid not in withheld],
+        lambda: [c for c in read() if c.uuid not in withheld],
         ttl_seconds=options.ttl_seconds,
         wait_seconds=options.wait_seconds,
         create_device=create,
