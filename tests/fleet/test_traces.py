@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from migctl.dask import mig
 from migctl.fleet.controller import FleetController
 from migctl.fleet.scheduler_side import InProcessLink
-from tests.fleet.simfleet import RAN, isolated_state, make_host, record
+from tests.fleet.simfleet import RAN, make_host, record
 from tests.fleet.test_controller import FAST, run_until, start_workers, stop_all
 
 LAYOUTS = (
@@ -38,7 +38,9 @@ TRACES = st.lists(
 async def replay(directory: Path, layout: list[str], trace: list[tuple[str, float]]) -> int:
     host = make_host(directory, "trace-host", layout, gpus=2)
     async with Scheduler(host="127.0.0.1", port=0, dashboard=False) as scheduler:
-        controller = FleetController([host], InProcessLink(scheduler), scheduler.address, FAST)
+        controller = FleetController(
+            [host], InProcessLink(scheduler), scheduler.address, FAST, standby=False
+        )
         try:
             await start_workers(host, scheduler.address)
             async with Client(scheduler.address, asynchronous=True) as client:
@@ -59,7 +61,7 @@ async def replay(directory: Path, layout: list[str], trace: list[tuple[str, floa
 def test_random_traces_finish_each_task_once_without_reshape_loops(
     layout: list[str], trace: list[tuple[str, float]]
 ) -> None:
-    with tempfile.TemporaryDirectory() as name, isolated_state(Path(name)):
+    with tempfile.TemporaryDirectory() as name:
         RAN.clear()
         reshapes = asyncio.run(replay(Path(name), layout, trace))
         assert sorted(label for label, _ in RAN) == sorted(f"t{k}" for k in range(len(trace)))

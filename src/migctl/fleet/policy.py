@@ -25,6 +25,8 @@ class Policy:
     retire_timeout_s: float = 60.0  # one retire_workers call (moving results off) at most
     stop_grace_s: float = 10.0  # SIGTERM to SIGKILL for a worker's process group
     plan_time_limit_s: float = 5.0
+    retry_backoff_s: float = 10.0  # a GPU whose reshape failed is left alone this long
+    restart_backoff_s: float = 10.0  # a device whose worker failed or died waits this long
     per_host_in_flight: int = 1  # reshapes in progress on one host
     fleet_in_flight: int = 16
     per_host_per_hour: int = 60

@@ -2,15 +2,15 @@
 
 Why this exists: each MIG device gets exactly one Dask worker, one thread, the device's
 resources and a memory limit from the instance (``fleet.resources``). A real worker runs
-as ``migctl run --device MIG-<uuid> -- dask worker SCHED --nthreads 1 --no-nanny
---resources ... --memory-limit BYTES --name NAME``, so it holds the device's lease and
+as ``migctl run --device MIG-<uuid> --job NAME -- dask worker SCHED --nthreads 1
+--no-nanny --resources ... --memory-limit BYTES --name NAME``, so it holds the device's lease and
 sees ``CUDA_VISIBLE_DEVICES=MIG-<uuid>``; it starts in its own process group, and
 stopping it signals the whole group (SIGTERM, then SIGKILL after a grace period): stopping
 the ``migctl run`` parent alone would leave the worker orphaned on the device. No nanny:
 a worker that dies is not restarted behind the controller's back, and its lease ends.
 
 ``InProcessWorker`` runs the same worker inside this process (tests, simulated fleets);
-it takes the device's lease itself for the same effect. Imported by ``fleet.local_host``.
+its host takes the device's lease for it. Imported by ``fleet.launch``.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def worker_command(
         "run",
         "--device",
         uuid,
+        "--job",
+        name,
         "--quiet",
         "--",
         *dask,
