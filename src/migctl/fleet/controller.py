@@ -70,7 +70,6 @@ class FleetController(Reshapes):
         self.hosts: dict[str, Host] = {h.name: h for h in hosts}
         self.directory = directory
         self.standby = standby
-        self.inventories: dict[str, HostInventory] = {}
         self.last_plan: dict[str, object] = {}
         self.cycles = 0
         self.last_cycle_s = 0.0

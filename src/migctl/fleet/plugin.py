@@ -62,6 +62,8 @@ async def run_cycles(
     """Cycle every ``policy.cycle_s`` until ``stop`` is set (or ``cycles`` have run)."""
     done = 0
     while not stop.is_set() and (cycles is None or done < cycles):
+        if controller.link.broken:
+            raise OSError("the connection to the scheduler is closed")
         try:
             await controller.cycle()
             if after is not None:

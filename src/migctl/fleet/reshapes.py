@@ -83,6 +83,7 @@ class Reshapes:
         self.clock = clock
         self.budget = Budget(policy)
         self.pending: dict[int, Reshape] = {}
+        self.inventories: dict[str, HostInventory] = {}  # the newest of each host
         self.decisions: deque[dict[str, Any]] = deque(maxlen=1000)
         self.counts: Counter[str] = Counter()  # decisions by kind, since start
         self.host_counts: Counter[tuple[str, str]] = Counter()  # (kind, host) -> decisions
@@ -207,6 +208,7 @@ class Reshapes:
             )
             return
         reshape.times["nvml"] = self.clock() - began
+        self.inventories[reshape.host] = inventory
         self.reshapes_done += 1
         await self.decide(
             "reshaped", reshape=reshape.ident, host=reshape.host, gpu=reshape.gpu, **reshape.times

@@ -114,6 +114,7 @@ def _hosts(controller: FleetController, workers: dict[str, Any]) -> list[HostVie
     for name in sorted(set(controller.hosts) | set(controller.inventories)):
         inventory = controller.inventories.get(name)
         host = controller.hosts.get(name)
+        pids = {w.name: w.pid for w in inventory.workers} if inventory else {}
         gpus = []
         for gpu in inventory.gpus if inventory else ():
             slices = []
@@ -121,7 +122,7 @@ def _hosts(controller: FleetController, workers: dict[str, Any]) -> list[HostVie
                 device = inventory.device_at(gpu.index, instance.placement) if inventory else None
                 worker = None
                 if device is not None and device.worker is not None:
-                    worker = _worker(device.worker, workers.get(device.worker))
+                    worker = _worker(device.worker, workers.get(device.worker), pids)
                 slices.append(
                     SliceOut(
                         profile=instance.profile,
@@ -148,11 +149,12 @@ def _hosts(controller: FleetController, workers: dict[str, Any]) -> list[HostVie
     return hosts
 
 
-def _worker(name: str, seen: dict[str, Any] | None) -> WorkerOut:
+def _worker(name: str, seen: dict[str, Any] | None, pids: dict[str, int | None]) -> WorkerOut:
     if seen is None:
-        return WorkerOut(name=name, status="starting")
+        return WorkerOut(name=name, pid=pids.get(name), status="starting")
     return WorkerOut(
         name=name,
+        pid=pids.get(name),
         address=seen["address"],
         status=seen["status"],
         processing=seen["processing"],

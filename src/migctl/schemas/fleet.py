@@ -194,7 +194,7 @@ class OrderResult(Wire):
 class AgentEvent(Wire):
     """Something an agent saw by itself: a worker that died, a node that went away."""
 
-    kind: Literal["worker-died", "node-unavailable", "node-back", "agent-started"]
+    kind: Literal["worker-died", "node-unavailable", "node-back", "node-recovered", "agent-started"]
     at: float
     detail: dict[str, str | int | float | None] = Field(default_factory=dict, max_length=16)
 
@@ -210,6 +210,7 @@ class TaskOut(Wire):
 
 class WorkerOut(Wire):
     name: Name
+    pid: int | None = Field(None, description="its process group leader (`migctl run`)")
     address: str | None = Field(None, max_length=400)
     status: str = Field(max_length=40, description="the scheduler's word, or 'starting'")
     processing: int = 0
