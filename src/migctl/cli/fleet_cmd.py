@@ -97,7 +97,15 @@ def agent(
     with fleet_needed("migctl fleet agent"):
         from migctl.fleet.service import agent_for, run_agent
 
-    run_agent(agent_for(current.settings, node, name, scheduler, heartbeat, stop_grace))
+    found = agent_for(
+        current.settings,
+        node_url=node,
+        name=name,
+        scheduler=scheduler,
+        heartbeat_s=heartbeat,
+        stop_grace_s=stop_grace,
+    )
+    run_agent(found)
 
 
 @app.command("controller")

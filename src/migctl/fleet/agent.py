@@ -122,7 +122,7 @@ class Agent:
             self.note("worker-died", worker=dead.name, uuid=dead.uuid, pid=dead.pid)
         try:
             inventory = await self.host.inventory()
-        except (MigctlError, OSError) as error:
+        except (MigctlError, OSError, ValidationError) as error:  # a daemon's odd answer too
             if not self._node_down:
                 self.note("node-unavailable", host=self.host.name, error=str(error)[:500])
             self._node_down = True

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from migctl.errors import InvalidInputError, InvalidStateError
+from migctl.errors import InvalidInputError, InvalidStateError, MigctlError
 from migctl.fleet.policy import Policy
 from migctl.fleet.simhosts import SimHost, prepare
 from migctl.schemas.fleet import FleetStatusOut
@@ -215,9 +215,7 @@ class MigCluster:
                 view = self.status()
                 if ready(view):
                     return view
-            except (InvalidStateError, OSError) as error:
-                last = str(error)
-            except Exception as error:  # noqa: BLE001 - not yet published: keep polling
+            except (MigctlError, OSError) as error:  # not reachable, or no view yet
                 last = str(error)
             time.sleep(0.2)
         raise self._failure(f"the fleet was not ready in time {last}".strip())
@@ -256,7 +254,7 @@ class MigCluster:
             return []
         try:
             view = self.status(timeout_s=5.0)
-        except Exception:  # noqa: BLE001 - closing: whatever is reachable
+        except (MigctlError, OSError):  # closing: whatever is reachable
             return []
         return [
             s.worker.pid

@@ -50,6 +50,7 @@ async def until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> N
 
 def agent_for(
     settings: Settings,
+    *,
     node_url: str | None,
     name: str | None,
     scheduler: str,
