@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := server,bench,fleet,dev
 
-.PHONY: demo test lint typecheck imports unit venv clean bench hardware
+.PHONY: demo demo-fleet test lint typecheck imports unit venv clean bench hardware
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m migctl.demo
+	@echo "And a simulated 4-host fleet on Dask: make demo-fleet"
+
+demo-fleet: $(STAMP)
+	$(BIN)/migctl fleet demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools bench
