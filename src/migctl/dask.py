@@ -26,7 +26,7 @@ imported from ``migctl.fleet`` on first use (they need the ``fleet`` extra). For
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migctl.catalog import load_catalog
 from migctl.errors import InvalidInputError
@@ -40,6 +40,10 @@ from migctl.fleet.resources import (
 )
 from migctl.model import normalize_profile_name
 from migctl.sizes import parse_memory_mib
+
+if TYPE_CHECKING:
+    from migctl.fleet.cluster import MigCluster
+    from migctl.fleet.simhosts import SimHost
 
 __all__ = ["MigCluster", "SimHost", "gpu", "mig", "worker_memory_limit", "worker_resources"]
 _LAZY = {"MigCluster": "migctl.fleet.cluster", "SimHost": "migctl.fleet.simhosts"}

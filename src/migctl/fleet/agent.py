@@ -72,6 +72,11 @@ class Agent:
 
         self.note("agent-started", host=self.host.name)
         try:
+            for name in await self.host.adopt():
+                self.note("worker-adopted", worker=name)
+        except (MigctlError, OSError) as error:
+            log.warning("agent %s: cannot look for workers left running: %s", self.host.name, error)
+        try:
             while not stop.is_set():
                 try:
                     async with Client(

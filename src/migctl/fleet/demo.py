@@ -20,8 +20,8 @@ from typing import Any
 from migctl.errors import InvalidStateError
 from migctl.fleet.cluster import MigCluster
 from migctl.fleet.policy import Policy
-from migctl.fleet.simhosts import SimHost
 from migctl.fleet.resources import resources_text
+from migctl.fleet.simhosts import SimHost
 from migctl.schemas.fleet import FleetStatusOut
 
 LAYOUTS: tuple[tuple[tuple[str, ...], tuple[int, ...]], ...] = (
@@ -91,7 +91,13 @@ def run_demo(count: int, say: Say) -> None:
         _decisions(view, say)
         say("The fleet now:")
         show_fleet(view, say)
-        pids += [s.worker.pid for h in view.hosts for g in h.gpus for s in g.slices if s.worker and s.worker.pid]
+        pids += [
+            s.worker.pid
+            for h in view.hosts
+            for g in h.gpus
+            for s in g.slices
+            if s.worker and s.worker.pid
+        ]
     finally:
         cluster.close()
     left = [pid for pid in pids if _alive(pid)]

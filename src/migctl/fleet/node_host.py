@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, TypeVar
 from migctl.errors import MigctlError, NotFoundError
 from migctl.fleet.host import Device, HostInventory, WorkerRecord
 from migctl.fleet.launch import InProcessLauncher, Launcher, Started
+from migctl.fleet.workers import AdoptedGroup
 from migctl.model import GpuModel, InstanceView
 from migctl.planner import DesiredCi, DesiredGi, DesiredLayout
 from migctl.planner.fleet_model import FleetGpu, FleetInstance, GpuTarget
@@ -220,10 +221,28 @@ class NodeHost:
         """Workers whose process ended by itself: forgotten here, returned (to report)."""
         dead = []
         for name, worker in sorted(self._workers.items()):
-            if worker.started.pid is not None and _exited(worker.started.handle):
+            if worker.started.handle.exited():
                 dead.append(WorkerRecord(name, worker.uuid, worker.started.pid, worker.at))
                 del self._workers[name]
         return dead
+
+    async def adopt(self) -> list[str]:
+        """Take over the workers an earlier agent of this host started and left running (it
+        died): leases whose job is this host's worker name for the device, holder alive."""
+        leases = await self._call(lambda node: node.leases())
+        adopted = []
+        for lease in leases:
+            name = f"{self.host_name}:{lease.uuid}"
+            if lease.job != name or lease.pid is None or name in self._workers:
+                continue
+            try:
+                group = os.getpgid(lease.pid)
+            except (ProcessLookupError, PermissionError):
+                continue  # gone: the store's liveness rules end its lease
+            handle = AdoptedGroup(group, lease.pid)
+            self._workers[name] = _Worker(lease.uuid, Started(handle, group), lease.created_at)
+            adopted.append(name)
+        return adopted
 
     async def stop_all(self, grace_s: float) -> None:
         for name in self.worker_names():
@@ -237,11 +256,6 @@ def _lease_for(node: Node, uuid: str, name: str) -> int:
     from migctl.schemas.leases import LeaseRequest
 
     return node.acquire(LeaseRequest(uuid=uuid, job=name, pid=os.getpid())).lease_id
-
-
-def _exited(handle: object) -> bool:
-    process = getattr(handle, "process", None)
-    return process is not None and process.poll() is not None
 
 
 # the inventory, as the controller sees it ----------------------------------------------------

@@ -68,6 +68,8 @@ def worker_command(
 class WorkerHandle(Protocol):
     async def stop(self, grace_s: float) -> None: ...
 
+    def exited(self) -> bool: ...
+
 
 @dataclass
 class WorkerProcess:
@@ -91,6 +93,9 @@ class WorkerProcess:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def exited(self) -> bool:
+        return self.process.poll() is not None
 
     async def stop(self, grace_s: float) -> None:
         """SIGTERM to the group, SIGKILL to it after ``grace_s``; then reap the leader."""
@@ -135,6 +140,40 @@ class InProcessWorker:
 
     async def stop(self, grace_s: float) -> None:
         await asyncio.wait_for(self.worker.close(), timeout=max(grace_s, 1.0) + 5.0)
+
+    def exited(self) -> bool:
+        return False
+
+
+@dataclass
+class AdoptedGroup:
+    """A worker started by an earlier agent of this host (it died; the worker lived on): its
+    process group, known from the lease's holder. Not our child: watched by its pid."""
+
+    pgid: int
+    pid: int  # the lease's holder (the dask worker)
+
+    def exited(self) -> bool:
+        return not _exists(self.pid)
+
+    async def stop(self, grace_s: float) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while _exists(self.pid) and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pgid, signal.SIGKILL)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def python_module_argv(module: str) -> list[str]:

@@ -194,7 +194,14 @@ class OrderResult(Wire):
 class AgentEvent(Wire):
     """Something an agent saw by itself: a worker that died, a node that went away."""
 
-    kind: Literal["worker-died", "node-unavailable", "node-back", "node-recovered", "agent-started"]
+    kind: Literal[
+        "worker-died",
+        "node-unavailable",
+        "node-back",
+        "node-recovered",
+        "agent-started",
+        "worker-adopted",
+    ]
     at: float
     detail: dict[str, str | int | float | None] = Field(default_factory=dict, max_length=16)
 
