@@ -41,12 +41,13 @@ from typing import Any
 
 from migctl.errors import InvalidInputError, InvalidStateError, MigctlError
 from migctl.fleet.policy import Policy
-from migctl.fleet.simhosts import SimHost, prepare
+from migctl.fleet.simhosts import SimHost, hold, prepare
 from migctl.schemas.fleet import FleetStatusOut
 
 PYTHON = sys.executable
 GRACE_S = 15.0
 MAX_HOSTS = 64
+HOLDER = "import time\nwhile True: time.sleep(3600)"  # a live process on a busy slice
 
 
 @dataclass
@@ -54,6 +55,9 @@ class _Child:
     role: str
     process: subprocess.Popen[bytes]
     log: Path
+    argv: list[str]
+    env: dict[str, str]
+    stopped: bool = False  # killed on purpose (``kill``): not a failure
 
 
 @dataclass
@@ -97,18 +101,50 @@ class MigCluster:
 
     def _spawn(self, role: str, argv: list[str], env: dict[str, str] | None = None) -> _Child:
         log = self.root / f"{role}.log"
+        env = env or self.env()
         with open(log, "ab") as out:
             process = subprocess.Popen(
                 argv,
-                env=env or self.env(),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        child = _Child(role, process, log)
+        child = _Child(role, process, log, argv, env)
         self.children.append(child)
         return child
+
+    def child(self, role: str) -> _Child:
+        found = [c for c in self.children if c.role == role]
+        if not found:
+            known = ", ".join(c.role for c in self.children)
+            raise InvalidInputError(f"this cluster has no {role}", hint=f"it has: {known}")
+        return found[-1]
+
+    def kill(self, role: str) -> None:
+        """SIGKILL a process of the fleet (``scheduler``, ``agent-NAME``, ``daemon-NAME``)."""
+        child = self.child(role)
+        child.stopped = True
+        _kill_group(child.process.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.process.wait(10)
+
+    def restart(self, role: str) -> None:
+        """Start a process of the fleet again as it was first started (killing it first if it
+        still runs); a scheduler comes back on the same address."""
+        old = self.child(role)
+        if old.process.poll() is None:
+            self.kill(role)
+        self.children.remove(old)
+        argv = list(old.argv)
+        if role == "scheduler":
+            argv[argv.index("--port") + 1] = self.scheduler_address.rsplit(":", 1)[1]
+        self._spawn(role, argv, old.env)
+
+    def exited(self) -> list[str]:
+        """The fleet's processes that ended by themselves (not killed through ``kill``)."""
+        return [c.role for c in self.children if not c.stopped and c.process.poll() is not None]
 
     def _start(self) -> None:
         deadline = time.monotonic() + self.start_timeout_s
@@ -118,7 +154,10 @@ class MigCluster:
             if isinstance(spec, str):
                 urls[f"node-{len(urls)}"] = spec
                 continue
-            prepare(spec, self.root / "sim")
+            machine, held = prepare(spec, self.root / "sim")
+            for uuid in held:
+                holder = self._spawn(f"holder-{uuid}", [PYTHON, "-c", HOLDER])
+                hold(machine, self.root / "sim", uuid, holder.process.pid)
             urls[spec.name] = self._start_daemon(spec, deadline) if self.daemons else None
         for index, (name, url) in enumerate(urls.items()):
             spec = self._specs[index]
@@ -186,7 +225,7 @@ class MigCluster:
 
     def _check_alive(self) -> None:
         for child in self.children:
-            if child.process.poll() is not None:
+            if not child.stopped and child.process.poll() is not None:
                 raise self._failure(f"{child.role} exited with {child.process.returncode}")
 
     def _failure(self, what: str) -> InvalidStateError:
@@ -206,11 +245,13 @@ class MigCluster:
 
         return read_status(self.scheduler_address, timeout_s)
 
-    def wait(self, ready: Any, deadline: float) -> FleetStatusOut:
-        """Poll the fleet view until ``ready(view)`` (or fail at ``deadline``)."""
+    def wait(self, ready: Any, deadline: float, *, check: bool = True) -> FleetStatusOut:
+        """Poll the fleet view until ``ready(view)`` (or fail at ``deadline``); ``check``: fail
+        as soon as a process of the fleet ended by itself."""
         last = ""
         while time.monotonic() < deadline:
-            self._check_alive()
+            if check:
+                self._check_alive()
             try:
                 view = self.status()
                 if ready(view):

@@ -28,15 +28,14 @@ MAX_GPUS = 8
 @dataclass(frozen=True, slots=True)
 class SimHost:
     """One simulated host: ``gpus`` GPUs of ``model``, each in ``layout`` (GI profiles); the
-    instances of GPU 0 at the indexes ``held`` are held by process ``holder`` (default: the
-    process that prepares the host, so they stay busy while it lives)."""
+    instances of GPU 0 at the indexes ``held`` (in placement order) are held by a live process
+    each (busy: the fleet must never touch them)."""
 
     name: str
     model: str = "h100"
     gpus: int = 1
     layout: tuple[str, ...] = ("4g.40gb", "3g.40gb")
     held: tuple[int, ...] = ()
-    holder: int | None = None
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):
@@ -54,8 +53,9 @@ def machine_text(spec: SimHost) -> str:
     return f"name: {spec.name}\ngpus:\n  - model: {spec.model}\n    count: {spec.gpus}\n"
 
 
-def prepare(spec: SimHost, sim_dir: Path) -> Path:
-    """Write the host's machine file in ``sim_dir``, apply its layout, attach its holders."""
+def prepare(spec: SimHost, sim_dir: Path) -> tuple[Path, list[str]]:
+    """Write the host's machine file in ``sim_dir`` and apply its layout; the machine file and
+    the MIG devices to hold (``hold`` each with a live process)."""
     from migctl.node.open import open_node
     from migctl.schemas.layouts import InstancesTarget
 
@@ -71,13 +71,11 @@ def prepare(spec: SimHost, sim_dir: Path) -> Path:
         view = node.inventory([0]).gpu(0)
         instances = sorted(view.instances, key=lambda i: i.gi.placement.start) if view else []
     by_start = sorted(instances, key=lambda i: (i.gi.placement.start, i.gi.id))
-    for index in spec.held:
-        device = by_start[index].devices[0].uuid
-        _attach(path, sim_dir, device, spec.holder or os.getpid())
-    return path
+    return path, [by_start[index].devices[0].uuid for index in spec.held]
 
 
-def _attach(machine: Path, sim_dir: Path, uuid: str, pid: int) -> None:
+def hold(machine: Path, sim_dir: Path, uuid: str, pid: int) -> None:
+    """Attach live process ``pid`` to MIG device ``uuid`` (one device per process)."""
     argv = [sys.executable, "-m", "migctl", "--sim", str(machine), "sim", "attach"]
     argv += ["--pid", str(pid), "--device", uuid, "--memory", "1GiB"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIGCTL_")}
