@@ -100,3 +100,10 @@ def wait_gone(text: str, seconds: float = 30) -> list[int]:
         time.sleep(0.2)
         left = processes_mentioning(text)
     return left
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL a worker's whole process group (``migctl run`` and its ``dask worker``)."""
+    import signal
+
+    os.killpg(pid, signal.SIGKILL)

@@ -175,10 +175,7 @@ class MigCluster:
                 "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
                 "--scheduler-file", str(info),
                 "--preload", "migctl.fleet.plugin",
-                "--fleet-cycle", str(policy.cycle_s),
-                "--fleet-drain-deadline", str(policy.drain_deadline_s),
-                "--fleet-pending-deadline", str(policy.pending_deadline_s),
-                "--fleet-stop-grace", str(policy.stop_grace_s),
+                *(f"--fleet-policy={setting}" for setting in policy.settings()),
             ],
         )  # fmt: skip
         while time.monotonic() < deadline:

@@ -212,7 +212,8 @@ class FleetController(Reshapes):
         await self.begin_drain(reshape, target, snapshot, inventory)
 
     async def _standby(self) -> None:
-        """A worker on every idle device without one (not on GPUs being reshaped)."""
+        """A worker on every idle device without one (not on GPUs being reshaped, nor on one
+        whose reshape failed within ``retry_backoff_s``: it is about to be retried)."""
         moving = {(r.host, r.gpu) for r in self.pending.values()}
         now = self.clock()
         for name, inventory in sorted(self.inventories.items()):
@@ -222,6 +223,8 @@ class FleetController(Reshapes):
             for device in inventory.devices:
                 if device.busy or device.worker is not None or (name, device.gpu) in moving:
                     continue
+                if self.failed.get((name, device.gpu), 0.0) > now:
+                    continue  # its reshape failed: it is retried soon, no workers meanwhile
                 if self.backoff.get(device.uuid, 0.0) > now:
                     continue
                 await self.start_one(host, device, reshape=None)

@@ -1,8 +1,8 @@
 """The fleet controller inside the Dask scheduler (``FleetPlugin``) or beside it.
 
 Why this exists: the controller reads the scheduler's own state, so its natural home is a
-``SchedulerPlugin``: ``dask scheduler --preload migctl.fleet.plugin`` (options
-``--fleet-cycle``, ``--fleet-drain-deadline``, ``--fleet-pending-deadline``, ``--fleet-stop-grace``)
+``SchedulerPlugin``: ``dask scheduler --preload migctl.fleet.plugin`` (policy settings with
+``--fleet-policy NAME=VALUE``, e.g. ``--fleet-policy cycle_s=1``)
 or ``client.register_plugin(FleetPlugin())``. Operators who keep the scheduler untouched run it
 as its own process instead (``run_external``, ``migctl fleet controller``), which reads and acts
 through ``Client.run_on_scheduler`` with the same functions. Either way:
@@ -148,29 +148,17 @@ class FleetPlugin(SchedulerPlugin):
         self.reruns.transition(key, start, finish, kwargs.get("stimulus_id", ""))
 
 
-_DEFAULT = Policy()
-
-
 @click.command()
-@click.option("--fleet-cycle", type=float, default=_DEFAULT.cycle_s, show_default=True)
-@click.option("--fleet-drain-deadline", type=float, default=_DEFAULT.drain_deadline_s)
-@click.option("--fleet-pending-deadline", type=float, default=_DEFAULT.pending_deadline_s)
-@click.option("--fleet-stop-grace", type=float, default=_DEFAULT.stop_grace_s)
-def dask_setup(
-    scheduler: Any,
-    fleet_cycle: float,
-    fleet_drain_deadline: float,
-    fleet_pending_deadline: float,
-    fleet_stop_grace: float,
-) -> None:
+@click.option(
+    "--fleet-policy",
+    "settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A controller policy setting, e.g. cycle_s=1 (repeat for more; see migctl.fleet.policy).",
+)
+def dask_setup(scheduler: Any, settings: tuple[str, ...]) -> None:
     """``dask scheduler --preload migctl.fleet.plugin``: the controller over node agents."""
-    policy = Policy(
-        cycle_s=fleet_cycle,
-        drain_deadline_s=fleet_drain_deadline,
-        pending_deadline_s=fleet_pending_deadline,
-        stop_grace_s=fleet_stop_grace,
-    )
-    scheduler.add_plugin(FleetPlugin(policy=policy), name=PLUGIN_NAME)
+    scheduler.add_plugin(FleetPlugin(policy=Policy.parse(settings)), name=PLUGIN_NAME)
 
 
 async def run_external(

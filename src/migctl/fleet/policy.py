@@ -10,6 +10,7 @@ a sliding hour. Pure; imported by ``fleet.controller``.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 from migctl.errors import InvalidInputError
@@ -31,6 +32,39 @@ class Policy:
     fleet_in_flight: int = 16
     per_host_per_hour: int = 60
     fleet_per_hour: int = 1000
+
+    @classmethod
+    def parse(cls, settings: Sequence[str]) -> Policy:
+        """A policy from ``NAME=VALUE`` texts (``cycle_s=1``); the rest default."""
+        known = {item.name: item for item in fields(cls)}
+        values: dict[str, float] = {}
+        for text in settings:
+            name, sep, raw = text.partition("=")
+            if not sep or name.strip() not in known:
+                raise InvalidInputError(
+                    f"fleet policy setting {text!r} is not NAME=VALUE with a known NAME",
+                    hint="names: " + ", ".join(sorted(known)),
+                )
+            try:
+                number = float(raw)
+            except ValueError:
+                raise InvalidInputError(
+                    f"fleet policy {name} must be a number, not {raw!r}",
+                    hint=f"e.g. {name}={getattr(cls, name, 1)}",
+                ) from None
+            values[name.strip()] = (
+                int(number) if known[name.strip()].type in (int, "int") else number
+            )
+        return cls(**values)  # type: ignore[arg-type]
+
+    def settings(self) -> list[str]:
+        """The ``NAME=VALUE`` texts of the settings that differ from the defaults."""
+        default = type(self)()
+        return [
+            f"{item.name}={getattr(self, item.name)}"
+            for item in fields(self)
+            if getattr(self, item.name) != getattr(default, item.name)
+        ]
 
     def __post_init__(self) -> None:
         for item in fields(self):

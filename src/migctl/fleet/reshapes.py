@@ -63,6 +63,7 @@ class Reshape:
     workers: list[str] = field(default_factory=list)  # names of the workers it starts
     start_at: list[tuple[int, Any]] = field(default_factory=list)  # (gpu, placement)
     times: dict[str, float] = field(default_factory=dict)  # phase -> seconds it took
+    applying: asyncio.Task[HostInventory] | None = None  # the host's reshape, running
 
 
 class Reshapes:
@@ -153,22 +154,31 @@ class Reshapes:
             await self._drain(reshape, snapshot)
         if reshape.phase == "reshaping":
             await self._reshape(reshape)
+            if reshape.phase == "reshaping" and reshape.applying is not None:
+                await asyncio.sleep(0)  # let a quick host finish within this cycle
+                if reshape.applying.done():
+                    await self._reshape(reshape)
 
     async def _drain(self, reshape: Reshape, snapshot: Snapshot) -> None:
+        """Phase 2 for every draining worker that executes nothing now: retired together
+        (results moved off), then their process groups stopped together."""
         host = self.hosts[reshape.host]
         present = {w.address for w in snapshot.workers}
-        stuck = ""
-        for address, name in sorted(reshape.drain.items()):
-            if address in present:
-                running = await self.link.call(executing_count, address)
-                if running != 0:
-                    continue
-                retired = await self._retire([address], close=True, remove=True)
-                if address not in retired:
-                    stuck = stuck or _nowhere(snapshot, reshape, address)
-                    continue
-            await host.stop_worker(name, self.policy.stop_grace_s)
-            del reshape.drain[address]
+        idle = []
+        for address in sorted(reshape.drain):
+            if address not in present or await self.link.call(executing_count, address) == 0:
+                idle.append(address)
+        registered = [a for a in idle if a in present]
+        retired = (
+            set(await self._retire(registered, close=True, remove=True)) if registered else set()
+        )
+        done = [a for a in idle if a not in present or a in retired]
+        stuck = next(
+            (w for a in idle if a not in done and (w := _nowhere(snapshot, reshape, a))), ""
+        )
+        names = [reshape.drain.pop(a) for a in done]
+        await asyncio.gather(*(host.stop_worker(n, self.policy.stop_grace_s) for n in names))
+        for name in names:
             await self.decide("drained", reshape=reshape.ident, host=reshape.host, worker=name)
         if not reshape.drain:
             reshape.times["drain"] = self.clock() - reshape.started
@@ -191,12 +201,22 @@ class Reshapes:
         )
 
     async def _reshape(self, reshape: Reshape) -> None:
+        """Start the host's reshape in the background (a slow or silent host must not hold up
+        the fleet); when it is done, start workers on the new devices."""
         assert reshape.target is not None and reshape.gpu is not None
-        host = self.hosts[reshape.host]
-        began = self.clock()
+        if reshape.applying is None:
+            targets = {reshape.gpu: reshape.target}
+            reshape.times["nvml"] = self.clock()
+            reshape.applying = asyncio.create_task(self.hosts[reshape.host].apply(targets))
+            return
+        if not reshape.applying.done():
+            return
         try:
-            inventory = await host.apply({reshape.gpu: reshape.target})
-        except (MigctlError, OSError) as error:
+            inventory = reshape.applying.result()
+        except Exception as error:  # any failure of the host's reshape ends this reshape
+            log.warning(
+                "fleet: reshape %s on %s failed", reshape.ident, reshape.host, exc_info=True
+            )
             reshape.phase = "aborted"
             self.failed[(reshape.host, reshape.gpu)] = self.clock() + self.policy.retry_backoff_s
             await self.decide(
@@ -207,7 +227,7 @@ class Reshapes:
                 error=getattr(error, "message", str(error)),
             )
             return
-        reshape.times["nvml"] = self.clock() - began
+        reshape.times["nvml"] = self.clock() - reshape.times["nvml"]
         self.inventories[reshape.host] = inventory
         self.reshapes_done += 1
         await self.decide(
@@ -258,7 +278,7 @@ class Reshapes:
         seen = {w.name for w in snapshot.workers}
         for ident, reshape in list(self.pending.items()):
             registered = reshape.phase == "starting" and set(reshape.workers) <= seen
-            expired = now > reshape.deadline and reshape.phase != "draining"
+            expired = now > reshape.deadline and reshape.phase not in ("draining", "reshaping")
             if registered and reshape.gpu is not None and "workers" not in reshape.times:
                 took = reshape.times.get("drain", 0.0) + reshape.times.get("nvml", 0.0)
                 reshape.times["workers"] = now - reshape.started - took
