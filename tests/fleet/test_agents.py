@@ -9,6 +9,7 @@ a second controller is refused; the fleet view and metrics name every host.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -36,7 +37,9 @@ FAST = Policy(cycle_s=0.1, drain_deadline_s=20, pending_deadline_s=30, stop_grac
 async def fleet(hosts: Sequence[NodeHost], policy: Policy = FAST) -> AsyncIterator[Scheduler]:
     """A scheduler with the plugin, and an agent per host; everything stopped afterwards."""
     stop = asyncio.Event()
-    async with Scheduler(host="127.0.0.1", port=0, dashboard=False) as scheduler:
+    async with Scheduler(
+        host="127.0.0.1", port=0, dashboard=False, dashboard_address="127.0.0.1:0"
+    ) as scheduler:
         await scheduler.register_scheduler_plugin(FleetPlugin(policy=policy), idempotent=False)
         agents = [Agent(h, scheduler.address, heartbeat_s=0.1, stop_grace_s=2) for h in hosts]
         tasks = [asyncio.create_task(a.run(stop)) for a in agents]
@@ -53,6 +56,15 @@ async def until(check: object, seconds: float = 60.0) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not reached in time")
+
+
+async def http_get(scheduler: Scheduler, path: str) -> str:
+    """GET ``path`` from the scheduler's own web server."""
+    from tornado.httpclient import AsyncHTTPClient
+
+    port = scheduler.http_server.port
+    response = await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}{path}")
+    return str(response.body.decode())
 
 
 async def published(client: Client, ready: object, seconds: float = 30.0) -> FleetStatusOut:
@@ -80,6 +92,10 @@ def test_agents_reshape_for_a_waiting_3g_task_and_report_the_fleet(tmp_path: Pat
                 assert await asyncio.wait_for(big, 60)
                 status = await published(client, lambda s: s.controller.reshapes_done > 0)
                 metrics = scheduler.extensions[EXTENSION].metrics
+                served = await http_get(scheduler, "/migctl/fleet.json")
+                scraped = await http_get(scheduler, "/migctl/metrics")
+        assert json.loads(served)["kind"] == "FleetStatus"
+        assert 'migctl_fleet_host_up{host="agent-b"} 1.0' in scraped
         assert 'migctl_fleet_host_up{host="agent-a"} 1.0' in metrics
         assert 'migctl_fleet_host_up{host="agent-b"} 1.0' in metrics
         assert a.worker_names() == [] and b.worker_names() == []  # the agents stopped them

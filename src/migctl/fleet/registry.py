@@ -10,7 +10,8 @@ the scheduler's own comms: this registry is a scheduler extension (``scheduler.e
   to ``wait_s`` for one (a long poll: orders reach an agent at once);
 * ``migctl_fleet_result(host, result)``: an agent's answer to an order;
 * ``migctl_fleet_status()`` / ``migctl_fleet_metrics()``: the controller's last fleet view and
-  Prometheus text, for ``migctl fleet status`` / ``metrics`` and the dashboard.
+  Prometheus text, for ``migctl fleet status`` / ``metrics``; the same over HTTP on the
+  scheduler's web server (``fleet.http``: ``/migctl/fleet.json``, ``/migctl/metrics``).
 
 The controller side (``post``, ``result``, ``claim``...) is called in the scheduler's process:
 directly by the plugin, through ``Client.run_on_scheduler`` by an external controller (the
@@ -189,6 +190,9 @@ def install(scheduler: Any) -> Registry:
         return found
     registry = Registry(scheduler)
     scheduler.extensions[EXTENSION] = registry
+    from migctl.fleet.http import serve
+
+    serve(scheduler, registry)
     return registry
 
 
