@@ -74,6 +74,13 @@ class Host:
         self.calls.append(f"stop {name}")
 
 
+async def settled(reshapes: Reshapes) -> None:
+    """Wait for the host's reshape the controller started in the background."""
+    applying = reshapes.pending[1].applying
+    assert applying is not None
+    await applying
+
+
 def snapshot() -> Snapshot:
     return Snapshot((), (WorkerView("tcp://w1", "w1", "closing_gracefully", (), 0, 0, ()),))
 
@@ -100,6 +107,7 @@ def test_the_drain_waits_while_the_worker_executes_then_retires_and_stops_it() -
             assert host.calls == [] and reshapes.pending[1].phase == "draining"
         now[0] = 3.0
         await reshapes.advance(reshapes.pending[1], snapshot())
+        await settled(reshapes)
 
     asyncio.run(scenario())
     assert ("retire", (["tcp://w1"], True, True)) in link.calls
@@ -128,6 +136,7 @@ def test_a_failed_reshape_leaves_the_gpu_out_for_the_retry_backoff() -> None:
     async def scenario() -> None:
         now[0] = 1.0
         await reshapes.advance(reshapes.pending[1], snapshot())
+        await settled(reshapes)
         for _ in range(3):
             await reshapes.advance(reshapes.pending[1], snapshot())
 

@@ -63,7 +63,7 @@ class Reshape:
     workers: list[str] = field(default_factory=list)  # names of the workers it starts
     start_at: list[tuple[int, Any]] = field(default_factory=list)  # (gpu, placement)
     times: dict[str, float] = field(default_factory=dict)  # phase -> seconds it took
-    applying: asyncio.Task[HostInventory] | None = None  # the host's reshape, running
+    applying: asyncio.Task[None] | None = None  # the host's reshape, then its workers
 
 
 class Reshapes:
@@ -154,10 +154,6 @@ class Reshapes:
             await self._drain(reshape, snapshot)
         if reshape.phase == "reshaping":
             await self._reshape(reshape)
-            if reshape.phase == "reshaping" and reshape.applying is not None:
-                await asyncio.sleep(0)  # let a quick host finish within this cycle
-                if reshape.applying.done():
-                    await self._reshape(reshape)
 
     async def _drain(self, reshape: Reshape, snapshot: Snapshot) -> None:
         """Phase 2 for every draining worker that executes nothing now: retired together
@@ -202,21 +198,17 @@ class Reshapes:
 
     async def _reshape(self, reshape: Reshape) -> None:
         """Start the host's reshape in the background (a slow or silent host must not hold up
-        the fleet); when it is done, start workers on the new devices."""
-        assert reshape.target is not None and reshape.gpu is not None
+        the fleet); it starts workers on the new devices as soon as it is done."""
         if reshape.applying is None:
-            targets = {reshape.gpu: reshape.target}
-            reshape.times["nvml"] = self.clock()
-            reshape.applying = asyncio.create_task(self.hosts[reshape.host].apply(targets))
-            return
-        if not reshape.applying.done():
-            return
+            reshape.applying = asyncio.create_task(self._apply(reshape))
+
+    async def _apply(self, reshape: Reshape) -> None:
+        assert reshape.target is not None and reshape.gpu is not None
+        began = self.clock()
         try:
-            inventory = reshape.applying.result()
+            inventory = await self.hosts[reshape.host].apply({reshape.gpu: reshape.target})
         except Exception as error:  # any failure of the host's reshape ends this reshape
-            log.warning(
-                "fleet: reshape %s on %s failed", reshape.ident, reshape.host, exc_info=True
-            )
+            log.warning("fleet: reshape %s on %s failed: %s", reshape.ident, reshape.host, error)
             reshape.phase = "aborted"
             self.failed[(reshape.host, reshape.gpu)] = self.clock() + self.policy.retry_backoff_s
             await self.decide(
@@ -227,14 +219,15 @@ class Reshapes:
                 error=getattr(error, "message", str(error)),
             )
             return
-        reshape.times["nvml"] = self.clock() - reshape.times["nvml"]
+        reshape.times["nvml"] = self.clock() - began
         self.inventories[reshape.host] = inventory
         self.reshapes_done += 1
         await self.decide(
             "reshaped", reshape=reshape.ident, host=reshape.host, gpu=reshape.gpu, **reshape.times
         )
         reshape.phase = "starting"
-        await self.start_workers(reshape, inventory)
+        if reshape.host in self.hosts:
+            await self.start_workers(reshape, inventory)
 
     # workers ------------------------------------------------------------------------------
 
