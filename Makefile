@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.parvagpu --data $(DATA)/parvagpu --out bench/results
 	$(BIN)/python -m bench.openb --data $(DATA)/alibaba-openb --out bench/results
 	$(BIN)/python -m bench.planner_scale --data $(DATA) --out bench/results
+	$(BIN)/python -m bench.fleet_bench --data $(DATA)/alibaba-openb --out bench/results
 
 hardware: $(STAMP)
 	PYTHON=$(BIN)/python tools/real_gpu_checks.sh docs/hardware

@@ -110,3 +110,34 @@ def test_two_controllers_on_one_scheduler_the_second_is_refused() -> None:
         assert "Traceback" not in done.stderr
     finally:
         cluster.close()
+
+
+def test_hosts_behind_their_daemons_reshape_and_a_killed_worker_releases_its_lease(
+    tmp_path: Path,
+) -> None:
+    """Two hosts, each with its own `migctl serve` (own socket, state, lease database), agents
+    driving them through RemoteNode: a waiting 3g task gets idle slices reshaped around a busy
+    one; a worker killed with SIGKILL is reported and its lease is gone from its daemon."""
+    if not procs.daemon_serves_node_api():
+        pytest.skip("the daemon does not serve the Node API's routes yet (branch node-server)")
+    hosts = [
+        SimHost("dmn-a", layout=("1g.10gb",) * 4 + ("3g.40gb",), held=(4,)),
+        SimHost("dmn-b", layout=("4g.40gb", "3g.40gb"), held=(0, 1)),
+    ]
+    with MigCluster(hosts, policy=POLICY, daemons=True) as cluster:
+        cluster.wait_for_workers(timeout_s=120)
+        with cluster.client() as client:
+            future = client.submit(
+                traced, str(tmp_path), "big", resources=mig("3g.40gb"), pure=False
+            )
+            assert future.result(timeout=120).startswith("dmn-a:")
+        view = waited(cluster, lambda v: v.controller.reshapes_done >= 1 and not v.reshapes)
+        worker = next(s.worker for h in view.hosts for g in h.gpus for s in g.slices if s.worker)
+        assert worker.pid is not None
+        procs.kill_group(worker.pid)
+        after = waited(cluster, lambda v: "worker-died" in kinds(v))
+        socket = cluster.root / f"{worker.name.split(':')[0]}.sock"
+        listed = migctl("-o", "json", "lease", "list", env={"MIGCTL_URL": f"unix://{socket}"})
+        assert listed.returncode == 0, listed.stderr
+        assert worker.name not in listed.stdout
+        assert after.controller.tasks_rerun == 0

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from migctl.errors import InvalidStateError, MigctlError
 from migctl.fleet.host import Device, HostInventory
 from migctl.fleet.policy import Policy
@@ -58,7 +60,11 @@ class AgentHost:
         self.age_s = float(raw.get("age_s", 0.0))
         self.error = raw.get("error")
         if raw.get("report") is not None:
-            self._keep(from_msg(HostInventoryOut, raw["report"]))
+            try:
+                self._keep(from_msg(HostInventoryOut, raw["report"]))
+            except ValidationError as error:
+                self.error = f"its agent's report cannot be read: {error.errors()[:2]}"
+                self.report = None
         elif self.error is not None:
             self.report = None
 

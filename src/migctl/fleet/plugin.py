@@ -72,6 +72,8 @@ async def run_cycles(
             raise  # another controller holds the scheduler now: this one must stop
         except (MigctlError, OSError) as error:
             log.warning("fleet cycle failed: %s", error)
+        except Exception:  # a bug must not stop the controller: the next cycle starts afresh
+            log.exception("fleet cycle failed")
         done += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), controller.policy.cycle_s)
