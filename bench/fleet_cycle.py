@@ -73,7 +73,7 @@ def measure(n: int, pods: Sequence[Pod], model: GpuModel) -> CycleRow:
     world, hosts = _world(gpus, waiting, pods, model)
     controller = FleetController(
         hosts, SimLink(world), "sim", Policy(plan_time_limit_s=10), clock=lambda: world.now
-    )  # type: ignore[arg-type]
+    )
     started = time.perf_counter()
     asyncio.run(controller.cycle())
     took = time.perf_counter() - started

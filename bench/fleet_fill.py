@@ -84,7 +84,7 @@ def batch_fill(pods: Sequence[Pod], model: GpuModel, gpus: int, seed: int, batch
 def _admit(fleet: list[FleetGpu], queue: deque[_Waiting]) -> tuple[int, int, list[FleetGpu]]:
     """One batch: plan the queue, place the pods served (oldest first); the milli placed, pods
     placed and the fleet after (unused new instances stay, idle)."""
-    wanted = Counter()
+    wanted: Counter[str] = Counter()
     for item in queue:
         wanted[item.profile] += item.count
     profiles = sorted(wanted)
@@ -115,10 +115,12 @@ def _admit(fleet: list[FleetGpu], queue: deque[_Waiting]) -> tuple[int, int, lis
         count += 1
         queue.remove(item)
     after = []
-    for gpu in by_index.values():
+    for state in by_index.values():
         instances = tuple(
-            FleetInstance(i.profile, i.placement, i.busy or (gpu.index, i.placement.start) in used)
-            for i in gpu.instances
+            FleetInstance(
+                i.profile, i.placement, i.busy or (state.index, i.placement.start) in used
+            )
+            for i in state.instances
         )
-        after.append(FleetGpu("fill", gpu.index, gpu.model, instances))
+        after.append(FleetGpu("fill", state.index, state.model, instances))
     return gained, count, sorted(after, key=lambda g: g.index)

@@ -110,7 +110,7 @@ def host_costs() -> list[HostCost]:
     ]
     started = time.monotonic()
     with MigCluster(specs, policy=POLICY) as cluster:
-        up = {}
+        up: dict[str, float] = {}
         while len(up) < len(specs):
             view = cluster.status()
             for host in view.hosts:

@@ -27,10 +27,10 @@ import asyncio
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bench.fleet_sim import SimHost, SimLink, Task, World
+from bench.fleet_sim import SimHost, SimLink, Task, Worker, World
 from bench.openb_data import Pod, mig_profile
 from migctl.fleet.controller import FleetController
 from migctl.fleet.policy import Policy
@@ -114,9 +114,9 @@ def tuned_layouts(
 ) -> list[list[tuple[str, Placement]]]:
     """Every GPU's layout for the trace's time-averaged profile mix, scaled to the fleet and
     packed by the fleet planner (an oracle: it has seen the whole trace)."""
-    seconds: Counter[str] = Counter()
+    seconds: dict[str, float] = {}
     for job in jobs:
-        seconds[job.profile] += job.duration_s
+        seconds[job.profile] = seconds.get(job.profile, 0.0) + job.duration_s
     total = sum(seconds.values())
     size = {p: (model.gi_profile(p).memory_slices or 1) for p in seconds}  # type: ignore[union-attr]
     slices = (model.memory_slices or 8) * gpus
@@ -197,12 +197,8 @@ def _controllers(
     controllers = []
     for host in hosts:
         key = f"host-{host.name}"
-        link = SimLink(
-            world,
-            only=lambda w, h=host.name: w.host == h,
-            demand=lambda t, k=key: k in t.restrictions,
-        )
-        controllers.append(FleetController([host], link, "sim", daemon, clock=lambda: world.now))  # type: ignore[list-item]
+        link = SimLink(world, only=_on_host(host.name), demand=_bound_to(key))
+        controllers.append(FleetController([host], link, "sim", daemon, clock=lambda: world.now))
     return controllers
 
 
@@ -216,11 +212,26 @@ def _submit(
         slices = profile.memory_slices if profile and profile.memory_slices else 1
         task = Task(index, restrictions(job, model, flexible), job.duration_s, job.arrival, slices)
         tasks.append(task)
-        if policy == "per-host repartitioning":
-            world.at(job.arrival, lambda t=task: _bind_and_submit(world, hosts, t))
-        else:
-            world.at(job.arrival, lambda t=task: world.submit(t))
+        world.at(job.arrival, _arrival(world, hosts, task, policy == "per-host repartitioning"))
     return tasks
+
+
+def _arrival(world: World, hosts: list[SimHost], task: Task, bind: bool) -> Callable[[], None]:
+    def arrive() -> None:
+        if bind:
+            _bind_and_submit(world, hosts, task)
+        else:
+            world.submit(task)
+
+    return arrive
+
+
+def _on_host(name: str) -> Callable[[Worker], bool]:
+    return lambda worker: worker.host == name
+
+
+def _bound_to(key: str) -> Callable[[Task], bool]:
+    return lambda task: key in task.restrictions
 
 
 def _bind_and_submit(world: World, hosts: list[SimHost], task: Task) -> None:

@@ -96,7 +96,12 @@ class World:
 
     def sleep(self, seconds: float) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.at(self.now + seconds, lambda: future.done() or future.set_result(None))
+
+        def wake() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        self.at(self.now + seconds, wake)
         return future
 
     def next_time(self) -> float | None:

@@ -62,7 +62,7 @@ async def http_get(scheduler: Scheduler, path: str) -> str:
     """GET ``path`` from the scheduler's own web server."""
     from tornado.httpclient import AsyncHTTPClient
 
-    port = scheduler.http_server.port
+    port = scheduler.http_server.port  # type: ignore[attr-defined]
     response = await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}{path}")
     return str(response.body.decode())
 

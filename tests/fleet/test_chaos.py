@@ -113,7 +113,7 @@ def test_a_scheduler_restart_is_rebuilt_from_the_agents(tmp_path: Path) -> None:
         assert died == old  # every worker died with the scheduler and was reported
         for host in ("boot-a", "boot-b"):
             running = sorted(
-                s.uuid for h in after.hosts if h.name == host for g in h.gpus for s in g.slices
+                str(s.uuid) for h in after.hosts if h.name == host for g in h.gpus for s in g.slices
             )
             assert leases(cluster, host) == running  # one lease per new worker, none stale
         with cluster.client() as client:
