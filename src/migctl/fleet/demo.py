@@ -20,7 +20,7 @@ from typing import Any
 from migctl.errors import InvalidStateError
 from migctl.fleet.cluster import MigCluster
 from migctl.fleet.policy import Policy
-from migctl.fleet.resources import resources_text
+from migctl.fleet.resources import GPU_MEM_GIB, MIG_DEVICE, profile_resource, resources_text
 from migctl.fleet.simhosts import SimHost
 from migctl.schemas.fleet import FleetStatusOut
 
@@ -42,9 +42,12 @@ def work(label: str, seconds: float) -> tuple[str, str, str]:
     return label, str(get_worker().name), os.environ.get("CUDA_VISIBLE_DEVICES", "")
 
 
-def tasks() -> list[tuple[str, dict[str, float], float]]:
-    from migctl.dask import gpu, mig
+def mig(profile: str) -> dict[str, float]:
+    return {profile_resource(profile): 1.0}  # what migctl.dask.mig(profile) gives
 
+
+def tasks() -> list[tuple[str, dict[str, float], float]]:
+    gpu_20gib = {GPU_MEM_GIB: 20.0, MIG_DEVICE: 1.0}  # migctl.dask.gpu(mem="20GiB")
     return [
         ("train-a", mig("3g.40gb"), 2.0),
         ("train-b", mig("3g.40gb"), 2.0),
@@ -52,7 +55,7 @@ def tasks() -> list[tuple[str, dict[str, float], float]]:
         ("embed-1", mig("1g.10gb"), 1.0),
         ("embed-2", mig("1g.10gb"), 1.0),
         ("embed-3", mig("1g.10gb"), 1.0),
-        ("infer-20GiB", gpu(mem="20GiB"), 1.0),
+        ("infer-20GiB", gpu_20gib, 1.0),
     ]
 
 
