@@ -72,6 +72,13 @@ def waited(
     return cluster.wait(ready, time.monotonic() + seconds, check=False)
 
 
+def busy_slices(view: FleetStatusOut) -> list[tuple[str | None, int]]:
+    """(MIG device, first memory slice) of every busy slice of the fleet."""
+    return [
+        (s.uuid, s.placement.start) for h in view.hosts for g in h.gpus for s in g.slices if s.busy
+    ]
+
+
 def kinds(view: FleetStatusOut) -> list[str]:
     return [str(d.get("kind")) for d in view.decisions]
 

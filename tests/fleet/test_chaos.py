@@ -27,7 +27,16 @@ from migctl.fleet.cluster import MigCluster
 from migctl.fleet.policy import Policy
 from migctl.fleet.simhosts import SimHost
 from tests.fleet import procs
-from tests.fleet.procs import executions, kinds, migctl, then, traced, wait_gone, waited
+from tests.fleet.procs import (
+    busy_slices,
+    executions,
+    kinds,
+    migctl,
+    then,
+    traced,
+    wait_gone,
+    waited,
+)
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 cloudpickle.register_pickle_by_value(procs)
@@ -182,13 +191,7 @@ def test_an_nvml_fault_fails_a_reshape_cleanly_and_it_is_retried(tmp_path: Path)
     workdir = str(cluster.root)
     try:
         before = cluster.wait_for_workers(4, timeout_s=120)
-        busy = [
-            (s.uuid, s.placement.start)
-            for h in before.hosts
-            for g in h.gpus
-            for s in g.slices
-            if s.busy
-        ]
+        busy = busy_slices(before)
         sim(
             cluster,
             "fault-a",
@@ -207,13 +210,7 @@ def test_an_nvml_fault_fails_a_reshape_cleanly_and_it_is_retried(tmp_path: Path)
         assert order == ["reshape-failed", "reshaped"]
         failed = next(d for d in view.decisions if d.get("kind") == "reshape-failed")
         assert "cannot create 4g.40gb" in str(failed["error"])  # the injected driver error
-        after = [
-            (s.uuid, s.placement.start)
-            for h in view.hosts
-            for g in h.gpus
-            for s in g.slices
-            if s.busy
-        ]
+        after = busy_slices(view)
         assert after == busy  # the busy slice was never touched
         assert executions(tmp_path) == ["four"]
     finally:

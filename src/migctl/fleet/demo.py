@@ -22,6 +22,7 @@ from migctl.fleet.cluster import MigCluster
 from migctl.fleet.policy import Policy
 from migctl.fleet.resources import GPU_MEM_GIB, MIG_DEVICE, profile_resource, resources_text
 from migctl.fleet.simhosts import SimHost
+from migctl.fleet.workers import process_exists
 from migctl.schemas.fleet import FleetStatusOut
 
 LAYOUTS: tuple[tuple[tuple[str, ...], tuple[int, ...]], ...] = (
@@ -103,7 +104,7 @@ def run_demo(count: int, say: Say) -> None:
         ]
     finally:
         cluster.close()
-    left = [pid for pid in pids if _alive(pid)]
+    left = [pid for pid in pids if process_exists(pid)]
     if left:
         raise InvalidStateError(f"processes left behind: {left}")
     say(f"Closed: {len(pids)} processes stopped, none left behind.")
@@ -145,13 +146,3 @@ def _decisions(view: FleetStatusOut, say: Say) -> None:
                 f"  {decision['host']} GPU {decision['gpu']}: destroy {', '.join(decision['destroy'])}; "  # type: ignore[arg-type]
                 f"create {', '.join(decision['create'])}"  # type: ignore[arg-type]
             )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -154,19 +154,20 @@ class AdoptedGroup:
     pid: int  # the lease's holder (the dask worker)
 
     def exited(self) -> bool:
-        return not _exists(self.pid)
+        return not process_exists(self.pid)
 
     async def stop(self, grace_s: float) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        while _exists(self.pid) and time.monotonic() < deadline:
+        while process_exists(self.pid) and time.monotonic() < deadline:
             await asyncio.sleep(POLL_S)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, signal.SIGKILL)
 
 
-def _exists(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
+    """Is there a process ``pid`` (ours to signal or not)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
