@@ -66,8 +66,17 @@ def leases(cluster: MigCluster, host: str) -> list[str]:
     return sorted(item["uuid"] for item in json.loads(done.stdout)["leases"])
 
 
-def test_a_host_killed_mid_reshape_is_repaired_and_not_reshaped_twice(tmp_path: Path) -> None:
-    cluster = MigCluster([SimHost("kill-a", layout=("4g.40gb", "3g.40gb"))], policy=POLICY)
+@pytest.mark.parametrize("owner", ["agent", "daemon"])
+def test_a_host_killed_mid_reshape_is_repaired_and_not_reshaped_twice(
+    owner: str, tmp_path: Path
+) -> None:
+    """``owner``: the process that applies the host's reshapes and is killed: the agent of a
+    simulated host (it owns the machine), or the host's daemon (the agent drives it)."""
+    if owner == "daemon" and not procs.daemon_serves_node_api():
+        pytest.skip("the daemon does not serve the Node API's routes yet (branch node-server)")
+    hosts = [SimHost("kill-a", layout=("4g.40gb", "3g.40gb"))]
+    cluster = MigCluster(hosts, policy=POLICY, daemons=owner == "daemon")
+    victim = f"{owner}-kill-a"
     try:
         cluster.wait_for_workers(2, timeout_s=120)
         sim(cluster, "kill-a", "fault", "add", "nvmlDeviceCreateGpuInstance", "KILL")
@@ -76,13 +85,14 @@ def test_a_host_killed_mid_reshape_is_repaired_and_not_reshaped_twice(tmp_path: 
                 traced, str(tmp_path), "whole", resources=mig("7g.80gb"), pure=False
             )
             for _ in range(600):
-                if "agent-kill-a" in cluster.exited():
+                if victim in cluster.exited():
                     break
                 time.sleep(0.1)
-            assert cluster.exited() == ["agent-kill-a"]  # the fault killed it mid-apply
-            cluster.restart("agent-kill-a")
+            assert cluster.exited() == [victim]  # the fault killed it mid-apply
+            cluster.restart(victim)  # it repairs the apply from its journal as it starts
             assert whole.result(timeout=120).startswith("kill-a:")
-        view = waited(cluster, lambda v: "node-recovered" in kinds(v) and not v.reshapes)
+        repaired = "node-recovered" if owner == "agent" else "node-back"
+        view = waited(cluster, lambda v: repaired in kinds(v) and not v.reshapes)
         assert executions(tmp_path) == ["whole"]
         planned = [d for d in view.decisions if d.get("kind") == "reshape-planned"]
         assert len(planned) <= 2, planned  # the lost order, and at most one retry
