@@ -148,7 +148,7 @@ def status(scheduler: SchedulerOption, timeout: TimeoutOption = 10.0) -> None:
         from migctl.fleet.service import read_status
 
     view = read_status(scheduler, timeout)
-    emit("FleetStatus", view.model_dump(mode="json"), lambda: _render(view))
+    emit("FleetStatus", lambda: view, lambda: _render(view))
 
 
 @app.command("metrics")

@@ -5,7 +5,7 @@ scheduler already serves HTTP (its dashboard port, 8787 by default). ``serve(sch
 registry)`` adds two read-only routes there when the scheduler has a web server:
 
 * ``/migctl/fleet.json``: the fleet view (``migctl.schemas.fleet.FleetStatusOut`` in the
-  ``migctl/v1`` envelope, ``kind: FleetStatus``), as ``migctl fleet status -o json`` prints it;
+  ``migctl/v2`` envelope, ``kind: FleetStatus``), as ``migctl fleet status -o json`` prints it;
   ``{"schema": ..., "kind": "FleetStatus", "controller": null}`` before the first cycle;
 * ``/migctl/metrics``: the fleet's Prometheus text (host labels).
 
