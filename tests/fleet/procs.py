@@ -114,32 +114,3 @@ def kill_group(pid: int) -> None:
     import signal
 
     os.killpg(pid, signal.SIGKILL)
-
-
-_DAEMON_SERVES_NODE_API: list[bool] = []
-
-
-def daemon_serves_node_api() -> bool:
-    """Does this checkout's daemon answer the Node API's routes as ``RemoteNode`` calls them?
-    (The fleet drives daemon hosts through ``RemoteNode``; until the daemon serves
-    ``GET /v1/inventory`` as ``InventoryOut`` and ``POST /v1/apply`` with a target, the tests
-    of daemon hosts are skipped.) Asked once per test session, of a real daemon."""
-    if not _DAEMON_SERVES_NODE_API:
-        from pydantic import ValidationError
-
-        from migctl.errors import MigctlError
-        from migctl.node.open import connect
-        from migctl.schemas.layouts import InstancesTarget
-        from tests.server.daemon import Daemon
-
-        daemon = Daemon("h100-single").start()
-        try:
-            with connect(socket=daemon.socket_path) as node:
-                node.inventory()
-                node.plan(InstancesTarget(layouts={}))
-            _DAEMON_SERVES_NODE_API.append(True)
-        except (ValidationError, MigctlError):
-            _DAEMON_SERVES_NODE_API.append(False)
-        finally:
-            daemon.cleanup()
-    return _DAEMON_SERVES_NODE_API[0]

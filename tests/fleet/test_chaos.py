@@ -72,8 +72,6 @@ def test_a_host_killed_mid_reshape_is_repaired_and_not_reshaped_twice(
 ) -> None:
     """``owner``: the process that applies the host's reshapes and is killed: the agent of a
     simulated host (it owns the machine), or the host's daemon (the agent drives it)."""
-    if owner == "daemon" and not procs.daemon_serves_node_api():
-        pytest.skip("the daemon does not serve the Node API's routes yet (branch node-server)")
     hosts = [SimHost("kill-a", layout=("4g.40gb", "3g.40gb"))]
     cluster = MigCluster(hosts, policy=POLICY, daemons=owner == "daemon")
     victim = f"{owner}-kill-a"

@@ -118,8 +118,6 @@ def test_hosts_behind_their_daemons_reshape_and_a_killed_worker_releases_its_lea
     """Two hosts, each with its own `migctl serve` (own socket, state, lease database), agents
     driving them through RemoteNode: a waiting 3g task gets idle slices reshaped around a busy
     one; a worker killed with SIGKILL is reported and its lease is gone from its daemon."""
-    if not procs.daemon_serves_node_api():
-        pytest.skip("the daemon does not serve the Node API's routes yet (branch node-server)")
     hosts = [
         SimHost("dmn-a", layout=("1g.10gb",) * 4 + ("3g.40gb",), held=(4,)),
         SimHost("dmn-b", layout=("4g.40gb", "3g.40gb"), held=(0, 1)),
@@ -137,7 +135,27 @@ def test_hosts_behind_their_daemons_reshape_and_a_killed_worker_releases_its_lea
         procs.kill_group(worker.pid)
         after = waited(cluster, lambda v: "worker-died" in kinds(v))
         socket = cluster.root / f"{worker.name.split(':')[0]}.sock"
-        listed = migctl("-o", "json", "lease", "list", env={"MIGCTL_URL": f"unix://{socket}"})
-        assert listed.returncode == 0, listed.stderr
+        for _ in range(60):  # until the killed worker has exited (SIGKILL is not instantaneous)
+            listed = migctl("-o", "json", "lease", "list", env={"MIGCTL_URL": f"unix://{socket}"})
+            assert listed.returncode == 0, listed.stderr
+            if worker.name not in listed.stdout:
+                break
+            time.sleep(0.5)
         assert worker.name not in listed.stdout
         assert after.controller.tasks_rerun == 0
+
+
+def test_a_daemon_host_starts_from_its_own_layout_not_an_earlier_fleets(tmp_path: Path) -> None:
+    """Each daemon keeps its state (``service.db``: the desired layout it re-applies when it
+    starts) in the cluster's work directory: a second fleet with a host of the same name starts
+    in the layout its ``SimHost`` gives, not in the one the first fleet reshaped that host to."""
+    spec = [SimHost("again-a", layout=("4g.40gb", "3g.40gb"))]
+    with MigCluster(spec, policy=POLICY, daemons=True) as first:
+        first.wait_for_workers(2, timeout_s=120)
+        with first.client() as client:
+            whole = client.submit(traced, str(tmp_path), "whole", resources=mig("7g.80gb"))
+            assert whole.result(timeout=120).startswith("again-a:")
+        assert [s[0] for s in slices(first.status(), "again-a")] == ["7g.80gb"]
+    with MigCluster(spec, policy=POLICY, daemons=True) as second:
+        view = second.wait_for_workers(timeout_s=120)
+        assert [s[0] for s in slices(view, "again-a")] == ["3g.40gb", "4g.40gb"]

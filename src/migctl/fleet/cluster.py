@@ -13,8 +13,9 @@ model, GPUs, starting layout, devices held by a live process), or daemon URLs of
 (``unix:///run/migctl/migctl.sock``: an agent is started for each, on this machine). Each
 simulated host is a machine file named after the host (so its GPU and MIG UUIDs differ from
 every other host's) whose journal and lease database live in the machine's own directory; with
-``daemons=True`` each also gets its own ``migctl serve`` on its own socket and the agent drives
-it through the Node API (``--node``).
+``daemons=True`` each also gets its own ``migctl serve`` on its own socket, with its own state
+directory (``service.db``, whose desired layout a daemon re-applies when it starts), and the agent
+drives it through the Node API (``--node``).
 
 Processes: ``dask scheduler --preload migctl.fleet.plugin``, the daemons, ``migctl fleet agent``
 per host; each in its own session, logging to the work directory. ``close()`` stops the agents
@@ -190,10 +191,10 @@ class MigCluster:
 
         socket_path = self.root / f"{spec.name}.sock"
         machine = self.root / "sim" / f"{spec.name}.yaml"
-        self._spawn(
-            f"daemon-{spec.name}",
-            [PYTHON, "-m", "migctl", "--sim", str(machine), "serve", "--socket", str(socket_path)],
-        )
+        state = self.root / "state" / spec.name  # its service.db: never the system's, or shared
+        argv = [PYTHON, "-m", "migctl", "--sim", str(machine), "serve"]
+        argv += ["--socket", str(socket_path), "--state-dir", str(state)]
+        self._spawn(f"daemon-{spec.name}", argv)
         client = DaemonClient(socket_path=socket_path)
         try:
             while time.monotonic() < deadline:
