@@ -224,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown parts {unknown}; choose from {PARTS}")
     started = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)  # the figures are written as the parts end
     out: list[str] = []
     if "latency" in parts:
         latency_part(out)
@@ -245,7 +246,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{time.perf_counter() - started:.0f} s.",
         "",
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "fleet_bench.md").write_text("\n".join(head + out) + "\n")
     print(command)
     return 0

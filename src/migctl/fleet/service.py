@@ -18,7 +18,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migctl.errors import InUseError, InvalidStateError, MigctlError, NotFoundError
 from migctl.fleet.agent import Agent
@@ -29,6 +29,9 @@ from migctl.fleet.policy import Policy
 from migctl.fleet.registry import METRICS_HANDLER, STATUS_HANDLER
 from migctl.schemas.fleet import FleetStatusOut
 from migctl.settings import Settings
+
+if TYPE_CHECKING:
+    from migctl.node.protocol import Node
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 10.0
@@ -63,7 +66,7 @@ def agent_for(
     from migctl.node.open import connect, open_node
 
     if node_url is not None:
-        node: Any = connect(node_url, settings=settings)
+        node: Node = connect(node_url, settings=settings)
         default = socket.gethostname()
         recovered = None
     else:
