@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := server,bench,fleet,dev
 
-.PHONY: demo test lint typecheck imports unit venv clean bench hardware
+.PHONY: demo demo-fleet test lint typecheck imports unit venv clean bench hardware
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m migctl.demo
+	@echo "And a simulated 4-host fleet on Dask: make demo-fleet"
+
+demo-fleet: $(STAMP)
+	$(BIN)/migctl fleet demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools bench
@@ -40,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.parvagpu --data $(DATA)/parvagpu --out bench/results
 	$(BIN)/python -m bench.openb --data $(DATA)/alibaba-openb --out bench/results
 	$(BIN)/python -m bench.planner_scale --data $(DATA) --out bench/results
+	$(BIN)/python -m bench.fleet_bench --data $(DATA)/alibaba-openb --out bench/results
 
 hardware: $(STAMP)
 	PYTHON=$(BIN)/python tools/real_gpu_checks.sh docs/hardware

@@ -8,16 +8,25 @@ read the way the rest of migctl reads them::
     client.submit(train, resources=mig("3g.40gb"))   # {"mig-3g.40gb": 1}
     client.submit(infer, resources=gpu(mem="12GiB"))  # {"gpu-mem-gib": 12.0, "mig-device": 1}
 
+``MigCluster`` brings a whole simulated (or real) fleet up in one line (``migctl.fleet.cluster``:
+a scheduler with the fleet controller, N hosts each with its own machine, files and agent,
+workers on their MIG devices), and ``close()`` leaves no process behind::
+
+    with MigCluster(4) as cluster, cluster.client() as client:
+        client.submit(train, resources=mig("3g.40gb")).result()
+
 ``worker_resources`` / ``worker_memory_limit`` give the worker side for a profile (what
 ``dask worker --resources`` and ``--memory-limit`` get): the instance's memory, never the
 whole GPU's. Sizes are checked against the largest MIG device any known GPU offers, so a
 request no device could ever serve is refused at once instead of waiting forever.
-Pure: no Dask import, no hardware. For users and the fleet modules.
+The helpers are pure (no Dask import, no hardware); ``MigCluster`` and ``SimHost`` are
+imported from ``migctl.fleet`` on first use (they need the ``fleet`` extra). For users.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from migctl.catalog import load_catalog
 from migctl.errors import InvalidInputError
@@ -32,7 +41,21 @@ from migctl.fleet.resources import (
 from migctl.model import normalize_profile_name
 from migctl.sizes import parse_memory_mib
 
-__all__ = ["gpu", "mig", "worker_memory_limit", "worker_resources"]
+if TYPE_CHECKING:
+    from migctl.fleet.cluster import MigCluster
+    from migctl.fleet.simhosts import SimHost
+
+__all__ = ["MigCluster", "SimHost", "gpu", "mig", "worker_memory_limit", "worker_resources"]
+_LAZY = {"MigCluster": "migctl.fleet.cluster", "SimHost": "migctl.fleet.simhosts"}
+
+
+def __getattr__(name: str) -> Any:
+    """``MigCluster`` and ``SimHost``, imported on first use (they need Dask)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'migctl.dask' has no attribute {name!r}")
 
 
 @lru_cache(maxsize=1)

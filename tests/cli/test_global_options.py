@@ -77,6 +77,13 @@ VERBS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("sim", "reset-state"): (),
     ("sim", "fault", "add"): ("nvmlDeviceGetCount", "UNKNOWN"),
     ("sim", "fault", "clear"): (),
+    # the fleet's verbs, each refused the same way: no scheduler there, a bad value, --sim with
+    # a daemon (an agent or a controller that started would run until stopped)
+    ("fleet", "agent"): ("--scheduler", "tcp://127.0.0.1:9", "--node", "unix:///nowhere.sock"),
+    ("fleet", "controller"): ("--scheduler", "tcp://127.0.0.1:9", "--cycle", "-1"),
+    ("fleet", "status"): ("--scheduler", "tcp://127.0.0.1:9", "--timeout", "0.2"),
+    ("fleet", "metrics"): ("--scheduler", "tcp://127.0.0.1:9", "--timeout", "0.2"),
+    ("fleet", "demo"): ("--hosts", "0"),
 }
 
 

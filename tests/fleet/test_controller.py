@@ -16,19 +16,19 @@ from distributed.system import MEMORY_LIMIT
 
 from migctl.dask import mig
 from migctl.fleet.controller import FleetController
-from migctl.fleet.local_host import LocalHost
+from migctl.fleet.node_host import NodeHost
 from migctl.fleet.policy import Policy
 from migctl.fleet.scheduler_side import TOPIC, InProcessLink
 from migctl.model import Placement
-from tests.fleet.simfleet import RAN, hold, isolated_state, make_host, record
+from tests.fleet.simfleet import RAN, hold, make_host, record
 
 pytestmark = pytest.mark.timeout(120)
 SEVEN_ONES = ["1g.10gb"] * 7
 FAST = Policy(cycle_s=0.05, drain_deadline_s=20, pending_deadline_s=30, stop_grace_s=2)
 
 
-async def start_workers(host: LocalHost, address: str) -> None:
-    for device in host.inventory().devices:
+async def start_workers(host: NodeHost, address: str) -> None:
+    for device in (await host.inventory()).devices:
         if not device.busy:
             await host.start_worker(device, address)
 
@@ -43,7 +43,7 @@ async def run_until(controller: FleetController, done: object, cycles: int = 200
     raise AssertionError(f"not done after {cycles} cycles: {list(controller.decisions)}")
 
 
-async def stop_all(host: LocalHost) -> None:
+async def stop_all(host: NodeHost) -> None:
     for name in host.worker_names():
         await host.stop_worker(name, 2)
 
@@ -51,11 +51,13 @@ async def stop_all(host: LocalHost) -> None:
 def test_a_waiting_3g_task_gets_idle_1g_slices_reshaped_around_a_busy_one(tmp_path: Path) -> None:
     async def scenario() -> None:
         host = make_host(tmp_path, "host-a", SEVEN_ONES)
-        busy = host.inventory().device_at(0, Placement(1, 1))
+        busy = (await host.inventory()).device_at(0, Placement(1, 1))
         assert busy is not None
         hold(host, busy.uuid)
         async with Scheduler(host="127.0.0.1", port=0, dashboard=False) as scheduler:
-            controller = FleetController([host], InProcessLink(scheduler), scheduler.address, FAST)
+            controller = FleetController(
+                [host], InProcessLink(scheduler), scheduler.address, FAST, standby=False
+            )
             try:
                 await start_workers(host, scheduler.address)
                 async with Client(scheduler.address, asynchronous=True) as client:
@@ -71,7 +73,7 @@ def test_a_waiting_3g_task_gets_idle_1g_slices_reshaped_around_a_busy_one(tmp_pa
                 await stop_all(host)
         kinds = [message["kind"] for _, message in events]
         assert kinds[:1] == ["reshape-planned"] and "reshaped" in kinds
-        inventory = host.inventory()
+        inventory = await host.inventory()
         after = inventory.device_at(0, Placement(1, 1))
         assert after is not None and after.uuid == busy.uuid and after.gi_id == busy.gi_id
         profiles = sorted((d.profile, d.placement.start) for d in inventory.devices)
@@ -79,10 +81,9 @@ def test_a_waiting_3g_task_gets_idle_1g_slices_reshaped_around_a_busy_one(tmp_pa
         assert len([p for p in profiles if p[0] == "1g.10gb"]) == 4
         assert controller.reshapes_done == 1
 
-    with isolated_state(tmp_path):
-        RAN.clear()
-        asyncio.run(scenario())
-        assert [label for label, _ in RAN] == ["big"]
+    RAN.clear()
+    asyncio.run(scenario())
+    assert [label for label, _ in RAN] == ["big"]
 
 
 def test_a_drain_waits_for_the_running_task_and_never_runs_it_twice(tmp_path: Path) -> None:
@@ -91,7 +92,9 @@ def test_a_drain_waits_for_the_running_task_and_never_runs_it_twice(tmp_path: Pa
     async def scenario() -> None:
         host = make_host(tmp_path, "host-b", ["4g.40gb", "3g.40gb"])
         async with Scheduler(host="127.0.0.1", port=0, dashboard=False) as scheduler:
-            controller = FleetController([host], InProcessLink(scheduler), scheduler.address, FAST)
+            controller = FleetController(
+                [host], InProcessLink(scheduler), scheduler.address, FAST, standby=False
+            )
             try:
                 await start_workers(host, scheduler.address)
                 async with Client(scheduler.address, asynchronous=True) as client:
@@ -106,10 +109,9 @@ def test_a_drain_waits_for_the_running_task_and_never_runs_it_twice(tmp_path: Pa
         kinds = [m["kind"] for m in controller.decisions]
         assert "drained" in kinds and "reshaped" in kinds
 
-    with isolated_state(tmp_path):
-        RAN.clear()
-        asyncio.run(scenario())
-        assert sorted(label for label, _ in RAN) == ["slow", "two"]
+    RAN.clear()
+    asyncio.run(scenario())
+    assert sorted(label for label, _ in RAN) == ["slow", "two"]
 
 
 def test_results_with_nowhere_to_go_pin_their_worker_instead_of_looping(tmp_path: Path) -> None:
@@ -122,7 +124,7 @@ def test_results_with_nowhere_to_go_pin_their_worker_instead_of_looping(tmp_path
         host = make_host(tmp_path, "host-c", SEVEN_ONES)
         async with Scheduler(host="127.0.0.1", port=0, dashboard=False) as scheduler:
             controller = FleetController(
-                [host], InProcessLink(scheduler), scheduler.address, policy
+                [host], InProcessLink(scheduler), scheduler.address, policy, standby=False
             )
             try:
                 await start_workers(host, scheduler.address)
@@ -146,8 +148,7 @@ def test_results_with_nowhere_to_go_pin_their_worker_instead_of_looping(tmp_path
                 await stop_all(host)
         return [m["kind"] for m in controller.decisions]
 
-    with isolated_state(tmp_path):
-        RAN.clear()
-        kinds = asyncio.run(scenario())
-        assert kinds.count("reshaped") == 1
-        assert sorted(label for label, _ in RAN) == ["small", "whole"]
+    RAN.clear()
+    kinds = asyncio.run(scenario())
+    assert kinds.count("reshaped") == 1
+    assert sorted(label for label, _ in RAN) == ["small", "whole"]

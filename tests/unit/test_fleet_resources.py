@@ -70,8 +70,17 @@ def test_a_worker_offers_its_instance_never_the_whole_gpu() -> None:
 def test_worker_command_runs_dask_under_migctl_run_on_the_device() -> None:
     assert ONE_G is not None
     argv = worker_command("tcp://127.0.0.1:8786", "MIG-abc", ONE_G, "h:MIG-abc")
-    assert argv[:6] == ["migctl", "run", "--device", "MIG-abc", "--quiet", "--"]
-    assert argv[6:9] == ["dask", "worker", "tcp://127.0.0.1:8786"]
+    assert argv[:8] == [
+        "migctl",
+        "run",
+        "--device",
+        "MIG-abc",
+        "--job",
+        "h:MIG-abc",
+        "--quiet",
+        "--",
+    ]
+    assert argv[8:11] == ["dask", "worker", "tcp://127.0.0.1:8786"]  # the lease's job: the worker
     assert argv[argv.index("--nthreads") + 1] == "1" and "--no-nanny" in argv
     assert argv[argv.index("--resources") + 1] == resources_text(worker_resources(ONE_G))
     assert argv[argv.index("--memory-limit") + 1] == str(9984 * 1024 * 1024)

@@ -59,6 +59,7 @@ SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("gpus", "register_metrics", ("metrics",)),
     ("catalog_cmd", "app", ("catalog",)),
     ("sim_cmd", "app", ("sim",)),
+    ("fleet_cmd", "app", ("fleet",)),
 )
 __all__ = ["SECTIONS", "VALUE_OPTIONS", "build_app", "build_command", "run", "verb_of"]
 

@@ -3,74 +3,57 @@
 Why this exists: Dask knows which tasks wait for which MIG size; the hosts know which
 slices exist and which are busy; nobody else turns one into the other. Each ``cycle``:
 
-1. reads the scheduler (``scheduler_side.read_snapshot``) and every host's inventory;
-2. advances pending reshapes: a drain finishes when the worker executes nothing (asked
-   of the worker) and is then retired for good (``remove=True``, results moved off
-   first) and its process group stopped; past ``drain_deadline_s`` the drain is aborted
-   and the workers reopened (nothing running is ever killed); a drained GPU is reshaped
-   by its host (``Host.apply``: busy instances are never destroyed), then workers start
-   on the new devices;
+1. reads the scheduler (``scheduler_side.read_snapshot``) and every host's inventory (a host
+   that cannot answer is left out of this cycle: nothing is planned or started on it);
+2. advances pending reshapes (``fleet.reshapes``): two-phase drains, the host's reshape
+   (``Host.apply``: busy instances are never destroyed), workers on the new devices;
 3. takes the demand (unrunnable GPU tasks and the backlog waiting on workers) minus the
    supply that pending reshapes will bring (so one demand is acted on once, until its
    reshape's ``pending_deadline_s`` passes);
-4. plans the fleet (``planner.fleet``): GPUs with a reshape in flight are left out, an
-   instance is busy when its worker has tasks or someone else holds it;
+4. plans the fleet (``planner.fleet``): GPUs with a reshape in flight, or whose reshape failed
+   within ``retry_backoff_s``, are left out; an instance is busy when its worker has tasks or
+   someone else holds it;
 5. within the budgets (``policy.Budget``), starts workers on idle instances that serve
-   demand as they are, and starts the first drain phase (``retire_workers(
-   close_workers=False, remove=False)``) of each accepted reshape.
+   demand as they are, and starts the first drain phase of each accepted reshape;
+6. keeps one worker on every idle MIG device that has none (``standby``): a fresh fleet, a
+   worker that died, a rebuilt scheduler. A device whose worker failed or died waits
+   ``restart_backoff_s`` before the next start.
 
 Every decision is published as a Dask event (topic ``migctl-fleet``) and kept in
-``decisions`` (the last 1000) for metrics and the dashboard. Imported by ``fleet.plugin``.
+``decisions`` (the last 1000) for the fleet view and metrics. Imported by ``fleet.plugin``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from migctl.errors import MigctlError
 from migctl.fleet.host import Host, HostInventory
-from migctl.fleet.policy import Budget, Policy
+from migctl.fleet.policy import Policy
+from migctl.fleet.reshapes import Reshape, Reshapes
 from migctl.fleet.resources import RestrictionKey, demands_of
-from migctl.fleet.scheduler_side import (
-    SchedulerLink,
-    Snapshot,
-    executing_count,
-    publish,
-    read_snapshot,
-    reopen,
-    retire,
-)
+from migctl.fleet.scheduler_side import SchedulerLink, Snapshot, read_snapshot
 from migctl.planner.fleet import FleetGpu, FleetInstance, GpuTarget, plan_fleet
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Reshape:
-    """One GPU on its way to a target (or idle instances getting workers, ``gpu`` None)."""
+class Directory(Protocol):
+    """Where the hosts come from each cycle (the node agents), and what they reported."""
 
-    ident: int
-    host: str
-    gpu: int | None
-    target: GpuTarget | None
-    supply: Counter[RestrictionKey]  # the demand it will serve
-    deadline: float
-    started: float
-    drain: dict[str, str] = field(default_factory=dict)  # worker address -> name, to drain
-    phase: str = "draining"  # draining -> reshaping -> starting -> done | aborted
-    workers: list[str] = field(default_factory=list)  # names of the workers it starts
-    start_at: list[tuple[int, Any]] = field(default_factory=list)  # (gpu, placement)
+    async def __call__(self) -> Sequence[Host]: ...
+
+    def take_events(self) -> list[tuple[str, dict[str, Any]]]: ...
 
 
-class FleetController:
-    """See the module docstring. ``hosts`` by name; ``clock`` is monotonic seconds."""
+class FleetController(Reshapes):
+    """See the module docstring. ``hosts``: fixed hosts, or ``directory`` (agents) each cycle;
+    ``clock`` is monotonic seconds."""
 
     def __init__(
         self,
@@ -79,42 +62,72 @@ class FleetController:
         scheduler_address: str,
         policy: Policy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        directory: Directory | None = None,
+        standby: bool = True,
     ) -> None:
-        self.hosts = {h.name: h for h in hosts}
-        self.link = link
-        self.scheduler_address = scheduler_address
-        self.policy = policy or Policy()
-        self.clock = clock
-        self.budget = Budget(self.policy)
-        self.pending: dict[int, Reshape] = {}
-        self.decisions: deque[dict[str, Any]] = deque(maxlen=1000)
-        self.reshapes_done = 0
-        self.pinned: dict[str, float] = {}  # worker name -> until: its drain failed lately
-        self._ids = itertools.count(1)
-
-    async def decide(self, kind: str, **detail: Any) -> None:
-        message = {"kind": kind, "at": time.time(), **detail}
-        self.decisions.append(message)
-        log.info("fleet: %s %s", kind, detail)
-        await self.link.call(publish, message)
+        super().__init__(link, scheduler_address, policy or Policy(), clock)
+        self.hosts: dict[str, Host] = {h.name: h for h in hosts}
+        self.directory = directory
+        self.standby = standby
+        self.last_plan: dict[str, object] = {}
+        self.cycles = 0
+        self.last_cycle_s = 0.0
 
     async def cycle(self) -> None:
+        started = time.perf_counter()
+        if self.directory is not None:
+            self.hosts = {h.name: h for h in await self.directory()}
+            await self._events(self.directory.take_events())
         snapshot: Snapshot = await self.link.call(read_snapshot)
-        inventories = {
-            n: await asyncio.to_thread(h.inventory) for n, h in sorted(self.hosts.items())
-        }
+        self.inventories = await self._read_hosts()
         for reshape in sorted(self.pending.values(), key=lambda r: r.ident):
-            await self._advance(reshape, snapshot)
-        self._forget(snapshot)
+            await self.advance(reshape, snapshot)
+        self.forget(snapshot)
+        await self._plan_and_act(snapshot)
+        if self.standby:
+            await self._standby()
+        self.cycles += 1
+        self.last_cycle_s = time.perf_counter() - started
+
+    async def _events(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """What the agents saw: a worker that died waits ``restart_backoff_s`` before the next."""
+        for host, event in events:
+            detail = dict(event.get("detail") or {})
+            if event.get("kind") == "worker-died" and isinstance(detail.get("uuid"), str):
+                self.backoff[str(detail["uuid"])] = self.clock() + self.policy.restart_backoff_s
+            detail.pop("host", None)
+            await self.decide(str(event.get("kind", "agent-event")), host=host, **detail)
+
+    async def _read_hosts(self) -> dict[str, HostInventory]:
+        found: dict[str, HostInventory] = {}
+        for name, host in sorted(self.hosts.items()):
+            try:
+                found[name] = await host.inventory()
+            except (MigctlError, OSError) as error:
+                log.warning("fleet: host %s gave no inventory: %s", name, error)
+        return found
+
+    async def _plan_and_act(self, snapshot: Snapshot) -> None:
         keys, demands = demands_of(self._unserved(snapshot))
         if not demands:
             return
-        gpus = self._fleet_gpus(snapshot, inventories)
+        gpus = self._fleet_gpus(snapshot)
+        if not gpus:
+            return
         plan = await asyncio.to_thread(
             plan_fleet, gpus, demands, time_limit_s=self.policy.plan_time_limit_s
         )
+        self.last_plan = plan.to_dict(include_timing=True)
         for target in plan.targets:
-            await self._act(target, keys, snapshot, inventories[target.host])
+            await self._act(target, keys, snapshot, self.inventories[target.host])
+            if target.changed and (mine := self._latest(target)) is not None:
+                mine.times["plan"] = plan.solve_time_s
+
+    def _latest(self, target: GpuTarget) -> Reshape | None:
+        """The reshape just begun for ``target`` (None if it was deferred)."""
+        found = [r for r in self.pending.values() if (r.host, r.gpu) == (target.host, target.index)]
+        return max(found, key=lambda r: r.ident) if found else None
 
     # demand and fleet state ------------------------------------------------------------
 
@@ -131,15 +144,14 @@ class FleetController:
                 unserved.append(dict(key))
         return unserved
 
-    def _fleet_gpus(
-        self, snapshot: Snapshot, inventories: dict[str, HostInventory]
-    ) -> list[FleetGpu]:
+    def _fleet_gpus(self, snapshot: Snapshot) -> list[FleetGpu]:
         views = {w.name: w for w in snapshot.workers}
         moving = {(r.host, r.gpu) for r in self.pending.values()}
+        now = self.clock()
         gpus = []
-        for name, inventory in inventories.items():
+        for name, inventory in self.inventories.items():
             for gpu in inventory.gpus:
-                if (name, gpu.index) in moving:
+                if (name, gpu.index) in moving or self.failed.get((name, gpu.index), 0) > now:
                     continue
                 instances = []
                 for instance in gpu.instances:
@@ -148,7 +160,7 @@ class FleetController:
                     if device is not None and device.worker is not None:
                         view = views.get(device.worker)
                         busy = view is None or view.processing > 0 or view.status != "running"
-                        busy = busy or self.pinned.get(device.worker, 0.0) > self.clock()
+                        busy = busy or self.pinned.get(device.worker, 0.0) > now
                     instances.append(
                         FleetInstance(instance.profile, instance.placement, busy, instance.gi_id)
                     )
@@ -166,14 +178,13 @@ class FleetController:
     ) -> None:
         now = self.clock()
         supply: Counter[RestrictionKey] = Counter(keys[n.demand] for n in target.created)
-        idle = [(i, d) for i, d in target.serves]
         starts = [
             (target.index, i.placement)
-            for i, _ in idle
+            for i, _ in target.serves
             if (dev := inventory.device_at(target.index, i.placement)) is not None
             and dev.worker is None
         ]
-        supply.update(keys[d] for i, d in idle if (target.index, i.placement) in starts)
+        supply.update(keys[d] for i, d in target.serves if (target.index, i.placement) in starts)
         if target.changed:
             in_flight = Counter(r.host for r in self.pending.values() if r.gpu is not None)
             refusal = self.budget.refusal(target.host, now, dict(in_flight))
@@ -195,147 +206,25 @@ class FleetController:
         self.pending[reshape.ident] = reshape
         if not target.changed:
             reshape.phase = "starting"
-            await self._start_workers(reshape, inventory)
+            await self.start_workers(reshape, inventory)
             return
         self.budget.record(target.host, now)
-        await self._begin_drain(reshape, target, snapshot, inventory)
+        await self.begin_drain(reshape, target, snapshot, inventory)
 
-    async def _begin_drain(
-        self, reshape: Reshape, target: GpuTarget, snapshot: Snapshot, inventory: HostInventory
-    ) -> None:
-        by_name = {w.name: w.address for w in snapshot.workers}
-        for instance in target.destroyed:
-            device = inventory.device_at(target.index, instance.placement)
-            if device is not None and device.worker is not None and device.worker in by_name:
-                reshape.drain[by_name[device.worker]] = device.worker
-        reshape.start_at += [(target.index, n.placement) for n in target.created]
-        await self.decide(
-            "reshape-planned",
-            reshape=reshape.ident,
-            host=target.host,
-            gpu=target.index,
-            destroy=[f"{i.profile}@{i.placement}" for i in target.destroyed],
-            create=[f"{n.profile}@{n.placement}" for n in target.created],
-            drain=sorted(reshape.drain.values()),
-        )
-        if reshape.drain:
-            await self._retire(sorted(reshape.drain), close=False, remove=False)
-
-    async def _retire(self, addresses: list[str], *, close: bool, remove: bool) -> list[str]:
-        try:
-            done: list[str] = await asyncio.wait_for(
-                self.link.call(retire, addresses, close, remove), self.policy.retire_timeout_s
-            )
-        except TimeoutError:
-            return []
-        return done
-
-    # advancing pending reshapes ------------------------------------------------------------
-
-    async def _advance(self, reshape: Reshape, snapshot: Snapshot) -> None:
-        if reshape.phase == "draining":
-            await self._drain(reshape, snapshot)
-        if reshape.phase == "reshaping":
-            await self._reshape(reshape)
-
-    async def _drain(self, reshape: Reshape, snapshot: Snapshot) -> None:
-        host = self.hosts[reshape.host]
-        stuck = ""
-        for address, name in sorted(reshape.drain.items()):
-            running = await self.link.call(executing_count, address)
-            if running != 0:
+    async def _standby(self) -> None:
+        """A worker on every idle device without one (not on GPUs being reshaped, nor on one
+        whose reshape failed within ``retry_backoff_s``: it is about to be retried)."""
+        moving = {(r.host, r.gpu) for r in self.pending.values()}
+        now = self.clock()
+        for name, inventory in sorted(self.inventories.items()):
+            host = self.hosts.get(name)
+            if host is None:
                 continue
-            if address in {w.address for w in snapshot.workers}:
-                retired = await self._retire([address], close=True, remove=True)
-                if address not in retired:
-                    stuck = stuck or _nowhere(snapshot, reshape, address)
+            for device in inventory.devices:
+                if device.busy or device.worker is not None or (name, device.gpu) in moving:
                     continue
-            await host.stop_worker(name, self.policy.stop_grace_s)
-            del reshape.drain[address]
-            await self.decide("drained", reshape=reshape.ident, worker=name)
-        if not reshape.drain:
-            reshape.phase = "reshaping"
-        elif stuck or self.clock() > reshape.started + self.policy.drain_deadline_s:
-            await self._abort(reshape, stuck or "running tasks outlived the drain deadline")
-
-    async def _abort(self, reshape: Reshape, reason: str) -> None:
-        """Reopen the workers still draining and pin them for a while (no drain loops)."""
-        for address, name in sorted(reshape.drain.items()):
-            await self.link.call(reopen, address)
-            self.pinned[name] = self.clock() + self.policy.pending_deadline_s
-        reshape.phase = "aborted"
-        await self.decide(
-            "drain-aborted",
-            reshape=reshape.ident,
-            host=reshape.host,
-            workers=sorted(reshape.drain.values()),
-            reason=reason,
-        )
-
-    async def _reshape(self, reshape: Reshape) -> None:
-        assert reshape.target is not None and reshape.gpu is not None
-        host = self.hosts[reshape.host]
-        try:
-            inventory = await asyncio.to_thread(host.apply, {reshape.gpu: reshape.target})
-        except MigctlError as error:
-            reshape.phase = "aborted"
-            await self.decide(
-                "reshape-failed",
-                reshape=reshape.ident,
-                host=reshape.host,
-                gpu=reshape.gpu,
-                error=error.message,
-            )
-            return
-        self.reshapes_done += 1
-        await self.decide("reshaped", reshape=reshape.ident, host=reshape.host, gpu=reshape.gpu)
-        reshape.phase = "starting"
-        await self._start_workers(reshape, inventory)
-
-    async def _start_workers(self, reshape: Reshape, inventory: HostInventory) -> None:
-        host = self.hosts[reshape.host]
-        for gpu, placement in reshape.start_at:
-            device = inventory.device_at(gpu, placement)
-            if device is None or device.worker is not None:
-                continue
-            try:
-                name = await host.start_worker(device, self.scheduler_address)
-            except MigctlError as error:
-                await self.decide(
-                    "worker-failed", reshape=reshape.ident, device=device.uuid, error=error.message
-                )
-                continue
-            reshape.workers.append(name)
-            await self.decide(
-                "worker-started",
-                reshape=reshape.ident,
-                host=reshape.host,
-                worker=name,
-                profile=device.profile,
-            )
-
-    def _forget(self, snapshot: Snapshot) -> None:
-        now = self.clock()
-        self.pinned = {name: until for name, until in self.pinned.items() if until > now}
-        self._forget_reshapes(snapshot)
-
-    def _forget_reshapes(self, snapshot: Snapshot) -> None:
-        """Drop reshapes that ended: aborted, workers registered, or past their deadline."""
-        seen = {w.name for w in snapshot.workers}
-        now = self.clock()
-        for ident, reshape in list(self.pending.items()):
-            registered = reshape.phase == "starting" and set(reshape.workers) <= seen
-            expired = now > reshape.deadline and reshape.phase != "draining"
-            if reshape.phase == "aborted" or registered or expired:
-                del self.pending[ident]
-
-
-def _nowhere(snapshot: Snapshot, reshape: Reshape, address: str) -> str:
-    """Why ``address`` cannot be retired for good, if its results have nowhere to go."""
-    view = next((w for w in snapshot.workers if w.address == address), None)
-    others = [
-        w for w in snapshot.workers if w.status == "running" and w.address not in reshape.drain
-    ]
-    if view is not None and view.holds and not others:
-        return f"{view.name} holds {view.holds} result(s) and no other worker can take them"
-    return ""
+                if self.failed.get((name, device.gpu), 0.0) > now:
+                    continue  # its reshape failed: it is retried soon, no workers meanwhile
+                if self.backoff.get(device.uuid, 0.0) > now:
+                    continue
+                await self.start_one(host, device, reshape=None)

@@ -1,18 +1,19 @@
 """What the fleet controller needs from one host: a narrow protocol and its values.
 
-Why this exists: the controller must drive a simulated host in a test, a local machine,
-and (later) a remote host through the daemon's REST API the same way. This is all it
-asks; the ``Node`` API (``LocalNode`` / ``RemoteNode``) is meant to provide it:
+Why this exists: the controller drives a simulated host in a test, a host's agent over Dask's
+comms, and a host it opened itself the same way. This is all it asks:
 
-* ``inventory()``: every MIG-enabled GPU with its instances (placements, busy or not),
-  the MIG device of each instance, and which fleet worker holds it;
+* ``inventory()``: every MIG-enabled GPU with its instances (placements, busy or not), the
+  MIG device of each instance, and which fleet worker holds it;
 * ``apply(targets)``: make the listed GPUs match their targets, never destroying a busy
-  instance (a busy one in the way is an error, nothing is forced); returns the devices
-  the GPUs then hold;
-* ``start_worker(device, scheduler)`` / ``stop_worker(name, grace_s)``: one Dask worker
-  per MIG device, holding the device's lease; stopping ends its whole process group.
+  instance (a busy one in the way is an error, nothing is forced); returns the devices the
+  GPUs then hold;
+* ``start_worker(device, scheduler)`` / ``stop_worker(name, grace_s)``: one Dask worker per
+  MIG device, holding the device's lease; stopping ends its whole process group.
 
-Values only (plus the Protocol); imports the planner's fleet values. Anyone may import it.
+Every call is a coroutine: a host may be a ``Node`` in this process (``fleet.node_host``) or an
+agent on another machine (``fleet.agent_host``). Values only (plus the Protocol); imports the
+planner's fleet values. Anyone may import it.
 """
 
 from __future__ import annotations
@@ -39,10 +40,22 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A fleet worker a host runs: its name, device, process (None in-process) and start."""
+
+    name: str
+    uuid: str
+    pid: int | None
+    started_at: float  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
 class HostInventory:
     host: str
     gpus: tuple[FleetGpu, ...]  # MIG-enabled GPUs; an instance is busy as ``Device.busy``
     devices: tuple[Device, ...]
+    workers: tuple[WorkerRecord, ...] = ()
+    description: str = ""  # the node's own words (``simulated ...``, ``the daemon at ...``)
 
     def device_at(self, gpu: int, placement: Placement) -> Device | None:
         return next((d for d in self.devices if d.gpu == gpu and d.placement == placement), None)
@@ -54,9 +67,9 @@ class Host(Protocol):
     @property
     def name(self) -> str: ...
 
-    def inventory(self) -> HostInventory: ...
+    async def inventory(self) -> HostInventory: ...
 
-    def apply(self, targets: Mapping[int, GpuTarget]) -> HostInventory: ...
+    async def apply(self, targets: Mapping[int, GpuTarget]) -> HostInventory: ...
 
     async def start_worker(self, device: Device, scheduler: str) -> str: ...
 

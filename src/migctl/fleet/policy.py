@@ -10,6 +10,7 @@ a sliding hour. Pure; imported by ``fleet.controller``.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 from migctl.errors import InvalidInputError
@@ -25,10 +26,45 @@ class Policy:
     retire_timeout_s: float = 60.0  # one retire_workers call (moving results off) at most
     stop_grace_s: float = 10.0  # SIGTERM to SIGKILL for a worker's process group
     plan_time_limit_s: float = 5.0
+    retry_backoff_s: float = 10.0  # a GPU whose reshape failed is left alone this long
+    restart_backoff_s: float = 10.0  # a device whose worker failed or died waits this long
     per_host_in_flight: int = 1  # reshapes in progress on one host
     fleet_in_flight: int = 16
     per_host_per_hour: int = 60
     fleet_per_hour: int = 1000
+
+    @classmethod
+    def parse(cls, settings: Sequence[str]) -> Policy:
+        """A policy from ``NAME=VALUE`` texts (``cycle_s=1``); the rest default."""
+        known = {item.name: item for item in fields(cls)}
+        values: dict[str, float] = {}
+        for text in settings:
+            name, sep, raw = text.partition("=")
+            if not sep or name.strip() not in known:
+                raise InvalidInputError(
+                    f"fleet policy setting {text!r} is not NAME=VALUE with a known NAME",
+                    hint="names: " + ", ".join(sorted(known)),
+                )
+            try:
+                number = float(raw)
+            except ValueError:
+                raise InvalidInputError(
+                    f"fleet policy {name} must be a number, not {raw!r}",
+                    hint=f"e.g. {name}={getattr(cls, name, 1)}",
+                ) from None
+            values[name.strip()] = (
+                int(number) if known[name.strip()].type in (int, "int") else number
+            )
+        return cls(**values)  # type: ignore[arg-type]
+
+    def settings(self) -> list[str]:
+        """The ``NAME=VALUE`` texts of the settings that differ from the defaults."""
+        default = type(self)()
+        return [
+            f"{item.name}={getattr(self, item.name)}"
+            for item in fields(self)
+            if getattr(self, item.name) != getattr(default, item.name)
+        ]
 
     def __post_init__(self) -> None:
         for item in fields(self):

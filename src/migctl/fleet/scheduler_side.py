@@ -132,6 +132,9 @@ def publish(message: dict[str, Any], dask_scheduler: Any) -> None:
 class SchedulerLink(Protocol):
     async def call(self, function: Any, *args: Any) -> Any: ...
 
+    @property
+    def broken(self) -> bool: ...
+
 
 @dataclass
 class InProcessLink:
@@ -143,6 +146,10 @@ class InProcessLink:
         result = function(*args, dask_scheduler=self.scheduler)
         return await result if inspect.isawaitable(result) else result
 
+    @property
+    def broken(self) -> bool:
+        return False
+
 
 @dataclass
 class ClientLink:
@@ -152,3 +159,8 @@ class ClientLink:
 
     async def call(self, function: Any, *args: Any) -> Any:
         return await self.client.run_on_scheduler(function, *args)
+
+    @property
+    def broken(self) -> bool:
+        """The client gave up on the scheduler (it is closed): start over with a new one."""
+        return str(self.client.status) in ("closing", "closed")

@@ -2,15 +2,15 @@
 
 Why this exists: each MIG device gets exactly one Dask worker, one thread, the device's
 resources and a memory limit from the instance (``fleet.resources``). A real worker runs
-as ``migctl run --device MIG-<uuid> -- dask worker SCHED --nthreads 1 --no-nanny
---resources ... --memory-limit BYTES --name NAME``, so it holds the device's lease and
+as ``migctl run --device MIG-<uuid> --job NAME -- dask worker SCHED --nthreads 1
+--no-nanny --resources ... --memory-limit BYTES --name NAME``, so it holds the device's lease and
 sees ``CUDA_VISIBLE_DEVICES=MIG-<uuid>``; it starts in its own process group, and
 stopping it signals the whole group (SIGTERM, then SIGKILL after a grace period): stopping
 the ``migctl run`` parent alone would leave the worker orphaned on the device. No nanny:
 a worker that dies is not restarted behind the controller's back, and its lease ends.
 
 ``InProcessWorker`` runs the same worker inside this process (tests, simulated fleets);
-it takes the device's lease itself for the same effect. Imported by ``fleet.local_host``.
+its host takes the device's lease for it. Imported by ``fleet.launch``.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def worker_command(
         "run",
         "--device",
         uuid,
+        "--job",
+        name,
         "--quiet",
         "--",
         *dask,
@@ -65,6 +67,8 @@ def worker_command(
 
 class WorkerHandle(Protocol):
     async def stop(self, grace_s: float) -> None: ...
+
+    def exited(self) -> bool: ...
 
 
 @dataclass
@@ -89,6 +93,9 @@ class WorkerProcess:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def exited(self) -> bool:
+        return self.process.poll() is not None
 
     async def stop(self, grace_s: float) -> None:
         """SIGTERM to the group, SIGKILL to it after ``grace_s``; then reap the leader."""
@@ -133,6 +140,41 @@ class InProcessWorker:
 
     async def stop(self, grace_s: float) -> None:
         await asyncio.wait_for(self.worker.close(), timeout=max(grace_s, 1.0) + 5.0)
+
+    def exited(self) -> bool:
+        return False
+
+
+@dataclass
+class AdoptedGroup:
+    """A worker started by an earlier agent of this host (it died; the worker lived on): its
+    process group, known from the lease's holder. Not our child: watched by its pid."""
+
+    pgid: int
+    pid: int  # the lease's holder (the dask worker)
+
+    def exited(self) -> bool:
+        return not process_exists(self.pid)
+
+    async def stop(self, grace_s: float) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while process_exists(self.pid) and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pgid, signal.SIGKILL)
+
+
+def process_exists(pid: int) -> bool:
+    """Is there a process ``pid`` (ours to signal or not)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def python_module_argv(module: str) -> list[str]:
