@@ -49,7 +49,8 @@ def migctl(
 ) -> subprocess.CompletedProcess[str]:
     """The CLI in a fresh process (no MIGCTL_* from this one)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("MIGCTL_")}
-    base["PYTHONPATH"] = str(ROOT) + os.pathsep + str(SRC)
+    inherited = [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
+    base["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(SRC), *inherited])  # deps found too
     return subprocess.run(
         [sys.executable, "-m", "migctl", *args],
         env={**base, **(env or {})},
