@@ -16,8 +16,9 @@ sim               ``MIGCTL_SIM``      none: the real driver
 read_only         ``MIGCTL_READ_ONLY``  off
 state_dir         ``MIGCTL_STATE_DIR``  root: ``/var/lib/migctl``; else
                                       ``$XDG_STATE_HOME/migctl`` (``~/.local/state/migctl``)
-lease_db          ``MIGCTL_LEASE_DB``   root: ``/var/lib/migctl/leases.db`` when usable;
-                                      else ``<user state>/migctl/leases.db``
+lease_db          ``MIGCTL_LEASE_DB``   ``<state_dir>/leases.db`` when the state directory is
+                                      given; else root: ``/var/lib/migctl/leases.db`` when
+                                      usable; else ``<user state>/migctl/leases.db``
 sim_dir           ``MIGCTL_SIM_DIR``    ``<user state>/migctl/sim``
 cdi_path          ``MIGCTL_CDI_PATH``   ``/etc/cdi/migctl.yaml``
 catalog_files     ``MIGCTL_CATALOG``    none (``os.pathsep`` separated)
@@ -103,9 +104,15 @@ class Settings:
             if env_flag(env, variable):
                 found[name] = True
         found.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        given_state = found.get("state_dir")
+        lease_db = (
+            Path(str(given_state)) / LEASE_DB_NAME  # a state directory given holds it too
+            if given_state is not None
+            else _default_lease_db(root, user_state, system_state_dir)
+        )
         defaults: dict[str, object] = {
             "state_dir": system_state_dir if root else user_state,
-            "lease_db": _default_lease_db(root, user_state, system_state_dir),
+            "lease_db": lease_db,
             "sim_dir": user_state / "sim",
         }
         values = {**defaults, **found}

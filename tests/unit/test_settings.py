@@ -81,3 +81,12 @@ def test_real_hardware_keeps_the_settings() -> None:
 def test_catalog_files_split_on_the_path_separator() -> None:
     found = Settings.from_env({"MIGCTL_CATALOG": "/a.json:/b.json:"}, euid=1000)
     assert found.catalog_files == (Path("/a.json"), Path("/b.json"))
+
+
+@pytest.mark.parametrize("euid", [0, 1000])
+def test_a_given_state_directory_holds_the_lease_database(tmp_path: Path, euid: int) -> None:
+    env = {"MIGCTL_STATE_DIR": str(tmp_path / "state")}
+    found = Settings.from_env(env, euid=euid, system_state_dir=tmp_path / "var")
+    assert found.lease_db == tmp_path / "state" / "leases.db"  # never the system's
+    env["MIGCTL_LEASE_DB"] = str(tmp_path / "other.db")
+    assert Settings.from_env(env, euid=euid).lease_db == tmp_path / "other.db"
