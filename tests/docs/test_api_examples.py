@@ -1,4 +1,4 @@
-"""Every Python example of docs/api.md runs as shown, each in a fresh directory and process.
+"""Every Python example of docs/api.md (and of the README) runs as shown, each in a fresh directory and process.
 
 Why this exists: docs/api.md is where a Python user starts; an example that no longer runs
 teaches the wrong API. Each ```python block is run by a new interpreter (one NVML library per
@@ -20,6 +20,7 @@ from markdown_it import MarkdownIt
 
 ROOT = Path(__file__).resolve().parents[2]
 API = ROOT / "docs" / "api.md"
+README = ROOT / "README.md"
 TIMEOUT_S = 120
 
 
@@ -34,6 +35,7 @@ def python_blocks(path: Path) -> list[tuple[int, str]]:
 
 
 BLOCKS = python_blocks(API)
+EVERY = [(page, line, code) for page in (API, README) for line, code in python_blocks(page)]
 
 
 def test_the_page_has_examples() -> None:
@@ -41,8 +43,10 @@ def test_the_page_has_examples() -> None:
 
 
 @pytest.mark.timeout(TIMEOUT_S + 30)
-@pytest.mark.parametrize(("line", "code"), BLOCKS, ids=[f"api.md:{line}" for line, _ in BLOCKS])
-def test_each_example_runs(tmp_path: Path, line: int, code: str) -> None:
+@pytest.mark.parametrize(
+    ("page", "line", "code"), EVERY, ids=[f"{page.name}:{line}" for page, line, _ in EVERY]
+)
+def test_each_example_runs(tmp_path: Path, page: Path, line: int, code: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MIGCTL_", "XDG_"))}
     env.update(HOME=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
     done = subprocess.run(
@@ -54,4 +58,4 @@ def test_each_example_runs(tmp_path: Path, line: int, code: str) -> None:
         timeout=TIMEOUT_S,
         check=False,
     )
-    assert done.returncode == 0, f"docs/api.md:{line} failed:\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0, f"{page.name}:{line} failed:\n{done.stdout}\n{done.stderr}"
