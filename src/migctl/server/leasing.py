@@ -201,7 +201,7 @@ class LeaseService:
         raise await self._private(principal, error)
 
     async def _attempt(self, body: LeaseRequest, owner: LeaseOwner) -> Lease:
-        return await self.blocking.run(self.grant, body, owner)
+        return await self.blocking.lease(self.grant, body, owner)  # the store's one thread
 
     async def _acquire_soft(
         self,
