@@ -16,7 +16,6 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,21 +24,7 @@ from typing import IO, Any
 from migctl.errors import InUseError, InvalidInputError
 from migctl.files import atomic_write
 
-STATE_DIR_ENV = "MIGCTL_STATE_DIR"
 SCHEMA = 1
-
-
-def state_dir() -> Path:
-    """``$MIGCTL_STATE_DIR``, else /var/lib/migctl for root, else ~/.local/state/migctl."""
-    explicit = os.environ.get(STATE_DIR_ENV)
-    if explicit:
-        return Path(explicit)
-    if os.geteuid() == 0:
-        return Path("/var/lib/migctl")
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return Path(base) / "migctl"
 
 
 @dataclass
@@ -70,10 +55,11 @@ class JournalEntry:
 class Journal:
     """The journal file of one machine, with its apply lock."""
 
-    def __init__(self, machine: str, directory: Path | None = None) -> None:
+    def __init__(self, machine: str, directory: Path) -> None:
+        """``directory``: the machine's state directory (``MachineFiles.journal_dir``)."""
         self.machine = machine
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in machine)
-        base = directory or state_dir()
+        base = directory
         self.path = base / f"journal-{safe}.json"
         self.lock_path = base / f"journal-{safe}.lock"
 

@@ -34,17 +34,13 @@ from migctl.errors import InvalidInputError
 from migctl.files import atomic_write
 from migctl.sim.state import MachineState, parse_state
 
-SIM_DIR_ENV = "MIGCTL_SIM_DIR"
-
 
 def default_sim_dir() -> Path:
-    explicit = os.environ.get(SIM_DIR_ENV)
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return Path(base) / "migctl" / "sim"
+    """The simulator's directory when a caller passes none: the one rule of
+    :class:`~migctl.settings.Settings` (``MIGCTL_SIM_DIR``, else ``<user state>/migctl/sim``)."""
+    from migctl.settings import Settings
+
+    return Settings.from_env(os.environ).sim_dir
 
 
 class StateStore(Protocol):
