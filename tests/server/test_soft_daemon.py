@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,22 @@ def test_docker_args_of_a_soft_lease_through_the_daemon(
             assert flags[-2:] == ["--user", str(os.geteuid())]
         finally:
             node.release(lease.lease_id)
+
+
+def test_the_dashboard_and_metrics_show_a_soft_device_with_its_isolation(
+    daemon: Daemon,
+) -> None:
+    with connect(socket=daemon.socket_path) as node:
+        lease = node.acquire(LeaseRequest(share=50, parent="0", ttl_seconds=600, job="notebook"))
+        try:
+            with daemon.client() as root:
+                feed = root.get("/v1/dashboard").json()
+                metrics = root.get("/metrics").text
+        finally:
+            node.release(lease.lease_id)
+    (soft,) = feed["soft_devices"]
+    assert soft["uuid"] == lease.uuid and soft["isolation"] == "soft"
+    assert soft["share_percent"] == 50 and soft["lease"]["job"] == "notebook"
+    assert f'uuid="{lease.uuid}"' in metrics and 'isolation="soft"' in metrics
+    page = Path(__file__).resolve().parents[2] / "src/migctl/server/static/dashboard.html"
+    assert "no fault isolation" in page.read_text()  # the page says it beside the table

@@ -2,7 +2,8 @@
 
 Why this module exists: the page (``static/dashboard.js``) polls one document every ~2 s and
 redraws: the GPUs with their instances, MIG devices, memory use and leases (the inventory's own
-shapes, ``migctl.schemas.machine.GpuOut``, so the page and the API never disagree), the lease requests waiting in
+shapes, ``migctl.schemas.machine.GpuOut``, so the page and the API never disagree), the soft
+devices (MPS shares, with their isolation: soft), the lease requests waiting in
 the queue (in service order, with priority and, when the daemon repartitions, why each waits),
 and the recent reconfigurations (jobs). One request per poll keeps the daemon's cost
 per open page small and every part of the picture from the same moment.
@@ -21,6 +22,7 @@ from pydantic import BaseModel
 
 from migctl.reports import Inventory
 from migctl.schemas.machine import GpuOut, InventoryOut
+from migctl.schemas.soft import SoftDeviceOut
 from migctl.server.auth import Principal
 from migctl.server.bodies import PrincipalOut
 from migctl.server.jobs import Job
@@ -69,6 +71,7 @@ class DashboardOut(BaseModel):
     backend: str
     you: PrincipalOut
     gpus: list[GpuOut]
+    soft_devices: list[SoftDeviceOut]  # MPS shares, each with its isolation (soft)
     waiting: list[WaitingOut]
     reconfigurations: list[ReconfigurationOut]
 
@@ -134,13 +137,15 @@ def dashboard_out(
     backend: str,
 ) -> DashboardOut:
     """The feed as ``viewer`` may see it."""
+    seen = InventoryOut.of(inventory, viewer=viewer.name, admin=viewer.is_admin)
     return DashboardOut(
         generated_at=time.time(),
         refresh_s=REFRESH_S,
         version=version,
         backend=backend,
         you=PrincipalOut.of(viewer),
-        gpus=InventoryOut.of(inventory, viewer=viewer.name, admin=viewer.is_admin).gpus,
+        gpus=seen.gpus,
+        soft_devices=seen.soft_devices,
         waiting=[waiting_out(n, w, viewer) for n, w in enumerate(waiters, start=1)],
         reconfigurations=[reconfiguration_out(job, viewer) for job in jobs],
     )

@@ -321,6 +321,26 @@ function renderDevices(feed) {
   body.replaceChildren(...rows);
 }
 
+function renderSoft(feed) {
+  const devices = feed.soft_devices || [];
+  document.getElementById("soft").hidden = devices.length === 0;
+  const rows = devices.map((device) => {
+    const row = el("tr");
+    row.dataset.uuid = device.uuid;
+    cell(row, device.gpu_index);
+    cell(row, device.uuid, "uuid");
+    cell(row, `${device.parent_name} ${device.parent_uuid}`, "uuid");
+    cell(row, `${device.share_percent}%`);
+    cell(row, `${gib(device.memory_limit_mib)} GiB`);
+    cell(row, holderOf(device.lease) || "—", "holder");
+    cell(row, device.lease ? `#${device.lease.lease_id}` : "");
+    cell(row, device.server);
+    cell(row, device.isolation, "warning");
+    return row;
+  });
+  document.querySelector("#soft-devices tbody").replaceChildren(...rows);
+}
+
 // -- the loop -----------------------------------------------------------------------------
 
 function render(feed) {
@@ -333,6 +353,7 @@ function render(feed) {
   renderWaiting(feed);
   renderJobs(feed);
   renderDevices(feed);
+  renderSoft(feed);
   document.body.dataset.generatedAt = String(feed.generated_at);
 }
 
