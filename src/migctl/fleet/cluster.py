@@ -219,6 +219,8 @@ class MigCluster:
         ]
         if url is not None:
             argv += ["--node", url]
+        for share in spec.soft_shares if spec is not None else ():
+            argv += ["--soft-share", str(share)]
         self._spawn(f"agent-{name}", argv)
 
     def _check_alive(self) -> None:
