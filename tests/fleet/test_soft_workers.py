@@ -4,11 +4,15 @@ In one process: a scheduler with the controller plugin, an agent over a simulate
 (no MIG) given shares 50,25,25, in-process workers leasing their soft devices through the node.
 Tasks asking ``soft(...)`` run there; they are never MIG demand (nothing is reshaped); the fleet
 view lists the soft devices with isolation soft; every lease and MPS daemon ends afterwards.
+A new agent adopts a soft worker an earlier one left running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -18,9 +22,10 @@ from distributed import Client
 from migctl.cli.main import run
 from migctl.dask import mig, soft
 from migctl.errors import InvalidInputError
+from migctl.fleet.launch import SubprocessLauncher
 from migctl.fleet.node_host import NodeHost, ReopenedNode
 from migctl.fleet.resources import demands_of, is_gpu_request
-from migctl.fleet.soft_workers import check_soft_shares
+from migctl.fleet.soft_workers import check_soft_shares, soft_lease_request, soft_worker_name
 from migctl.fleet.workers import SoftWorkerShare, soft_worker_command
 from migctl.node.open import open_node
 from migctl.schemas.fleet import FleetStatusOut
@@ -122,3 +127,37 @@ def test_soft_workers_run_soft_tasks_and_are_never_reshaped(
     assert len(rows) == 3 and all("isolation soft" in row for row in rows), shown_text
     assert "soft 50% 23034 MiB" in shown_text.out
     assert "isolation soft: soft devices share their parent" in shown_text.out
+
+
+def test_a_new_agent_adopts_a_soft_worker_left_running_and_stops_its_group(
+    tmp_path: Path,
+) -> None:
+    """An earlier agent died; its soft worker (here a sleeping process holding the share's lease
+    under the worker's name) is taken over, not started twice, and stopped by its group."""
+    host, path = soft_host(tmp_path, "soft-b", (50,))
+    host.launcher = SubprocessLauncher(migctl=("true",), log_dir=tmp_path)  # would start nothing
+    orphan = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
+    )
+    try:
+        with open_node(sim=str(path)) as node:
+            gpu = node.inventory().gpus[0].info
+            name = soft_worker_name("soft-b", gpu.uuid, 0)
+            share = SoftWorkerShare(0, gpu.uuid, 50, L40S_MIB // 2)
+            node.acquire(soft_lease_request(share, name, orphan.pid))
+
+        async def scenario() -> tuple[list[str], list[str]]:
+            adopted = await host.adopt()
+            started, failed = await host.ensure_soft_workers("tcp://127.0.0.1:9", 0.0)
+            assert failed == [] and host.worker_names() == [name]
+            await host.stop_worker(name, 5)
+            return adopted, started
+
+        adopted, started = asyncio.run(scenario())
+        assert adopted == [name] and started == []  # not started a second time
+        assert orphan.wait(10) == -signal.SIGTERM  # its group was stopped
+    finally:
+        orphan.kill()
+        orphan.wait()
+        with open_node(sim=str(path)) as node:
+            end_daemons(node)

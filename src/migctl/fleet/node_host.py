@@ -36,6 +36,7 @@ from migctl.fleet.soft_workers import (
     check_soft_shares,
     is_soft_worker_name,
     soft_devices,
+    soft_lease_request,
     wanted_shares,
 )
 from migctl.fleet.workers import AdoptedGroup, SoftWorkerShare
@@ -219,7 +220,8 @@ class NodeHost:
     async def _start_soft(self, name: str, share: SoftWorkerShare, scheduler: str) -> None:
         lease = None
         if isinstance(self.launcher, InProcessLauncher):
-            lease = await self._call(lambda node: _soft_lease_for(node, share, name))
+            request = soft_lease_request(share, name, os.getpid())
+            lease = await self._call(lambda node: node.acquire(request).lease_id)
         try:
             started = await self.launcher.start_soft(self._node_for_env(), scheduler, share, name)
         except BaseException:
@@ -311,19 +313,6 @@ def _lease_for(node: Node, uuid: str, name: str) -> int:
     from migctl.schemas.leases import LeaseRequest
 
     return node.acquire(LeaseRequest(uuid=uuid, job=name, pid=os.getpid())).lease_id
-
-
-def _soft_lease_for(node: Node, share: SoftWorkerShare, name: str) -> int:
-    from migctl.schemas.leases import LeaseRequest
-
-    request = LeaseRequest(
-        share=share.percent,
-        parent=share.parent_uuid,
-        memory_mib=share.memory_mib,
-        job=name,
-        pid=os.getpid(),
-    )
-    return node.acquire(request).lease_id
 
 
 # the inventory, as the controller sees it ----------------------------------------------------

@@ -23,6 +23,7 @@ from migctl.fleet.workers import SoftWorkerShare
 
 if TYPE_CHECKING:
     from migctl.reports import Inventory
+    from migctl.schemas.leases import LeaseRequest
 
 MAX_SHARES = 8  # per GPU: a host's workers stay within the fleet's per-host device bound
 SOFT_TAG = ":soft-"
@@ -88,3 +89,16 @@ def soft_devices(found: Inventory, workers: Mapping[str, str]) -> tuple[SoftDevi
             )
         )
     return tuple(devices)
+
+
+def soft_lease_request(share: SoftWorkerShare, name: str, pid: int) -> LeaseRequest:
+    """The lease an in-process soft worker holds (``migctl run --share`` asks the same)."""
+    from migctl.schemas.leases import LeaseRequest
+
+    return LeaseRequest(
+        share=share.percent,
+        parent=share.parent_uuid,
+        memory_mib=share.memory_mib,
+        job=name,
+        pid=pid,
+    )
