@@ -24,6 +24,7 @@ from migctl.dask import mig, soft
 from migctl.errors import InvalidInputError
 from migctl.fleet.launch import SubprocessLauncher
 from migctl.fleet.node_host import NodeHost, ReopenedNode
+from migctl.fleet.registry import EXTENSION
 from migctl.fleet.resources import demands_of, is_gpu_request
 from migctl.fleet.soft_workers import check_soft_shares, soft_lease_request, soft_worker_name
 from migctl.fleet.workers import SoftWorkerShare, soft_worker_command
@@ -83,7 +84,7 @@ def test_soft_workers_run_soft_tasks_and_are_never_reshaped(
 ) -> None:
     host, path = soft_host(tmp_path, "soft-a", (50, 25, 25))
 
-    async def scenario() -> tuple[dict[str, dict[str, float]], dict[str, int], FleetStatusOut]:
+    async def scenario() -> tuple[dict[str, dict[str, float]], dict[str, int], FleetStatusOut, str]:
         async with fleet([host]) as scheduler:
             await until(lambda: len(scheduler.workers) == 3)
             seen = {str(ws.name): dict(ws.resources) for ws in scheduler.workers.values()}
@@ -98,11 +99,12 @@ def test_soft_workers_run_soft_tasks_and_are_never_reshaped(
                 capsys.readouterr()
                 argv = ["fleet", "status", "--scheduler", scheduler.address]
                 assert await asyncio.to_thread(run, argv) == 0
-        return seen, limits, status
+                metrics = scheduler.extensions[EXTENSION].metrics
+        return seen, limits, status, metrics
 
     RAN.clear()
     try:
-        seen, limits, status = asyncio.run(scenario())
+        seen, limits, status, metrics = asyncio.run(scenario())
         with open_node(sim=str(path)) as node:
             assert node.leases() == []  # the agent stopped its workers; their leases ended
     finally:
@@ -122,6 +124,9 @@ def test_soft_workers_run_soft_tasks_and_are_never_reshaped(
     assert {s.worker for s in shown.soft} == set(seen)
     assert shown.gpus == [] and status.controller.reshapes_done == 0
     assert "reshape-planned" not in status.controller.counts
+    labels = 'host="soft-a",isolation="soft",share="{}",state="worker"'
+    assert f"migctl_fleet_soft_devices{{{labels.format('25%')}}} 2.0" in metrics, metrics
+    assert f"migctl_fleet_soft_devices{{{labels.format('50%')}}} 1.0" in metrics
     shown_text = capsys.readouterr()
     rows = [line for line in shown_text.out.splitlines() if "SOFT-" in line]
     assert len(rows) == 3 and all("isolation soft" in row for row in rows), shown_text

@@ -251,7 +251,25 @@ class _FleetCollector(Collector):
             running.add_metric([host.name], float(tasks))
             reshaping.add_metric([host.name], float(sum(g.reshaping for g in host.gpus)))
         yield from (up, gpus, slices, running, reshaping)
+        yield self._soft()
         yield from self._controller()
+
+    def _soft(self) -> Metric:
+        soft = GaugeMetricFamily(
+            "migctl_fleet_soft_devices",
+            "soft devices (MPS shares of GPUs without MIG; no fault or memory-bandwidth "
+            "isolation) by host, share and state (worker: a fleet worker holds it; held: "
+            "leased by others; free)",
+            labels=["host", "share", "state", "isolation"],
+        )
+        for host in self.view.hosts:
+            counts: Counter[tuple[str, str]] = Counter()
+            for device in host.soft:
+                state = "worker" if device.worker else "held" if device.held else "free"
+                counts[(f"{device.percent}%", state)] += 1
+            for (share, state), count in sorted(counts.items()):
+                soft.add_metric([host.name, share, state, "soft"], float(count))
+        return soft
 
     def _controller(self) -> Iterator[Metric]:
         control = self.view.controller
