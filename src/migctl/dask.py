@@ -7,6 +7,7 @@ read the way the rest of migctl reads them::
     from migctl.dask import mig, gpu
     client.submit(train, resources=mig("3g.40gb"))   # {"mig-3g.40gb": 1}
     client.submit(infer, resources=gpu(mem="12GiB"))  # {"gpu-mem-gib": 12.0, "mig-device": 1}
+    client.submit(serve, resources=soft(share=25))     # {"soft-share": 25.0, "soft-device": 1}
 
 ``MigCluster`` brings a whole simulated (or real) fleet up in one line (``migctl.fleet.cluster``:
 a scheduler with the fleet controller, N hosts each with its own machine, files and agent,
@@ -34,6 +35,8 @@ from migctl.fleet.resources import (
     GPU_MEM_GIB,
     GPU_SM,
     MIG_DEVICE,
+    SOFT_DEVICE,
+    SOFT_SHARE,
     profile_resource,
     worker_memory_limit,
     worker_resources,
@@ -45,7 +48,15 @@ if TYPE_CHECKING:
     from migctl.fleet.cluster import MigCluster
     from migctl.fleet.simhosts import SimHost
 
-__all__ = ["MigCluster", "SimHost", "gpu", "mig", "worker_memory_limit", "worker_resources"]
+__all__ = [
+    "MigCluster",
+    "SimHost",
+    "gpu",
+    "mig",
+    "soft",
+    "worker_memory_limit",
+    "worker_resources",
+]
 _LAZY = {"MigCluster": "migctl.fleet.cluster", "SimHost": "migctl.fleet.simhosts"}
 
 
@@ -112,4 +123,25 @@ def gpu(mem: str | None = None, sm: int | None = None) -> dict[str, float]:
                 context={"sm": str(sm)},
             )
         resources[GPU_SM] = float(sm)
+    return resources
+
+
+def soft(share: int, mem: str | None = None) -> dict[str, float]:
+    """``resources=`` for a soft device (an MPS share of a GPU without MIG) with at least
+    ``share`` percent of its SMs and, if given, ``mem`` (``"8GiB"``) of pinned memory.
+    Soft devices have no fault or memory-bandwidth isolation (docs/soft-partitions.md)."""
+    if isinstance(share, bool) or not isinstance(share, int) or not 1 <= share <= 100:
+        raise InvalidInputError(
+            f"share must be a whole percent from 1 to 100, not {share!r}",
+            hint="the SM share a soft device must have at least, e.g. soft(share=25)",
+            context={"share": str(share)},
+        )
+    resources = {SOFT_SHARE: float(share), SOFT_DEVICE: 1.0}
+    if mem is not None:
+        mib = parse_memory_mib(mem)
+        if mib <= 0:
+            raise InvalidInputError(
+                f"soft(mem={mem!r}) must be a positive size", hint='e.g. soft(25, mem="8GiB")'
+            )
+        resources[GPU_MEM_GIB] = mib / 1024
     return resources

@@ -1,7 +1,7 @@
 """``migctl fleet``: bad input is refused with a clear message and its exit code, nothing runs.
 
 An unreachable scheduler is exit 10 naming it; a bad count or policy value exit 11 naming the
-setting; a daemon and a simulated machine at once exit 2; a scheduler with no controller yet
+setting; a daemon and a simulated machine at once, or soft shares past 100%, exit 2; a scheduler with no controller yet
 exit 3 saying how to start one. A view asked as JSON is the controller's in the envelope.
 """
 
@@ -48,6 +48,19 @@ def test_a_daemon_and_a_simulated_machine_contradict(capsys: pytest.CaptureFixtu
                 "--node", "unix:///nowhere.sock"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "contradict" in err
+
+
+@pytest.mark.parametrize(
+    ("shares", "said"), [(("60", "50"), "sum to 110%"), (("0",), "from 1 to 100")]
+)
+def test_bad_soft_shares_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], shares: tuple[str, ...], said: str
+) -> None:
+    capsys.readouterr()
+    argv = ["--sim", "l40s-node", "fleet", "agent", "--scheduler", "tcp://127.0.0.1:9"]
+    code = run([*argv, *(f"--soft-share={share}" for share in shares)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--soft-share" in err and said in err, err
 
 
 def test_a_scheduler_without_a_controller_says_how_to_start_one(

@@ -19,6 +19,7 @@ import typer
 from migctl.cli.output import emit, note, outside, print_rows, table
 from migctl.cli.session import session
 from migctl.errors import InvalidInputError, NotSupportedError, UsageError
+from migctl.reports import SOFT_ISOLATION_NOTE
 
 if TYPE_CHECKING:
     from migctl.schemas.fleet import FleetStatusOut
@@ -79,13 +80,22 @@ def agent(
             "--stop-grace", help="SIGTERM to SIGKILL for a worker's group.", min=0.1, max=3600
         ),
     ] = 10.0,
+    soft_share: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--soft-share",
+            help="Repeatable: keep a worker on an MPS share of this percent of each GPU without "
+            "MIG (e.g. --soft-share 50 --soft-share 25 --soft-share 25).",
+        ),
+    ] = None,
 ) -> None:
     """Run this host's node agent (one per host, beside its daemon; --sim: a simulated host).
 
     It reports the host's GPUs, MIG devices and workers to the fleet controller through the
     scheduler, and carries out its orders: reshape through the node (never forced), start and
-    stop one `dask worker` per MIG device under `migctl run`. Runs until SIGTERM/SIGINT, then
-    stops its workers.
+    stop one `dask worker` per MIG device under `migctl run`. With --soft-share it also keeps
+    one worker per share on each GPU without MIG (`migctl run --share P% --parent GPU`; never
+    reshaped). Runs until SIGTERM/SIGINT, then stops its workers.
     """
     current = session()
     if node is not None and current.sim is not None:
@@ -96,7 +106,12 @@ def agent(
         )
     with fleet_needed("migctl fleet agent"):
         from migctl.fleet.service import agent_for, run_agent
+        from migctl.fleet.soft_workers import check_soft_shares
 
+    try:
+        shares = check_soft_shares(tuple(soft_share or ()))
+    except InvalidInputError as error:
+        raise UsageError(f"--soft-share: {error.message}", hint=error.hint) from None
     found = agent_for(
         current.settings,
         node_url=node,
@@ -104,6 +119,7 @@ def agent(
         scheduler=scheduler,
         heartbeat_s=heartbeat,
         stop_grace_s=stop_grace,
+        soft_shares=shares,
     )
     run_agent(found)
 
@@ -186,7 +202,7 @@ def _render(view: FleetStatusOut) -> None:
     )
     rows = table("Host", "GPU", "Slice", "Device", "State", "Worker", "Tasks")
     for host in view.hosts:
-        if host.error or not host.gpus:
+        if host.error or not (host.gpus or host.soft):
             rows.add_row(outside(host.name), "", "", "", outside(host.error or "no GPUs"), "", "")
         for gpu in host.gpus:
             for item in gpu.slices:
@@ -202,5 +218,18 @@ def _render(view: FleetStatusOut) -> None:
                     outside(f"{worker.status}" if worker else ""),
                     outside(tasks),
                 )
+        for soft in host.soft:
+            worker = soft.worker_view
+            rows.add_row(
+                outside(host.name),
+                str(soft.gpu),
+                f"soft {soft.percent}% {soft.memory_limit_mib} MiB",
+                outside(soft.uuid),
+                f"isolation {soft.isolation}",
+                outside(f"{worker.status}" if worker else ""),
+                outside(", ".join(t.key for t in worker.tasks[:3]) if worker else ""),
+            )
     print_rows(rows)
+    if any(host.soft for host in view.hosts):
+        note([f"isolation soft: {SOFT_ISOLATION_NOTE}"])
     note(f"reshape {r.id}: {r.host} GPU {r.gpu}, {r.phase}, {r.age_s:.0f} s" for r in view.reshapes)

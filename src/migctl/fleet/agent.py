@@ -10,6 +10,10 @@ as they come (``apply``: reshape through the node; ``start``/``stop``: a worker 
 process group, SIGTERM then SIGKILL to the group); each answer goes back through
 ``migctl_fleet_result``. An order past its deadline is refused, never run late.
 
+With soft shares configured (``NodeHost.soft_shares``) the agent itself keeps a worker per
+share on each GPU without MIG (``fleet.soft_workers``), and starts one that died again after
+``soft_backoff_s``: the controller never orders or reshapes soft workers.
+
 Supervision: a worker whose process ended by itself is reported (``worker-died``) and
 forgotten; its ``migctl run`` releases its lease as it ends (and the lease store's liveness
 rules end it if even that died). A node that cannot answer is reported (``node-unavailable``)
@@ -56,6 +60,7 @@ class Agent:
     scheduler: str
     heartbeat_s: float = 1.0
     stop_grace_s: float = 10.0
+    soft_backoff_s: float = 10.0  # a soft worker that failed or died is started again after
     events: list[dict[str, Any]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _node_down: bool = False
@@ -97,6 +102,7 @@ class Agent:
 
     async def _serve(self, client: Any, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            await self.keep_soft_workers()
             report, error = await self.report()
             events, self.events = self.events, []
             try:
@@ -120,6 +126,22 @@ class Agent:
                 task = asyncio.create_task(self._execute(client, raw))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+    async def keep_soft_workers(self) -> None:
+        """Start the host's missing soft-share workers (the controller never orders them)."""
+        if not self.host.soft_shares or self._node_down:
+            return
+        try:
+            started, failed = await self.host.ensure_soft_workers(
+                self.scheduler, self.soft_backoff_s
+            )
+        except (MigctlError, OSError, ValidationError) as error:
+            log.warning("agent %s: soft workers: %s", self.host.name, error)
+            return
+        for name in started:
+            self.note("soft-worker-started", worker=name)
+        for name, reason in failed:
+            self.note("soft-worker-failed", worker=name, error=reason)
 
     async def report(self) -> tuple[dict[str, Any] | None, str | None]:
         """This host's inventory in wire form, or why there is none; notes workers that died."""

@@ -219,6 +219,8 @@ class MigCluster:
         ]
         if url is not None:
             argv += ["--node", url]
+        for share in spec.soft_shares if spec is not None else ():
+            argv += ["--soft-share", str(share)]
         self._spawn(f"agent-{name}", argv)
 
     def _check_alive(self) -> None:
@@ -262,13 +264,12 @@ class MigCluster:
     def wait_for_workers(
         self, count: int | None = None, timeout_s: float = 120.0
     ) -> FleetStatusOut:
-        """Until ``count`` workers (default: one per idle device) run."""
+        """Until ``count`` workers (soft ones included; default: one per idle MIG device) run."""
 
         def ready(view: FleetStatusOut) -> bool:
             slices = [s for h in view.hosts for g in h.gpus for s in g.slices]
-            running = sum(
-                1 for s in slices if s.worker is not None and s.worker.status == "running"
-            )
+            seen = [s.worker for s in slices] + [d.worker_view for h in view.hosts for d in h.soft]
+            running = sum(1 for w in seen if w is not None and w.status == "running")
             wanted = count if count is not None else sum(1 for s in slices if not s.busy)
             return running >= wanted
 
@@ -295,13 +296,9 @@ class MigCluster:
             view = self.status(timeout_s=5.0)
         except (MigctlError, OSError):  # closing: whatever is reachable
             return []
-        return [
-            s.worker.pid
-            for h in view.hosts
-            for g in h.gpus
-            for s in g.slices
-            if s.worker is not None and s.worker.pid is not None
-        ]
+        seen = [s.worker for h in view.hosts for g in h.gpus for s in g.slices]
+        seen += [d.worker_view for h in view.hosts for d in h.soft]
+        return [w.pid for w in seen if w is not None and w.pid is not None]
 
     def __enter__(self) -> MigCluster:
         return self

@@ -40,6 +40,20 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
+class SoftDevice:
+    """A soft device (an MPS share) of a GPU without MIG: never reshaped by the fleet;
+    ``isolation`` soft (no fault or memory-bandwidth isolation)."""
+
+    uuid: str  # SOFT-...
+    gpu: int
+    parent_uuid: str
+    percent: int
+    memory_limit_mib: int
+    worker: str | None = None  # the fleet worker holding it
+    held: bool = False  # leased (by a fleet worker or anyone else)
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerRecord:
     """A fleet worker a host runs: its name, device, process (None in-process) and start."""
 
@@ -56,6 +70,7 @@ class HostInventory:
     devices: tuple[Device, ...]
     workers: tuple[WorkerRecord, ...] = ()
     description: str = ""  # the node's own words (``simulated ...``, ``the daemon at ...``)
+    soft: tuple[SoftDevice, ...] = ()  # soft devices of GPUs without MIG (never planned)
 
     def device_at(self, gpu: int, placement: Placement) -> Device | None:
         return next((d for d in self.devices if d.gpu == gpu and d.placement == placement), None)

@@ -8,7 +8,8 @@ for a ``LocalNode``. ``node_environment`` says which variables; every other ``MI
 variable of this process is dropped so none can point the worker elsewhere.
 
 ``SubprocessLauncher`` starts ``migctl run --device MIG-<uuid> --job NAME --quiet -- dask worker
-...`` in its own process group; ``InProcessLauncher`` runs a ``distributed.Worker`` in this
+...`` (or ``migctl run --share P% --parent GPU-<uuid> ...`` for a soft worker) in its own
+process group; ``InProcessLauncher`` runs a ``distributed.Worker`` in this
 process after leasing the device through the node (tests, simulated fleets in one process).
 Imported by ``fleet.node_host``.
 """
@@ -22,7 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migctl.fleet.workers import InProcessWorker, WorkerHandle, WorkerProcess, worker_command
+from migctl.fleet.resources import worker_memory_limit, worker_resources
+from migctl.fleet.workers import (
+    InProcessWorker,
+    SoftWorkerShare,
+    WorkerHandle,
+    WorkerProcess,
+    soft_worker_command,
+    worker_command,
+)
 from migctl.model import GiProfile
 
 if TYPE_CHECKING:
@@ -83,6 +92,15 @@ class SubprocessLauncher:
         self, node: Node, scheduler: str, uuid: str, profile: GiProfile, name: str
     ) -> Started:
         argv = worker_command(scheduler, uuid, profile, name, migctl=self.migctl, dask=self.dask)
+        return self._spawn(node, argv, name)
+
+    async def start_soft(
+        self, node: Node, scheduler: str, share: SoftWorkerShare, name: str
+    ) -> Started:
+        argv = soft_worker_command(scheduler, share, name, migctl=self.migctl, dask=self.dask)
+        return self._spawn(node, argv, name)
+
+    def _spawn(self, node: Node, argv: list[str], name: str) -> Started:
         env = worker_environment(self.base_env, node_environment(node))
         log_path = self.log_dir / f"migctl-worker-{_safe(name)}.log"
         process = WorkerProcess.start(argv, env, str(log_path))
@@ -96,8 +114,14 @@ class InProcessLauncher:
     async def start(
         self, node: Node, scheduler: str, uuid: str, profile: GiProfile, name: str
     ) -> Started:
-        handle = await InProcessWorker.start(scheduler, profile, name)
-        return Started(handle, None)
+        offer = worker_resources(profile), worker_memory_limit(profile)
+        return Started(await InProcessWorker.start(scheduler, offer, name), None)
+
+    async def start_soft(
+        self, node: Node, scheduler: str, share: SoftWorkerShare, name: str
+    ) -> Started:
+        offer = share.resources(), share.memory_limit()
+        return Started(await InProcessWorker.start(scheduler, offer, name), None)
 
 
 Launcher = SubprocessLauncher | InProcessLauncher

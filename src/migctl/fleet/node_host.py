@@ -7,7 +7,8 @@ Node API, so that the engine's guarantees hold unchanged: ``inventory`` is ``nod
 several compute instances); a reshape is ``node.apply(InstancesTarget.of(...))`` without force,
 so the engine never destroys a busy instance; a worker is ``migctl run --device MIG-<uuid> --job
 NAME -- dask worker ...`` pointed at the same machine (``fleet.launch``), so its lease lives in
-that host's lease store and ends with it.
+that host's lease store and ends with it. With ``soft_shares`` the host also keeps a worker per
+soft share on each GPU without MIG (``fleet.soft_workers``), which the controller never reshapes.
 
 Node access: ``HeldNode`` keeps one node open (an agent process, a RemoteNode);
 ``ReopenedNode`` opens the node for each operation under a process-wide lock, because pynvml
@@ -25,13 +26,20 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from migctl.errors import MigctlError, NotFoundError
 from migctl.fleet.host import Device, HostInventory, WorkerRecord
 from migctl.fleet.launch import InProcessLauncher, Launcher, Started
-from migctl.fleet.workers import AdoptedGroup
+from migctl.fleet.soft_workers import (
+    check_soft_shares,
+    is_soft_worker_name,
+    soft_devices,
+    soft_lease_request,
+    wanted_shares,
+)
+from migctl.fleet.workers import AdoptedGroup, SoftWorkerShare
 from migctl.model import GpuModel, InstanceView
 from migctl.planner import DesiredCi, DesiredGi, DesiredLayout
 from migctl.planner.fleet_model import FleetGpu, FleetInstance, GpuTarget
@@ -98,7 +106,9 @@ class NodeHost:
     host_name: str
     access: NodeAccess
     launcher: Launcher = field(default_factory=InProcessLauncher)
+    soft_shares: tuple[int, ...] = ()  # a worker per share on each GPU without MIG
     _workers: dict[str, _Worker] = field(default_factory=dict)
+    _soft_failed: dict[str, float] = field(default_factory=dict)  # name -> when it failed
     _models: dict[int, GpuModel] = field(default_factory=dict)
 
     @property
@@ -122,7 +132,13 @@ class NodeHost:
         missing = [g.info.index for g in found.gpus if g.info.index not in self._models]
         if missing:
             self._models.update(node.models(missing))
-        return host_inventory(self.host_name, found, self._models, self.workers(), self._ours())
+        inventory = host_inventory(
+            self.host_name, found, self._models, self.workers(), self._ours()
+        )
+        return replace(inventory, soft=soft_devices(found, {n: n for n in self._workers}))
+
+    def __post_init__(self) -> None:
+        self.soft_shares = check_soft_shares(self.soft_shares)
 
     def _ours(self) -> dict[str, int | None]:
         return {w.uuid: w.started.pid for w in self._workers.values()}
@@ -179,6 +195,43 @@ class NodeHost:
         log.info("%s: started worker %s", self.host_name, name)
         return name
 
+    async def ensure_soft_workers(
+        self, scheduler: str, backoff_s: float
+    ) -> tuple[list[str], list[tuple[str, str]]]:
+        """Start the soft-share workers this host lacks (a failed one again after
+        ``backoff_s``): the names started, and (name, error) for those that failed."""
+        if not self.soft_shares:
+            return [], []
+        found = await self._call(lambda node: node.inventory())
+        wanted = wanted_shares(self.host_name, found, self.soft_shares)
+        started, failed = [], []
+        for name, share in wanted.items():
+            if name in self._workers or time.time() - self._soft_failed.get(name, 0) < backoff_s:
+                continue
+            try:
+                await self._start_soft(name, share, scheduler)
+            except (MigctlError, OSError, TimeoutError) as error:
+                self._soft_failed[name] = time.time()
+                failed.append((name, str(error)[:500]))
+            else:
+                started.append(name)
+        return started, failed
+
+    async def _start_soft(self, name: str, share: SoftWorkerShare, scheduler: str) -> None:
+        lease = None
+        if isinstance(self.launcher, InProcessLauncher):
+            request = soft_lease_request(share, name, os.getpid())
+            lease = await self._call(lambda node: node.acquire(request).lease_id)
+        try:
+            started = await self.launcher.start_soft(self._node_for_env(), scheduler, share, name)
+        except BaseException:
+            if lease is not None:
+                await self._release(lease)
+            raise
+        started.lease = lease
+        self._workers[name] = _Worker(share.parent_uuid, started, time.time())
+        log.info("%s: started soft worker %s", self.host_name, name)
+
     def _node_for_env(self) -> Node:
         """The node a worker's ``migctl run`` must reach (a held node; else opened briefly)."""
         if isinstance(self.access, HeldNode):
@@ -224,6 +277,8 @@ class NodeHost:
             if worker.started.handle.exited():
                 dead.append(WorkerRecord(name, worker.uuid, worker.started.pid, worker.at))
                 del self._workers[name]
+                if is_soft_worker_name(self.host_name, name):
+                    self._soft_failed[name] = time.time()  # started again after a back-off
         return dead
 
     async def adopt(self) -> list[str]:
@@ -232,7 +287,8 @@ class NodeHost:
         leases = await self._call(lambda node: node.leases())
         adopted = []
         for lease in leases:
-            name = f"{self.host_name}:{lease.uuid}"
+            soft = is_soft_worker_name(self.host_name, lease.job)
+            name = str(lease.job) if soft else f"{self.host_name}:{lease.uuid}"
             if lease.job != name or lease.pid is None or name in self._workers:
                 continue
             try:
@@ -240,7 +296,8 @@ class NodeHost:
             except (ProcessLookupError, PermissionError):
                 continue  # gone: the store's liveness rules end its lease
             handle = AdoptedGroup(group, lease.pid)
-            self._workers[name] = _Worker(lease.uuid, Started(handle, group), lease.created_at)
+            uuid = (lease.parent_uuid or lease.uuid) if soft else lease.uuid
+            self._workers[name] = _Worker(uuid, Started(handle, group), lease.created_at)
             adopted.append(name)
         return adopted
 

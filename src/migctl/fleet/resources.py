@@ -6,7 +6,11 @@ the device-plugin vocabulary so that users, workers and the controller agree:
 * a worker on a MIG device offers ``mig-<profile>: 1``, ``gpu-mem-gib`` (the instance's
   memory), ``gpu-sm`` (its SMs) and ``mig-device: 1``;
 * a task asks ``mig-<profile>: 1`` (that exact profile), or ``gpu-mem-gib`` / ``gpu-sm``
-  with ``mig-device: 1`` (any device that large, one task per device at a time).
+  with ``mig-device: 1`` (any device that large, one task per device at a time);
+* a worker on a soft device (an MPS share of a GPU without MIG) offers ``soft-share: P``
+  (its SM share in percent), ``gpu-mem-gib`` (its pinned memory limit) and ``soft-device: 1``;
+  a task asks ``soft-share`` (at least that share) with ``soft-device: 1``. Soft requests are
+  never MIG demand: the controller does not reshape soft shares.
 
 The worker's memory limit is the instance's memory in bytes, never the whole GPU's.
 ``demand_of`` turns a task's restrictions back into what the planner plans for.
@@ -27,6 +31,8 @@ MIG_PREFIX = "mig-"
 MIG_DEVICE = "mig-device"
 GPU_MEM_GIB = "gpu-mem-gib"
 GPU_SM = "gpu-sm"
+SOFT_SHARE = "soft-share"
+SOFT_DEVICE = "soft-device"
 MIB_BYTES = 1024 * 1024
 
 RestrictionKey = tuple[tuple[str, float], ...]
@@ -48,6 +54,16 @@ def worker_resources(profile: GiProfile) -> dict[str, float]:
     return resources
 
 
+def soft_worker_resources(percent: int, memory_mib: int) -> dict[str, float]:
+    """What a worker on a soft device offers: its share, its pinned memory limit (rounded
+    down, as for MIG devices) and ``soft-device: 1``."""
+    return {
+        SOFT_SHARE: float(percent),
+        GPU_MEM_GIB: math.floor(memory_mib * 1000 / 1024) / 1000,
+        SOFT_DEVICE: 1.0,
+    }
+
+
 def worker_memory_limit(profile: GiProfile) -> int:
     """The worker's memory limit in bytes: the instance's memory (0 = unknown: no limit)."""
     return (profile.memory_mib or 0) * MIB_BYTES
@@ -63,7 +79,10 @@ def _number(value: float) -> str:
 
 
 def is_gpu_request(restrictions: Mapping[str, float]) -> bool:
-    """Does this task ask for a MIG device at all (other resources are not ours)?"""
+    """Does this task ask for a MIG device at all (other resources, and soft devices, which
+    are never reshaped, are not the controller's)?"""
+    if SOFT_DEVICE in restrictions or SOFT_SHARE in restrictions:
+        return False
     return any(k.startswith(MIG_PREFIX) or k in (GPU_MEM_GIB, GPU_SM) for k in restrictions)
 
 

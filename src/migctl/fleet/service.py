@@ -59,10 +59,12 @@ def agent_for(
     scheduler: str,
     heartbeat_s: float,
     stop_grace_s: float,
+    soft_shares: tuple[int, ...] = (),
 ) -> Agent:
     """The agent of this host: over its daemon (``node_url``), else over the machine of
     ``settings`` (a simulated one with ``sim``), which it owns: an apply a crash interrupted
-    is finished first (``recover``), as the daemon does when it starts."""
+    is finished first (``recover``), as the daemon does when it starts. ``soft_shares``: a
+    worker per share on each GPU without MIG."""
     from migctl.node.open import connect, open_node
 
     if node_url is not None:
@@ -81,7 +83,10 @@ def agent_for(
         dask=(sys.executable, "-m", "distributed.cli.dask_worker"),
     )
     agent = Agent(
-        NodeHost(name or default, HeldNode(node), launcher), scheduler, heartbeat_s, stop_grace_s
+        NodeHost(name or default, HeldNode(node), launcher, soft_shares),
+        scheduler,
+        heartbeat_s,
+        stop_grace_s,
     )
     if recovered not in (None, "nothing"):
         agent.note("node-recovered", mode=recovered)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migctl.errors import InvalidInputError, InvalidStateError
+from migctl.fleet.soft_workers import check_soft_shares
 from migctl.planner import DesiredGi, DesiredLayout
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -29,13 +30,15 @@ MAX_GPUS = 8
 class SimHost:
     """One simulated host: ``gpus`` GPUs of ``model``, each in ``layout`` (GI profiles); the
     instances of GPU 0 at the indexes ``held`` (in placement order) are held by a live process
-    each (busy: the fleet must never touch them)."""
+    each (busy: the fleet must never touch them). ``soft_shares`` (with ``layout=()``): its
+    agent keeps a soft-share worker per share on each GPU (MIG-incapable, or MIG off)."""
 
     name: str
     model: str = "h100"
     gpus: int = 1
     layout: tuple[str, ...] = ("4g.40gb", "3g.40gb")
     held: tuple[int, ...] = ()
+    soft_shares: tuple[int, ...] = ()  # a worker per share on each GPU without MIG
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):
@@ -47,6 +50,13 @@ class SimHost:
             raise InvalidInputError(f"{self.name}: 1 to {MAX_GPUS} GPUs, not {self.gpus}")
         if any(not 0 <= i < len(self.layout) for i in self.held):
             raise InvalidInputError(f"{self.name}: held indexes must point into the layout")
+        check_soft_shares(self.soft_shares)
+        if self.soft_shares and self.layout:
+            raise InvalidInputError(
+                f"{self.name}: soft shares go on GPUs without MIG, but a MIG layout is given",
+                hint="give layout=() with soft_shares (e.g. SimHost(NAME, model='l40s', "
+                "layout=(), soft_shares=(50, 25, 25)))",
+            )
 
 
 def machine_text(spec: SimHost) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -21,8 +21,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from migctl.fleet.controller import FleetController
+from migctl.fleet.host import SoftDevice
 from migctl.fleet.registry import remote_publish_view
 from migctl.fleet.scheduler_side import SchedulerLink
+from migctl.fleet.wire import soft_out, to_msg
 from migctl.schemas.base import PlacementOut
 from migctl.schemas.fleet import (
     ControllerOut,
@@ -31,6 +33,7 @@ from migctl.schemas.fleet import (
     HostViewOut,
     ReshapeOut,
     SliceOut,
+    SoftSliceOut,
     TaskOut,
     WorkerOut,
 )
@@ -144,9 +147,25 @@ def _hosts(controller: FleetController, workers: dict[str, Any]) -> list[HostVie
                 seen_s_ago=getattr(host, "age_s", None),
                 error=getattr(host, "error", None),
                 gpus=gpus,
+                soft=_soft(inventory.soft if inventory else (), workers, pids),
             )
         )
     return hosts
+
+
+def _soft(
+    devices: Sequence[SoftDevice], workers: dict[str, Any], pids: dict[str, int | None]
+) -> list[SoftSliceOut]:
+    """The host's soft devices (isolation soft), each with its worker as the scheduler sees it."""
+    return [
+        SoftSliceOut(
+            **to_msg(soft_out(device)),
+            worker_view=_worker(device.worker, workers.get(device.worker), pids)
+            if device.worker is not None
+            else None,
+        )
+        for device in devices
+    ]
 
 
 def _worker(name: str, seen: dict[str, Any] | None, pids: dict[str, int | None]) -> WorkerOut:
@@ -232,7 +251,25 @@ class _FleetCollector(Collector):
             running.add_metric([host.name], float(tasks))
             reshaping.add_metric([host.name], float(sum(g.reshaping for g in host.gpus)))
         yield from (up, gpus, slices, running, reshaping)
+        yield self._soft()
         yield from self._controller()
+
+    def _soft(self) -> Metric:
+        soft = GaugeMetricFamily(
+            "migctl_fleet_soft_devices",
+            "soft devices (MPS shares of GPUs without MIG; no fault or memory-bandwidth "
+            "isolation) by host, share and state (worker: a fleet worker holds it; held: "
+            "leased by others; free)",
+            labels=["host", "share", "state", "isolation"],
+        )
+        for host in self.view.hosts:
+            counts: Counter[tuple[str, str]] = Counter()
+            for device in host.soft:
+                state = "worker" if device.worker else "held" if device.held else "free"
+                counts[(f"{device.percent}%", state)] += 1
+            for (share, state), count in sorted(counts.items()):
+                soft.add_metric([host.name, share, state, "soft"], float(count))
+        return soft
 
     def _controller(self) -> Iterator[Metric]:
         control = self.view.controller

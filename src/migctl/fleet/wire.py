@@ -12,9 +12,15 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from migctl.fleet.host import Device, HostInventory, WorkerRecord
+from migctl.fleet.host import Device, HostInventory, SoftDevice, WorkerRecord
 from migctl.schemas.base import PlacementOut
-from migctl.schemas.fleet import DeviceOut, FleetGpuOut, HostInventoryOut, WorkerRecordOut
+from migctl.schemas.fleet import (
+    DeviceOut,
+    FleetGpuOut,
+    HostInventoryOut,
+    SoftDeviceOut,
+    WorkerRecordOut,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -57,6 +63,25 @@ def inventory_out(inventory: HostInventory) -> HostInventoryOut:
             WorkerRecordOut(name=w.name, uuid=w.uuid, pid=w.pid, started_at=w.started_at)
             for w in inventory.workers
         ],
+        soft=[soft_out(d) for d in inventory.soft],
+    )
+
+
+def soft_out(device: SoftDevice) -> SoftDeviceOut:
+    return SoftDeviceOut(
+        uuid=device.uuid,
+        gpu=device.gpu,
+        parent_uuid=device.parent_uuid,
+        percent=device.percent,
+        memory_limit_mib=device.memory_limit_mib,
+        worker=device.worker,
+        held=device.held,
+    )
+
+
+def soft_in(out: SoftDeviceOut) -> SoftDevice:
+    return SoftDevice(
+        out.uuid, out.gpu, out.parent_uuid, out.percent, out.memory_limit_mib, out.worker, out.held
     )
 
 
@@ -69,4 +94,5 @@ def inventory_in(out: HostInventoryOut) -> HostInventory:
         tuple(device_in(d) for d in out.devices),
         tuple(WorkerRecord(w.name, w.uuid, w.pid, w.started_at) for w in out.workers),
         out.description,
+        tuple(soft_in(d) for d in out.soft),
     )

@@ -10,7 +10,9 @@ the ``migctl run`` parent alone would leave the worker orphaned on the device. N
 a worker that dies is not restarted behind the controller's back, and its lease ends.
 
 ``InProcessWorker`` runs the same worker inside this process (tests, simulated fleets);
-its host takes the device's lease for it. Imported by ``fleet.launch``.
+its host takes the device's lease for it. A soft worker (``soft_worker_command``) is the same
+worker on an MPS share of a GPU without MIG: ``migctl run --share P% --parent GPU-<uuid>
+--memory M``, its memory limit the share's pinned limit. Imported by ``fleet.launch``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from migctl.fleet.resources import resources_text, worker_memory_limit, worker_resources
+from migctl.fleet.resources import (
+    MIB_BYTES,
+    resources_text,
+    soft_worker_resources,
+    worker_memory_limit,
+    worker_resources,
+)
 from migctl.model import GiProfile
 
 POLL_S = 0.05
@@ -42,11 +50,41 @@ def worker_command(
     dask: Sequence[str] = ("dask", "worker"),
 ) -> list[str]:
     """The argv that starts one worker on MIG device ``uuid`` under ``migctl run``."""
+    lease = ["--device", uuid]
+    offer = worker_resources(profile), worker_memory_limit(profile)
+    return _under_run(lease, scheduler, offer, name, migctl=migctl, dask=dask)
+
+
+def soft_worker_command(
+    scheduler: str,
+    share: SoftWorkerShare,
+    name: str,
+    *,
+    migctl: Sequence[str] = ("migctl",),
+    dask: Sequence[str] = ("dask", "worker"),
+) -> list[str]:
+    """The argv that starts one worker on a soft device: ``migctl run --share P% --parent GPU
+    --memory M`` (the share's pinned limit, also the worker's memory limit)."""
+    lease = ["--share", f"{share.percent}%", "--parent", share.parent_uuid]
+    lease += ["--memory", f"{share.memory_mib}MiB"]
+    offer = share.resources(), share.memory_limit()
+    return _under_run(lease, scheduler, offer, name, migctl=migctl, dask=dask)
+
+
+def _under_run(
+    lease: list[str],
+    scheduler: str,
+    offer: tuple[dict[str, float], int],
+    name: str,
+    *,
+    migctl: Sequence[str],
+    dask: Sequence[str],
+) -> list[str]:
+    resources, memory_limit = offer
     return [
         *migctl,
         "run",
-        "--device",
-        uuid,
+        *lease,
         "--job",
         name,
         "--quiet",
@@ -57,12 +95,30 @@ def worker_command(
         "1",
         "--no-nanny",
         "--resources",
-        resources_text(worker_resources(profile)),
+        resources_text(resources),
         "--memory-limit",
-        str(worker_memory_limit(profile)),
+        str(memory_limit),
         "--name",
         name,
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class SoftWorkerShare:
+    """One soft share a host's agent keeps a worker on: the parent GPU, the share and its
+    pinned memory limit in MiB."""
+
+    gpu: int
+    parent_uuid: str
+    percent: int
+    memory_mib: int
+
+    def resources(self) -> dict[str, float]:
+        return soft_worker_resources(self.percent, self.memory_mib)
+
+    def memory_limit(self) -> int:
+        """The worker's memory limit in bytes: the share's limit, never the whole GPU's."""
+        return self.memory_mib * MIB_BYTES
 
 
 class WorkerHandle(Protocol):
@@ -119,7 +175,10 @@ class InProcessWorker:
     worker: Any
 
     @classmethod
-    async def start(cls, scheduler: str, profile: GiProfile, name: str) -> InProcessWorker:
+    async def start(
+        cls, scheduler: str, offer: tuple[dict[str, float], int], name: str
+    ) -> InProcessWorker:
+        """A worker offering ``offer``: (resources, memory limit in bytes)."""
         import dask
         from distributed import Worker
 
@@ -130,8 +189,8 @@ class InProcessWorker:
         worker = await Worker(
             scheduler,
             nthreads=1,
-            resources=worker_resources(profile),
-            memory_limit=worker_memory_limit(profile),
+            resources=offer[0],
+            memory_limit=offer[1],
             name=name,
             dashboard=False,
             host="127.0.0.1",

@@ -80,6 +80,21 @@ class DeviceOut(Wire):
     worker: str | None = Field(None, max_length=200)
 
 
+class SoftDeviceOut(Wire):
+    """A soft device (an MPS share) of a GPU without MIG: the fleet never reshapes it."""
+
+    uuid: str = Field(min_length=4, max_length=80)
+    gpu: int = Field(ge=0, lt=MAX_GPUS_PER_HOST)
+    parent_uuid: str = Field(min_length=4, max_length=80)
+    percent: int = Field(ge=1, le=100)
+    memory_limit_mib: int = Field(ge=0)
+    worker: str | None = Field(None, max_length=200)
+    held: bool = False
+    isolation: Literal["soft"] = Field(
+        "soft", description="no fault or memory-bandwidth isolation (CUDA MPS)"
+    )
+
+
 class WorkerRecordOut(Wire):
     """A fleet worker a host runs."""
 
@@ -99,6 +114,7 @@ class HostInventoryOut(Wire):
     gpus: list[FleetGpuOut] = Field(default_factory=list, max_length=MAX_GPUS_PER_HOST)
     devices: list[DeviceOut] = Field(default_factory=list, max_length=MAX_DEVICES_PER_HOST)
     workers: list[WorkerRecordOut] = Field(default_factory=list, max_length=MAX_DEVICES_PER_HOST)
+    soft: list[SoftDeviceOut] = Field(default_factory=list, max_length=MAX_DEVICES_PER_HOST)
 
 
 class NewInstanceOut(Wire):
@@ -201,6 +217,8 @@ class AgentEvent(Wire):
         "node-recovered",
         "agent-started",
         "worker-adopted",
+        "soft-worker-started",
+        "soft-worker-failed",
     ]
     at: float
     detail: dict[str, str | int | float | None] = Field(default_factory=dict, max_length=16)
@@ -233,6 +251,12 @@ class SliceOut(Wire):
     worker: WorkerOut | None = None
 
 
+class SoftSliceOut(SoftDeviceOut):
+    """A soft device in the fleet view, with its worker as the scheduler sees it."""
+
+    worker_view: WorkerOut | None = None
+
+
 class GpuViewOut(Wire):
     index: int
     model: str = Field(max_length=80)
@@ -246,6 +270,9 @@ class HostViewOut(Wire):
     seen_s_ago: float | None = None
     error: str | None = Field(None, max_length=2000)
     gpus: list[GpuViewOut] = Field(default_factory=list, max_length=MAX_GPUS_PER_HOST)
+    soft: list[SoftSliceOut] = Field(
+        default_factory=list, max_length=MAX_DEVICES_PER_HOST, description="isolation soft"
+    )
 
 
 class ReshapeOut(Wire):
