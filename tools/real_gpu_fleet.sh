@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The fleet on the real GPU machine, MIG read-only: a Dask scheduler, this host's agent with a
+# The fleet on the real GPU machine, MIG read-only: a Dask scheduler with the controller, this host's agent with a
 # soft-share worker per GPU (MIG off there), one PyTorch task per worker, `fleet status`; every
 # process and MPS daemon stopped at the end; MIG and compute mode compared before/after.
 #   usage: tools/real_gpu_fleet.sh OUTDIR
@@ -14,7 +14,7 @@ mode() { nvidia-smi --query-gpu=index,name,mig.mode.current,mig.mode.pending,com
 mode > "$out/before.csv"
 gpus=$(nvidia-smi -L | grep -c '^GPU')
 sched=tcp://127.0.0.1:8786
-setsid $py -m distributed.cli.dask_scheduler --host 127.0.0.1 --port 8786 \
+setsid $py -m distributed.cli.dask_scheduler --host 127.0.0.1 --port 8786 --preload migctl.fleet.plugin \
   --dashboard-address 127.0.0.1:8787 > "$out/scheduler.log" 2>&1 &
 spid=$!
 sleep 4
