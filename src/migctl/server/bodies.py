@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from migctl.planner import DesiredLayout
+from migctl.schemas.admin import TokenOut
 from migctl.schemas.base import Wire, WireRequest
 from migctl.schemas.layouts import GpuLayoutSpec
 from migctl.server.audit import AuditEntry
@@ -97,26 +98,9 @@ class TokenCreateRequest(WireRequest):
     )
 
 
-class TokenOut(Wire):
-    token_id: str
-    name: str
-    role: str
-    owner: str
-    created_at: float
-    created_by: str
-    last_used_at: float | None
-    revoked_at: float | None
-    revoked_by: str | None
-    active: bool
-
-    @classmethod
-    def of(cls, info: TokenInfo) -> TokenOut:
-        return cls.model_validate(info.to_dict())
-
-
-class TokenCreatedOut(Wire):
-    token: str
-    info: TokenOut
+def token_out(info: TokenInfo) -> TokenOut:
+    """A token as the API shows it (``migctl.schemas.admin.TokenOut``: never its secret)."""
+    return TokenOut.model_validate(info.to_dict())
 
 
 class AuditOut(Wire):

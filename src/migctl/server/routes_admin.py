@@ -11,8 +11,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from migctl.schemas.admin import TokenCreatedOut, TokenOut
 from migctl.server import audit
-from migctl.server.bodies import AuditOut, TokenCreatedOut, TokenCreateRequest, TokenOut
+from migctl.server.bodies import AuditOut, TokenCreateRequest, token_out
 from migctl.server.deps import Admin, Svc
 
 router = APIRouter(prefix="/v1")
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/v1")
 
 @router.get("/tokens", tags=["tokens"], summary="Every token (revoked ones too), no secrets")
 async def list_tokens(service: Svc, principal: Admin) -> list[TokenOut]:
-    return [TokenOut.of(t) for t in await service.blocking.run(service.tokens.list_tokens)]
+    return [token_out(t) for t in await service.blocking.run(service.tokens.list_tokens)]
 
 
 @router.post("/tokens", status_code=201, tags=["tokens"], summary="Create a token (shown once)")
@@ -37,14 +38,14 @@ async def create_token(
         created_by=principal.name,
     )
     audit.add_detail(request, token_id=info.token_id)
-    return TokenCreatedOut(token=secret, info=TokenOut.of(info))
+    return TokenCreatedOut(token=secret, info=token_out(info))
 
 
 @router.delete("/tokens/{token}", tags=["tokens"], summary="Revoke a token by name or id")
 async def revoke_token(token: str, service: Svc, principal: Admin, request: Request) -> TokenOut:
     audit.note(request, "token revoke", token)
     info = await service.blocking.run(service.tokens.revoke, token, revoked_by=principal.name)
-    return TokenOut.of(info)
+    return token_out(info)
 
 
 @router.get("/audit", tags=["audit"], summary="The audit log, newest first (admin)")
