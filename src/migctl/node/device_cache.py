@@ -27,6 +27,7 @@ class CandidateCache:
         self.max_age_s = max_age_s
         self._read_at: float | None = None
         self._candidates: list[DeviceCandidate] = []
+        self._profiles: frozenset[str] | None = None
 
     def candidates(self, backend: Backend) -> list[DeviceCandidate]:
         """The candidates now, or as read at most ``max_age_s`` ago."""
@@ -38,6 +39,14 @@ class CandidateCache:
             self._candidates = candidates(backend)
             self._read_at = now
         return list(self._candidates)
+
+    def profile_names(self, backend: Backend) -> frozenset[str]:
+        """The machine's MIG profile names, read once: a GPU's geometry does not change."""
+        if self._profiles is None:
+            from migctl.node.leasing import profile_names
+
+            self._profiles = profile_names(backend)
+        return self._profiles
 
     def invalidate(self) -> None:
         """The GPU instances changed: the next call reads the machine."""

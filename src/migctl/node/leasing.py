@@ -58,25 +58,34 @@ def acquire_on(
     withheld: Collection[str] = (),
     mps: MpsHost | None = None,
     found: Callable[[], list[DeviceCandidate]] | None = None,
+    profiles: frozenset[str] | None = None,
 ) -> Lease:
     """Lease the smallest free MIG device meeting ``request`` to ``owner`` (waiting if asked),
     never one of ``withheld``; or with ``request.share`` a soft device (``mps`` says how this
     machine runs MPS); ``found`` gives the MIG devices (default: the machine read now)."""
     if request.share is None and request.profile is not None:
-        refuse_unknown_profile(backend, request.profile)
+        refuse_unknown_profile(backend, request.profile, profiles)
     options = options_of(request, withheld, mps, found)
     return acquire(backend, store, selection_of(request), owner, options)
 
 
-def refuse_unknown_profile(backend: Backend, profile: str) -> None:
-    """A profile that no GPU here has is refused at once (it can never be free), as the daemon
-    refuses it: InvalidInputError naming the profiles there are."""
-    from migctl.errors import InvalidInputError
-    from migctl.model import normalize_profile_name
-
+def profile_names(backend: Backend) -> frozenset[str]:
+    """Every GI and CI profile name of the machine's MIG-capable GPUs."""
     models = [backend.live_model(info.index) for info in backend.gpus()]
     known = {p.name for m in models if m.mig_capable for p in m.gi_profiles}
     known |= {c.name for m in models if m.mig_capable for c in m.ci_profiles}
+    return frozenset(known)
+
+
+def refuse_unknown_profile(
+    backend: Backend, profile: str, names: frozenset[str] | None = None
+) -> None:
+    """A profile that no GPU here has is refused at once (it can never be free), as the daemon
+    refuses it: InvalidInputError naming the profiles there are (``names``: as already read)."""
+    from migctl.errors import InvalidInputError
+    from migctl.model import normalize_profile_name
+
+    known = profile_names(backend) if names is None else names
     if normalize_profile_name(profile) not in known:
         raise InvalidInputError(
             f"no GPU on this machine has a MIG profile {profile!r}",

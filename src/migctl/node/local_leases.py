@@ -129,11 +129,22 @@ class LocalLeases:
         found = functools.partial(cache.candidates, self.backend)
         try:
             return acquire_on(
-                self.backend, self.store, request, who, withheld=withheld, mps=self.mps, found=found
+                self.backend,
+                self.store,
+                request,
+                who,
+                withheld=withheld,
+                mps=self.mps,
+                found=found,
+                profiles=self.profile_names() if request.profile else None,
             )
         finally:
             if request.create:  # it may have made a GPU instance
                 cache.invalidate()
+
+    def profile_names(self) -> frozenset[str]:
+        """Every GI and CI profile name of this machine's MIG-capable GPUs (read once)."""
+        return self.device_cache.profile_names(self.backend)
 
     def release(self, target: int | str, *, user: str | None = None, admin: bool = False) -> Lease:
         """End a lease; ``user`` and ``admin`` are the daemon's principal, else this process

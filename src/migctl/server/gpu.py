@@ -31,7 +31,6 @@ class GpuAccess:
         self.node = node
         self.lock = threading.RLock()
         self._models: dict[int, GpuModel] | None = None
-        self._profiles: frozenset[str] = frozenset()
 
     @contextmanager
     def locked(self) -> Iterator[LocalNode]:
@@ -51,11 +50,7 @@ class GpuAccess:
 
     def known_profiles(self) -> frozenset[str]:
         """Every GI and CI profile name of this machine's GPUs (what a lease may ask for)."""
-        if not self._profiles:
-            names = {p.name for m in self.models().values() for p in m.gi_profiles}
-            names |= {c.name for m in self.models().values() for c in m.ci_profiles}
-            self._profiles = frozenset(names)
-        return self._profiles
+        return self.call(self.node.profile_names)
 
     def mig_devices(self) -> list[MigDevice]:
         """Every MIG device now."""
